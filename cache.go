@@ -1,0 +1,351 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/cachekit/cache/driver"
+)
+
+// Driver is the interface the drivers' *Driver values satisfy. It is driver.Driver; see
+// package driver for the optional capabilities a driver may add.
+type Driver = driver.Driver
+
+// Config configures a [Cache].
+type Config struct {
+	// Drivers is the named-driver registry: every driver the cache may use, by name.
+	// At least one is required.
+	Drivers map[string]Driver
+	// Default is the name of the current driver at start. It may be empty when Drivers
+	// holds exactly one driver.
+	Default string
+	// Prefix is the global prefix, joined to every key with ".": with Prefix "billing",
+	// key "user.1" is stored as "billing.user.1". Trailing dots are trimmed. Two caches
+	// with the same prefix over the same store see each other's keys and locks; with
+	// different prefixes they never do. Default: no prefix.
+	Prefix string
+	// PrefixFunc, when set, is called on every operation and wins over Prefix: a prefix
+	// per tenant or per request. An empty result means no prefix.
+	PrefixFunc func(context.Context) string
+}
+
+// Cache is the cache manager: a registry of named drivers, one of them current, and the
+// operations every driver shares (prefixes, namespaces, TTL rules, Remember, Lock).
+//
+// A *Cache is safe for use by many goroutines. The values returned by [Cache.Driver] and
+// [Cache.Namespace] are views of the same manager: they share its drivers, its current
+// driver and its Close.
+type Cache struct {
+	m      *manager
+	pinned *namedDriver // nil: the manager's current driver
+	ns     string       // the namespace of a Namespace view, "" for none
+}
+
+type manager struct {
+	drivers    map[string]*namedDriver
+	current    atomic.Pointer[namedDriver]
+	prefix     string
+	prefixFunc func(context.Context) string
+	closed     atomic.Bool
+	closeOnce  sync.Once
+	closeErr   error
+	flights    singleflight.Group
+}
+
+// namedDriver is a registered driver with its capabilities discovered once, here: the
+// only place in the package that type-asserts a driver.
+type namedDriver struct {
+	name   string
+	d      driver.Driver
+	codec  driver.Codec // nil: the driver keeps Go values
+	defTTL time.Duration
+	cond   driver.Conditional
+	cad    driver.CompareAndDeleter
+	incr   driver.Incrementer
+	pull   driver.Puller
+	nsDel  driver.NamespaceDeleter
+	flush  driver.Flusher
+	bget   driver.BatchGetter
+	bset   driver.BatchSetter
+}
+
+func newNamedDriver(name string, d driver.Driver) *namedDriver {
+	nd := &namedDriver{name: name, d: d}
+	if e, ok := d.(driver.Encoder); ok {
+		nd.codec = e.Codec()
+	}
+	if t, ok := d.(driver.DefaultTTLer); ok {
+		nd.defTTL = max(t.DefaultTTL(), 0)
+	}
+	nd.cond, _ = d.(driver.Conditional)
+	nd.cad, _ = d.(driver.CompareAndDeleter)
+	nd.incr, _ = d.(driver.Incrementer)
+	nd.pull, _ = d.(driver.Puller)
+	nd.nsDel, _ = d.(driver.NamespaceDeleter)
+	nd.flush, _ = d.(driver.Flusher)
+	nd.bget, _ = d.(driver.BatchGetter)
+	nd.bset, _ = d.(driver.BatchSetter)
+	return nd
+}
+
+// New builds a cache from cfg. It does not copy or keep cfg.Drivers: later changes to
+// the map have no effect.
+func New(cfg Config) (*Cache, error) {
+	if len(cfg.Drivers) == 0 {
+		return nil, fmt.Errorf("%w: no drivers", ErrInvalidConfig)
+	}
+	m := &manager{
+		drivers:    make(map[string]*namedDriver, len(cfg.Drivers)),
+		prefix:     trimDots(cfg.Prefix),
+		prefixFunc: cfg.PrefixFunc,
+	}
+	for name, d := range cfg.Drivers {
+		if d == nil {
+			return nil, fmt.Errorf("%w: driver %q is nil", ErrInvalidConfig, name)
+		}
+		m.drivers[name] = newNamedDriver(name, d)
+	}
+	def := cfg.Default
+	if def == "" {
+		if len(cfg.Drivers) > 1 {
+			return nil, fmt.Errorf("%w: Default must name one of the %d drivers %q", ErrInvalidConfig, len(cfg.Drivers), slices.Sorted(maps.Keys(cfg.Drivers)))
+		}
+		for name := range cfg.Drivers {
+			def = name
+		}
+	}
+	nd, ok := m.drivers[def]
+	if !ok {
+		return nil, fmt.Errorf("%w: Default %q: %w", ErrInvalidConfig, def, ErrUnknownDriver)
+	}
+	m.current.Store(nd)
+	return &Cache{m: m}, nil
+}
+
+var defaultCache atomic.Pointer[Cache]
+
+// SetDefault makes c the application-wide cache that [Default] returns.
+func SetDefault(c *Cache) { defaultCache.Store(c) }
+
+// Default returns the cache given to [SetDefault], or nil if there is none.
+func Default() *Cache { return defaultCache.Load() }
+
+// Use makes the named driver the current one, for c and every view of it that is not
+// pinned with [Cache.Driver]. It is safe while other goroutines use the cache: each
+// operation runs entirely on the driver that was current when it started.
+func (c *Cache) Use(name string) error {
+	nd, err := c.m.lookup(name)
+	if err != nil {
+		return opError("Use", "", err)
+	}
+	c.m.current.Store(nd)
+	return nil
+}
+
+// Current returns the name of the driver that c's operations use: the pinned driver of a
+// [Cache.Driver] view, else the manager's current driver.
+func (c *Cache) Current() string {
+	if c.pinned != nil {
+		return c.pinned.name
+	}
+	return c.m.current.Load().name
+}
+
+// Drivers returns the names of the registered drivers, sorted.
+func (c *Cache) Drivers() []string { return slices.Sorted(maps.Keys(c.m.drivers)) }
+
+// Driver returns a view of c pinned to the named driver. c's current driver is
+// untouched. An unregistered name is an error matching [ErrUnknownDriver].
+func (c *Cache) Driver(name string) (*Cache, error) {
+	nd, err := c.m.lookup(name)
+	if err != nil {
+		return nil, opError("Driver", "", err)
+	}
+	return &Cache{m: c.m, pinned: nd, ns: c.ns}, nil
+}
+
+// Close closes every driver of the manager, once. Afterwards every operation of c and of
+// its views returns an error matching [ErrClosed]. Closing a view closes the manager.
+func (c *Cache) Close() error {
+	m := c.m
+	m.closeOnce.Do(func() {
+		m.closed.Store(true)
+		var errs []error
+		for _, name := range slices.Sorted(maps.Keys(m.drivers)) {
+			if err := m.drivers[name].d.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("cache: close driver %q: %w", name, err))
+			}
+		}
+		m.closeErr = errors.Join(errs...)
+	})
+	return m.closeErr
+}
+
+func (m *manager) lookup(name string) (*namedDriver, error) {
+	nd, ok := m.drivers[name]
+	if !ok {
+		return nil, fmt.Errorf("%w %q (registered: %q)", ErrUnknownDriver, name, slices.Sorted(maps.Keys(m.drivers)))
+	}
+	return nd, nil
+}
+
+// driverFor returns the driver an operation runs on: override if set, else the pinned
+// driver, else the current one.
+func (c *Cache) driverFor(override string) (*namedDriver, error) {
+	if c.m.closed.Load() {
+		return nil, ErrClosed
+	}
+	if override != "" {
+		return c.m.lookup(override)
+	}
+	if c.pinned != nil {
+		return c.pinned, nil
+	}
+	return c.m.current.Load(), nil
+}
+
+// prep resolves the driver and the final key of a one-key operation.
+func (c *Cache) prep(ctx context.Context, override, key string) (*namedDriver, string, error) {
+	d, err := c.driverFor(override)
+	if err != nil {
+		return nil, "", err
+	}
+	k, err := c.finalKey(ctx, key)
+	if err != nil {
+		return nil, "", err
+	}
+	return d, k, nil
+}
+
+// Get reads the value under key into dst, a non-nil pointer. On a miss it returns
+// found == false and a nil error, and leaves dst alone. A stored zero value is a hit.
+//
+// In-process drivers hand back the Go value that Set stored: it is assigned to *dst
+// directly when its type fits, and converted through JSON otherwise (an int64 counter read
+// into an int, say). Byte drivers decode with their codec.
+func (c *Cache) Get(ctx context.Context, key string, dst any) (found bool, err error) {
+	d, k, err := c.prep(ctx, "", key)
+	if err != nil {
+		return false, opError("Get", key, err)
+	}
+	v, found, err := d.d.Get(ctx, k)
+	if err != nil {
+		return false, opError("Get", key, err)
+	}
+	if !found {
+		return false, nil
+	}
+	if err := d.decode(v, dst); err != nil {
+		return true, opError("Get", key, err)
+	}
+	return true, nil
+}
+
+// Has reports whether key holds a live value. On a driver with sliding expiry
+// (memoryExtended) it counts as a read and pushes the expiry back.
+func (c *Cache) Has(ctx context.Context, key string) (bool, error) {
+	d, k, err := c.prep(ctx, "", key)
+	if err != nil {
+		return false, opError("Has", key, err)
+	}
+	_, found, err := d.d.Get(ctx, k)
+	if err != nil {
+		return false, opError("Has", key, err)
+	}
+	return found, nil
+}
+
+// Remove deletes the keys. Missing keys are not an error.
+func (c *Cache) Remove(ctx context.Context, keys ...string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	d, err := c.driverFor("")
+	if err != nil {
+		return opError("Remove", "", err)
+	}
+	final := make([]string, len(keys))
+	for i, key := range keys {
+		if final[i], err = c.finalKey(ctx, key); err != nil {
+			return opError("Remove", key, err)
+		}
+	}
+	if err := d.d.Delete(ctx, final...); err != nil {
+		return opError("Remove", "", err)
+	}
+	return nil
+}
+
+// Pull reads the value under key into dst and deletes the key, in one atomic step: of
+// many concurrent Pulls of one value, exactly one gets it. A driver without an atomic
+// get-and-delete returns an error matching [ErrUnsupported].
+func (c *Cache) Pull(ctx context.Context, key string, dst any) (found bool, err error) {
+	d, k, err := c.prep(ctx, "", key)
+	if err != nil {
+		return false, opError("Pull", key, err)
+	}
+	if d.pull == nil {
+		return false, unsupported(d, "Pull")
+	}
+	v, found, err := d.pull.Pull(ctx, k)
+	if err != nil {
+		return false, opError("Pull", key, err)
+	}
+	if !found {
+		return false, nil
+	}
+	if err := d.decode(v, dst); err != nil {
+		return true, opError("Pull", key, err)
+	}
+	return true, nil
+}
+
+// RemoveNamespace deletes the key ns and every key under "ns.", and never a key such as
+// "nsX". ns is scoped like any key (global prefix, then the view's namespace).
+func (c *Cache) RemoveNamespace(ctx context.Context, ns string) error {
+	d, k, err := c.prep(ctx, "", trimDots(ns))
+	if err != nil {
+		return opError("RemoveNamespace", ns, err)
+	}
+	if d.nsDel == nil {
+		return unsupported(d, "RemoveNamespace")
+	}
+	if err := d.nsDel.DeleteNamespace(ctx, k); err != nil {
+		return opError("RemoveNamespace", ns, err)
+	}
+	return nil
+}
+
+// Flush deletes what this cache can see. With a global prefix or on a [Cache.Namespace]
+// view, that is only the keys under the prefix and namespace; otherwise it is everything
+// the current driver holds.
+func (c *Cache) Flush(ctx context.Context) error {
+	d, err := c.driverFor("")
+	if err != nil {
+		return opError("Flush", "", err)
+	}
+	if scope := c.scope(ctx); scope != "" {
+		if d.nsDel == nil {
+			return unsupported(d, "Flush with a prefix")
+		}
+		if err := d.nsDel.DeleteNamespace(ctx, scope); err != nil {
+			return opError("Flush", scope, err)
+		}
+		return nil
+	}
+	if d.flush == nil {
+		return unsupported(d, "Flush")
+	}
+	if err := d.flush.Flush(ctx); err != nil {
+		return opError("Flush", "", err)
+	}
+	return nil
+}

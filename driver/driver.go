@@ -1,0 +1,185 @@
+// Package driver defines the interfaces that cache drivers implement.
+//
+// Most code should use package [github.com/cachekit/cache] instead. This package is for
+// people who write drivers: it imports nothing from the cache package, so a driver never
+// depends on the front end.
+//
+// # The contract
+//
+// Every driver implements [Driver]: Get, Set (always writes), Delete and Close. The
+// manager (package cache) owns everything that is the same for all drivers: prefixes and
+// namespaces (a driver only ever sees final keys), TTL validation and the default TTL,
+// the codec, single-flight, and the lock protocol. A driver owns storage and the atomic
+// primitives, nothing else.
+//
+// Keys are non-empty strings; the manager rejects an empty key before a driver sees it.
+// A TTL handed to a driver is already resolved: ttl > 0 expires after ttl, ttl == 0 means
+// the entry never expires. A driver never sees a negative TTL.
+//
+// All methods may be called concurrently from many goroutines. After Close, every method
+// returns an error that matches [ErrClosed] with errors.Is; Close itself is idempotent.
+//
+// # Values
+//
+// A driver either keeps Go values as they are (in-process drivers), or stores bytes. A
+// byte driver implements [Encoder]: the manager then hands it the codec's bytes on every
+// write and expects the same bytes back on reads, compares, and pulls. A driver without
+// [Encoder] receives and returns the caller's Go values unchanged.
+//
+// # Optional capabilities
+//
+// Like database/sql/driver, the rest is optional and discovered by type assertion, in one
+// place in the manager. Each interface says what the manager does when it is absent:
+//
+//   - [Conditional]: Create (only if absent or expired) and Update (only if present).
+//     Absent: SetOptions.OnConflict other than Upsert, and cache.Lock, fail with an error
+//     matching errors.ErrUnsupported. The manager never emulates them with get-then-set.
+//   - [CompareAndDeleter]: delete only if the value is still the caller's. Absent: Lock
+//     fails with errors.ErrUnsupported.
+//   - [Incrementer]: atomic counters. Absent: Increment and Decrement fail with
+//     errors.ErrUnsupported.
+//   - [Puller]: atomic get-and-delete. Absent: Pull fails with errors.ErrUnsupported.
+//   - [NamespaceDeleter]: delete a key and every "key.*" key. Absent: RemoveNamespace, and
+//     Flush on a cache with a prefix, fail with errors.ErrUnsupported.
+//   - [Flusher]: delete everything the driver holds. Absent: Flush without a prefix fails
+//     with errors.ErrUnsupported.
+//   - [BatchGetter], [BatchSetter]: many keys in one call. Absent: the manager loops.
+//   - [DefaultTTLer]: the TTL used when a caller passes 0. Absent: 0 means no expiry.
+//   - [Encoder]: the driver stores bytes; see above.
+package driver
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrClosed is returned, wrapped, by every method of a driver after its Close.
+var ErrClosed = errors.New("cache: driver closed")
+
+// ErrNotInteger is returned, wrapped, by an [Incrementer] when the key holds a value that
+// is not an integer. The key is left as it was.
+var ErrNotInteger = errors.New("cache: value is not an integer")
+
+// Driver is the interface every cache driver implements.
+//
+// All methods may be called concurrently. Get on a missing or expired key returns
+// found == false and a nil error; a miss is never an error.
+type Driver interface {
+	// Get returns the value stored under key. found is false when the key is missing or
+	// expired. For an [Encoder] driver, v is the []byte that Set was given.
+	Get(ctx context.Context, key string) (v any, found bool, err error)
+	// Set stores e.Value under e.Key, replacing what was there, with e.TTL (0: no expiry).
+	Set(ctx context.Context, e Entry) error
+	// Delete removes the keys. Missing keys are not an error.
+	Delete(ctx context.Context, keys ...string) error
+	// Close releases the driver's resources and stops every goroutine it started.
+	// It is idempotent.
+	Close() error
+}
+
+// Entry is one write.
+type Entry struct {
+	Key   string
+	Value any
+	// TTL is the resolved time to live: > 0 expires, 0 never expires.
+	TTL time.Duration
+	// Tags are the tags the caller attached to the entry, for tag invalidation. A driver
+	// may ignore them; the manager keeps tag bookkeeping itself.
+	Tags []string
+}
+
+// Condition selects a conditional write for [Conditional].
+type Condition uint8
+
+const (
+	// IfAbsent writes only when the key is missing or expired (SET NX).
+	IfAbsent Condition = iota + 1
+	// IfPresent writes only when the key exists and has not expired (SET XX).
+	IfPresent
+)
+
+// String returns "IfAbsent" or "IfPresent".
+func (c Condition) String() string {
+	switch c {
+	case IfAbsent:
+		return "IfAbsent"
+	case IfPresent:
+		return "IfPresent"
+	}
+	return "Condition(?)"
+}
+
+// Conditional is implemented by drivers that can write on a condition atomically: the
+// check and the write must be one step that no other writer, in any process that shares
+// the store, can come between. The lock is built on IfAbsent.
+type Conditional interface {
+	// SetIf writes e when cond holds and reports whether it wrote.
+	SetIf(ctx context.Context, e Entry, cond Condition) (written bool, err error)
+}
+
+// CompareAndDeleter is implemented by drivers that can delete a key only while it still
+// holds a given value, atomically. The lock's release is built on it.
+type CompareAndDeleter interface {
+	// CompareAndDelete deletes key if its live value equals old and reports whether it
+	// deleted. For an [Encoder] driver, old is []byte and equality is bytes.Equal; for an
+	// in-process driver it is Go's == on the stored value (old is always comparable).
+	CompareAndDelete(ctx context.Context, key string, old any) (deleted bool, err error)
+}
+
+// Incrementer is implemented by drivers with atomic integer counters.
+type Incrementer interface {
+	// Increment adds delta to the integer stored under key and returns the new value. A
+	// missing key counts as 0 and is created with ttlIfNew (0: no expiry). An existing key
+	// keeps its remaining TTL. A non-integer value is an error matching [ErrNotInteger],
+	// and the value is left as it was. An [Encoder] driver stores the counter as the
+	// decimal text of the number, which its codec must read as an integer.
+	Increment(ctx context.Context, key string, delta int64, ttlIfNew time.Duration) (int64, error)
+}
+
+// Puller is implemented by drivers that can get and delete a key in one atomic step, so
+// that each stored value is handed out at most once.
+type Puller interface {
+	Pull(ctx context.Context, key string) (v any, found bool, err error)
+}
+
+// NamespaceDeleter is implemented by drivers that can delete a namespace: the key ns
+// itself and every key that starts with ns + ".", and never a key such as ns + "X".
+type NamespaceDeleter interface {
+	DeleteNamespace(ctx context.Context, ns string) error
+}
+
+// Flusher is implemented by drivers that can delete everything they hold.
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
+// BatchGetter is implemented by drivers that read many keys in one call.
+type BatchGetter interface {
+	// GetMany returns one value and one found flag per key, in the order of keys.
+	GetMany(ctx context.Context, keys []string) (vals []any, found []bool, err error)
+}
+
+// BatchSetter is implemented by drivers that write many entries in one call. The writes
+// need not be atomic as a group.
+type BatchSetter interface {
+	SetMany(ctx context.Context, entries []Entry) error
+}
+
+// DefaultTTLer is implemented by drivers that have a default TTL, used when a caller
+// passes a TTL of 0.
+type DefaultTTLer interface {
+	DefaultTTL() time.Duration
+}
+
+// Encoder is implemented by drivers that store bytes. The manager encodes every value
+// with the returned [Codec] before a write and decodes with it after a read.
+type Encoder interface {
+	Codec() Codec
+}
+
+// Codec turns values into bytes and back.
+type Codec interface {
+	Marshal(v any) ([]byte, error)
+	Unmarshal(data []byte, v any) error
+}

@@ -1,0 +1,264 @@
+// Package lrucache is a capacity-bounded, in-process LRU driver built on
+// hashicorp/golang-lru/v2.
+//
+// It holds at most Capacity entries; a write beyond that evicts the least recently used
+// entry (Get and Set count as uses). Every entry has its own TTL; an expired entry is
+// dropped when it is read or when it reaches the LRU's tail. The driver starts no
+// goroutine. Like the memory driver it keeps Go values as they are: do not mutate a map,
+// slice or pointer after storing it.
+//
+// Every operation runs under one mutex, so Create, Update, Increment, Pull and the lock's
+// compare-and-delete are atomic within the process. An eviction can drop a held lock when
+// the cache is full: size Capacity for the locks you take, or keep locks on a driver of
+// their own.
+package lrucache
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+
+	"github.com/cachekit/cache/driver"
+	"github.com/cachekit/cache/internal/inproc"
+)
+
+// DefaultCapacity is the capacity when Options.Capacity is 0.
+const DefaultCapacity = 1000
+
+// Options configure a [Driver].
+type Options struct {
+	// Capacity is the most entries the driver holds. Default: DefaultCapacity (1000).
+	Capacity int
+	// DefaultTTL is used when a caller passes a TTL of 0. Default: 0, no expiry.
+	DefaultTTL time.Duration
+	// Now is the clock every TTL decision reads. Default: time.Now.
+	Now func() time.Time
+}
+
+// Driver is the LRU driver. Its methods are safe for concurrent use.
+type Driver struct {
+	mu         sync.Mutex
+	lru        *simplelru.LRU[string, item]
+	now        func() time.Time
+	defaultTTL time.Duration
+	closed     bool
+}
+
+type item struct {
+	v   any
+	exp int64 // unix nanoseconds; 0: never
+}
+
+var (
+	_ driver.Driver            = (*Driver)(nil)
+	_ driver.Conditional       = (*Driver)(nil)
+	_ driver.CompareAndDeleter = (*Driver)(nil)
+	_ driver.Incrementer       = (*Driver)(nil)
+	_ driver.Puller            = (*Driver)(nil)
+	_ driver.NamespaceDeleter  = (*Driver)(nil)
+	_ driver.Flusher           = (*Driver)(nil)
+	_ driver.DefaultTTLer      = (*Driver)(nil)
+)
+
+// New returns an LRU driver.
+func New(o Options) (*Driver, error) {
+	if o.Capacity < 0 {
+		return nil, fmt.Errorf("lrucache: Capacity %d is negative", o.Capacity)
+	}
+	if o.DefaultTTL < 0 {
+		return nil, fmt.Errorf("lrucache: DefaultTTL %v is negative", o.DefaultTTL)
+	}
+	if o.Capacity == 0 {
+		o.Capacity = DefaultCapacity
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	lru, err := simplelru.NewLRU[string, item](o.Capacity, nil)
+	if err != nil {
+		return nil, fmt.Errorf("lrucache: %w", err)
+	}
+	return &Driver{lru: lru, now: o.Now, defaultTTL: o.DefaultTTL}, nil
+}
+
+var errClosed = fmt.Errorf("lrucache: %w", driver.ErrClosed)
+
+// DefaultTTL returns Options.DefaultTTL.
+func (d *Driver) DefaultTTL() time.Duration { return d.defaultTTL }
+
+func (d *Driver) expiresAt(ttl time.Duration) int64 {
+	if ttl <= 0 {
+		return 0
+	}
+	return d.now().Add(ttl).UnixNano()
+}
+
+// live returns the live item under key, dropping it if it expired. d.mu is held.
+func (d *Driver) live(key string, touch bool) (item, bool) {
+	var (
+		it item
+		ok bool
+	)
+	if touch {
+		it, ok = d.lru.Get(key)
+	} else {
+		it, ok = d.lru.Peek(key)
+	}
+	if !ok {
+		return item{}, false
+	}
+	if it.exp != 0 && d.now().UnixNano() >= it.exp {
+		d.lru.Remove(key)
+		return item{}, false
+	}
+	return it, true
+}
+
+// Get returns the live value under key and marks it recently used.
+func (d *Driver) Get(_ context.Context, key string) (any, bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, false, errClosed
+	}
+	it, ok := d.live(key, true)
+	return it.v, ok, nil
+}
+
+// Set stores e, replacing what was there.
+func (d *Driver) Set(_ context.Context, e driver.Entry) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errClosed
+	}
+	d.lru.Add(e.Key, item{v: e.Value, exp: d.expiresAt(e.TTL)})
+	return nil
+}
+
+// SetIf writes e when cond holds, atomically.
+func (d *Driver) SetIf(_ context.Context, e driver.Entry, cond driver.Condition) (bool, error) {
+	if cond != driver.IfAbsent && cond != driver.IfPresent {
+		return false, fmt.Errorf("lrucache: unknown condition %v", cond)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return false, errClosed
+	}
+	if _, found := d.live(e.Key, false); found == (cond == driver.IfAbsent) {
+		return false, nil
+	}
+	d.lru.Add(e.Key, item{v: e.Value, exp: d.expiresAt(e.TTL)})
+	return true, nil
+}
+
+// CompareAndDelete deletes key if it still holds old.
+func (d *Driver) CompareAndDelete(_ context.Context, key string, old any) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return false, errClosed
+	}
+	it, ok := d.live(key, false)
+	if !ok || !inproc.Equal(it.v, old) {
+		return false, nil
+	}
+	d.lru.Remove(key)
+	return true, nil
+}
+
+// Increment adds delta to the integer under key, keeping its remaining TTL.
+func (d *Driver) Increment(_ context.Context, key string, delta int64, ttlIfNew time.Duration) (int64, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return 0, errClosed
+	}
+	it, ok := d.live(key, true)
+	if !ok {
+		d.lru.Add(key, item{v: delta, exp: d.expiresAt(ttlIfNew)})
+		return delta, nil
+	}
+	n, err := inproc.Add(it.v, delta)
+	if err != nil {
+		return 0, fmt.Errorf("lrucache: increment %q: %w", key, err)
+	}
+	d.lru.Add(key, item{v: n, exp: it.exp})
+	return n, nil
+}
+
+// Pull gets and deletes key in one step.
+func (d *Driver) Pull(_ context.Context, key string) (any, bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, false, errClosed
+	}
+	it, ok := d.live(key, false)
+	if ok {
+		d.lru.Remove(key)
+	}
+	return it.v, ok, nil
+}
+
+// Delete removes the keys.
+func (d *Driver) Delete(_ context.Context, keys ...string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errClosed
+	}
+	for _, k := range keys {
+		d.lru.Remove(k)
+	}
+	return nil
+}
+
+// DeleteNamespace removes ns and every key under "ns.".
+func (d *Driver) DeleteNamespace(_ context.Context, ns string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errClosed
+	}
+	under := ns + "."
+	for _, k := range d.lru.Keys() {
+		if k == ns || strings.HasPrefix(k, under) {
+			d.lru.Remove(k)
+		}
+	}
+	return nil
+}
+
+// Flush removes every entry.
+func (d *Driver) Flush(context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errClosed
+	}
+	d.lru.Purge()
+	return nil
+}
+
+// Len returns the number of entries, expired ones not yet dropped included.
+func (d *Driver) Len() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.lru.Len()
+}
+
+// Close drops every entry. Afterwards every method returns an error matching
+// driver.ErrClosed. The driver starts no goroutine, so there is none to stop.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = true
+	d.lru.Purge()
+	return nil
+}

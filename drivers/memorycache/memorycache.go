@@ -1,0 +1,321 @@
+// Package memorycache is the in-process memory driver, built on otter v2
+// (github.com/maypok86/otter/v2).
+//
+// It keeps the Go values themselves: nothing is encoded, and a Get hands back what Set
+// stored. Maps, slices and pointers are therefore shared with the caller: do not mutate a
+// value after storing it.
+//
+// Two behaviours, as in the names the seed library uses:
+//
+//   - "memory": Options{} — per-entry TTL, fixed from the write.
+//   - "memoryExtended": Options{Sliding: true} — every hit (Get, Has, Remember's read)
+//     pushes the entry's expiry back by the entry's own TTL. An entry that has expired never
+//     comes back. Conditional writes (and so the lock), Increment and Pull never slide.
+//
+// Every operation is atomic within the process: Create, Update, Increment, Pull and the
+// lock's compare-and-delete each run under otter's per-key lock. The driver is unbounded
+// unless MaxItems or MaxBytes is set; then otter evicts the entries least likely to be used
+// again, which can include a lock (size the bound for it, or keep locks on a driver of
+// their own).
+package memorycache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+
+	"github.com/cachekit/cache/driver"
+	"github.com/cachekit/cache/internal/inproc"
+)
+
+// Options configure a [Driver]. The zero value is an unbounded memory cache with no
+// default TTL.
+type Options struct {
+	// DefaultTTL is used when a caller passes a TTL of 0. Default: 0, no expiry.
+	DefaultTTL time.Duration
+	// Sliding turns on sliding expiry (the "memoryExtended" behaviour): each hit resets
+	// the entry's expiry to now + its TTL. Default: false.
+	Sliding bool
+	// MaxItems bounds the number of entries. Default: 0, unbounded.
+	MaxItems int
+	// MaxBytes bounds the estimated size of the entries, as given by Cost. At most one
+	// of MaxItems and MaxBytes may be set. Default: 0, unbounded.
+	MaxBytes int64
+	// Cost estimates an entry's size in bytes for MaxBytes. Default: the length of the
+	// key plus, for strings and byte slices, their length, plus 64 bytes of overhead.
+	Cost func(key string, v any) uint32
+	// Now is the clock every TTL decision reads. Default: time.Now. Tests pass a fake
+	// clock to step through TTLs in no time.
+	Now func() time.Time
+}
+
+// Driver is the memory driver. Its methods are safe for concurrent use.
+type Driver struct {
+	c          *otter.Cache[string, *item]
+	defaultTTL time.Duration
+	closed     atomic.Bool
+}
+
+// item is one stored entry. Items are never mutated after they are stored.
+type item struct {
+	v    any
+	ttl  time.Duration // 0: no expiry
+	keep bool          // an update that keeps the remaining TTL (Increment)
+}
+
+const never = time.Duration(math.MaxInt64)
+
+var (
+	_ driver.Driver            = (*Driver)(nil)
+	_ driver.Conditional       = (*Driver)(nil)
+	_ driver.CompareAndDeleter = (*Driver)(nil)
+	_ driver.Incrementer       = (*Driver)(nil)
+	_ driver.Puller            = (*Driver)(nil)
+	_ driver.NamespaceDeleter  = (*Driver)(nil)
+	_ driver.Flusher           = (*Driver)(nil)
+	_ driver.DefaultTTLer      = (*Driver)(nil)
+)
+
+// New returns a memory driver.
+func New(o Options) (*Driver, error) {
+	switch {
+	case o.DefaultTTL < 0:
+		return nil, fmt.Errorf("memorycache: DefaultTTL %v is negative", o.DefaultTTL)
+	case o.MaxItems < 0 || o.MaxBytes < 0:
+		return nil, errors.New("memorycache: MaxItems and MaxBytes must not be negative")
+	case o.MaxItems > 0 && o.MaxBytes > 0:
+		return nil, errors.New("memorycache: set at most one of MaxItems and MaxBytes")
+	}
+	oo := &otter.Options[string, *item]{
+		MaximumSize:      o.MaxItems,
+		ExpiryCalculator: expiry{sliding: o.Sliding},
+	}
+	if o.MaxBytes > 0 {
+		cost := o.Cost
+		if cost == nil {
+			cost = defaultCost
+		}
+		oo.MaximumWeight = uint64(o.MaxBytes)
+		oo.Weigher = func(k string, it *item) uint32 { return cost(k, it.v) }
+	}
+	if o.Now != nil {
+		oo.Clock = clock(o.Now)
+	}
+	c, err := otter.New(oo)
+	if err != nil {
+		return nil, fmt.Errorf("memorycache: %w", err)
+	}
+	return &Driver{c: c, defaultTTL: o.DefaultTTL}, nil
+}
+
+func defaultCost(k string, v any) uint32 {
+	n := len(k) + 64
+	switch v := v.(type) {
+	case string:
+		n += len(v)
+	case []byte:
+		n += len(v)
+	}
+	return uint32(min(n, math.MaxUint32))
+}
+
+// expiry gives otter each entry's own TTL.
+type expiry struct{ sliding bool }
+
+func (expiry) ExpireAfterCreate(e otter.Entry[string, *item]) time.Duration {
+	return ttlOf(e.Value)
+}
+
+func (expiry) ExpireAfterUpdate(e otter.Entry[string, *item], _ *item) time.Duration {
+	if e.Value.keep {
+		return e.ExpiresAfter()
+	}
+	return ttlOf(e.Value)
+}
+
+func (x expiry) ExpireAfterRead(e otter.Entry[string, *item]) time.Duration {
+	if x.sliding && e.Value.ttl > 0 {
+		return e.Value.ttl
+	}
+	return e.ExpiresAfter()
+}
+
+func ttlOf(it *item) time.Duration {
+	if it.ttl > 0 {
+		return it.ttl
+	}
+	return never
+}
+
+// clock adapts a func() time.Time to otter's Clock. It has no ticks: with a fake clock
+// expired entries are dropped when they are read or written, not by a background sweep.
+type clock func() time.Time
+
+func (c clock) NowNano() int64                    { return c().UnixNano() }
+func (clock) Tick(time.Duration) <-chan time.Time { return nil }
+
+var errClosed = fmt.Errorf("memorycache: %w", driver.ErrClosed)
+
+func (d *Driver) check() error {
+	if d.closed.Load() {
+		return errClosed
+	}
+	return nil
+}
+
+// DefaultTTL returns Options.DefaultTTL.
+func (d *Driver) DefaultTTL() time.Duration { return d.defaultTTL }
+
+// Get returns the live value under key.
+func (d *Driver) Get(ctx context.Context, key string) (any, bool, error) {
+	if err := d.check(); err != nil {
+		return nil, false, err
+	}
+	it, ok := d.c.GetIfPresent(key)
+	if !ok {
+		return nil, false, nil
+	}
+	return it.v, true, nil
+}
+
+// Set stores e, replacing what was there.
+func (d *Driver) Set(ctx context.Context, e driver.Entry) error {
+	if err := d.check(); err != nil {
+		return err
+	}
+	d.c.Set(e.Key, &item{v: e.Value, ttl: e.TTL})
+	return nil
+}
+
+// SetIf writes e when cond holds, atomically.
+func (d *Driver) SetIf(ctx context.Context, e driver.Entry, cond driver.Condition) (bool, error) {
+	if err := d.check(); err != nil {
+		return false, err
+	}
+	if cond != driver.IfAbsent && cond != driver.IfPresent {
+		return false, fmt.Errorf("memorycache: unknown condition %v", cond)
+	}
+	var written bool
+	d.c.Compute(e.Key, func(old *item, found bool) (*item, otter.ComputeOp) {
+		if found == (cond == driver.IfAbsent) {
+			return old, otter.CancelOp
+		}
+		written = true
+		return &item{v: e.Value, ttl: e.TTL}, otter.WriteOp
+	})
+	return written, nil
+}
+
+// CompareAndDelete deletes key if it still holds old.
+func (d *Driver) CompareAndDelete(ctx context.Context, key string, old any) (bool, error) {
+	if err := d.check(); err != nil {
+		return false, err
+	}
+	var deleted bool
+	d.c.Compute(key, func(cur *item, found bool) (*item, otter.ComputeOp) {
+		if found && inproc.Equal(cur.v, old) {
+			deleted = true
+			return cur, otter.InvalidateOp
+		}
+		return cur, otter.CancelOp
+	})
+	return deleted, nil
+}
+
+// Increment adds delta to the integer under key, keeping its remaining TTL.
+func (d *Driver) Increment(ctx context.Context, key string, delta int64, ttlIfNew time.Duration) (int64, error) {
+	if err := d.check(); err != nil {
+		return 0, err
+	}
+	var (
+		n   int64
+		err error
+	)
+	d.c.Compute(key, func(cur *item, found bool) (*item, otter.ComputeOp) {
+		if !found {
+			n = delta
+			return &item{v: n, ttl: ttlIfNew}, otter.WriteOp
+		}
+		if n, err = inproc.Add(cur.v, delta); err != nil {
+			return cur, otter.CancelOp
+		}
+		return &item{v: n, ttl: cur.ttl, keep: true}, otter.WriteOp
+	})
+	if err != nil {
+		return 0, fmt.Errorf("memorycache: increment %q: %w", key, err)
+	}
+	return n, nil
+}
+
+// Pull gets and deletes key in one step.
+func (d *Driver) Pull(ctx context.Context, key string) (any, bool, error) {
+	if err := d.check(); err != nil {
+		return nil, false, err
+	}
+	var (
+		v     any
+		found bool
+	)
+	d.c.Compute(key, func(cur *item, ok bool) (*item, otter.ComputeOp) {
+		if !ok {
+			return cur, otter.CancelOp
+		}
+		v, found = cur.v, true
+		return cur, otter.InvalidateOp
+	})
+	return v, found, nil
+}
+
+// Delete removes the keys.
+func (d *Driver) Delete(ctx context.Context, keys ...string) error {
+	if err := d.check(); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		d.c.Invalidate(k)
+	}
+	return nil
+}
+
+// DeleteNamespace removes ns and every key under "ns.". It scans every key: O(entries).
+func (d *Driver) DeleteNamespace(ctx context.Context, ns string) error {
+	if err := d.check(); err != nil {
+		return err
+	}
+	under := ns + "."
+	for k := range d.c.Keys() {
+		if k == ns || strings.HasPrefix(k, under) {
+			d.c.Invalidate(k)
+		}
+	}
+	return nil
+}
+
+// Flush removes every entry.
+func (d *Driver) Flush(ctx context.Context) error {
+	if err := d.check(); err != nil {
+		return err
+	}
+	d.c.InvalidateAll()
+	return nil
+}
+
+// Len returns the number of entries, expired ones not yet dropped included.
+func (d *Driver) Len() int { return d.c.EstimatedSize() }
+
+// Close stops otter's maintenance goroutine and drops every entry. Afterwards every
+// method returns an error matching driver.ErrClosed.
+func (d *Driver) Close() error {
+	if d.closed.Swap(true) {
+		return nil
+	}
+	d.c.StopAllGoroutines()
+	d.c.InvalidateAll()
+	return nil
+}

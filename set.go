@@ -1,0 +1,241 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cachekit/cache/driver"
+)
+
+// OnConflict says what SetWith does when the key already holds a live value.
+type OnConflict uint8
+
+const (
+	// Upsert always writes. It is the zero value.
+	Upsert OnConflict = iota
+	// Create writes only if the key is absent or expired, atomically: of many concurrent
+	// Creates of one key, exactly one writes. It is the primitive the lock is built on.
+	Create
+	// Update writes only if the key is present and live, atomically.
+	Update
+)
+
+// String returns "Upsert", "Create" or "Update".
+func (o OnConflict) String() string {
+	switch o {
+	case Upsert:
+		return "Upsert"
+	case Create:
+		return "Create"
+	case Update:
+		return "Update"
+	}
+	return fmt.Sprintf("OnConflict(%d)", uint8(o))
+}
+
+// SetOptions are the options of [Cache.SetWith].
+type SetOptions struct {
+	// TTL is how long the value lives. 0: the driver's default TTL, or no expiry if the
+	// driver has none. Negative: ErrInvalidTTL.
+	TTL time.Duration
+	// ExpiresAt is an absolute expiry, instead of TTL. Setting both, or an ExpiresAt that
+	// is not in the future, is ErrInvalidTTL.
+	ExpiresAt time.Time
+	// OnConflict chooses Upsert (default), Create or Update. Create and Update need a
+	// driver that can do them atomically; otherwise the error matches ErrUnsupported.
+	OnConflict OnConflict
+	// Driver routes this call to the named driver; c's current driver is unchanged.
+	Driver string
+	// Tags are attached to the entry, for tag invalidation.
+	Tags []string
+}
+
+// SetResult is the result of [Cache.SetWith].
+type SetResult struct {
+	// Written reports whether this call wrote: always true for Upsert, false for a Create
+	// on a live key or an Update on a missing one.
+	Written bool
+}
+
+// Set stores v under key for ttl. ttl 0 means the driver's default TTL, or no expiry if
+// it has none; a negative ttl is an error matching ErrInvalidTTL.
+func (c *Cache) Set(ctx context.Context, key string, v any, ttl time.Duration) error {
+	if ttl < 0 {
+		return opError("Set", key, fmt.Errorf("%w: %v is negative", ErrInvalidTTL, ttl))
+	}
+	d, k, err := c.prep(ctx, "", key)
+	if err != nil {
+		return opError("Set", key, err)
+	}
+	if ttl == 0 {
+		ttl = d.defTTL
+	}
+	if _, err := d.write(ctx, driver.Entry{Key: k, Value: v, TTL: ttl}, Upsert); err != nil {
+		return opError("Set", key, err)
+	}
+	return nil
+}
+
+// SetWith stores v under key with the options in o: a conditional write, an absolute
+// expiry, a per-call driver, tags.
+func (c *Cache) SetWith(ctx context.Context, key string, v any, o SetOptions) (SetResult, error) {
+	ttl, err := resolveTTL(o.TTL, o.ExpiresAt)
+	if err != nil {
+		return SetResult{}, opError("SetWith", key, err)
+	}
+	if o.OnConflict > Update {
+		return SetResult{}, opError("SetWith", key, fmt.Errorf("%w: unknown %v", ErrInvalidConfig, o.OnConflict))
+	}
+	d, k, err := c.prep(ctx, o.Driver, key)
+	if err != nil {
+		return SetResult{}, opError("SetWith", key, err)
+	}
+	if ttl == 0 {
+		ttl = d.defTTL
+	}
+	written, err := d.write(ctx, driver.Entry{Key: k, Value: v, TTL: ttl, Tags: o.Tags}, o.OnConflict)
+	if err != nil {
+		return SetResult{}, opError("SetWith", key, err)
+	}
+	return SetResult{Written: written}, nil
+}
+
+// Forever stores v under key with no expiry, whatever the driver's default TTL.
+func (c *Cache) Forever(ctx context.Context, key string, v any) error {
+	d, k, err := c.prep(ctx, "", key)
+	if err != nil {
+		return opError("Forever", key, err)
+	}
+	if _, err := d.write(ctx, driver.Entry{Key: k, Value: v}, Upsert); err != nil {
+		return opError("Forever", key, err)
+	}
+	return nil
+}
+
+// write encodes e.Value and writes it with the conflict mode. e.TTL is resolved.
+func (d *namedDriver) write(ctx context.Context, e driver.Entry, mode OnConflict) (bool, error) {
+	v, err := d.encode(e.Value)
+	if err != nil {
+		return false, err
+	}
+	e.Value = v
+	switch mode {
+	case Create, Update:
+		if d.cond == nil {
+			return false, unsupported(d, mode.String())
+		}
+		cond := driver.IfAbsent
+		if mode == Update {
+			cond = driver.IfPresent
+		}
+		return d.cond.SetIf(ctx, e, cond)
+	}
+	return true, d.d.Set(ctx, e)
+}
+
+// resolveTTL checks a TTL or an absolute expiry and returns the TTL (0: default).
+func resolveTTL(ttl time.Duration, at time.Time) (time.Duration, error) {
+	if ttl < 0 {
+		return 0, fmt.Errorf("%w: %v is negative", ErrInvalidTTL, ttl)
+	}
+	if at.IsZero() {
+		return ttl, nil
+	}
+	if ttl != 0 {
+		return 0, fmt.Errorf("%w: both TTL and ExpiresAt are set", ErrInvalidTTL)
+	}
+	ttl = time.Until(at)
+	if ttl <= 0 {
+		return 0, fmt.Errorf("%w: ExpiresAt %v is not in the future", ErrInvalidTTL, at)
+	}
+	return ttl, nil
+}
+
+// SetMany stores every entry of items for ttl (0: the driver's default). The writes are
+// not atomic as a group: on an error, some may have been written.
+func (c *Cache) SetMany(ctx context.Context, items map[string]any, ttl time.Duration) error {
+	if ttl < 0 {
+		return opError("SetMany", "", fmt.Errorf("%w: %v is negative", ErrInvalidTTL, ttl))
+	}
+	d, err := c.driverFor("")
+	if err != nil {
+		return opError("SetMany", "", err)
+	}
+	if ttl == 0 {
+		ttl = d.defTTL
+	}
+	entries := make([]driver.Entry, 0, len(items))
+	for key, v := range items {
+		k, err := c.finalKey(ctx, key)
+		if err != nil {
+			return opError("SetMany", key, err)
+		}
+		if v, err = d.encode(v); err != nil {
+			return opError("SetMany", key, err)
+		}
+		entries = append(entries, driver.Entry{Key: k, Value: v, TTL: ttl})
+	}
+	if d.bset != nil {
+		if err := d.bset.SetMany(ctx, entries); err != nil {
+			return opError("SetMany", "", err)
+		}
+		return nil
+	}
+	for _, e := range entries {
+		if err := d.d.Set(ctx, e); err != nil {
+			return opError("SetMany", e.Key, err)
+		}
+	}
+	return nil
+}
+
+// Many reads keys and returns the hits by key; a missing key is absent from the map.
+// Every value is read into a T as [Cache.Get] would.
+func Many[T any](ctx context.Context, c *Cache, keys ...string) (map[string]T, error) {
+	d, err := c.driverFor("")
+	if err != nil {
+		return nil, opError("Many", "", err)
+	}
+	final := make([]string, len(keys))
+	for i, key := range keys {
+		if final[i], err = c.finalKey(ctx, key); err != nil {
+			return nil, opError("Many", key, err)
+		}
+	}
+	out := make(map[string]T, len(keys))
+	put := func(i int, v any) error {
+		var t T
+		if err := d.decode(v, &t); err != nil {
+			return opError("Many", keys[i], err)
+		}
+		out[keys[i]] = t
+		return nil
+	}
+	if d.bget != nil {
+		vals, found, err := d.bget.GetMany(ctx, final)
+		if err != nil {
+			return nil, opError("Many", "", err)
+		}
+		for i := range final {
+			if found[i] {
+				if err := put(i, vals[i]); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return out, nil
+	}
+	for i, k := range final {
+		v, found, err := d.d.Get(ctx, k)
+		if err != nil {
+			return nil, opError("Many", keys[i], err)
+		}
+		if found {
+			if err := put(i, v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,115 @@
+package cache
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+)
+
+// encode turns v into what the driver stores: v itself for an in-process driver, the
+// codec's bytes for a byte driver.
+func (d *namedDriver) encode(v any) (any, error) {
+	if d.codec == nil {
+		return v, nil
+	}
+	b, err := d.codec.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode %T: %w", v, err)
+	}
+	return b, nil
+}
+
+// decode reads a stored value into dst.
+func (d *namedDriver) decode(v any, dst any) error {
+	if d.codec == nil {
+		return assign(dst, v)
+	}
+	b, ok := v.([]byte)
+	if !ok {
+		return fmt.Errorf("driver %q returned %T, want []byte from a byte driver", d.name, v)
+	}
+	if dst == nil {
+		return errNilDst
+	}
+	if err := d.codec.Unmarshal(b, dst); err != nil {
+		return fmt.Errorf("decode into %T: %w", dst, err)
+	}
+	return nil
+}
+
+var errNilDst = fmt.Errorf("dst must be a non-nil pointer, got nil")
+
+// assign stores the Go value v into *dst: directly when v's type fits, else through JSON,
+// so that the same code reads the same value on every driver.
+func assign(dst any, v any) error {
+	switch d := dst.(type) { // the common cases, without reflection
+	case *string:
+		if s, ok := v.(string); ok {
+			*d = s
+			return nil
+		}
+	case *[]byte:
+		if b, ok := v.([]byte); ok {
+			*d = b
+			return nil
+		}
+	case *int:
+		if n, ok := v.(int); ok {
+			*d = n
+			return nil
+		}
+	case *int64:
+		if n, ok := v.(int64); ok {
+			*d = n
+			return nil
+		}
+	case *bool:
+		if b, ok := v.(bool); ok {
+			*d = b
+			return nil
+		}
+	case *any:
+		*d = v
+		return nil
+	case nil:
+		return errNilDst
+	}
+	rv := reflect.ValueOf(dst)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return fmt.Errorf("dst must be a non-nil pointer, got %T", dst)
+	}
+	ev := rv.Elem()
+	if v == nil {
+		ev.SetZero()
+		return nil
+	}
+	vv := reflect.ValueOf(v)
+	if vv.Type().AssignableTo(ev.Type()) {
+		ev.Set(vv)
+		return nil
+	}
+	if vv.Kind() == reflect.Pointer && !vv.IsNil() && vv.Elem().Type().AssignableTo(ev.Type()) {
+		ev.Set(vv.Elem()) // stored *T, read into a T
+		return nil
+	}
+	if isInt(vv.Kind()) && isInt(ev.Kind()) {
+		n := vv.Int()
+		if ev.OverflowInt(n) {
+			return fmt.Errorf("stored %d overflows %s", n, ev.Type())
+		}
+		ev.SetInt(n)
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("stored %T does not fit %T and cannot be converted: %w", v, dst, err)
+	}
+	if err := json.Unmarshal(b, dst); err != nil {
+		return fmt.Errorf("stored %T does not fit %T: %w", v, dst, err)
+	}
+	return nil
+}
+
+func isInt(k reflect.Kind) bool {
+	return k >= reflect.Int && k <= reflect.Int64
+}
