@@ -1,0 +1,265 @@
+// Package drivertest is the conformance suite for cache drivers: the promises of the
+// cache package that depend on a driver, in executable form. Every driver, ours and
+// third-party, runs it from a ten-line test:
+//
+//	func TestConformance(t *testing.T) {
+//		drivertest.Run(t, func(t *testing.T) driver.Driver {
+//			d, err := mydriver.New(mydriver.Options{})
+//			if err != nil {
+//				t.Fatal(err)
+//			}
+//			return d
+//		})
+//	}
+//
+// Each case runs as its own subtest on a fresh driver, through a [cache.Cache] whose
+// keys live under a random prefix, so drivers over a shared store (one Redis database)
+// do not see each other's cases. A case that needs an optional capability the driver
+// lacks skips with the reason; a driver that implements a capability must pass its cases.
+// Run the suite with -race: the concurrency cases may miss a race without it.
+package drivertest
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cachekit/cache"
+	"github.com/cachekit/cache/driver"
+)
+
+// Harness tells the suite how to make drivers.
+type Harness struct {
+	// New returns a fresh driver with no default TTL. Required. Register cleanup with
+	// t.Cleanup; the suite also closes the driver when the case ends.
+	New func(t *testing.T) driver.Driver
+	// NewWithDefaultTTL returns a fresh driver whose default TTL is ttl. Optional: without
+	// it the default-TTL cases skip.
+	NewWithDefaultTTL func(t *testing.T, ttl time.Duration) driver.Driver
+	// StoresNothing is set for drivers that store nothing by design (the null driver):
+	// the storage cases skip, and the null promises are checked instead (every read
+	// misses, every lock acquires, Increment returns the delta).
+	StoresNothing bool
+	// Concurrency is the number of goroutines in the concurrency cases. Default: 64.
+	Concurrency int
+}
+
+// Run runs the suite on drivers made by newDriver.
+func Run(t *testing.T, newDriver func(t *testing.T) driver.Driver) {
+	RunWith(t, Harness{New: newDriver})
+}
+
+// ttlUnit is the TTL the expiry cases use. Short enough for a fast suite, long enough
+// for a Redis round trip on a loaded machine.
+const ttlUnit = 150 * time.Millisecond
+
+type kind uint8
+
+const (
+	storing kind = iota // needs a driver that stores: skipped with StoresNothing
+	any_                // every driver
+	null                // only drivers that store nothing
+)
+
+type testCase struct {
+	name string
+	// explanation is the promise, as a sentence.
+	explanation string
+	// needs lists the capabilities the case needs.
+	needs []capability
+	kind  kind
+	f     func(t *testing.T, e *env)
+}
+
+// RunWith runs the suite with the harness h.
+func RunWith(t *testing.T, h Harness) {
+	if h.New == nil {
+		t.Fatal("drivertest: Harness.New is nil")
+	}
+	if h.Concurrency <= 0 {
+		h.Concurrency = 64
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			switch {
+			case tc.kind == storing && h.StoresNothing:
+				t.Skip("the driver stores nothing by design")
+			case tc.kind == null && !h.StoresNothing:
+				t.Skip("a promise of drivers that store nothing")
+			}
+			e := newEnv(t, h, h.New(t))
+			for _, c := range tc.needs {
+				if !c.has(e.d) {
+					t.Skipf("%T does not implement %s", e.d, c.name)
+				}
+			}
+			tc.f(t, e)
+		})
+	}
+}
+
+// env is one case's driver and a cache over it.
+type env struct {
+	h      Harness
+	d      driver.Driver
+	c      *cache.Cache
+	prefix string
+	ctx    context.Context
+	n      int // Harness.Concurrency
+}
+
+func newEnv(t *testing.T, h Harness, d driver.Driver) *env {
+	t.Helper()
+	if d == nil {
+		t.Fatal("drivertest: the harness returned a nil driver")
+	}
+	prefix := "dt" + rand.Text()[:10]
+	c := newCache(t, d, prefix)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return &env{h: h, d: d, c: c, prefix: prefix, ctx: ctx, n: h.Concurrency}
+}
+
+// newCache makes a cache over d with the prefix; closing it is the case's cleanup.
+func newCache(t *testing.T, d driver.Driver, prefix string) *cache.Cache {
+	t.Helper()
+	c, err := cache.New(cache.Config{Drivers: map[string]cache.Driver{"d": d}, Prefix: prefix})
+	if err != nil {
+		t.Fatalf("cache.New: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// sibling returns another cache over the same driver with another prefix. It is never
+// closed: closing it would close the shared driver.
+func (e *env) sibling(t *testing.T, prefix string) *cache.Cache {
+	t.Helper()
+	c, err := cache.New(cache.Config{Drivers: map[string]cache.Driver{"d": e.d}, Prefix: prefix})
+	if err != nil {
+		t.Fatalf("cache.New: %v", err)
+	}
+	return c
+}
+
+type capability struct {
+	name string
+	has  func(driver.Driver) bool
+}
+
+func capOf[T any](name string) capability {
+	return capability{name, func(d driver.Driver) bool { _, ok := d.(T); return ok }}
+}
+
+var (
+	conditional = capOf[driver.Conditional]("driver.Conditional")
+	compareDel  = capOf[driver.CompareAndDeleter]("driver.CompareAndDeleter")
+	incrementer = capOf[driver.Incrementer]("driver.Incrementer")
+	puller      = capOf[driver.Puller]("driver.Puller")
+	nsDeleter   = capOf[driver.NamespaceDeleter]("driver.NamespaceDeleter")
+	lockable    = []capability{conditional, compareDel}
+)
+
+// eventually polls cond every 10 ms until it holds or 5 s pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 5s: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// expires polls cond until it holds or 5 s pass, sleeping longer than ttlUnit between
+// polls: on a driver with sliding expiry every read pushes the expiry back, so a faster
+// poll would keep the value alive forever.
+func expires(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		time.Sleep(ttlUnit + 25*time.Millisecond)
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 5s: %s", what)
+		}
+	}
+}
+
+// parallel runs f(i) on n goroutines started together.
+func parallel(n int, f func(i int)) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			f(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+}
+
+func mustGet[T any](t *testing.T, e *env, key string) (T, bool) {
+	t.Helper()
+	var v T
+	found, err := e.c.Get(e.ctx, key, &v)
+	if err != nil {
+		t.Fatalf("Get(%q) error: %v", key, err)
+	}
+	return v, found
+}
+
+func mustSet(t *testing.T, e *env, key string, v any, ttl time.Duration) {
+	t.Helper()
+	if err := e.c.Set(e.ctx, key, v, ttl); err != nil {
+		t.Fatalf("Set(%q) error: %v", key, err)
+	}
+}
+
+type user struct {
+	ID    int               `json:"id"`
+	Name  string            `json:"name"`
+	Tags  []string          `json:"tags"`
+	Attrs map[string]string `json:"attrs"`
+	Admin bool              `json:"admin"`
+}
+
+// roundTrip sets v and reads it back into a fresh T.
+func roundTrip[T any](t *testing.T, e *env, key string, v T) {
+	t.Helper()
+	mustSet(t, e, key, v, time.Minute)
+	got, found := mustGet[T](t, e, key)
+	if !found {
+		t.Fatalf("Get(%q) after Set(%#v): miss; a stored value (zero values too) must be a hit", key, v)
+	}
+	if !reflect.DeepEqual(got, v) {
+		t.Fatalf("Get(%q) = %#v; want %#v", key, got, v)
+	}
+}
+
+func isErr(t *testing.T, what string, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("%s: error %v; want one matching %v", what, err, target)
+	}
+}
+
+func lockOnce(e *env, c *cache.Cache, key string, ttl time.Duration, fn func(context.Context) error) (bool, error) {
+	out, err := cache.Lock(e.ctx, c, key, ttl, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, fn(ctx)
+	})
+	return out.Acquired, err
+}
+
+func noop(context.Context) error { return nil }
+
+var errBoom = fmt.Errorf("drivertest: fn failed on purpose")

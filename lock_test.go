@@ -1,0 +1,265 @@
+package cache_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cachekit/cache"
+)
+
+// Each test here is one promise of the seed page (shared/seed/distributed-locks.txt) or
+// of API.md's Lock section, on the in-process drivers.
+
+func TestLock_ReturnShape(t *testing.T) {
+	c, ctx := newCache(t, cache.Config{}), ctxT(t)
+	out, err := cache.Lock(ctx, c, "lock.nightly-import", 10*time.Minute, func(context.Context) (string, error) {
+		return "done", nil
+	})
+	if err != nil || !out.Acquired || out.Value != "done" {
+		t.Fatalf("Lock = %+v, %v; want {Acquired:true Value:done}, nil", out, err)
+	}
+}
+
+func TestLock_HeldIsNotAcquiredNotError(t *testing.T) {
+	c, ctx := newCache(t, cache.Config{}), ctxT(t)
+	_, _ = cache.Lock(ctx, c, "lock.x", time.Minute, func(ctx context.Context) (int, error) {
+		out, err := cache.Lock(ctx, c, "lock.x", time.Minute, func(context.Context) (int, error) {
+			t.Error("fn ran while the lock was held")
+			return 1, nil
+		})
+		if err != nil || out.Acquired || out.Value != 0 {
+			t.Errorf("Lock on a held key = %+v, %v; want {Acquired:false Value:0}, nil", out, err)
+		}
+		return 0, nil
+	})
+}
+
+func TestLock_TTLRequired(t *testing.T) {
+	c, ctx := newCache(t, cache.Config{}), ctxT(t)
+	for _, ttl := range []time.Duration{0, -time.Second} {
+		ran := false
+		_, err := cache.Lock(ctx, c, "lock.x", ttl, func(context.Context) (int, error) { ran = true; return 0, nil })
+		if !errors.Is(err, cache.ErrInvalidTTL) || ran {
+			t.Errorf("Lock with TTL %v = %v, ran %v; want ErrInvalidTTL and fn not run", ttl, err, ran)
+		}
+		_, err = cache.LockWith(ctx, c, "lock.x", cache.LockOptions{Owner: "w"}, func(context.Context) (int, error) { ran = true; return 0, nil })
+		if !errors.Is(err, cache.ErrInvalidTTL) || ran {
+			t.Errorf("LockWith without TTL = %v, ran %v; want ErrInvalidTTL and fn not run", err, ran)
+		}
+	}
+}
+
+func TestLock_DefaultOwnerIsPid(t *testing.T) {
+	c, ctx := newCache(t, cache.Config{}), ctxT(t)
+	_, _ = cache.Lock(ctx, c, "lock.x", time.Minute, func(ctx context.Context) (int, error) {
+		var s string
+		if found, err := c.Get(ctx, "lock.x", &s); !found || err != nil || !strings.HasPrefix(s, "pid.") {
+			t.Errorf("Get(lock key) = %q, %v, %v; want a string starting with pid.<pid>", s, found, err)
+		}
+		return 0, nil
+	})
+}
+
+func TestLock_OwnerLabelReadableWithGet(t *testing.T) {
+	c, ctx := newCache(t, cache.Config{Prefix: "billing"}), ctxT(t)
+	_, _ = cache.LockWith(ctx, c, "lock.payments.batch", cache.LockOptions{TTL: 5 * time.Minute, Owner: "worker.payments-2"},
+		func(ctx context.Context) (int, error) {
+			var s string
+			if _, err := c.Get(ctx, "lock.payments.batch", &s); err != nil || !strings.HasPrefix(s, "worker.payments-2") {
+				t.Errorf("Get(lock key) = %q, %v; want it to start with the owner", s, err)
+			}
+			return 0, nil
+		})
+}
+
+func TestLock_ReleasedOnReturnErrorAndPanic(t *testing.T) {
+	c, ctx := newCache(t, cache.Config{}), ctxT(t)
+	errFn := errors.New("fn failed")
+	_, err := cache.Lock(ctx, c, "lock.err", time.Minute, func(context.Context) (int, error) { return 0, errFn })
+	if !errors.Is(err, errFn) {
+		t.Fatalf("Lock = %v; want fn's error unchanged", err)
+	}
+	func() {
+		defer func() {
+			if r := recover(); r != "boom" {
+				t.Fatalf("recovered %v; want the panic to go on after the release", r)
+			}
+		}()
+		_, _ = cache.Lock(ctx, c, "lock.panic", time.Minute, func(context.Context) (int, error) { panic("boom") })
+	}()
+	for _, key := range []string{"lock.ok", "lock.err", "lock.panic"} {
+		if found, _ := c.Has(ctx, key); found {
+			t.Errorf("%s still held after fn ended", key)
+		}
+	}
+}
+
+func TestLock_ReleaseRemovesOnlyOwnToken(t *testing.T) {
+	for _, name := range []string{"memory", "memoryExtended", "lru"} {
+		t.Run(name, func(t *testing.T) {
+			c, ctx := newCache(t, cache.Config{Default: name}), ctxT(t)
+			_, err := cache.Lock(ctx, c, "lock.x", 30*time.Millisecond, func(ctx context.Context) (int, error) {
+				time.Sleep(60 * time.Millisecond) // the TTL runs out mid-work
+				// Someone else takes the key; our release must leave it.
+				res, err := c.SetWith(ctx, "lock.x", "other#token", cache.SetOptions{TTL: time.Minute, OnConflict: cache.Create})
+				if err != nil || !res.Written {
+					t.Fatalf("the expired lock could not be taken: %+v, %v", res, err)
+				}
+				return 0, nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var s string
+			if found, _ := c.Get(ctx, "lock.x", &s); !found || s != "other#token" {
+				t.Fatalf("after the first holder's release the key holds %q, %v; want the new holder's lock", s, found)
+			}
+		})
+	}
+}
+
+func TestLock_NotReentrant(t *testing.T) {
+	c, ctx := newCache(t, cache.Config{}), ctxT(t)
+	out, err := cache.Lock(ctx, c, "lock.x", time.Minute, func(ctx context.Context) (bool, error) {
+		inner, err := cache.Lock(ctx, c, "lock.x", time.Minute, func(context.Context) (bool, error) { return true, nil })
+		return inner.Acquired, err
+	})
+	if err != nil || !out.Acquired || out.Value {
+		t.Fatalf("nested Lock acquired = %v (err %v); want false: v1 is not re-entrant", out.Value, err)
+	}
+}
+
+func TestLock_DriverOverrideLeavesCurrent(t *testing.T) {
+	c, ctx := newCache(t, cache.Config{}), ctxT(t)
+	out, err := cache.LockWith(ctx, c, "lock.audit", cache.LockOptions{TTL: time.Minute, Driver: "lru"},
+		func(ctx context.Context) (string, error) {
+			lru, _ := c.Driver("lru")
+			onLRU, _ := lru.Has(ctx, "lock.audit")
+			onMem, _ := c.Has(ctx, "lock.audit")
+			if !onLRU || onMem {
+				t.Errorf("lock on lru: %v, on memory: %v; want only on lru", onLRU, onMem)
+			}
+			return c.Current(), nil
+		})
+	if err != nil || out.Value != "memory" || c.Current() != "memory" {
+		t.Fatalf("Current() during/after = %q/%q, %v; want memory", out.Value, c.Current(), err)
+	}
+	_, err = cache.LockWith(ctx, c, "lock.audit", cache.LockOptions{TTL: time.Minute, Driver: "nope"},
+		func(context.Context) (int, error) { return 0, nil })
+	if !errors.Is(err, cache.ErrUnknownDriver) {
+		t.Fatalf("LockWith Driver nope = %v; want ErrUnknownDriver", err)
+	}
+}
+
+func TestLock_NullDriverAlwaysAcquires(t *testing.T) {
+	c, ctx := newCache(t, cache.Config{Default: "null"}), ctxT(t)
+	var runs int
+	for range 3 {
+		out, err := cache.Lock(ctx, c, "lock.x", time.Minute, func(ctx context.Context) (int, error) {
+			runs++
+			inner, err := cache.Lock(ctx, c, "lock.x", time.Minute, func(context.Context) (int, error) { return 1, nil })
+			return inner.Value, err
+		})
+		if err != nil || !out.Acquired || out.Value != 1 {
+			t.Fatalf("Lock on null = %+v, %v; want always acquired, nested too", out, err)
+		}
+	}
+	if runs != 3 {
+		t.Fatalf("fn ran %d times; want 3", runs)
+	}
+}
+
+func TestLock_ReleasedWhenCallerCancelled(t *testing.T) {
+	c := newCache(t, cache.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err := cache.Lock(ctx, c, "lock.x", time.Hour, func(ctx context.Context) (int, error) {
+		cancel() // the request goes away while fn runs
+		<-ctx.Done()
+		return 0, ctx.Err()
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Lock = %v; want fn's context.Canceled", err)
+	}
+	if found, _ := c.Has(context.Background(), "lock.x"); found {
+		t.Fatal("a cancelled caller left its lock held for the whole TTL")
+	}
+}
+
+func TestLock_DriverFailureIsAnErrorNotSkipped(t *testing.T) {
+	f := newFlaky(t)
+	c := newCache(t, cache.Config{Drivers: map[string]cache.Driver{"flaky": f}, Default: "flaky"})
+	ctx := ctxT(t)
+	f.down.Store(true)
+	out, err := cache.Lock(ctx, c, "lock.x", time.Minute, func(context.Context) (int, error) { return 1, nil })
+	if !errors.Is(err, errDown) || out.Acquired {
+		t.Fatalf("Lock on a failing store = %+v, %v; want an error, never a silent Acquired == false", out, err)
+	}
+	// A failing release reaches the caller too, with fn's value.
+	f.down.Store(false)
+	out, err = cache.Lock(ctx, c, "lock.y", time.Minute, func(context.Context) (int, error) {
+		f.down.Store(true)
+		return 7, nil
+	})
+	if !errors.Is(err, errDown) || !out.Acquired || out.Value != 7 {
+		t.Fatalf("Lock with a failing release = %+v, %v; want fn's value and the release error", out, err)
+	}
+}
+
+func TestLock_UnsupportedDriverFailsLoudly(t *testing.T) {
+	c := newCache(t, cache.Config{Drivers: map[string]cache.Driver{"bare": bare{newFlaky(t)}}})
+	_, err := cache.Lock(ctxT(t), c, "lock.x", time.Minute, func(context.Context) (int, error) { return 0, nil })
+	if !errors.Is(err, cache.ErrUnsupported) {
+		t.Fatalf("Lock on a driver without conditional writes = %v; want ErrUnsupported", err)
+	}
+}
+
+// TestLock_200Goroutines: never two inside fn at once, and every attempt either runs or
+// gets Acquired == false.
+func TestLock_200Goroutines(t *testing.T) {
+	for _, name := range []string{"memory", "memoryExtended", "lru"} {
+		t.Run(name, func(t *testing.T) {
+			c, ctx := newCache(t, cache.Config{Default: name}), ctxT(t)
+			const goroutines, attempts = 200, 20
+			var inside, overlaps, ran, skipped atomic.Int64
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for range goroutines {
+				wg.Go(func() {
+					<-start
+					for range attempts {
+						out, err := cache.Lock(ctx, c, "lock.hot", time.Minute, func(context.Context) (int, error) {
+							if inside.Add(1) != 1 {
+								overlaps.Add(1)
+							}
+							time.Sleep(20 * time.Microsecond)
+							inside.Add(-1)
+							return 1, nil
+						})
+						switch {
+						case err != nil:
+							t.Errorf("Lock: %v", err)
+						case out.Acquired:
+							ran.Add(1)
+						default:
+							skipped.Add(1)
+						}
+					}
+				})
+			}
+			close(start)
+			wg.Wait()
+			t.Logf("%d attempts: %d ran, %d skipped, %d overlaps", goroutines*attempts, ran.Load(), skipped.Load(), overlaps.Load())
+			if overlaps.Load() != 0 {
+				t.Fatalf("%d times two holders were inside fn at once", overlaps.Load())
+			}
+			if ran.Load()+skipped.Load() != goroutines*attempts || ran.Load() == 0 {
+				t.Fatalf("ran %d + skipped %d != %d attempts", ran.Load(), skipped.Load(), goroutines*attempts)
+			}
+		})
+	}
+}
