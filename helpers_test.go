@@ -118,6 +118,6 @@ func ctxT(t testing.TB) context.Context {
 type bare struct{ d driver.Driver }
 
 func (b bare) Get(ctx context.Context, key string) (any, bool, error) { return b.d.Get(ctx, key) }
-func (b bare) Set(ctx context.Context, e driver.Entry) error         { return b.d.Set(ctx, e) }
-func (b bare) Delete(ctx context.Context, keys ...string) error      { return b.d.Delete(ctx, keys...) }
-func (b bare) Close() error                                          { return b.d.Close() }
+func (b bare) Set(ctx context.Context, e driver.Entry) error          { return b.d.Set(ctx, e) }
+func (b bare) Delete(ctx context.Context, keys ...string) error       { return b.d.Delete(ctx, keys...) }
+func (b bare) Close() error                                           { return b.d.Close() }
