@@ -306,8 +306,11 @@ func (d *Driver) Flush(ctx context.Context) error {
 	return nil
 }
 
-// Len returns the number of entries, expired ones not yet dropped included.
-func (d *Driver) Len() int { return d.c.EstimatedSize() }
+// Len returns the number of entries, after applying pending evictions and expirations.
+func (d *Driver) Len() int {
+	d.c.CleanUp()
+	return d.c.EstimatedSize()
+}
 
 // Close stops otter's maintenance goroutine and drops every entry. Afterwards every
 // method returns an error matching driver.ErrClosed.
