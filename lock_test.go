@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cachekit/cache"
+	"github.com/cachekit/cache/driver"
 )
 
 // Each test here is one promise of the seed page (shared/seed/distributed-locks.txt) or
@@ -261,5 +262,45 @@ func TestLock_200Goroutines(t *testing.T) {
 				t.Fatalf("ran %d + skipped %d != %d attempts", ran.Load(), skipped.Load(), goroutines*attempts)
 			}
 		})
+	}
+}
+
+// racy implements Create as a read followed by a write: the non-atomic emulation the
+// library never does. The test below shows that the overlap detector of
+// TestLock_200Goroutines catches it, so that test would fail without an atomic Create.
+type racy struct{ *flaky }
+
+func (r racy) SetIf(ctx context.Context, e driver.Entry, c driver.Condition) (bool, error) {
+	_, found, err := r.Get(ctx, e.Key)
+	if err != nil || found == (c == driver.IfAbsent) {
+		return false, err
+	}
+	time.Sleep(100 * time.Microsecond) // the window every non-atomic emulation has
+	return true, r.Set(ctx, e)
+}
+
+func TestLock_OverlapDetectorCatchesANonAtomicCreate(t *testing.T) {
+	c := newCache(t, cache.Config{Drivers: map[string]cache.Driver{"racy": racy{newFlaky(t)}}})
+	ctx := ctxT(t)
+	var inside, overlaps atomic.Int64
+	var wg sync.WaitGroup
+	for range 200 {
+		wg.Go(func() {
+			for range 5 {
+				_, _ = cache.Lock(ctx, c, "lock.hot", time.Minute, func(context.Context) (int, error) {
+					if inside.Add(1) != 1 {
+						overlaps.Add(1)
+					}
+					time.Sleep(50 * time.Microsecond)
+					inside.Add(-1)
+					return 0, nil
+				})
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("a get-then-set Create let %d holders overlap", overlaps.Load())
+	if overlaps.Load() == 0 {
+		t.Fatal("the overlap detector saw nothing on a racy driver: it proves nothing on the real ones")
 	}
 }
