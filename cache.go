@@ -28,7 +28,7 @@ type Config struct {
 	// holds exactly one driver.
 	Default string
 	// Prefix is the global prefix, joined to every key with ".": with Prefix "billing",
-	// key "user.1" is stored as "billing.user.1". Trailing dots are trimmed. Two caches
+	// key "user.1" is stored as "billing.user.1". Leading and trailing dots are trimmed. Two caches
 	// with the same prefix over the same store see each other's keys and locks; with
 	// different prefixes they never do. Default: no prefix.
 	Prefix string

@@ -74,6 +74,9 @@ func LockWith[T any](ctx context.Context, c *Cache, key string, o LockOptions, f
 	if d.cond == nil || d.cad == nil {
 		return out, unsupported(d, "Lock")
 	}
+	if err := ctx.Err(); err != nil { // a caller that has gone away takes no lock
+		return out, opError("Lock", key, context.Cause(ctx))
+	}
 	owner := o.Owner
 	if owner == "" {
 		owner = defaultOwner
@@ -82,7 +85,7 @@ func LockWith[T any](ctx context.Context, c *Cache, key string, o LockOptions, f
 	if err != nil {
 		return out, opError("Lock", key, err)
 	}
-	acquired, err := d.cond.SetIf(ctx, driver.Entry{Key: k, Value: token, TTL: o.TTL}, driver.IfAbsent)
+	acquired, err := d.cond.SetIf(ctx, driver.Entry{Key: k, Value: token, TTL: o.TTL, NoSlide: true}, driver.IfAbsent)
 	if err != nil {
 		return out, opError("Lock", key, err)
 	}

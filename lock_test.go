@@ -304,3 +304,16 @@ func TestLock_OverlapDetectorCatchesANonAtomicCreate(t *testing.T) {
 		t.Fatal("the overlap detector saw nothing on a racy driver: it proves nothing on the real ones")
 	}
 }
+
+func TestLock_CancelledContextTakesNoLock(t *testing.T) {
+	c := newCache(t, cache.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	out, err := cache.Lock(ctx, c, "lock.x", time.Minute, func(context.Context) (int, error) {
+		t.Error("fn ran for a caller whose context was already cancelled")
+		return 0, nil
+	})
+	if !errors.Is(err, context.Canceled) || out.Acquired {
+		t.Fatalf("Lock with a cancelled ctx = %+v, %v; want context.Canceled", out, err)
+	}
+}

@@ -84,9 +84,13 @@ type Entry struct {
 	Value any
 	// TTL is the resolved time to live: > 0 expires, 0 never expires.
 	TTL time.Duration
-	// Tags are the tags the caller attached to the entry, for tag invalidation. A driver
-	// may ignore them; the manager keeps tag bookkeeping itself.
+	// Tags are the tags the caller attached to the entry. Drivers may ignore them for
+	// now: tag invalidation (a later version) will say what a driver has to keep.
 	Tags []string
+	// NoSlide marks an entry whose expiry reads must never push back, whatever the
+	// driver's sliding policy: a lock, whose TTL is the safety net for a crashed holder,
+	// must not be kept alive by someone reading its owner.
+	NoSlide bool
 }
 
 // Condition selects a conditional write for [Conditional].

@@ -10,7 +10,8 @@
 //   - "memory": Options{} — per-entry TTL, fixed from the write.
 //   - "memoryExtended": Options{Sliding: true} — every hit (Get, Has, Remember's read)
 //     pushes the entry's expiry back by the entry's own TTL. An entry that has expired never
-//     comes back. Conditional writes (and so the lock), Increment and Pull never slide.
+//     comes back. Conditional-write probes, Increment and Pull never slide, and a lock
+//     never slides at all: reading its owner does not keep a crashed holder's lock alive.
 //
 // Every operation is atomic within the process: Create, Update, Increment, Pull and the
 // lock's compare-and-delete each run under otter's per-key lock. The driver is unbounded
@@ -67,6 +68,8 @@ type item struct {
 	v    any
 	ttl  time.Duration // 0: no expiry
 	keep bool          // an update that keeps the remaining TTL (Increment)
+	// noSlide: reads never push the expiry back (a lock)
+	noSlide bool
 }
 
 const never = time.Duration(math.MaxInt64)
@@ -140,7 +143,7 @@ func (expiry) ExpireAfterUpdate(e otter.Entry[string, *item], _ *item) time.Dura
 }
 
 func (x expiry) ExpireAfterRead(e otter.Entry[string, *item]) time.Duration {
-	if x.sliding && e.Value.ttl > 0 {
+	if x.sliding && e.Value.ttl > 0 && !e.Value.noSlide {
 		return e.Value.ttl
 	}
 	return e.ExpiresAfter()
@@ -189,7 +192,7 @@ func (d *Driver) Set(ctx context.Context, e driver.Entry) error {
 	if err := d.check(); err != nil {
 		return err
 	}
-	d.c.Set(e.Key, &item{v: e.Value, ttl: e.TTL})
+	d.c.Set(e.Key, &item{v: e.Value, ttl: e.TTL, noSlide: e.NoSlide})
 	return nil
 }
 
@@ -207,7 +210,7 @@ func (d *Driver) SetIf(ctx context.Context, e driver.Entry, cond driver.Conditio
 			return old, otter.CancelOp
 		}
 		written = true
-		return &item{v: e.Value, ttl: e.TTL}, otter.WriteOp
+		return &item{v: e.Value, ttl: e.TTL, noSlide: e.NoSlide}, otter.WriteOp
 	})
 	return written, nil
 }
@@ -245,7 +248,7 @@ func (d *Driver) Increment(ctx context.Context, key string, delta int64, ttlIfNe
 		if n, err = inproc.Add(cur.v, delta); err != nil {
 			return cur, otter.CancelOp
 		}
-		return &item{v: n, ttl: cur.ttl, keep: true}, otter.WriteOp
+		return &item{v: n, ttl: cur.ttl, keep: true, noSlide: cur.noSlide}, otter.WriteOp
 	})
 	if err != nil {
 		return 0, fmt.Errorf("memorycache: increment %q: %w", key, err)

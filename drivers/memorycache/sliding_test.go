@@ -206,3 +206,22 @@ func TestCloseLeavesNoGoroutine(t *testing.T) {
 		}
 	}
 }
+
+// Reading a lock's owner on memoryExtended does not keep the lock alive.
+func TestSlidingNeverExtendsALock(t *testing.T) {
+	d, clk := newFake(t, memorycache.Options{Sliding: true})
+	ctx := context.Background()
+	if ok, _ := d.SetIf(ctx, driver.Entry{Key: "lock", Value: "a#1", TTL: 10 * time.Second, NoSlide: true}, driver.IfAbsent); !ok {
+		t.Fatal("SetIf did not write")
+	}
+	for range 3 {
+		clk.Advance(8 * time.Second / 3)
+		if !has(t, d, "lock") {
+			t.Fatal("the lock expired before its TTL")
+		}
+	}
+	clk.Advance(2*time.Second + time.Millisecond)
+	if has(t, d, "lock") {
+		t.Fatal("reads of the lock's owner kept it alive past its TTL")
+	}
+}
