@@ -1,0 +1,3 @@
+package filecache_test
+
+func runHelper() bool { return false }
