@@ -143,8 +143,12 @@ func (d *Driver) sweepOne(name string) (bool, error) {
 // errNotRegular is a directory or device with an entry's name: never the driver's.
 var errNotRegular = errors.New("not a regular file")
 
+// verifyLimit is the size up to which readHead reads and verifies a whole file.
+const verifyLimit = 64 << 10
+
 // readHead reads the header of the file at path and, with withKey, the key after it.
-// The file's size must match the header. A missing file is an error matching
+// The file's size must match the header, and a file of at most verifyLimit bytes is read
+// whole and its checksum verified. A missing file is an error matching
 // fs.ErrNotExist, a malformed one an error matching ErrCorrupt.
 func readHead(path string, withKey bool) (header, string, error) {
 	f, err := os.Open(path)
@@ -173,8 +177,21 @@ func readHead(path string, withKey bool) (header, string, error) {
 	if want := headerSize + uint64(h.keyLen) + h.valLen + crcSize; uint64(info.Size()) != want {
 		return header{}, "", fmt.Errorf("%s: %w: %d bytes, the header says %d", path, ErrCorrupt, info.Size(), want)
 	}
-	if !withKey {
+	if !withKey && info.Size() > verifyLimit {
 		return h, "", nil
+	}
+	if info.Size() <= verifyLimit {
+		// A small file costs the same system calls read whole: check its checksum too.
+		b := make([]byte, info.Size())
+		copy(b, hb[:])
+		if _, err := io.ReadFull(f, b[headerSize:]); err != nil {
+			return header{}, "", fmt.Errorf("%s: %w: %v", path, ErrCorrupt, err)
+		}
+		e, err := decodeEntry(b)
+		if err != nil {
+			return header{}, "", fmt.Errorf("%s: %w", path, err)
+		}
+		return h, e.key, nil
 	}
 	kb := make([]byte, h.keyLen)
 	if _, err := io.ReadFull(f, kb); err != nil {
