@@ -75,6 +75,11 @@ type namedDriver struct {
 	flush  driver.Flusher
 	bget   driver.BatchGetter
 	bset   driver.BatchSetter
+	ext    driver.Extender
+	swap   driver.Swapper
+	fencer driver.Fencer
+	ttlr   driver.TTLReader
+	watch  driver.Watcher
 }
 
 func newNamedDriver(name string, d driver.Driver) *namedDriver {
@@ -93,6 +98,11 @@ func newNamedDriver(name string, d driver.Driver) *namedDriver {
 	nd.flush, _ = d.(driver.Flusher)
 	nd.bget, _ = d.(driver.BatchGetter)
 	nd.bset, _ = d.(driver.BatchSetter)
+	nd.ext, _ = d.(driver.Extender)
+	nd.swap, _ = d.(driver.Swapper)
+	nd.fencer, _ = d.(driver.Fencer)
+	nd.ttlr, _ = d.(driver.TTLReader)
+	nd.watch, _ = d.(driver.Watcher)
 	return nd
 }
 

@@ -113,8 +113,8 @@ func TestLock_ReleaseRemovesOnlyOwnToken(t *testing.T) {
 				}
 				return 0, nil
 			})
-			if err != nil {
-				t.Fatal(err)
+			if !errors.Is(err, cache.ErrLockLost) {
+				t.Fatalf("Lock = %v; want ErrLockLost: the TTL ran out while fn ran", err)
 			}
 			var s string
 			if found, _ := c.Get(ctx, "lock.x", &s); !found || s != "other#token" {

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	cryptorand "crypto/rand"
 	"errors"
 	"fmt"
 	"time"
@@ -24,16 +25,54 @@ import (
 // with the error. A failed read (the store is down) is returned as an error without
 // running fn.
 //
+// Across processes, see [RememberWith] and RememberOptions.Distributed.
+//
 // WARNING: fn must not call Remember for the same key: it would wait for itself.
 func Remember[T any](ctx context.Context, c *Cache, key string, ttl time.Duration, fn func(context.Context) (T, error)) (T, error) {
+	return RememberWith(ctx, c, key, RememberOptions{TTL: ttl}, fn)
+}
+
+// RememberOptions are the options of [RememberWith].
+type RememberOptions struct {
+	// TTL is how long the value is stored. 0: the driver's default TTL.
+	TTL time.Duration
+	// Driver routes the call to the named driver; c's current driver is unchanged.
+	Driver string
+	// Distributed extends the one-load-per-key promise across processes: on a miss, the
+	// process that takes a short lock (the key + ":remember-lock", for LockTTL) loads and
+	// stores the value; the others wait for it to appear and read it. A process that has
+	// waited WaitTimeout without seeing the value loads it itself, so a stuck or dead
+	// loader costs the others one WaitTimeout, never an outage. Worth it on shared drivers
+	// (Redis, file) when a load is expensive; on in-process drivers it adds nothing.
+	// It costs a lock round trip per miss. Default: false.
+	Distributed bool
+	// LockTTL is the TTL of the distributed load lock. Default: 30s.
+	LockTTL time.Duration
+	// WaitTimeout bounds how long a process waits for another's load. Default: LockTTL.
+	WaitTimeout time.Duration
+}
+
+// RememberWith is [Remember] with options: a per-call driver, and cross-process
+// single-flight (Distributed).
+func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOptions, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
-	if ttl < 0 {
-		return zero, opError("Remember", key, fmt.Errorf("%w: %v is negative", ErrInvalidTTL, ttl))
+	if o.TTL < 0 || o.LockTTL < 0 || o.WaitTimeout < 0 {
+		return zero, opError("Remember", key, fmt.Errorf("%w: TTL, LockTTL and WaitTimeout must not be negative", ErrInvalidTTL))
 	}
-	d, k, err := c.prep(ctx, "", key)
+	if o.LockTTL == 0 {
+		o.LockTTL = 30 * time.Second
+	}
+	if o.WaitTimeout == 0 {
+		o.WaitTimeout = o.LockTTL
+	}
+	d, k, err := c.prep(ctx, o.Driver, key)
 	if err != nil {
 		return zero, opError("Remember", key, err)
 	}
+	if o.Distributed && (d.cond == nil || d.cad == nil) {
+		return zero, unsupported(d, "Remember with Distributed")
+	}
+	ttl := o.TTL
 	if ttl == 0 {
 		ttl = d.defTTL
 	}
@@ -50,7 +89,16 @@ func Remember[T any](ctx context.Context, c *Cache, key string, ttl time.Duratio
 	} else if found {
 		return t, nil
 	}
-
+	load := func() (any, error) {
+		t, err := callLoader(ctx, fn)
+		if err != nil {
+			return t, err
+		}
+		if _, err := d.write(ctx, driver.Entry{Key: k, Value: t, TTL: ttl}, Upsert); err != nil {
+			return t, &storeError{err}
+		}
+		return t, nil
+	}
 	for {
 		var ran bool // set by the goroutine that runs the flight; read after <-ch
 		ch := c.m.flights.DoChan(d.name+"\x00"+k, func() (any, error) {
@@ -59,14 +107,10 @@ func Remember[T any](ctx context.Context, c *Cache, key string, ttl time.Duratio
 			if t, found, err := read(); err == nil && found {
 				return t, nil
 			}
-			t, err := callLoader(ctx, fn)
-			if err != nil {
-				return t, err
+			if o.Distributed {
+				return loadDistributed(ctx, d, k, o, read, load)
 			}
-			if _, err := d.write(ctx, driver.Entry{Key: k, Value: t, TTL: ttl}, Upsert); err != nil {
-				return t, &storeError{err}
-			}
-			return t, nil
+			return load()
 		})
 		var res resultT
 		select {
@@ -125,4 +169,54 @@ func callLoader[T any](ctx context.Context, fn func(context.Context) (T, error))
 
 func isContextErr(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// loadDistributed loads under a cross-process lock, or waits for another process's load.
+func loadDistributed[T any](ctx context.Context, d *namedDriver, k string, o RememberOptions, read func() (T, bool, error), load func() (any, error)) (any, error) {
+	token, err := d.encode(defaultOwner + "#" + cryptorand.Text())
+	if err != nil {
+		return nil, err
+	}
+	h := &LockHandle{d: d, key: k, final: k + ":remember-lock", stored: token, ttl: o.LockTTL}
+	deadline := time.Now().Add(o.WaitTimeout)
+	for {
+		wctx, cancel := context.WithTimeout(ctx, min(50*time.Millisecond, max(time.Until(deadline), 0)))
+		var woke <-chan struct{}
+		if d.watch != nil {
+			if woke, err = d.watch.Watch(wctx, h.final); err != nil {
+				cancel()
+				return nil, err
+			}
+		}
+		ok, err := d.cond.SetIf(ctx, driver.Entry{Key: h.final, Value: token, TTL: o.LockTTL, NoSlide: true}, driver.IfAbsent)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		if ok {
+			cancel()
+			defer func() { _ = h.release(ctx) }()
+			if t, found, err := read(); err == nil && found { // stored while we took the lock
+				return t, nil
+			}
+			return load()
+		}
+		// Another process loads: wait for its release (or the poll), then look.
+		select {
+		case <-woke:
+		case <-wctx.Done():
+		}
+		cancel()
+		if err := ctx.Err(); err != nil {
+			return nil, context.Cause(ctx)
+		}
+		if t, found, err := read(); err != nil {
+			return nil, err
+		} else if found {
+			return t, nil
+		}
+		if time.Now().After(deadline) {
+			return load() // the other loader is stuck or gone: do it ourselves
+		}
+	}
 }

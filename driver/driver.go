@@ -45,6 +45,16 @@
 //     with errors.ErrUnsupported.
 //   - [BatchGetter], [BatchSetter]: many keys in one call. Absent: the manager loops.
 //   - [DefaultTTLer]: the TTL used when a caller passes 0. Absent: 0 means no expiry.
+//   - [Extender]: extend a key's TTL only while it holds a value. Absent: LockOptions
+//     AutoExtend and a lock handle's Extend fail with errors.ErrUnsupported.
+//   - [Swapper]: replace a key's value only while it holds a value (compare-and-swap).
+//     Absent: cache.Once fails with errors.ErrUnsupported.
+//   - [Fencer]: create-if-absent that also hands out a fencing number. Absent:
+//     LockOptions Fencing fails with errors.ErrUnsupported.
+//   - [TTLReader]: the remaining TTL of a key. Absent: a lock handle's TTL and
+//     InspectLock report the TTL as unknown (-1).
+//   - [Watcher]: a notification when a key is deleted, so that a lock waiter wakes at
+//     once. Absent: waiters poll with backoff and jitter.
 //   - [Encoder]: the driver stores bytes; see above.
 package driver
 
@@ -186,4 +196,49 @@ type Encoder interface {
 type Codec interface {
 	Marshal(v any) ([]byte, error)
 	Unmarshal(data []byte, v any) error
+}
+
+// Extender is implemented by drivers that can extend a key's TTL only while the key
+// still holds a value, atomically (compare-and-PEXPIRE). Lock renewal is built on it.
+type Extender interface {
+	// Extend sets key's TTL to ttl (> 0) if its live value equals old (as in
+	// [CompareAndDeleter]) and reports whether it did.
+	Extend(ctx context.Context, key string, old any, ttl time.Duration) (extended bool, err error)
+}
+
+// Swapper is implemented by drivers that can replace a key's value only while it still
+// holds a given value, atomically (compare-and-set).
+type Swapper interface {
+	// CompareAndSwap writes e if e.Key's live value equals old (as in
+	// [CompareAndDeleter]) and reports whether it wrote.
+	CompareAndSwap(ctx context.Context, old any, e Entry) (swapped bool, err error)
+}
+
+// Fencer is implemented by drivers that can hand out fencing numbers: a create-if-absent
+// that, when it writes, also increments a counter the driver keeps for that key, in the
+// same atomic step, and returns the new count. The counter outlives the key (it is kept
+// in a record of its own, documented by each driver), so the numbers handed out for one
+// key strictly increase, in every process that shares the store. A storage system that
+// remembers the highest number it has seen can then reject a write from a holder whose
+// lock has since passed to another.
+type Fencer interface {
+	CreateFenced(ctx context.Context, e Entry) (fence int64, written bool, err error)
+}
+
+// TTLReader is implemented by drivers that can tell a key's remaining TTL.
+type TTLReader interface {
+	// TTL returns the remaining time to live of key: > 0, or 0 for a key that never
+	// expires. found is false for a missing or expired key.
+	TTL(ctx context.Context, key string) (ttl time.Duration, found bool, err error)
+}
+
+// Watcher is implemented by drivers that can tell a waiter that a key was deleted.
+type Watcher interface {
+	// Watch returns a channel that is closed when key is next deleted (Delete, Pull,
+	// CompareAndDelete, DeleteNamespace, Flush) or swapped (CompareAndSwap), by this
+	// process or, for a shared store, by any other; and closed too when ctx ends, which
+	// also frees what the watch holds.
+	// It is a hint: a waiter must still try to take the key, and must poll as well,
+	// because expiry is not reported.
+	Watch(ctx context.Context, key string) (<-chan struct{}, error)
 }

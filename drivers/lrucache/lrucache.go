@@ -46,6 +46,8 @@ type Driver struct {
 	now        func() time.Time
 	defaultTTL time.Duration
 	closed     bool
+	watchers   inproc.Watchers
+	fences     inproc.Fences
 }
 
 type item struct {
@@ -62,6 +64,11 @@ var (
 	_ driver.NamespaceDeleter  = (*Driver)(nil)
 	_ driver.Flusher           = (*Driver)(nil)
 	_ driver.DefaultTTLer      = (*Driver)(nil)
+	_ driver.Extender          = (*Driver)(nil)
+	_ driver.Swapper           = (*Driver)(nil)
+	_ driver.Fencer            = (*Driver)(nil)
+	_ driver.TTLReader         = (*Driver)(nil)
+	_ driver.Watcher           = (*Driver)(nil)
 )
 
 // New returns an LRU driver.
@@ -169,6 +176,7 @@ func (d *Driver) CompareAndDelete(_ context.Context, key string, old any) (bool,
 		return false, nil
 	}
 	d.lru.Remove(key)
+	d.watchers.Notify(key)
 	return true, nil
 }
 
@@ -202,6 +210,7 @@ func (d *Driver) Pull(_ context.Context, key string) (any, bool, error) {
 	it, ok := d.live(key, false)
 	if ok {
 		d.lru.Remove(key)
+		d.watchers.Notify(key)
 	}
 	return it.v, ok, nil
 }
@@ -216,6 +225,7 @@ func (d *Driver) Delete(_ context.Context, keys ...string) error {
 	for _, k := range keys {
 		d.lru.Remove(k)
 	}
+	d.watchers.Notify(keys...)
 	return nil
 }
 
@@ -227,11 +237,13 @@ func (d *Driver) DeleteNamespace(_ context.Context, ns string) error {
 		return errClosed
 	}
 	under := ns + "."
+	in := func(k string) bool { return k == ns || strings.HasPrefix(k, under) }
 	for _, k := range d.lru.Keys() {
-		if k == ns || strings.HasPrefix(k, under) {
+		if in(k) {
 			d.lru.Remove(k)
 		}
 	}
+	d.watchers.NotifyIf(in)
 	return nil
 }
 
@@ -243,7 +255,83 @@ func (d *Driver) Flush(context.Context) error {
 		return errClosed
 	}
 	d.lru.Purge()
+	d.watchers.NotifyIf(func(string) bool { return true })
 	return nil
+}
+
+// Extend sets key's TTL to ttl if it still holds old.
+func (d *Driver) Extend(_ context.Context, key string, old any, ttl time.Duration) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return false, errClosed
+	}
+	it, ok := d.live(key, false)
+	if !ok || !inproc.Equal(it.v, old) {
+		return false, nil
+	}
+	d.lru.Add(key, item{v: it.v, exp: d.expiresAt(ttl)})
+	return true, nil
+}
+
+// CompareAndSwap writes e if e.Key still holds old.
+func (d *Driver) CompareAndSwap(_ context.Context, old any, e driver.Entry) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return false, errClosed
+	}
+	it, ok := d.live(e.Key, false)
+	if !ok || !inproc.Equal(it.v, old) {
+		return false, nil
+	}
+	d.lru.Add(e.Key, item{v: e.Value, exp: d.expiresAt(e.TTL)})
+	d.watchers.Notify(e.Key)
+	return true, nil
+}
+
+// CreateFenced creates e if absent and returns the key's next fencing number. The
+// counters are kept beside the LRU, never evicted, until Close.
+func (d *Driver) CreateFenced(_ context.Context, e driver.Entry) (int64, bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return 0, false, errClosed
+	}
+	if _, found := d.live(e.Key, false); found {
+		return 0, false, nil
+	}
+	d.lru.Add(e.Key, item{v: e.Value, exp: d.expiresAt(e.TTL)})
+	return d.fences.Next(e.Key), true, nil
+}
+
+// TTL returns key's remaining TTL (0: no expiry). It does not count as a use.
+func (d *Driver) TTL(_ context.Context, key string) (time.Duration, bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return 0, false, errClosed
+	}
+	it, ok := d.live(key, false)
+	if !ok {
+		return 0, false, nil
+	}
+	if it.exp == 0 {
+		return 0, true, nil
+	}
+	return max(time.Duration(it.exp-d.now().UnixNano()), time.Nanosecond), true, nil
+}
+
+// Watch returns a channel closed when key is next deleted, or when ctx ends. An
+// eviction does not count as a delete.
+func (d *Driver) Watch(ctx context.Context, key string) (<-chan struct{}, error) {
+	d.mu.Lock()
+	closed := d.closed
+	d.mu.Unlock()
+	if closed {
+		return nil, errClosed
+	}
+	return d.watchers.Watch(ctx, key)
 }
 
 // Len returns the number of entries, expired ones not yet dropped included.

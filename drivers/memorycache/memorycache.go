@@ -61,6 +61,8 @@ type Driver struct {
 	c          *otter.Cache[string, *item]
 	defaultTTL time.Duration
 	closed     atomic.Bool
+	watchers   inproc.Watchers
+	fences     inproc.Fences
 }
 
 // item is one stored entry. Items are never mutated after they are stored.
@@ -83,6 +85,11 @@ var (
 	_ driver.NamespaceDeleter  = (*Driver)(nil)
 	_ driver.Flusher           = (*Driver)(nil)
 	_ driver.DefaultTTLer      = (*Driver)(nil)
+	_ driver.Extender          = (*Driver)(nil)
+	_ driver.Swapper           = (*Driver)(nil)
+	_ driver.Fencer            = (*Driver)(nil)
+	_ driver.TTLReader         = (*Driver)(nil)
+	_ driver.Watcher           = (*Driver)(nil)
 )
 
 // New returns a memory driver.
@@ -228,6 +235,9 @@ func (d *Driver) CompareAndDelete(ctx context.Context, key string, old any) (boo
 		}
 		return cur, otter.CancelOp
 	})
+	if deleted {
+		d.watchers.Notify(key)
+	}
 	return deleted, nil
 }
 
@@ -272,6 +282,9 @@ func (d *Driver) Pull(ctx context.Context, key string) (any, bool, error) {
 		v, found = cur.v, true
 		return cur, otter.InvalidateOp
 	})
+	if found {
+		d.watchers.Notify(key)
+	}
 	return v, found, nil
 }
 
@@ -283,6 +296,7 @@ func (d *Driver) Delete(ctx context.Context, keys ...string) error {
 	for _, k := range keys {
 		d.c.Invalidate(k)
 	}
+	d.watchers.Notify(keys...)
 	return nil
 }
 
@@ -292,11 +306,13 @@ func (d *Driver) DeleteNamespace(ctx context.Context, ns string) error {
 		return err
 	}
 	under := ns + "."
+	in := func(k string) bool { return k == ns || strings.HasPrefix(k, under) }
 	for k := range d.c.Keys() {
-		if k == ns || strings.HasPrefix(k, under) {
+		if in(k) {
 			d.c.Invalidate(k)
 		}
 	}
+	d.watchers.NotifyIf(in)
 	return nil
 }
 
@@ -306,7 +322,83 @@ func (d *Driver) Flush(ctx context.Context) error {
 		return err
 	}
 	d.c.InvalidateAll()
+	d.watchers.NotifyIf(func(string) bool { return true })
 	return nil
+}
+
+// Extend sets key's TTL to ttl if it still holds old.
+func (d *Driver) Extend(_ context.Context, key string, old any, ttl time.Duration) (bool, error) {
+	if err := d.check(); err != nil {
+		return false, err
+	}
+	var extended bool
+	d.c.Compute(key, func(cur *item, found bool) (*item, otter.ComputeOp) {
+		if !found || !inproc.Equal(cur.v, old) {
+			return cur, otter.CancelOp
+		}
+		extended = true
+		return &item{v: cur.v, ttl: ttl, noSlide: cur.noSlide}, otter.WriteOp
+	})
+	return extended, nil
+}
+
+// CompareAndSwap writes e if e.Key still holds old.
+func (d *Driver) CompareAndSwap(_ context.Context, old any, e driver.Entry) (bool, error) {
+	if err := d.check(); err != nil {
+		return false, err
+	}
+	var swapped bool
+	d.c.Compute(e.Key, func(cur *item, found bool) (*item, otter.ComputeOp) {
+		if !found || !inproc.Equal(cur.v, old) {
+			return cur, otter.CancelOp
+		}
+		swapped = true
+		return &item{v: e.Value, ttl: e.TTL, noSlide: e.NoSlide}, otter.WriteOp
+	})
+	if swapped {
+		d.watchers.Notify(e.Key)
+	}
+	return swapped, nil
+}
+
+// CreateFenced creates e if absent and returns the key's next fencing number. The
+// counters live beside the entries, are never evicted, and last until Close.
+func (d *Driver) CreateFenced(_ context.Context, e driver.Entry) (int64, bool, error) {
+	if err := d.check(); err != nil {
+		return 0, false, err
+	}
+	var fence int64
+	d.c.Compute(e.Key, func(cur *item, found bool) (*item, otter.ComputeOp) {
+		if found {
+			return cur, otter.CancelOp
+		}
+		fence = d.fences.Next(e.Key)
+		return &item{v: e.Value, ttl: e.TTL, noSlide: e.NoSlide}, otter.WriteOp
+	})
+	return fence, fence != 0, nil
+}
+
+// TTL returns key's remaining TTL (0: no expiry). It does not count as a read.
+func (d *Driver) TTL(_ context.Context, key string) (time.Duration, bool, error) {
+	if err := d.check(); err != nil {
+		return 0, false, err
+	}
+	e, ok := d.c.GetEntryQuietly(key)
+	if !ok {
+		return 0, false, nil
+	}
+	if e.Value.ttl == 0 { // never expires; Increment keeps ttl 0 too
+		return 0, true, nil
+	}
+	return max(e.ExpiresAfter(), time.Nanosecond), true, nil
+}
+
+// Watch returns a channel closed when key is next deleted, or when ctx ends.
+func (d *Driver) Watch(ctx context.Context, key string) (<-chan struct{}, error) {
+	if err := d.check(); err != nil {
+		return nil, err
+	}
+	return d.watchers.Watch(ctx, key)
 }
 
 // Len returns the number of entries, after applying pending evictions and expirations.

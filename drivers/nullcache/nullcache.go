@@ -20,7 +20,10 @@ import (
 type Options struct{}
 
 // Driver stores nothing. Its methods are safe for concurrent use.
-type Driver struct{ closed atomic.Bool }
+type Driver struct {
+	closed atomic.Bool
+	fence  atomic.Int64
+}
 
 var (
 	_ driver.Driver            = (*Driver)(nil)
@@ -30,6 +33,10 @@ var (
 	_ driver.Puller            = (*Driver)(nil)
 	_ driver.NamespaceDeleter  = (*Driver)(nil)
 	_ driver.Flusher           = (*Driver)(nil)
+	_ driver.Extender          = (*Driver)(nil)
+	_ driver.Swapper           = (*Driver)(nil)
+	_ driver.Fencer            = (*Driver)(nil)
+	_ driver.Watcher           = (*Driver)(nil)
 )
 
 // New returns a null driver.
@@ -56,9 +63,10 @@ func (d *Driver) SetIf(_ context.Context, _ driver.Entry, cond driver.Condition)
 	return cond == driver.IfAbsent, d.check()
 }
 
-// CompareAndDelete finds nothing to delete.
+// CompareAndDelete reports a delete, as Set reports a write: a lock on the null driver
+// is always released.
 func (d *Driver) CompareAndDelete(context.Context, string, any) (bool, error) {
-	return false, d.check()
+	return true, d.check()
 }
 
 // Increment returns delta: the missing key counts as 0.
@@ -77,6 +85,32 @@ func (d *Driver) DeleteNamespace(context.Context, string) error { return d.check
 
 // Flush does nothing.
 func (d *Driver) Flush(context.Context) error { return d.check() }
+
+// Extend reports success: a lock on the null driver is never lost.
+func (d *Driver) Extend(context.Context, string, any, time.Duration) (bool, error) {
+	return true, d.check()
+}
+
+// CompareAndSwap reports a write, and discards it like Set.
+func (d *Driver) CompareAndSwap(context.Context, any, driver.Entry) (bool, error) {
+	return true, d.check()
+}
+
+// CreateFenced always creates, with a number that grows with every call.
+func (d *Driver) CreateFenced(context.Context, driver.Entry) (int64, bool, error) {
+	if err := d.check(); err != nil {
+		return 0, false, err
+	}
+	return d.fence.Add(1), true, nil
+}
+
+// Watch returns a channel closed when ctx ends: nothing is ever deleted.
+func (d *Driver) Watch(ctx context.Context, _ string) (<-chan struct{}, error) {
+	if err := d.check(); err != nil {
+		return nil, err
+	}
+	return ctx.Done(), nil
+}
 
 // Close marks the driver closed.
 func (d *Driver) Close() error {

@@ -1,0 +1,192 @@
+package cache
+
+import (
+	"context"
+	cryptorand "crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cachekit/cache/driver"
+)
+
+// OnceOutcome is the result of [Once].
+type OnceOutcome[T any] struct {
+	// Ran reports whether this call ran fn. When false, Value is the result of the call
+	// that did.
+	Ran bool
+	// Value is fn's result: this call's, or the first successful call's.
+	Value T
+}
+
+// OnceOptions are the options of [OnceWith].
+type OnceOptions struct {
+	// TTL is how long the result is remembered: within it, fn does not run again for the
+	// key. Required (> 0).
+	TTL time.Duration
+	// LockTTL bounds how long a crashed runner blocks the key: while fn runs the key holds
+	// a pending marker with this TTL, renewed every LockTTL/3. Default: 30s, or TTL if
+	// shorter.
+	LockTTL time.Duration
+	// Driver routes the call to the named driver; c's current driver is unchanged.
+	Driver string
+}
+
+// onceDone is the record a successful run leaves under the key, for TTL.
+type onceDone[T any] struct {
+	Once  bool `json:"once"`
+	Value T    `json:"value"`
+}
+
+// oncePending prefixes the marker that holds the key while fn runs.
+const oncePending = "once.pending#"
+
+// Once runs fn at most once per key within ttl, across every process that shares the
+// store: idempotent webhook handling, payment capture. It is what a lock cannot give: a
+// lock is released when fn returns, so a retry that arrives after the work finished runs
+// it again; Once remembers the result for ttl, and later callers get it with Ran == false.
+//
+//   - If fn returns an error, nothing is remembered and the key is freed, so that a retry
+//     can try again; the error goes to this caller only.
+//   - Callers that arrive while fn runs wait for its result (or, if it fails, one of them
+//     runs fn), until their ctx ends.
+//   - If the runner dies, its pending marker expires after LockTTL and another caller runs
+//     fn: at most once holds for runs that finish; a run that dies midway may have done
+//     part of its work.
+//
+// The result is stored with the cache's codec like any value. Once needs a driver with
+// conditional writes, compare-and-swap, compare-and-delete and TTL extension (memory,
+// lru, file, Redis); otherwise the error matches [ErrUnsupported].
+func Once[T any](ctx context.Context, c *Cache, key string, ttl time.Duration, fn func(context.Context) (T, error)) (OnceOutcome[T], error) {
+	return OnceWith(ctx, c, key, OnceOptions{TTL: ttl}, fn)
+}
+
+// OnceWith is [Once] with options.
+func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, fn func(context.Context) (T, error)) (OnceOutcome[T], error) {
+	var out OnceOutcome[T]
+	if o.TTL <= 0 {
+		return out, opError("Once", key, fmt.Errorf("%w: Once needs a TTL > 0, got %v", ErrInvalidTTL, o.TTL))
+	}
+	if o.LockTTL < 0 {
+		return out, opError("Once", key, fmt.Errorf("%w: LockTTL %v is negative", ErrInvalidTTL, o.LockTTL))
+	}
+	if o.LockTTL == 0 {
+		o.LockTTL = min(30*time.Second, o.TTL)
+	}
+	d, k, err := c.prep(ctx, o.Driver, key)
+	if err != nil {
+		return out, opError("Once", key, err)
+	}
+	if d.cond == nil || d.cad == nil || d.swap == nil || d.ext == nil {
+		return out, unsupported(d, "Once")
+	}
+	token := oncePending + cryptorand.Text()
+	pending, err := d.encode(token)
+	if err != nil {
+		return out, opError("Once", key, err)
+	}
+	h := &LockHandle{d: d, key: key, final: k, token: token, stored: pending, ttl: o.LockTTL}
+	for {
+		if err := ctx.Err(); err != nil {
+			return out, opError("Once", key, context.Cause(ctx))
+		}
+		// Watch before looking, so that a change between the look and the wait is seen.
+		wctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		var woke <-chan struct{}
+		if d.watch != nil {
+			if woke, err = d.watch.Watch(wctx, k); err != nil {
+				cancel()
+				return out, opError("Once", key, err)
+			}
+		}
+		h.since = time.Now()
+		created, err := d.cond.SetIf(ctx, driver.Entry{Key: k, Value: pending, TTL: o.LockTTL, NoSlide: true}, driver.IfAbsent)
+		if err != nil {
+			cancel()
+			return out, opError("Once", key, err)
+		}
+		if created {
+			cancel()
+			return runOnce(ctx, h, o.TTL, fn)
+		}
+		// Someone ran fn or runs it now: read what the key holds.
+		done, v, err := readOnce[T](ctx, d, k)
+		if err != nil || done {
+			cancel()
+			if err != nil {
+				return out, opError("Once", key, err)
+			}
+			return OnceOutcome[T]{Value: v}, nil
+		}
+		// Pending, or gone since SetIf: wait for a change (or the poll), then look again.
+		select {
+		case <-woke:
+		case <-wctx.Done():
+		}
+		cancel()
+	}
+}
+
+// runOnce runs fn under the pending marker h, then swaps in the result.
+func runOnce[T any](ctx context.Context, h *LockHandle, ttl time.Duration, fn func(context.Context) (T, error)) (out OnceOutcome[T], err error) {
+	fctx, cancel := context.WithCancelCause(ctx)
+	stop := h.keepAlive(fctx, cancel, true)
+	defer cancel(nil)
+	v, err := func() (v T, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				stop()
+				_ = h.release(ctx) // free the key for a retry, then let the panic go on
+				panic(r)
+			}
+		}()
+		return fn(fctx)
+	}()
+	stop()
+	if lost := context.Cause(fctx); errors.Is(lost, ErrLockLost) {
+		// Another caller may be running fn now: say so, and keep what fn returned.
+		return OnceOutcome[T]{Ran: true, Value: v}, opError("Once", h.key, errors.Join(err, lost))
+	}
+	if err != nil {
+		if rerr := h.release(ctx); rerr != nil && !errors.Is(rerr, ErrLockNotHeld) {
+			err = errors.Join(err, fmt.Errorf("free the key: %w", rerr))
+		}
+		return out, err
+	}
+	rec, err := h.d.encode(onceDone[T]{Once: true, Value: v})
+	if err != nil {
+		_ = h.release(ctx)
+		return OnceOutcome[T]{Ran: true, Value: v}, opError("Once", h.key, err)
+	}
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), ReleaseTimeout)
+	defer scancel()
+	swapped, err := h.d.swap.CompareAndSwap(sctx, h.stored, driver.Entry{Key: h.final, Value: rec, TTL: ttl})
+	switch {
+	case err != nil:
+		return OnceOutcome[T]{Ran: true, Value: v}, opError("Once: store the result", h.key, err)
+	case !swapped:
+		return OnceOutcome[T]{Ran: true, Value: v}, opError("Once", h.key, fmt.Errorf("%w: the pending marker was gone when fn returned", ErrLockLost))
+	}
+	return OnceOutcome[T]{Ran: true, Value: v}, nil
+}
+
+// readOnce reads the key's Once state: done with the result, or not (pending or gone).
+func readOnce[T any](ctx context.Context, d *namedDriver, key string) (done bool, v T, err error) {
+	raw, found, err := d.d.Get(ctx, key)
+	if err != nil || !found {
+		return false, v, err
+	}
+	var s string
+	if d.decode(raw, &s) == nil {
+		if strings.HasPrefix(s, oncePending) {
+			return false, v, nil
+		}
+		return false, v, fmt.Errorf("the key holds %q, not a Once record", s)
+	}
+	var rec onceDone[T]
+	if err := d.decode(raw, &rec); err != nil || !rec.Once {
+		return false, v, fmt.Errorf("the key does not hold a Once record: %v", err)
+	}
+	return true, rec.Value, nil
+}
