@@ -21,9 +21,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if runHelper() {
-		return
-	}
+	runHelper() // a helper process of the cross-process tests runs and exits here
 	goleak.VerifyTestMain(m)
 }
 
