@@ -329,7 +329,7 @@ func (d *Driver) commit(tmp, path string) error {
 		return fmt.Errorf("%s%w", errorPrefix, err)
 	}
 	if d.sync {
-		return d.syncDir()
+		return syncDir(d.dir)
 	}
 	return nil
 }
@@ -340,13 +340,14 @@ func (d *Driver) remove(path string) error {
 		return fmt.Errorf("%s%w", errorPrefix, err)
 	}
 	if d.sync {
-		return d.syncDir()
+		return syncDir(d.dir)
 	}
 	return nil
 }
 
-func (d *Driver) syncDir() error {
-	f, err := os.Open(d.dir)
+// syncDir makes the renames and removals in dir durable.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("%s%w", errorPrefix, err)
 	}

@@ -594,3 +594,104 @@ func TestConcurrentDrivers(t *testing.T) {
 		t.Fatalf("8×200 Increments through two drivers = %s; want 1600", v)
 	}
 }
+
+// TestFenceCounters: fencing numbers keep growing across Delete, Flush and a new driver,
+// and a damaged counter is an error, never a restart from 1.
+func TestFenceCounters(t *testing.T) {
+	var log errorLog
+	dir := t.TempDir()
+	ctx := context.Background()
+	d := newDriver(t, filecache.Options{Dir: dir, OnError: log.add})
+	want := int64(0)
+	create := func(d *filecache.Driver) {
+		t.Helper()
+		want++
+		fence, ok, err := d.CreateFenced(ctx, entry("lock.f", []byte("1"), time.Minute))
+		if err != nil || !ok || fence != want {
+			t.Fatalf("CreateFenced = %d, %v, %v; want %d, true", fence, ok, err, want)
+		}
+		if _, ok, err := d.CreateFenced(ctx, entry("lock.f", []byte("1"), time.Minute)); ok || err != nil {
+			t.Fatalf("CreateFenced on a held key = %v, %v; want false", ok, err)
+		}
+	}
+	create(d)
+	if err := d.Delete(ctx, "lock.f"); err != nil {
+		t.Fatal(err)
+	}
+	create(d)
+	if err := d.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	create(d)
+	if _, err := d.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	d2 := newDriver(t, filecache.Options{Dir: dir, OnError: log.add})
+	if err := d2.Delete(ctx, "lock.f"); err != nil {
+		t.Fatal(err)
+	}
+	create(d2)
+	if err := d2.Delete(ctx, "lock.f"); err != nil {
+		t.Fatal(err)
+	}
+	counter := filepath.Join(dir, ".fence", filecache.FileName("lock.f"))
+	if err := os.WriteFile(counter, []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := d2.CreateFenced(ctx, entry("lock.f", []byte("1"), time.Minute)); ok || !errors.Is(err, filecache.ErrCorrupt) {
+		t.Fatalf("CreateFenced with a damaged counter = %v, %v; want an ErrCorrupt error", ok, err)
+	}
+	if _, found := mustGet(t, d2, "lock.f"); found {
+		t.Fatal("CreateFenced wrote the key although it had no number to give")
+	}
+	if errs := log.take(); len(errs) != 1 {
+		t.Fatalf("OnError got %v; want the damaged counter once", errs)
+	}
+}
+
+// TestExtendSwapTTL: Extend and CompareAndSwap act only on the caller's live value; TTL
+// reports the remaining time on the driver's clock.
+func TestExtendSwapTTL(t *testing.T) {
+	clk := newClock()
+	d := newDriver(t, filecache.Options{Now: clk.Now})
+	ctx := context.Background()
+	if err := d.Set(ctx, entry("k", []byte("mine"), time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if ttl, found, err := d.TTL(ctx, "k"); ttl != time.Minute || !found || err != nil {
+		t.Fatalf("TTL = %v, %v, %v; want 1m", ttl, found, err)
+	}
+	if ok, err := d.Extend(ctx, "k", []byte("other"), time.Hour); ok || err != nil {
+		t.Fatalf("Extend with another value = %v, %v; want false", ok, err)
+	}
+	clk.Add(30 * time.Second)
+	if ok, err := d.Extend(ctx, "k", []byte("mine"), time.Hour); !ok || err != nil {
+		t.Fatalf("Extend = %v, %v; want true", ok, err)
+	}
+	if ttl, _, _ := d.TTL(ctx, "k"); ttl != time.Hour {
+		t.Fatalf("TTL after Extend = %v; want 1h", ttl)
+	}
+	if ok, err := d.CompareAndSwap(ctx, []byte("other"), entry("k", []byte("new"), 0)); ok || err != nil {
+		t.Fatalf("CompareAndSwap from another value = %v, %v; want false", ok, err)
+	}
+	if ok, err := d.CompareAndSwap(ctx, []byte("mine"), entry("k", []byte("new"), 0)); !ok || err != nil {
+		t.Fatalf("CompareAndSwap = %v, %v; want true", ok, err)
+	}
+	if ttl, found, _ := d.TTL(ctx, "k"); ttl != 0 || !found {
+		t.Fatalf("TTL of an entry without expiry = %v, %v; want 0, true", ttl, found)
+	}
+	if v, _ := mustGet(t, d, "k"); string(v) != "new" {
+		t.Fatalf("after CompareAndSwap Get = %q", v)
+	}
+	if err := d.Set(ctx, entry("short", []byte("x"), time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Second)
+	if ok, err := d.Extend(ctx, "short", []byte("x"), time.Hour); ok || err != nil {
+		t.Fatalf("Extend of an expired entry = %v, %v; want false", ok, err)
+	}
+	if _, found, _ := d.TTL(ctx, "short"); found {
+		t.Fatal("TTL found an expired entry")
+	}
+}

@@ -90,6 +90,8 @@ func helperMain(mode string) error {
 		result, err = helperIncr(ctx, c, n)
 	case "pull":
 		result, err = helperPull(ctx, c, n)
+	case "fence":
+		result, err = helperFence(ctx, c, n)
 	case "hold":
 		err = helperHold(ctx, c, out)
 	case "write":
@@ -189,6 +191,27 @@ func helperPull(ctx context.Context, c *cache.Cache, n int) ([]int, error) {
 				return nil, fmt.Errorf("job.%d holds %q", i, s)
 			}
 			got = append(got, i)
+		}
+	}
+	return got, nil
+}
+
+// helperFence takes the fenced lock "fenced" n times, waiting for it, and returns the
+// fencing tokens it got, in order.
+func helperFence(ctx context.Context, c *cache.Cache, n int) ([]int64, error) {
+	var got []int64
+	for range n {
+		_, err := cache.LockWith(ctx, c, "fenced", cache.LockOptions{TTL: 10 * time.Second, Fencing: true, Wait: 30 * time.Second},
+			func(ctx context.Context) (struct{}, error) {
+				tok, ok := cache.FencingToken(ctx)
+				if !ok {
+					return struct{}{}, errors.New("no fencing token")
+				}
+				got = append(got, tok)
+				return struct{}{}, nil
+			})
+		if err != nil {
+			return nil, err
 		}
 	}
 	return got, nil
@@ -426,6 +449,36 @@ func TestProcessesPull(t *testing.T) {
 			t.Fatalf("job.%d was pulled %d times; want exactly once", j, n)
 		}
 	}
+}
+
+// TestProcessesFencing: 4 processes × 50 fenced locks; every token is handed out once,
+// and each process sees its tokens increase.
+func TestProcessesFencing(t *testing.T) {
+	const per = 50
+	dir, aux := t.TempDir(), t.TempDir()
+	hs := startHelpers(t, "fence", dir, aux, procs, per)
+	start := time.Now()
+	release(t, aux)
+	var all []int64
+	for i, h := range hs {
+		var got []int64
+		h.result(t, &got)
+		increasing := len(got) == per
+		for j := 1; j < len(got); j++ {
+			increasing = increasing && got[j] > got[j-1]
+		}
+		if !increasing {
+			t.Fatalf("process %d got tokens %v; want %d increasing tokens", i, got, per)
+		}
+		all = append(all, got...)
+	}
+	slices.Sort(all)
+	for i, v := range all {
+		if v != int64(i+1) {
+			t.Fatalf("the tokens are not 1 … %d, each once: at %d got %d", procs*per, i, v)
+		}
+	}
+	t.Logf("%d processes × %d fenced locks (waiting) in %v: tokens 1 … %d, each once", procs, per, time.Since(start).Round(time.Millisecond), procs*per)
 }
 
 // TestProcessKilledHoldingLock: a process killed with SIGKILL while it holds a lock with
