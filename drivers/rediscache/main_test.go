@@ -1,0 +1,54 @@
+package rediscache_test
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/cachekit/cache/driver"
+	"github.com/cachekit/cache/drivers/rediscache"
+	"github.com/cachekit/cache/internal/redistest"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(childMain())
+	}
+	redistest.Main(m)
+}
+
+// target is a Redis deployment the tests run against.
+type target struct {
+	name string
+	url  func(tb testing.TB) string
+}
+
+// targets are a single node and a 3-master Cluster. Tests that run on both loop over
+// them; the Cluster skips (outside CI) where there is no redis-server.
+var targets = []target{
+	{"single", redistest.URL},
+	{"cluster", redistest.ClusterURL},
+}
+
+// newDriver opens a driver on url, closed at the end of the test.
+func newDriver(t *testing.T, o rediscache.Options) *rediscache.Driver {
+	t.Helper()
+	d, err := rediscache.New(o)
+	if err != nil {
+		t.Fatalf("rediscache.New: %v", err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	return d
+}
+
+func harness(url func(testing.TB) string) func(t *testing.T) driver.Driver {
+	return func(t *testing.T) driver.Driver {
+		return newDriver(t, rediscache.Options{URL: url(t)})
+	}
+}
+
+func harnessWithTTL(url func(testing.TB) string) func(t *testing.T, ttl time.Duration) driver.Driver {
+	return func(t *testing.T, ttl time.Duration) driver.Driver {
+		return newDriver(t, rediscache.Options{URL: url(t), DefaultTTL: ttl})
+	}
+}

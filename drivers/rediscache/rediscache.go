@@ -1,0 +1,578 @@
+// Package rediscache is the Redis driver, on go-redis v9 (github.com/redis/go-redis/v9).
+//
+// It works on anything that is a redis.UniversalClient: a single node (*redis.Client), a
+// Sentinel-managed master (redis.NewFailoverClient, also a *redis.Client), a Redis
+// Cluster (*redis.ClusterClient) and a client-side sharded *redis.Ring. Give it a client
+// you built (Options.Client; the driver never closes it) or a URL (Options.URL; the
+// driver builds the client and closes it in Close):
+//
+//	redis://[user:password@]host:port[/db][?dial_timeout=3s&pool_size=20...]  one node
+//	rediss://...                                     one node over TLS
+//	unix://[user:password@]/path/to/redis.sock?db=0   one node over a Unix socket
+//	redis://host1:port1,host2:port2,host3:port3       Cluster, from several seed addresses
+//	redis://host1:port1?addr=host2:port2&addr=...     Cluster, go-redis's own cluster URL
+//	redis+cluster://host:port (or rediss+cluster://)  Cluster, from one seed address
+//
+// The query parameters are go-redis's (redis.ParseURL, redis.ParseClusterURL). A client
+// built from a URL has ContextTimeoutEnabled set, so a context deadline bounds every
+// network wait; with Options.Client, set it on your client for the same behaviour.
+//
+// # Wire format
+//
+// What a service in another language sees in Redis: the key is exactly the final key the
+// manager built (prefix + "." + key); the value is the codec's bytes with no envelope
+// (JSON by default: a Go string is "abc" with its quotes, a struct a JSON object); expiry
+// is Redis's own TTL (PX, in milliseconds, rounded up: a TTL under 1 ms is 1 ms, never
+// "no expiry"); a counter is a bare decimal integer that INCRBY works on; a lock is the
+// lock key holding a JSON string that starts with the owner label.
+//
+// # Commands
+//
+// Every operation is one round trip and atomic on the server:
+//
+//   - Get: GET. Set: SET PX. Create: SET NX PX. Update: SET XX PX.
+//   - Lock release (CompareAndDelete): one Lua script, GET and DEL if the value is still
+//     the caller's token, run with EVALSHA (EVAL the first time a node lacks it).
+//   - Increment: INCRBY/DECRBY when there is no TTL for a new counter; otherwise one Lua
+//     script (EXISTS, INCRBY, PEXPIRE only if the counter is new). An existing counter
+//     keeps its TTL.
+//   - Pull: GETDEL (Redis 6.2 or later).
+//   - GetMany: MGET; on a Cluster one MGET per hash slot, pipelined, so never CROSSSLOT.
+//     SetMany: SETs, pipelined. Delete: DEL, per hash slot on a Cluster.
+//   - DeleteNamespace(ns): DEL ns, then SCAN MATCH "<ns>.*" (glob characters of ns
+//     escaped) and UNLINK in batches, on every master of a Cluster: it never touches
+//     "nsX". It is not atomic: a key written under ns while it runs may survive.
+//   - Flush: FLUSHDB (on every master of a Cluster), but only with Options.OwnsDatabase;
+//     otherwise it refuses with [ErrSharedDatabase], because a Redis database is usually
+//     shared with other applications. A cache with a prefix never needs it: its Flush
+//     deletes only its own keys.
+package rediscache
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cachekit/cache/driver"
+)
+
+// Options configure a [Driver]. Exactly one of Client and URL must be set.
+type Options struct {
+	// Client is the go-redis client to use. The driver never closes it.
+	Client redis.UniversalClient
+	// URL is where to connect; the driver builds the client and closes it in Close. See
+	// the package doc for the forms.
+	URL string
+	// DefaultTTL is used when a caller passes a TTL of 0. Default: 0, no expiry.
+	DefaultTTL time.Duration
+	// Codec turns values into the bytes stored in Redis. Default: driver.JSON.
+	Codec driver.Codec
+	// OwnsDatabase says that nothing but this driver keeps data in the database (every
+	// database of every master, on a Cluster), so that Flush may run FLUSHDB. Default:
+	// false, and Flush without a prefix returns [ErrSharedDatabase].
+	OwnsDatabase bool
+}
+
+// ErrSharedDatabase is returned, wrapped, by Flush when Options.OwnsDatabase is false. It
+// matches errors.ErrUnsupported.
+var ErrSharedDatabase = fmt.Errorf("refusing to FLUSHDB a database that other applications may share (set Options.OwnsDatabase if the driver owns it, or give the cache a prefix so that Flush deletes only its keys): %w", errors.ErrUnsupported)
+
+// Driver is the Redis driver. Its methods are safe for concurrent use.
+type Driver struct {
+	c          redis.UniversalClient
+	topo       topology
+	owns       bool // the driver built c and closes it
+	ownsDB     bool
+	defaultTTL time.Duration
+	codec      driver.Codec
+	closed     atomic.Bool
+	hub        hub // Watch's subscriber connection
+}
+
+// topology decides how multi-key commands are split.
+type topology uint8
+
+const (
+	// topoSingle: one node (*redis.Client, Sentinel included); multi-key commands are free.
+	topoSingle topology = iota
+	// topoCluster: *redis.ClusterClient; a multi-key command must stay in one hash slot.
+	topoCluster
+	// topoSharded: *redis.Ring or a client we do not know; one key per command.
+	topoSharded
+)
+
+var (
+	_ driver.Driver            = (*Driver)(nil)
+	_ driver.Conditional       = (*Driver)(nil)
+	_ driver.CompareAndDeleter = (*Driver)(nil)
+	_ driver.Incrementer       = (*Driver)(nil)
+	_ driver.Puller            = (*Driver)(nil)
+	_ driver.NamespaceDeleter  = (*Driver)(nil)
+	_ driver.Flusher           = (*Driver)(nil)
+	_ driver.BatchGetter       = (*Driver)(nil)
+	_ driver.BatchSetter       = (*Driver)(nil)
+	_ driver.DefaultTTLer      = (*Driver)(nil)
+	_ driver.Encoder           = (*Driver)(nil)
+	_ driver.Extender          = (*Driver)(nil)
+	_ driver.Swapper           = (*Driver)(nil)
+	_ driver.Fencer            = (*Driver)(nil)
+	_ driver.TTLReader         = (*Driver)(nil)
+	_ driver.Watcher           = (*Driver)(nil)
+)
+
+var (
+	//go:embed lua/compare_and_delete.lua
+	compareAndDeleteLua string
+	//go:embed lua/increment.lua
+	incrementLua string
+	//go:embed lua/compare_and_swap.lua
+	compareAndSwapLua string
+	//go:embed lua/extend.lua
+	extendLua string
+	//go:embed lua/create_fenced.lua
+	createFencedLua string
+
+	compareAndDeleteScript = newScript(compareAndDeleteLua)
+	incrementScript        = newScript(incrementLua)
+	compareAndSwapScript   = newScript(compareAndSwapLua)
+	extendScript           = newScript(extendLua)
+	createFencedScript     = newScript(createFencedLua)
+)
+
+// New returns a Redis driver. It does not connect: the first command does, so New
+// succeeds while Redis is down.
+func New(o Options) (*Driver, error) {
+	switch {
+	case o.Client == nil && o.URL == "":
+		return nil, errors.New("rediscache: set Options.Client or Options.URL")
+	case o.Client != nil && o.URL != "":
+		return nil, errors.New("rediscache: set only one of Options.Client and Options.URL")
+	case o.DefaultTTL < 0:
+		return nil, fmt.Errorf("rediscache: DefaultTTL %v is negative", o.DefaultTTL)
+	}
+	d := &Driver{c: o.Client, ownsDB: o.OwnsDatabase, defaultTTL: o.DefaultTTL, codec: o.Codec}
+	if d.codec == nil {
+		d.codec = driver.JSON
+	}
+	if o.URL != "" {
+		c, err := clientFromURL(o.URL)
+		if err != nil {
+			return nil, err
+		}
+		d.c, d.owns = c, true
+	}
+	switch d.c.(type) {
+	case *redis.Client:
+		d.topo = topoSingle
+	case *redis.ClusterClient:
+		d.topo = topoCluster
+	default:
+		d.topo = topoSharded
+	}
+	return d, nil
+}
+
+// Client returns the go-redis client the driver uses.
+func (d *Driver) Client() redis.UniversalClient { return d.c }
+
+// Codec returns the codec the manager encodes values with.
+func (d *Driver) Codec() driver.Codec { return d.codec }
+
+// DefaultTTL returns Options.DefaultTTL.
+func (d *Driver) DefaultTTL() time.Duration { return d.defaultTTL }
+
+// Close closes the client if the driver built it from Options.URL. Afterwards every
+// method returns an error matching driver.ErrClosed.
+func (d *Driver) Close() error {
+	if d.closed.Swap(true) {
+		return nil
+	}
+	var errs []error
+	if err := d.hub.stop(); err != nil && !errors.Is(err, redis.ErrClosed) {
+		errs = append(errs, err)
+	}
+	if d.owns {
+		if err := d.c.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("rediscache: close: %w", err)
+	}
+	return nil
+}
+
+// check is the start of every operation: a closed driver or a done context fails before
+// a command is sent.
+func (d *Driver) check(ctx context.Context) error {
+	if d.closed.Load() {
+		return driver.ErrClosed
+	}
+	return ctx.Err()
+}
+
+// fail wraps err with the operation and the key. A go-redis "client is closed" also
+// matches driver.ErrClosed (the user closed the client under us, or Close raced).
+func fail(op, key string, err error) error {
+	if errors.Is(err, redis.ErrClosed) && !errors.Is(err, driver.ErrClosed) {
+		err = fmt.Errorf("%w: %w", driver.ErrClosed, err)
+	}
+	if key == "" {
+		return fmt.Errorf("rediscache: %s: %w", op, err)
+	}
+	return fmt.Errorf("rediscache: %s %q: %w", op, key, err)
+}
+
+// valueBytes is the []byte the manager hands an Encoder driver.
+func valueBytes(v any) ([]byte, error) {
+	switch b := v.(type) {
+	case []byte:
+		return b, nil
+	case nil:
+		return nil, errors.New("value is nil, want the codec's []byte")
+	}
+	return nil, fmt.Errorf("value is %T, want the codec's []byte (the manager encodes values with Codec())", v)
+}
+
+// pxMillis is ttl in whole milliseconds, rounded up: Redis has no finer unit, and
+// rounding down would make a lock expire early (or a 500µs TTL mean "no expiry").
+func pxMillis(ttl time.Duration) int64 {
+	if ttl > math.MaxInt64-time.Millisecond {
+		return math.MaxInt64 / int64(time.Millisecond)
+	}
+	return int64((ttl + time.Millisecond - 1) / time.Millisecond)
+}
+
+// setCmd is SET key v [PX ms] [NX|XX].
+func setCmd(ctx context.Context, key string, v []byte, ttl time.Duration, cond string) *redis.StatusCmd {
+	args := make([]any, 3, 6)
+	args[0], args[1], args[2] = "set", key, v
+	if ttl > 0 {
+		args = append(args, "px", pxMillis(ttl))
+	}
+	if cond != "" {
+		args = append(args, cond)
+	}
+	return redis.NewStatusCmd(ctx, args...)
+}
+
+// Get returns the bytes stored under key.
+func (d *Driver) Get(ctx context.Context, key string) (any, bool, error) {
+	if err := d.check(ctx); err != nil {
+		return nil, false, fail("get", key, err)
+	}
+	cmd := redis.NewStringCmd(ctx, "get", key)
+	if err := d.c.Process(ctx, cmd); err != nil {
+		if err == redis.Nil {
+			return nil, false, nil
+		}
+		return nil, false, fail("get", key, err)
+	}
+	b, _ := cmd.Bytes()
+	return b, true, nil
+}
+
+// Set stores e with SET PX (no PX for a TTL of 0).
+func (d *Driver) Set(ctx context.Context, e driver.Entry) error {
+	if err := d.check(ctx); err != nil {
+		return fail("set", e.Key, err)
+	}
+	b, err := valueBytes(e.Value)
+	if err != nil {
+		return fail("set", e.Key, err)
+	}
+	if err := d.c.Process(ctx, setCmd(ctx, e.Key, b, e.TTL, "")); err != nil {
+		return fail("set", e.Key, err)
+	}
+	return nil
+}
+
+// SetIf writes e with SET NX PX (IfAbsent) or SET XX PX (IfPresent).
+func (d *Driver) SetIf(ctx context.Context, e driver.Entry, cond driver.Condition) (bool, error) {
+	var op, flag string
+	switch cond {
+	case driver.IfAbsent:
+		op, flag = "create", "nx"
+	case driver.IfPresent:
+		op, flag = "update", "xx"
+	default:
+		return false, fail("set", e.Key, fmt.Errorf("unknown condition %v", cond))
+	}
+	if err := d.check(ctx); err != nil {
+		return false, fail(op, e.Key, err)
+	}
+	b, err := valueBytes(e.Value)
+	if err != nil {
+		return false, fail(op, e.Key, err)
+	}
+	if err := d.c.Process(ctx, setCmd(ctx, e.Key, b, e.TTL, flag)); err != nil {
+		if err == redis.Nil { // the condition did not hold
+			return false, nil
+		}
+		return false, fail(op, e.Key, err)
+	}
+	return true, nil
+}
+
+// CompareAndDelete deletes key if it still holds old, with one Lua script.
+func (d *Driver) CompareAndDelete(ctx context.Context, key string, old any) (bool, error) {
+	if err := d.check(ctx); err != nil {
+		return false, fail("compare-and-delete", key, err)
+	}
+	b, err := valueBytes(old)
+	if err != nil {
+		return false, fail("compare-and-delete", key, err)
+	}
+	cmd := compareAndDeleteScript.run(ctx, d.c, []string{key}, b, releasedChannel(key))
+	if err := cmd.Err(); err != nil {
+		return false, fail("compare-and-delete", key, err)
+	}
+	n, err := cmd.Int64()
+	if err != nil {
+		return false, fail("compare-and-delete", key, err)
+	}
+	return n == 1, nil
+}
+
+// Increment adds delta to the counter under key. A new counter gets ttlIfNew in the same
+// atomic step; an existing one keeps its TTL.
+func (d *Driver) Increment(ctx context.Context, key string, delta int64, ttlIfNew time.Duration) (int64, error) {
+	if err := d.check(ctx); err != nil {
+		return 0, fail("increment", key, err)
+	}
+	if ttlIfNew <= 0 {
+		var cmd *redis.IntCmd
+		if delta < 0 && delta != math.MinInt64 {
+			cmd = redis.NewIntCmd(ctx, "decrby", key, -delta)
+		} else {
+			cmd = redis.NewIntCmd(ctx, "incrby", key, delta)
+		}
+		if err := d.c.Process(ctx, cmd); err != nil {
+			return 0, fail("increment", key, incrError(err))
+		}
+		return cmd.Val(), nil
+	}
+	cmd := incrementScript.run(ctx, d.c, []string{key}, delta, pxMillis(ttlIfNew))
+	s, err := cmd.Text()
+	if err != nil {
+		return 0, fail("increment", key, incrError(err))
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, fail("increment", key, fmt.Errorf("%w: Redis returned %q", driver.ErrNotInteger, s))
+	}
+	return n, nil
+}
+
+// incrError makes Redis's "not an integer", "would overflow" and WRONGTYPE replies match
+// driver.ErrNotInteger.
+func incrError(err error) error {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return err
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "not an integer") || strings.Contains(msg, "overflow") || strings.Contains(msg, "WRONGTYPE") {
+		return fmt.Errorf("%w: %w", driver.ErrNotInteger, err)
+	}
+	return err
+}
+
+// Pull gets and deletes key with GETDEL.
+func (d *Driver) Pull(ctx context.Context, key string) (any, bool, error) {
+	if err := d.check(ctx); err != nil {
+		return nil, false, fail("pull", key, err)
+	}
+	cmd := redis.NewStringCmd(ctx, "getdel", key)
+	if err := d.c.Process(ctx, cmd); err != nil {
+		if err == redis.Nil {
+			return nil, false, nil
+		}
+		return nil, false, fail("pull", key, err)
+	}
+	b, _ := cmd.Bytes()
+	return b, true, nil
+}
+
+// script is a Lua script run with EVALSHA, falling back to EVAL (which also loads it)
+// the first time a node does not have it: after that, only the SHA goes on the wire.
+type script struct{ src, sha string }
+
+func newScript(src string) *script {
+	return &script{src: src, sha: redis.NewScript(src).Hash()}
+}
+
+// run runs the script. The command is built here rather than with redis.Script.Run to
+// send it with a single argument slice.
+func (s *script) run(ctx context.Context, c redis.UniversalClient, keys []string, args ...any) *redis.Cmd {
+	a := make([]any, 0, 3+len(keys)+len(args))
+	a = append(a, "evalsha", s.sha, len(keys))
+	for _, k := range keys {
+		a = append(a, k)
+	}
+	a = append(a, args...)
+	cmd := redis.NewCmd(ctx, a...)
+	cmd.SetFirstKeyPos(3)
+	if err := c.Process(ctx, cmd); err == nil || !redis.HasErrorPrefix(err, "NOSCRIPT") {
+		return cmd
+	}
+	a[0], a[1] = "eval", s.src
+	cmd = redis.NewCmd(ctx, a...)
+	cmd.SetFirstKeyPos(3)
+	_ = c.Process(ctx, cmd)
+	return cmd
+}
+
+// clientFromURL builds a client from one of the URL forms of the package doc. Its errors
+// never contain the password.
+func clientFromURL(raw string) (redis.UniversalClient, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		hosts, ok := splitHosts(raw)
+		if !ok {
+			// url.Error repeats the URL and its pieces: say what is wrong, not what was given.
+			return nil, errors.New("rediscache: Options.URL is not a valid URL; want redis://[user:password@]host:port[/db] (the URL is not shown: it may hold a password)")
+		}
+		return clusterFromHosts(raw, hosts)
+	}
+	switch u.Scheme {
+	case "redis+cluster", "rediss+cluster":
+		u.Scheme = strings.TrimSuffix(u.Scheme, "+cluster")
+		return clusterClient(u, raw)
+	case "redis", "rediss":
+		if u.Query().Has("addr") {
+			return clusterClient(u, raw)
+		}
+		if strings.Contains(u.Host, ",") {
+			hosts, _ := splitHosts(raw)
+			return clusterFromHosts(raw, hosts)
+		}
+	}
+	o, err := redis.ParseURL(u.String())
+	if err != nil {
+		return nil, urlError(u, raw, err)
+	}
+	o.ContextTimeoutEnabled = true
+	return redis.NewClient(o), nil
+}
+
+// splitHosts finds a comma-separated host list in a URL that url.Parse may reject (Go
+// reads "h1:1,h2:2" as a host with a bad port). It returns the hosts, with the URL
+// rebuilt around the first one as the first element.
+func splitHosts(raw string) ([]string, bool) {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return nil, false
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	auth, tail := rest[:end], rest[end:]
+	user := ""
+	if at := strings.LastIndex(auth, "@"); at >= 0 {
+		user, auth = auth[:at+1], auth[at+1:]
+	}
+	if !strings.Contains(auth, ",") {
+		return nil, false
+	}
+	hosts := strings.Split(auth, ",")
+	return append([]string{scheme + "://" + user + hosts[0] + tail}, hosts[1:]...), true
+}
+
+// clusterFromHosts is a Cluster from "redis://h1:p1,h2:p2/...": the first host is the
+// URL's, the others become addr parameters.
+func clusterFromHosts(raw string, hosts []string) (redis.UniversalClient, error) {
+	u, err := url.Parse(hosts[0])
+	if err != nil {
+		return nil, errors.New("rediscache: Options.URL is not a valid URL; want redis://[user:password@]host1:port1,host2:port2 for a Cluster (the URL is not shown: it may hold a password)")
+	}
+	q := u.Query()
+	for _, h := range hosts[1:] {
+		if h == "" {
+			return nil, urlError(u, raw, errors.New("empty address in the host list"))
+		}
+		q.Add("addr", h)
+	}
+	u.RawQuery = q.Encode()
+	return clusterClient(u, raw)
+}
+
+// clusterClient builds a ClusterClient from a redis:// or rediss:// URL.
+func clusterClient(u *url.URL, raw string) (redis.UniversalClient, error) {
+	if p := strings.Trim(u.Path, "/"); p != "" && p != "0" {
+		return nil, urlError(u, raw, fmt.Errorf("a Cluster has only database 0, got path %q", u.Path))
+	}
+	u.Path = ""
+	o, err := redis.ParseClusterURL(u.String())
+	if err != nil {
+		return nil, urlError(u, raw, err)
+	}
+	o.ContextTimeoutEnabled = true
+	return redis.NewClusterClient(o), nil
+}
+
+// urlError reports a bad URL with its password, and the values of query parameters that
+// look like secrets, replaced by "xxxxx"; go-redis's message is scrubbed the same way.
+func urlError(u *url.URL, raw string, err error) error {
+	msg := err.Error()
+	for _, s := range secrets(u, raw) {
+		msg = strings.ReplaceAll(msg, s, "xxxxx")
+	}
+	return fmt.Errorf("rediscache: invalid Options.URL %s: %s", redacted(u), msg)
+}
+
+func secrets(u *url.URL, raw string) []string {
+	var s []string
+	if p, ok := u.User.Password(); ok && p != "" {
+		s = append(s, p, url.UserPassword("", p).String()[1:])
+	}
+	// The password as written, which may be escaped differently.
+	if _, rest, ok := strings.Cut(raw, "://"); ok {
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			if _, p, ok := strings.Cut(rest[:at], ":"); ok && p != "" {
+				s = append(s, p)
+			}
+		}
+	}
+	for k, vs := range u.Query() {
+		if secretParam(k) {
+			for _, v := range vs {
+				if v != "" {
+					s = append(s, v)
+				}
+			}
+		}
+	}
+	return s
+}
+
+func secretParam(k string) bool {
+	k = strings.ToLower(k)
+	return strings.Contains(k, "pass") || strings.Contains(k, "secret") || strings.Contains(k, "token")
+}
+
+func redacted(u *url.URL) string {
+	c := *u
+	q := c.Query()
+	changed := false
+	for k := range q {
+		if secretParam(k) {
+			q[k] = []string{"xxxxx"}
+			changed = true
+		}
+	}
+	if changed {
+		c.RawQuery = q.Encode()
+	}
+	return c.Redacted()
+}
