@@ -14,3 +14,6 @@ func KeyOfName(name string) (key string, hashed, ok bool) {
 
 // PathOf returns the path of key's file.
 func (d *Driver) PathOf(key string) string { return d.path(fileName(key)) }
+
+// ForcePoller makes the drivers opened after it poll for Watch instead of using inotify.
+func ForcePoller(on bool) { forcePoller = on }

@@ -119,6 +119,7 @@ type Driver struct {
 	onError func(error)
 
 	stripes [numStripes]stripe
+	watches watches
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -509,6 +510,7 @@ func (d *Driver) Close() error {
 		if d.swept != nil {
 			<-d.swept
 		}
+		d.watches.close()
 		for i := range d.stripes {
 			s := &d.stripes[i]
 			s.mu.Lock() // waits for the operation holding it, if any

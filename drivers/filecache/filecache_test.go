@@ -695,3 +695,92 @@ func TestExtendSwapTTL(t *testing.T) {
 		t.Fatal("TTL found an expired entry")
 	}
 }
+
+// TestWatch: a watch fires when its key's file is removed or replaced, by this driver or
+// another one (another process), and when its ctx ends or the driver closes; never for
+// another key.
+func TestWatch(t *testing.T) {
+	for _, poll := range []bool{false, true} {
+		t.Run(fmt.Sprintf("poll=%v", poll), func(t *testing.T) {
+			filecache.ForcePoller(poll)
+			defer filecache.ForcePoller(false)
+			dir := t.TempDir()
+			d := newDriver(t, filecache.Options{Dir: dir})
+			other := newDriver(t, filecache.Options{Dir: dir})
+			ctx := context.Background()
+			set := func(key string) {
+				t.Helper()
+				if err := d.Set(ctx, entry(key, []byte("v"), 0)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fires := func(what string, ch <-chan struct{}) {
+				t.Helper()
+				select {
+				case <-ch:
+				case <-time.After(5 * time.Second):
+					t.Fatalf("%s: the watch never fired", what)
+				}
+			}
+			quiet := func(what string, ch <-chan struct{}) {
+				t.Helper()
+				select {
+				case <-ch:
+					t.Fatalf("%s: the watch fired", what)
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+			watch := func(ctx context.Context, key string) <-chan struct{} {
+				t.Helper()
+				ch, err := d.Watch(ctx, key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ch
+			}
+			set("k")
+			set("unrelated")
+			ch := watch(ctx, "k")
+			quiet("before any change", ch)
+			if err := other.Delete(ctx, "unrelated"); err != nil {
+				t.Fatal(err)
+			}
+			quiet("another key deleted", ch)
+			start := time.Now()
+			if err := other.Delete(ctx, "k"); err != nil {
+				t.Fatal(err)
+			}
+			fires("Delete by another driver", ch)
+			t.Logf("Delete by another driver seen after %v", time.Since(start))
+
+			set("k")
+			ch = watch(ctx, "k")
+			if ok, err := other.CompareAndSwap(ctx, []byte("v"), entry("k", []byte("w"), 0)); !ok || err != nil {
+				t.Fatal(ok, err)
+			}
+			fires("CompareAndSwap", ch)
+
+			ch = watch(ctx, "k")
+			if ok, err := d.CompareAndDelete(ctx, "k", []byte("w")); !ok || err != nil {
+				t.Fatal(ok, err)
+			}
+			fires("CompareAndDelete", ch)
+
+			cctx, cancel := context.WithCancel(ctx)
+			ch = watch(cctx, "missing")
+			quiet("a missing key", ch)
+			cancel()
+			fires("ctx cancelled", ch)
+
+			set("k")
+			ch = watch(ctx, "k")
+			if err := d.Close(); err != nil {
+				t.Fatal(err)
+			}
+			fires("Close", ch)
+			if _, err := d.Watch(ctx, "k"); !errors.Is(err, driver.ErrClosed) {
+				t.Fatalf("Watch after Close = %v", err)
+			}
+		})
+	}
+}
