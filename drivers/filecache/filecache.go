@@ -422,6 +422,9 @@ func (d *Driver) Get(ctx context.Context, key string) (any, bool, error) {
 	if err := d.check(ctx); err != nil {
 		return nil, false, err
 	}
+	if err := checkKey(key); err != nil {
+		return nil, false, err
+	}
 	name := fileName(key)
 	path := d.path(name)
 	e, st, err := d.read(key, path)
@@ -486,6 +489,9 @@ func (d *Driver) Delete(ctx context.Context, keys ...string) error {
 		return err
 	}
 	for _, key := range keys {
+		if err := checkKey(key); err != nil {
+			return err
+		}
 		name := fileName(key)
 		s, err := d.lock(name)
 		if err != nil {
@@ -579,6 +585,9 @@ func (d *Driver) CompareAndDelete(ctx context.Context, key string, old any) (boo
 	if err := d.check(ctx); err != nil {
 		return false, err
 	}
+	if err := checkKey(key); err != nil {
+		return false, err
+	}
 	want, err := bytesOf(old)
 	if err != nil {
 		return false, err
@@ -648,6 +657,9 @@ func (d *Driver) Increment(ctx context.Context, key string, delta int64, ttlIfNe
 // Pull gets and deletes key in one step, atomically across processes.
 func (d *Driver) Pull(ctx context.Context, key string) (any, bool, error) {
 	if err := d.check(ctx); err != nil {
+		return nil, false, err
+	}
+	if err := checkKey(key); err != nil {
 		return nil, false, err
 	}
 	name := fileName(key)

@@ -207,6 +207,20 @@ func TestValuesMustBeBytes(t *testing.T) {
 	if err := d.Set(ctx, driver.Entry{Key: "", Value: []byte("x")}); err == nil {
 		t.Fatal("Set with an empty key succeeded")
 	}
+	// An empty key would name Dir itself: every method refuses it.
+	_, _, errGet := d.Get(ctx, "")
+	_, _, errPull := d.Pull(ctx, "")
+	_, errCAD := d.CompareAndDelete(ctx, "", []byte("x"))
+	_, errExt := d.Extend(ctx, "", []byte("x"), time.Second)
+	_, _, errTTL := d.TTL(ctx, "")
+	_, errWatch := d.Watch(ctx, "")
+	_, errIncr := d.Increment(ctx, "", 1, 0)
+	for what, err := range map[string]error{"Get": errGet, "Pull": errPull, "CompareAndDelete": errCAD,
+		"Extend": errExt, "TTL": errTTL, "Watch": errWatch, "Increment": errIncr, "Delete": d.Delete(ctx, "")} {
+		if err == nil {
+			t.Errorf("%s with an empty key: no error", what)
+		}
+	}
 }
 
 // corruptions turn a good file into a bad one.
@@ -534,7 +548,13 @@ func TestClosed(t *testing.T) {
 	_, errCAD := d.CompareAndDelete(ctx, "k", []byte("1"))
 	_, errIncr := d.Increment(ctx, "k", 1, 0)
 	_, errSweep := d.Sweep(ctx)
+	_, errExt := d.Extend(ctx, "k", []byte("1"), time.Second)
+	_, errCAS := d.CompareAndSwap(ctx, []byte("1"), entry("k", []byte("2"), 0))
+	_, _, errFence := d.CreateFenced(ctx, entry("k", []byte("1"), 0))
+	_, _, errTTL := d.TTL(ctx, "k")
+	_, errWatch := d.Watch(ctx, "k")
 	for what, err := range map[string]error{
+		"Extend": errExt, "CompareAndSwap": errCAS, "CreateFenced": errFence, "TTL": errTTL, "Watch": errWatch,
 		"Get": errGet, "Set": d.Set(ctx, entry("k", []byte("1"), 0)), "Delete": d.Delete(ctx, "k"),
 		"SetIf": errSetIf, "CompareAndDelete": errCAD, "Increment": errIncr, "Pull": errPull,
 		"DeleteNamespace": d.DeleteNamespace(ctx, "k"), "Flush": d.Flush(ctx), "Sweep": errSweep,

@@ -46,6 +46,9 @@ func (d *Driver) Extend(ctx context.Context, key string, old any, ttl time.Durat
 	if err := d.check(ctx); err != nil {
 		return false, err
 	}
+	if err := checkKey(key); err != nil {
+		return false, err
+	}
 	want, err := bytesOf(old)
 	if err != nil {
 		return false, err
@@ -193,6 +196,9 @@ func (d *Driver) nextFence(key, name string) (int64, error) {
 // expired or corrupt entry. It takes no lock: the read is a consistent snapshot.
 func (d *Driver) TTL(ctx context.Context, key string) (time.Duration, bool, error) {
 	if err := d.check(ctx); err != nil {
+		return 0, false, err
+	}
+	if err := checkKey(key); err != nil {
 		return 0, false, err
 	}
 	e, st, err := d.read(key, d.path(fileName(key)))

@@ -25,6 +25,9 @@ func (d *Driver) Watch(ctx context.Context, key string) (<-chan struct{}, error)
 	if err := d.check(ctx); err != nil {
 		return nil, err
 	}
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
 	return d.watches.add(ctx, d, fileName(key))
 }
 
