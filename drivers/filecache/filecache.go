@@ -1,23 +1,27 @@
 // Package filecache is the file driver: one directory on one host, shared safely by every
 // process on that host that opens it.
 //
-// Each key is one file in Options.Dir, holding a small header (format version, expiry,
-// the full key), the codec's bytes and a checksum. See docs/filecache.md for the whole
+//	d, err := filecache.New(filecache.Options{Dir: "/var/cache/myapp"})
+//	c, err := cache.New(cache.Config{Drivers: map[string]cache.Driver{"file": d}})
+//
+// Each key is one file in Options.Dir holding a small header (format version, expiry,
+// the full key), the codec's bytes and a checksum. docs/filecache.md has the whole
 // story; in short:
 //
 //   - Safe across processes on one host. Every write is a temporary file in Dir renamed
-//     over the key's file, so a reader (in any process) sees the old value or the new one,
+//     over the key's file, so a reader in any process sees the old value or the new one,
 //     never a mix, and a process killed mid-write leaves only a stray temporary file that
-//     the sweep removes. Create, Update, Increment, Pull, CompareAndDelete (the lock's
-//     release), Set and Delete of one key run under an flock(2) lock on one of 64 lock
-//     files in Dir/.lock, chosen by the key's file name, so they are atomic across
-//     processes; the kernel drops the lock of a process that dies, and the lock files
-//     are never removed, so they need no cleanup. cache.Lock is therefore exclusive
-//     across the processes of one host, and the lock of a crashed holder is taken over
-//     after its TTL.
-//   - Local POSIX file systems only (ext4, xfs, btrfs, tmpfs, APFS): NFS, SMB and other
-//     network file systems do not give flock and rename these guarantees across hosts.
-//     It needs flock(2): on other systems (Windows) New returns an error matching
+//     the sweep removes. Every write of a key (Set, Create, Update, Increment, Pull,
+//     Delete, the lock's compare-and-delete, Extend, CompareAndSwap) runs under an
+//     flock(2) lock on one of 64 lock files in Dir/.lock, chosen by the key's file name:
+//     atomic across processes. The kernel drops the lock of a process that dies, and the
+//     lock files are never removed, so they need no cleanup. cache.Lock therefore
+//     excludes across the processes of one host, a crashed holder's lock is taken over
+//     after its TTL, and a waiter (LockOptions.Wait) wakes as soon as the holder
+//     releases, in any process (inotify on Linux).
+//   - Local POSIX file systems only (ext4, xfs, btrfs, tmpfs, APFS). NFS, SMB and other
+//     network file systems do not give flock and rename these guarantees between hosts.
+//     It needs flock(2): on systems without it (Windows) New returns an error matching
 //     errors.ErrUnsupported.
 //   - Keys of any bytes (../x, a/b, NUL, unicode, invalid UTF-8, a megabyte long) are
 //     escaped into file names of at most 225 bytes that stay inside Dir; two keys never
@@ -28,9 +32,9 @@
 //     matching [ErrCorrupt]; the next write of the key replaces it and the sweep removes
 //     it.
 //   - No fsync by default (Options.Sync): a cache can be recomputed, and a process crash
-//     loses nothing either way (the data is in the kernel's page cache); only a power
+//     loses nothing either way (the data is in the kernel's page cache). Only a power
 //     loss or a kernel crash can lose recent writes, and then a damaged file is a
-//     corrupt-file miss, never a wrong value.
+//     corrupt-file miss, never a wrong value. Fencing counters are always fsynced.
 package filecache
 
 import (
