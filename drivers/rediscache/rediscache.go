@@ -54,7 +54,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -457,6 +459,11 @@ func clientFromURL(raw string) (redis.UniversalClient, error) {
 			return clusterFromHosts(raw, hosts)
 		}
 	}
+	if u.Scheme != "unix" {
+		if err := checkAddrs(u); err != nil {
+			return nil, urlError(u, raw, err)
+		}
+	}
 	o, err := redis.ParseURL(u.String())
 	if err != nil {
 		return nil, urlError(u, raw, err)
@@ -513,6 +520,9 @@ func clusterClient(u *url.URL, raw string) (redis.UniversalClient, error) {
 		return nil, urlError(u, raw, fmt.Errorf("a Cluster has only database 0, got path %q", u.Path))
 	}
 	u.Path = ""
+	if err := checkAddrs(u); err != nil {
+		return nil, urlError(u, raw, err)
+	}
 	o, err := redis.ParseClusterURL(u.String())
 	if err != nil {
 		return nil, urlError(u, raw, err)
@@ -528,7 +538,11 @@ func urlError(u *url.URL, raw string, err error) error {
 	for _, s := range secrets(u, raw) {
 		msg = strings.ReplaceAll(msg, s, "xxxxx")
 	}
-	return fmt.Errorf("rediscache: invalid Options.URL %s: %s", redacted(u), msg)
+	shown := redacted(u)
+	if scheme, _, ok := strings.Cut(raw, "://"); ok && scheme != u.Scheme && !strings.ContainsAny(scheme, "@/") {
+		shown = scheme + strings.TrimPrefix(shown, u.Scheme) // redis+cluster, rewritten for go-redis
+	}
+	return fmt.Errorf("rediscache: invalid Options.URL %s: %s", shown, msg)
 }
 
 func secrets(u *url.URL, raw string) []string {
@@ -561,18 +575,35 @@ func secretParam(k string) bool {
 	return strings.Contains(k, "pass") || strings.Contains(k, "secret") || strings.Contains(k, "token")
 }
 
+// redacted is u for an error message: the password as "xxxxx", and the query's values
+// left out (any of them may be a secret), its names kept.
 func redacted(u *url.URL) string {
 	c := *u
-	q := c.Query()
-	changed := false
-	for k := range q {
-		if secretParam(k) {
-			q[k] = []string{"xxxxx"}
-			changed = true
+	if c.RawQuery != "" {
+		q := c.Query()
+		names := make([]string, 0, len(q))
+		for k := range q {
+			names = append(names, k+"=...")
 		}
-	}
-	if changed {
-		c.RawQuery = q.Encode()
+		slices.Sort(names)
+		c.RawQuery = strings.Join(names, "&")
 	}
 	return c.Redacted()
+}
+
+// checkAddrs rejects a host:port whose port is not a TCP port, which go-redis would only
+// report at the first command.
+func checkAddrs(u *url.URL) error {
+	addrs := []string{u.Host}
+	addrs = append(addrs, u.Query()["addr"]...)
+	for _, a := range addrs {
+		_, port, err := net.SplitHostPort(a)
+		if err != nil {
+			continue // no port: go-redis uses 6379
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port %q is not a TCP port", port)
+		}
+	}
+	return nil
 }

@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"go.uber.org/goleak"
 )
 
 // Kinds of Redis, as [Kind] reports them.
@@ -522,4 +523,16 @@ func (x *mini) stop() {
 		<-x.done
 		x.m.Close()
 	})
+}
+
+// IgnoreGoroutines are the goleak options that leave out the goroutines of the servers
+// this package runs (a redis-server's reaper, miniredis's server and clock), for a leak
+// check in a test that restarts a server.
+func IgnoreGoroutines() []goleak.Option {
+	return []goleak.Option{
+		goleak.IgnoreAnyFunction("github.com/cachekit/cache/internal/redistest.(*proc).wait"),
+		goleak.IgnoreAnyFunction("github.com/cachekit/cache/internal/redistest.(*mini).tick"),
+		goleak.IgnoreAnyFunction("github.com/alicebob/miniredis/v2/server.(*Server).serve"),
+		goleak.IgnoreAnyFunction("github.com/alicebob/miniredis/v2/server.(*Server).servePeer"),
+	}
 }
