@@ -80,13 +80,13 @@ func TestEscapeGlob(t *testing.T) {
 
 func TestPxMillis(t *testing.T) {
 	for ttl, want := range map[time.Duration]int64{
-		time.Nanosecond:                   1,
-		300 * time.Microsecond:            1,
-		time.Millisecond:                  1,
+		time.Nanosecond:                    1,
+		300 * time.Microsecond:             1,
+		time.Millisecond:                   1,
 		time.Millisecond + time.Nanosecond: 2,
-		1500 * time.Microsecond:           2,
-		time.Second:                       1000,
-		time.Duration(1<<63 - 1):          (1<<63 - 1) / int64(time.Millisecond),
+		1500 * time.Microsecond:            2,
+		time.Second:                        1000,
+		time.Duration(1<<63 - 1):           (1<<63 - 1) / int64(time.Millisecond),
 	} {
 		if got := pxMillis(ttl); got != want {
 			t.Errorf("pxMillis(%v) = %d; want %d", ttl, got, want)
