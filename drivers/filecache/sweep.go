@@ -48,7 +48,11 @@ func (d *Driver) Sweep(ctx context.Context) (removed int, err error) {
 		return 0, err
 	}
 	stopped := func() bool { return d.closed.Load() || ctx.Err() != nil }
-	_, removed, err = d.sweepFrom(nil, -1, stopped)
+	var cur *os.File
+	cur, removed, err = d.sweepFrom(nil, -1, stopped)
+	if cur != nil { // stopped half-way
+		_ = cur.Close()
+	}
 	if err == nil && stopped() {
 		err = d.check(ctx)
 	}
