@@ -804,3 +804,38 @@ func TestWatch(t *testing.T) {
 		})
 	}
 }
+
+// TestSweepBounded: one run of the background sweep examines at most its limit of
+// directory entries, and the next run goes on from there.
+func TestSweepBounded(t *testing.T) {
+	clk := newClock()
+	d := newDriver(t, filecache.Options{Now: clk.Now, SweepInterval: -1})
+	ctx := context.Background()
+	for i := range 30 {
+		if err := d.Set(ctx, entry(fmt.Sprint(i), []byte("1"), time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.Add(time.Second)
+	var cur *os.File
+	runs, total := 0, 0
+	for {
+		next, removed, err := d.SweepStep(cur, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs++
+		total += removed
+		if removed > 10 {
+			t.Fatalf("one run removed %d files; the limit is 10", removed)
+		}
+		if next == nil {
+			break
+		}
+		cur = next
+	}
+	// 30 entries and the driver's .filecache and .lock: at least 4 runs of 10.
+	if total != 30 || runs < 4 {
+		t.Fatalf("%d runs removed %d files; want 30 in at least 4 runs", runs, total)
+	}
+}
