@@ -238,3 +238,41 @@ func TestGetConvertsAcrossTypes(t *testing.T) {
 		t.Fatal("Get into a non-pointer is not an error")
 	}
 }
+
+func TestGetAs(t *testing.T) {
+	c, ctx := newCache(t, cache.Config{}), ctxT(t)
+	if err := c.Set(ctx, "n", int64(7), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if v, found, err := cache.GetAs[int64](ctx, c, "n"); v != 7 || !found || err != nil {
+		t.Fatalf("GetAs[int64] = %d, %v, %v", v, found, err)
+	}
+	if v, found, err := cache.GetAs[int](ctx, c, "n"); v != 7 || !found || err != nil {
+		t.Fatalf("GetAs[int] of an int64 = %d, %v, %v; want a conversion", v, found, err)
+	}
+	if _, found, err := cache.GetAs[string](ctx, c, "missing"); found || err != nil {
+		t.Fatalf("GetAs of a missing key = %v, %v", found, err)
+	}
+}
+
+// The hot path's allocation budget on the memory driver, without a prefix: Get at most
+// one (the caller's dst, which escapes through the any parameter), GetAs and a Remember
+// hit none.
+func TestHitAllocations(t *testing.T) {
+	c, ctx := newCache(t, cache.Config{}), context.Background()
+	if err := c.Set(ctx, "k", "v", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	get := testing.AllocsPerRun(1000, func() {
+		var s string
+		_, _ = c.Get(ctx, "k", &s)
+	})
+	getAs := testing.AllocsPerRun(1000, func() { _, _, _ = cache.GetAs[string](ctx, c, "k") })
+	remember := testing.AllocsPerRun(1000, func() {
+		_, _ = cache.Remember(ctx, c, "k", time.Minute, func(context.Context) (string, error) { return "x", nil })
+	})
+	t.Logf("allocs/op: Get %v, GetAs %v, Remember hit %v", get, getAs, remember)
+	if get > 1 || getAs > 0 || remember > 0 {
+		t.Fatalf("allocs/op: Get %v (want ≤ 1), GetAs %v (want 0), Remember hit %v (want 0)", get, getAs, remember)
+	}
+}

@@ -76,6 +76,29 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 	if ttl == 0 {
 		ttl = d.defTTL
 	}
+	// The hit path, without closures: one interface call and, on an in-process driver,
+	// a type assertion.
+	v, found, err := d.d.Get(ctx, k)
+	if err != nil {
+		return zero, opError("Remember", key, err)
+	}
+	if found {
+		if t, ok := v.(T); ok && d.codec == nil {
+			return t, nil
+		}
+		var t T
+		if err := d.decode(v, &t); err != nil {
+			return zero, opError("Remember", key, err)
+		}
+		return t, nil
+	}
+	return rememberMiss(ctx, c, d, k, key, ttl, o, fn)
+}
+
+// rememberMiss is Remember's miss path: single-flight in the process, and across
+// processes with Distributed.
+func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key string, ttl time.Duration, o RememberOptions, fn func(context.Context) (T, error)) (T, error) {
+	var zero T
 	read := func() (T, bool, error) {
 		var t T
 		v, found, err := d.d.Get(ctx, k)
@@ -83,11 +106,6 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 			return t, false, err
 		}
 		return t, true, d.decode(v, &t)
-	}
-	if t, found, err := read(); err != nil {
-		return zero, opError("Remember", key, err)
-	} else if found {
-		return t, nil
 	}
 	load := func() (any, error) {
 		t, err := callLoader(ctx, fn)

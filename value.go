@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -112,4 +113,36 @@ func assign(dst any, v any) error {
 
 func isInt(k reflect.Kind) bool {
 	return k >= reflect.Int && k <= reflect.Int64
+}
+
+// GetAs reads the value under key as a T: [Cache.Get] without a destination pointer.
+// found is false on a miss. On an in-process driver a hit whose stored type is T costs no
+// allocation, where Get's dst (passed as any) makes the caller's variable escape to the
+// heap; other values convert as Get converts them.
+func GetAs[T any](ctx context.Context, c *Cache, key string) (v T, found bool, err error) {
+	d, k, err := c.prep(ctx, "", key)
+	if err != nil {
+		return v, false, opError("Get", key, err)
+	}
+	raw, found, err := d.d.Get(ctx, k)
+	if err != nil || !found {
+		if err != nil {
+			err = opError("Get", key, err)
+		}
+		return v, false, err
+	}
+	if t, ok := raw.(T); ok && d.codec == nil {
+		return t, true, nil
+	}
+	return decodeAs[T](d, key, raw)
+}
+
+// decodeAs is GetAs's slow path, apart so that its &t does not send the fast path's
+// result to the heap.
+func decodeAs[T any](d *namedDriver, key string, raw any) (T, bool, error) {
+	var t T
+	if err := d.decode(raw, &t); err != nil {
+		return t, true, opError("Get", key, err)
+	}
+	return t, true, nil
 }

@@ -108,6 +108,17 @@ func BenchmarkGetHit(b *testing.B) {
 	b.Run("impl=cachekit-memory", func(b *testing.B) { managerGet(b, newMemory(b, "")) })
 	b.Run("impl=cachekit-memory-prefix", func(b *testing.B) { managerGet(b, newMemory(b, "app")) })
 	b.Run("impl=cachekit-lru", func(b *testing.B) { managerGet(b, newLRUDriver(b)) })
+	b.Run("impl=cachekit-memory-getas", func(b *testing.B) {
+		c := newMemory(b, "")
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if _, found, err := cache.GetAs[string](ctx, c, keys[i&mask]); !found || err != nil {
+				b.Fatal("miss", err)
+			}
+			i++
+		}
+	})
 }
 
 // BenchmarkGetHitParallel is BenchmarkGetHit from GOMAXPROCS goroutines at once.
@@ -187,6 +198,18 @@ func BenchmarkGetHitParallel(b *testing.B) {
 	b.Run("impl=cachekit-memory", func(b *testing.B) { managerGet(b, newMemory(b, "")) })
 	b.Run("impl=cachekit-memory-prefix", func(b *testing.B) { managerGet(b, newMemory(b, "app")) })
 	b.Run("impl=cachekit-lru", func(b *testing.B) { managerGet(b, newLRUDriver(b)) })
+	b.Run("impl=cachekit-memory-getas", func(b *testing.B) {
+		c := newMemory(b, "")
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for i := start(); pb.Next(); i++ {
+				if _, found, err := cache.GetAs[string](ctx, c, keys[i&mask]); !found || err != nil {
+					b.Error("miss", err)
+					return
+				}
+			}
+		})
+	})
 }
 
 // BenchmarkSet overwrites a present key with a string value. The manager takes the value
