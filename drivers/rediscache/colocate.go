@@ -50,5 +50,6 @@ var slotTags = sync.OnceValue(func() *[slotCount]string {
 func fenceKey(key string) string { return colocated(key+":fence", key) }
 
 // releasedChannel is the Pub/Sub channel that the compare-and-delete and compare-and-swap
-// scripts publish on when they change key, for [Driver.Watch].
+// scripts publish on when they change key (they build the same name in Lua), for
+// [Driver.Watch].
 func releasedChannel(key string) string { return key + ":released" }

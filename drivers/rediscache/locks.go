@@ -50,7 +50,7 @@ func (d *Driver) CompareAndSwap(ctx context.Context, old any, e driver.Entry) (b
 	if e.TTL > 0 {
 		px = pxMillis(e.TTL)
 	}
-	n, err := compareAndSwapScript.run(ctx, d.c, []string{e.Key}, ob, nb, px, releasedChannel(e.Key)).Int64()
+	n, err := compareAndSwapScript.run(ctx, d.c, []string{e.Key}, ob, nb, px).Int64()
 	if err != nil {
 		return false, fail("compare-and-swap", e.Key, err)
 	}

@@ -334,7 +334,7 @@ func (d *Driver) CompareAndDelete(ctx context.Context, key string, old any) (boo
 	if err != nil {
 		return false, fail("compare-and-delete", key, err)
 	}
-	cmd := compareAndDeleteScript.run(ctx, d.c, []string{key}, b, releasedChannel(key))
+	cmd := compareAndDeleteScript.run(ctx, d.c, []string{key}, b)
 	if err := cmd.Err(); err != nil {
 		return false, fail("compare-and-delete", key, err)
 	}
@@ -407,7 +407,10 @@ func (d *Driver) Pull(ctx context.Context, key string) (any, bool, error) {
 
 // script is a Lua script run with EVALSHA, falling back to EVAL (which also loads it)
 // the first time a node does not have it: after that, only the SHA goes on the wire.
-type script struct{ src, sha string }
+type script struct {
+	src string
+	sha any // the SHA1 as a string, boxed once rather than on every call
+}
 
 func newScript(src string) *script {
 	return &script{src: src, sha: redis.NewScript(src).Hash()}
