@@ -13,9 +13,12 @@
 //	redis://host1:port1?addr=host2:port2&addr=...     Cluster, go-redis's own cluster URL
 //	redis+cluster://host:port (or rediss+cluster://)  Cluster, from one seed address
 //
-// The query parameters are go-redis's (redis.ParseURL, redis.ParseClusterURL). A client
-// built from a URL has ContextTimeoutEnabled set, so a context deadline bounds every
-// network wait; with Options.Client, set it on your client for the same behaviour.
+// The query parameters are go-redis's (redis.ParseURL, redis.ParseClusterURL). A bad URL
+// is an error from New that never repeats the password. A client built from a URL has
+// ContextTimeoutEnabled set, so that a context deadline bounds every network wait; with
+// Options.Client, set it on your client for the same behaviour. Sentinel has no URL form
+// here: build a redis.NewFailoverClient and pass it as Options.Client. Redis 6.2 or later
+// is required (GETDEL); Redis 7 is what the tests run.
 //
 // # Wire format
 //
@@ -24,19 +27,25 @@
 // (JSON by default: a Go string is "abc" with its quotes, a struct a JSON object); expiry
 // is Redis's own TTL (PX, in milliseconds, rounded up: a TTL under 1 ms is 1 ms, never
 // "no expiry"); a counter is a bare decimal integer that INCRBY works on; a lock is the
-// lock key holding a JSON string that starts with the owner label.
+// lock key holding a JSON string that starts with the owner label. Two extras live in
+// names of their own: a fenced lock's counter is the key "<lock key>:fence" (see
+// [FenceKey]), and a release is announced on the Pub/Sub channel "<key>:released".
 //
 // # Commands
 //
-// Every operation is one round trip and atomic on the server:
+// Every operation on one key is one round trip and atomic on the server:
 //
-//   - Get: GET. Set: SET PX. Create: SET NX PX. Update: SET XX PX.
+//   - Get: GET. Set: SET PX. Create: SET NX PX. Update: SET XX PX. TTL: PTTL.
 //   - Lock release (CompareAndDelete): one Lua script, GET and DEL if the value is still
-//     the caller's token, run with EVALSHA (EVAL the first time a node lacks it).
+//     the caller's token, then PUBLISH on "<key>:released". Lock renewal (Extend): GET
+//     and PEXPIRE if still the caller's. CompareAndSwap: GET and SET if unchanged, then
+//     PUBLISH. Fenced create (CreateFenced): EXISTS, INCR of the fence counter, SET PX.
+//     Scripts run with EVALSHA (EVAL the first time a node lacks them).
 //   - Increment: INCRBY/DECRBY when there is no TTL for a new counter; otherwise one Lua
 //     script (EXISTS, INCRBY, PEXPIRE only if the counter is new). An existing counter
-//     keeps its TTL.
-//   - Pull: GETDEL (Redis 6.2 or later).
+//     keeps its TTL. A value that is not an integer, and an overflow, match
+//     driver.ErrNotInteger and leave the value alone.
+//   - Pull: GETDEL.
 //   - GetMany: MGET; on a Cluster one MGET per hash slot, pipelined, so never CROSSSLOT.
 //     SetMany: SETs, pipelined. Delete: DEL, per hash slot on a Cluster.
 //   - DeleteNamespace(ns): DEL ns, then SCAN MATCH "<ns>.*" (glob characters of ns
@@ -46,6 +55,16 @@
 //     otherwise it refuses with [ErrSharedDatabase], because a Redis database is usually
 //     shared with other applications. A cache with a prefix never needs it: its Flush
 //     deletes only its own keys.
+//   - Watch: one subscriber connection per driver, opened by the first Watch, shared by
+//     all watches; see [Driver.Watch].
+//
+// # When Redis is down
+//
+// Every method returns an error, never a miss and never "someone else holds the lock":
+// a command fails after go-redis's retries (by default 5 dials 100 ms apart, and 3
+// retries of the command: max_retries and dial_timeout in the URL, DialerRetries and
+// MaxRetries on a client you build) or at the context's deadline, whichever comes first.
+// Nothing needs restarting: go-redis reconnects when Redis is back.
 package rediscache
 
 import (
@@ -192,8 +211,9 @@ func (d *Driver) Codec() driver.Codec { return d.codec }
 // DefaultTTL returns Options.DefaultTTL.
 func (d *Driver) DefaultTTL() time.Duration { return d.defaultTTL }
 
-// Close closes the client if the driver built it from Options.URL. Afterwards every
-// method returns an error matching driver.ErrClosed.
+// Close stops Watch's subscriber connection, and closes the client if the driver built
+// it from Options.URL (never one given as Options.Client). Afterwards every method
+// returns an error matching driver.ErrClosed.
 func (d *Driver) Close() error {
 	if d.closed.Swap(true) {
 		return nil
