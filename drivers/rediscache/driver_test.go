@@ -34,8 +34,18 @@ func newCache(t *testing.T, url, prefix string) (*cache.Cache, *rediscache.Drive
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.Close() })
+	t.Cleanup(func() {
+		if prefix != "" { // leave nothing behind in a Redis shared with others (REDIS_URL)
+			_ = c.Flush(context.Background())
+		}
+		_ = c.Close()
+	})
 	return c, d
+}
+
+// cleanup deletes the namespace p at the end of the test (before d is closed).
+func cleanup(t *testing.T, d *rediscache.Driver, p string) {
+	t.Cleanup(func() { _ = d.DeleteNamespace(context.Background(), p) })
 }
 
 func forTargets(t *testing.T, f func(t *testing.T, url string)) {
@@ -139,6 +149,7 @@ func TestSubMillisecondTTL(t *testing.T) {
 		d := newDriver(t, rediscache.Options{URL: url})
 		raw := d.Client()
 		p := scope("ttl")
+		cleanup(t, d, p)
 		const ttl = 300 * time.Microsecond
 		v := []byte(`"v"`)
 		writes := map[string]func(key string) error{
@@ -506,6 +517,7 @@ func TestGetManyAcrossSlots(t *testing.T) {
 	ctx := context.Background()
 	d := newDriver(t, rediscache.Options{URL: redistest.ClusterURL(t)})
 	p := scope("many")
+	cleanup(t, d, p)
 	var entries []driver.Entry
 	var keys []string
 	for i := range 300 {
@@ -722,7 +734,9 @@ func TestValueMustBeBytes(t *testing.T) {
 func TestCodec(t *testing.T) {
 	ctx := context.Background()
 	d := newDriver(t, rediscache.Options{URL: redistest.URL(t), Codec: upperCodec{}})
-	c, err := cache.New(cache.Config{Drivers: map[string]cache.Driver{"redis": d}, Prefix: scope("codec")})
+	p := scope("codec")
+	cleanup(t, d, p)
+	c, err := cache.New(cache.Config{Drivers: map[string]cache.Driver{"redis": d}, Prefix: p})
 	if err != nil {
 		t.Fatal(err)
 	}
