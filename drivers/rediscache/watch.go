@@ -18,12 +18,13 @@ const watchConfirmTimeout = 2 * time.Second
 // subscribed while at least one watch needs it. It starts with the first Watch; Close
 // stops it.
 type hub struct {
-	mu     sync.Mutex
-	ps     *redis.PubSub // nil until the first Watch
-	chans  map[string]*watchedChan
-	cancel context.CancelFunc // stops the reader
-	done   chan struct{}      // closed when the reader has returned
-	closed bool
+	mu      sync.Mutex
+	ps      *redis.PubSub // nil until the first Watch
+	chans   map[string]*watchedChan
+	cancel  context.CancelFunc // stops the reader
+	done    chan struct{}      // closed when the reader has returned
+	stopped chan struct{}      // closed by stop
+	closed  bool
 }
 
 type watchedChan struct {
@@ -73,11 +74,14 @@ func (d *Driver) Watch(ctx context.Context, key string) (<-chan struct{}, error)
 		h.chans[name] = wc
 		if err := h.ps.Subscribe(ctx, name); err != nil {
 			delete(h.chans, name)
+			// go-redis keeps the channel to subscribe it again on reconnect: drop it.
+			_ = h.ps.Unsubscribe(context.WithoutCancel(ctx), name)
 			h.mu.Unlock()
 			return nil, fail("watch", key, err)
 		}
 	}
 	wc.watches[w] = struct{}{}
+	stopped := h.stopped
 	h.mu.Unlock()
 
 	context.AfterFunc(ctx, func() {
@@ -89,6 +93,7 @@ func (d *Driver) Watch(ctx context.Context, key string) (<-chan struct{}, error)
 	select {
 	case <-wc.ready:
 	case <-ctx.Done(): // the AfterFunc fires w
+	case <-stopped: // Close fired w
 	case <-t.C:
 		h.remove(name, wc, w)
 		w.fire()
@@ -104,6 +109,7 @@ func (h *hub) start(c redis.UniversalClient) {
 	h.chans = make(map[string]*watchedChan)
 	h.cancel = cancel
 	h.done = make(chan struct{})
+	h.stopped = make(chan struct{})
 	go h.read(ctx, h.ps)
 }
 
@@ -175,6 +181,7 @@ func (h *hub) stop() error {
 	ps, done := h.ps, h.done
 	if ps != nil {
 		h.cancel()
+		close(h.stopped)
 	}
 	for _, wc := range h.chans {
 		for w := range wc.watches {
