@@ -827,3 +827,45 @@ func TestWatch(t *testing.T) {
 		_ = a.Delete(ctx, k)
 	})
 }
+
+// TestLargeBatches: more keys than one MGET or DEL carries (1000) are split, on a single
+// node and on a Cluster, and all come back in order.
+func TestLargeBatches(t *testing.T) {
+	forTargets(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		d := newDriver(t, rediscache.Options{URL: url})
+		p := scope("large")
+		cleanup(t, d, p)
+		const n = 2345
+		keys := make([]string, n)
+		entries := make([]driver.Entry, n)
+		for i := range keys {
+			keys[i] = fmt.Sprintf("%s.%d", p, i)
+			entries[i] = driver.Entry{Key: keys[i], Value: []byte(strconv.Itoa(i)), TTL: time.Minute}
+		}
+		if err := d.SetMany(ctx, entries); err != nil {
+			t.Fatal(err)
+		}
+		vals, found, err := d.GetMany(ctx, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range keys {
+			if !found[i] || string(vals[i].([]byte)) != strconv.Itoa(i) {
+				t.Fatalf("GetMany[%d] = %v, %v; want %d", i, found[i], vals[i], i)
+			}
+		}
+		if err := d.Delete(ctx, keys...); err != nil {
+			t.Fatal(err)
+		}
+		_, found, err = d.GetMany(ctx, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range keys {
+			if found[i] {
+				t.Fatalf("key %d survived Delete", i)
+			}
+		}
+	})
+}
