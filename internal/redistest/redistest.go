@@ -307,6 +307,12 @@ func (p *proc) addr() string {
 // startProc starts redis-server on port (0: a free one, retried if another process takes
 // it first) with extra arguments, and waits until it answers PING.
 func startProc(port int, extra func(dir string) []string) (*proc, error) {
+	return startProcWith(port, nil, extra)
+}
+
+// startProcWith is startProc with leading arguments (a config file, which must come
+// first) as well as trailing ones.
+func startProcWith(port int, leading, extra func(dir string) []string) (*proc, error) {
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		pt := port
@@ -316,7 +322,7 @@ func startProc(port int, extra func(dir string) []string) (*proc, error) {
 				return nil, err
 			}
 		}
-		p, err := tryProc(pt, extra)
+		p, err := tryProc(pt, leading, extra)
 		if err == nil {
 			return p, nil
 		}
@@ -330,12 +336,16 @@ func startProc(port int, extra func(dir string) []string) (*proc, error) {
 	return nil, lastErr
 }
 
-func tryProc(port int, extra func(dir string) []string) (*proc, error) {
+func tryProc(port int, leading, extra func(dir string) []string) (*proc, error) {
 	dir, err := os.MkdirTemp("", "redistest-")
 	if err != nil {
 		return nil, err
 	}
-	args := []string{
+	var args []string
+	if leading != nil {
+		args = leading(dir)
+	}
+	args = append(args,
 		"--port", strconv.Itoa(port),
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -343,7 +353,7 @@ func tryProc(port int, extra func(dir string) []string) (*proc, error) {
 		"--dir", dir,
 		"--daemonize", "no",
 		"--logfile", filepath.Join(dir, "redis.log"),
-	}
+	)
 	if extra != nil {
 		args = append(args, extra(dir)...)
 	}

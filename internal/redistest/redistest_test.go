@@ -89,3 +89,15 @@ func TestStartStopRestart(t *testing.T) {
 		t.Fatalf("EXISTS k after restart = %d, %v; want 0 (a restarted server is empty)", n, err)
 	}
 }
+
+func TestSentinel(t *testing.T) {
+	ctx := context.Background()
+	c := redis.NewFailoverClient(&redis.FailoverOptions{
+		MasterName:    redistest.SentinelMaster,
+		SentinelAddrs: []string{redistest.SentinelAddr(t)},
+	})
+	defer c.Close()
+	if err := c.Set(ctx, "redistest.sentinel", "v", time.Minute).Err(); err != nil {
+		t.Fatalf("SET through Sentinel: %v", err)
+	}
+}
