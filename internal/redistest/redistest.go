@@ -1,6 +1,7 @@
 // Package redistest gives tests a Redis to talk to: a throwaway redis-server on a free
-// loopback port, a 3-master Redis Cluster built from three of them, or, outside CI and
-// only when there is no redis-server, an in-process miniredis.
+// loopback port, a 3-master Redis Cluster built from three of them, a Sentinel watching a
+// master of its own, or, outside CI and only when there is no redis-server, an
+// in-process miniredis.
 //
 // Where the Redis comes from, in order:
 //
@@ -15,8 +16,10 @@
 //
 //	func TestMain(m *testing.M) { redistest.Main(m) }
 //
-// and then calls [URL] or [ClusterURL] in its tests, or [Start] for a server of its own
-// that it may stop and restart (an outage test).
+// and then calls [URL], [ClusterURL] or [SentinelAddr] in its tests, or [Start] for a
+// server of its own that it may stop and restart (an outage test). Every server is
+// started at most once per test binary, on first use, and killed by Main; on Linux the
+// kernel also kills them if the test binary dies.
 package redistest
 
 import (
