@@ -234,11 +234,12 @@ type TTLReader interface {
 
 // Watcher is implemented by drivers that can tell a waiter that a key was deleted.
 type Watcher interface {
-	// Watch returns a channel that is closed when key is next deleted (Delete, Pull,
-	// CompareAndDelete, DeleteNamespace, Flush) or swapped (CompareAndSwap), by this
-	// process or, for a shared store, by any other; and closed too when ctx ends, which
-	// also frees what the watch holds.
+	// Watch returns a channel that is closed when key is next released by
+	// CompareAndDelete or swapped by CompareAndSwap, by this process or, for a shared
+	// store, by any other; and closed too when ctx ends, which also frees what the watch
+	// holds. A driver may report other deletes too (the in-process drivers report Delete,
+	// Pull, DeleteNamespace and Flush; Redis does not, as that would cost a command per key).
 	// It is a hint: a waiter must still try to take the key, and must poll as well,
-	// because expiry is not reported.
+	// because expiry and unreported deletes are not seen.
 	Watch(ctx context.Context, key string) (<-chan struct{}, error)
 }

@@ -586,15 +586,18 @@ var cases = []testCase{
 		explanation: "if the TTL ran out and another holder took the key, the first holder's release leaves the new lock",
 		needs:       lockable,
 		f: func(t *testing.T, e *env) {
+			aHolds := make(chan struct{})
 			bHolds := make(chan struct{})
 			aDone := make(chan struct{})
 			go func() {
 				defer close(aDone)
 				_, _ = lockOnce(e, e.c, "lock.x", ttlUnit, func(context.Context) error {
+					close(aHolds)
 					<-bHolds // A outlives its TTL while B takes the lock
 					return nil
 				})
 			}()
+			<-aHolds // A holds the lock before B tries: B can only get it after A's TTL
 			var bOK bool
 			var berr error
 			eventually(t, "B never acquired after A's TTL", func() bool {

@@ -121,6 +121,14 @@ func newEnv(t *testing.T, h Harness, d driver.Driver) *env {
 	}
 	prefix := "dt" + rand.Text()[:10]
 	c := newCache(t, d, prefix)
+	// Leave nothing behind on a shared store: the case's keys, counters and fence
+	// records all live under its prefix. (Cleanups run last-in first-out: this runs
+	// before the cache is closed; after a case that closed it, it does nothing.)
+	t.Cleanup(func() {
+		if _, ok := d.(driver.NamespaceDeleter); ok {
+			_ = c.Flush(context.Background())
+		}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return &env{h: h, d: d, c: c, prefix: prefix, ctx: ctx, n: h.Concurrency}
