@@ -113,14 +113,14 @@ func LockWith[T any](ctx context.Context, c *Cache, key string, o LockOptions, f
 		return out, err
 	}
 	out.Acquired = true
-	fctx, cancel := context.WithCancelCause(context.WithValue(ctx, heldKey{}, h))
-	stop := h.keepAlive(fctx, cancel, o.AutoExtend)
+	if o.Fencing {
+		ctx = context.WithValue(ctx, heldKey{}, h) // for FencingToken
+	}
+	fctx, stop := h.keepAlive(ctx, o.AutoExtend)
 	defer func() {
 		// Runs on return and on panic; a panic goes on after the release.
 		stop()
-		lost := context.Cause(fctx)
-		cancel(nil)
-		if errors.Is(lost, ErrLockLost) {
+		if lost := context.Cause(fctx); errors.Is(lost, ErrLockLost) {
 			err = errors.Join(err, opError("Lock", key, lost))
 		}
 		if rerr := h.release(ctx); rerr != nil && !errors.Is(rerr, ErrLockNotHeld) {
@@ -130,6 +130,9 @@ func LockWith[T any](ctx context.Context, c *Cache, key string, o LockOptions, f
 	out.Value, err = fn(fctx)
 	return out, err
 }
+
+// errTTLRanOut is the cause fn's ctx gets when the TTL runs out without AutoExtend.
+var errTTLRanOut = fmt.Errorf("%w: its TTL ran out while fn was running", ErrLockLost)
 
 // LockHandle is a held lock, for work that does not fit in a closure: leader election, a
 // long stream. Get one with [Acquire] (or [RestoreLock] in another process or goroutine
@@ -216,21 +219,11 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 	if owner == "" {
 		owner = defaultOwner
 	}
-	h := &LockHandle{d: d, key: key, final: k, token: owner + "#" + cryptorand.Text(), ttl: o.TTL}
+	h := &LockHandle{d: d, key: key, final: k, token: newToken(owner), ttl: o.TTL}
 	if h.stored, err = d.encode(h.token); err != nil {
 		return nil, opError("Lock", key, err)
 	}
-	try := func() (bool, error) {
-		h.since = time.Now()
-		e := driver.Entry{Key: k, Value: h.stored, TTL: o.TTL, NoSlide: true}
-		if o.Fencing {
-			fence, ok, err := d.fencer.CreateFenced(ctx, e)
-			h.fence = fence
-			return ok, err
-		}
-		return d.cond.SetIf(ctx, e, driver.IfAbsent)
-	}
-	ok, err := try()
+	ok, err := h.try(ctx, o.Fencing)
 	if err != nil {
 		return nil, opError("Lock", key, err)
 	}
@@ -240,10 +233,38 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 	if o.Wait <= 0 {
 		return nil, ErrNotAcquired
 	}
-	if err := waitFor(ctx, d, k, o.Wait, try); err != nil {
+	if err := waitFor(ctx, d, k, o.Wait, func() (bool, error) { return h.try(ctx, o.Fencing) }); err != nil {
 		return nil, opError("Lock", key, err)
 	}
 	return h, nil
+}
+
+// try makes one attempt to take the lock.
+func (h *LockHandle) try(ctx context.Context, fencing bool) (bool, error) {
+	h.since = time.Now()
+	e := driver.Entry{Key: h.final, Value: h.stored, TTL: h.ttl, NoSlide: true}
+	if fencing {
+		fence, ok, err := h.d.fencer.CreateFenced(ctx, e)
+		h.fence = fence
+		return ok, err
+	}
+	return h.d.cond.SetIf(ctx, e, driver.IfAbsent)
+}
+
+// newToken returns "<owner>#<26 random base32 characters>" (128 bits), in one
+// allocation.
+func newToken(owner string) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+	var src [26]byte
+	_, _ = cryptorand.Read(src[:]) // never fails (crypto/rand's contract)
+	var b strings.Builder
+	b.Grow(len(owner) + 1 + len(src))
+	b.WriteString(owner)
+	b.WriteByte('#')
+	for _, c := range src {
+		b.WriteByte(alphabet[c&31])
+	}
+	return b.String()
 }
 
 // waitFor retries try until it succeeds, wait elapses, or ctx ends. Before each retry it
@@ -293,15 +314,15 @@ func waitFor(ctx context.Context, d *namedDriver, key string, wait time.Duration
 	}
 }
 
-// keepAlive starts what ends fn's ctx when the lock ends: renewals with AutoExtend, a
-// timer at the TTL's end without. stop ends it and waits for it.
-func (h *LockHandle) keepAlive(ctx context.Context, cancel context.CancelCauseFunc, autoExtend bool) (stop func()) {
+// keepAlive returns fn's ctx, which ends when the lock does: at the TTL's end without
+// AutoExtend, when a renewal fails with it. stop ends the renewals, waits for them, and
+// cancels the returned ctx.
+func (h *LockHandle) keepAlive(ctx context.Context, autoExtend bool) (fctx context.Context, stop func()) {
 	if !autoExtend {
-		t := time.AfterFunc(time.Until(h.since.Add(h.ttl)), func() {
-			cancel(fmt.Errorf("%w: its TTL of %v ran out while fn was running", ErrLockLost, h.ttl))
-		})
-		return func() { t.Stop() }
+		fctx, cancel := context.WithDeadlineCause(ctx, h.since.Add(h.ttl), errTTLRanOut)
+		return fctx, cancel
 	}
+	fctx, cancel := context.WithCancelCause(ctx)
 	interval := max(h.ttl/3, time.Millisecond)
 	done := make(chan struct{})
 	quit := make(chan struct{})
@@ -313,7 +334,7 @@ func (h *LockHandle) keepAlive(ctx context.Context, cancel context.CancelCauseFu
 			select {
 			case <-quit:
 				return
-			case <-ctx.Done():
+			case <-fctx.Done():
 				return
 			case <-t.C:
 			}
@@ -331,16 +352,23 @@ func (h *LockHandle) keepAlive(ctx context.Context, cancel context.CancelCauseFu
 			}
 		}
 	}()
-	return func() {
+	return fctx, func() {
 		close(quit)
 		<-done
+		cancel(nil)
 	}
 }
 
 // release deletes the lock if it still holds this holder's token.
 func (h *LockHandle) release(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ReleaseTimeout)
-	defer cancel()
+	if ctx.Err() != nil {
+		// The caller went away while fn ran: release anyway, on a context of our own,
+		// rather than leave the lock held for its whole TTL. (A live ctx is used as it
+		// is: detaching it would cost allocations on every release.)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), ReleaseTimeout)
+		defer cancel()
+	}
 	ok, err := h.d.cad.CompareAndDelete(ctx, h.final, h.stored)
 	if err != nil {
 		return err

@@ -130,9 +130,7 @@ func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, f
 
 // runOnce runs fn under the pending marker h, then swaps in the result.
 func runOnce[T any](ctx context.Context, h *LockHandle, ttl time.Duration, fn func(context.Context) (T, error)) (out OnceOutcome[T], err error) {
-	fctx, cancel := context.WithCancelCause(ctx)
-	stop := h.keepAlive(fctx, cancel, true)
-	defer cancel(nil)
+	fctx, stop := h.keepAlive(ctx, true)
 	v, err := func() (v T, err error) {
 		defer func() {
 			if r := recover(); r != nil {

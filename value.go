@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+
+	"github.com/cachekit/cache/driver"
 )
 
 // encode turns v into what the driver stores: v itself for an in-process driver, the
@@ -12,6 +14,12 @@ import (
 func (d *namedDriver) encode(v any) (any, error) {
 	if d.codec == nil {
 		return v, nil
+	}
+	if s, ok := v.(string); ok && d.codec == driver.JSON && plainJSON(s) {
+		// What encoding/json makes of a plain string, in one allocation: lock tokens,
+		// most string values.
+		b := make([]byte, 0, len(s)+2)
+		return append(append(append(b, '"'), s...), '"'), nil
 	}
 	b, err := d.codec.Marshal(v)
 	if err != nil {
@@ -36,6 +44,18 @@ func (d *namedDriver) decode(v any, dst any) error {
 		return fmt.Errorf("decode into %T: %w", dst, err)
 	}
 	return nil
+}
+
+// plainJSON reports whether encoding/json writes s as it is between quotes: printable
+// ASCII without the characters it escapes (", \, and <, >, & for HTML safety).
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 var errNilDst = fmt.Errorf("dst must be a non-nil pointer, got nil")

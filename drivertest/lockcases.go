@@ -97,6 +97,7 @@ var lockCases = []testCase{
 		needs:       lockable,
 		f: func(t *testing.T, e *env) {
 			start := time.Now()
+			var fnErr error
 			ok, err := lockOnce(e, e.c, "lock.short", ttlUnit, func(ctx context.Context) error {
 				select {
 				case <-ctx.Done():
@@ -109,9 +110,10 @@ var lockCases = []testCase{
 				if el := time.Since(start); el < ttlUnit-10*time.Millisecond {
 					return fmt.Errorf("cancelled after %v, before the TTL of %v", el, ttlUnit)
 				}
-				return ctx.Err()
+				fnErr = ctx.Err()
+				return fnErr
 			})
-			if !ok || !errors.Is(err, cache.ErrLockLost) || !errors.Is(err, context.Canceled) {
+			if !ok || !errors.Is(err, cache.ErrLockLost) || fnErr == nil || !errors.Is(err, fnErr) {
 				t.Fatalf("Lock = %v, %v; want ErrLockLost joined to fn's error", ok, err)
 			}
 		},
