@@ -14,9 +14,10 @@ import (
 	"github.com/cachekit/cache/driver"
 )
 
-// ReleaseTimeout bounds the release of a lock. The release runs on a context detached
-// from the caller's cancellation, so that a cancelled request does not leave its lock
-// held for the whole TTL, but it must not hang either.
+// ReleaseTimeout bounds the release of a lock whose caller's ctx has already ended. Such
+// a release runs on a context detached from the caller's cancellation, so that a
+// cancelled request does not leave its lock held for the whole TTL, but it must not hang
+// either. A release with a live ctx uses that ctx.
 const ReleaseTimeout = 5 * time.Second
 
 // Lock errors. Match them with errors.Is.
@@ -87,8 +88,9 @@ var defaultOwner = "pid." + strconv.Itoa(os.Getpid())
 //
 // The release removes only this holder's lock: each acquisition stores a unique token,
 // and the release deletes the key only while it still holds that token, so if the TTL
-// ran out and another holder took the key, its lock stays. The release runs on a context
-// detached from ctx's cancellation, bounded by [ReleaseTimeout].
+// ran out and another holder took the key, its lock stays. The release runs even when ctx
+// was cancelled during fn: on a context detached from ctx's cancellation, bounded by
+// [ReleaseTimeout].
 //
 // fn's context is cancelled, with cause [ErrLockLost], when the TTL runs out while fn
 // still runs; Lock's error then matches ErrLockLost as well as carrying fn's own error.
@@ -406,7 +408,7 @@ func (h *LockHandle) FencingToken() int64 {
 
 // Release releases the lock if this holder still has it, and returns an error matching
 // [ErrLockNotHeld] if it does not (its TTL ran out, or it was force-released). Like
-// Lock's release it runs on a context detached from ctx's cancellation, bounded by
+// Lock's release it runs even when ctx has ended, on a context of its own bounded by
 // [ReleaseTimeout].
 func (h *LockHandle) Release(ctx context.Context) error {
 	if h == nil {
