@@ -2,8 +2,12 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
+	"time"
+
+	"github.com/cachekit/cache/driver"
 )
 
 // Increment adds delta to the integer under key, atomically, and returns the new value.
@@ -37,4 +41,143 @@ func (c *Cache) add(ctx context.Context, op, key string, delta int64) (int64, er
 		return 0, opError(op, key, err)
 	}
 	return n, nil
+}
+
+// ErrConflict: Modify ran out of attempts because other writers kept changing the key
+// between its read and its compare-and-swap.
+var ErrConflict = errors.New("cache: too many concurrent writers")
+
+// DeleteKey is returned by a Modify function to delete the key.
+var DeleteKey = errors.New("cache: delete the key")
+
+// ModifyOptions are the options of [ModifyWith].
+type ModifyOptions struct {
+	// TTL is the value's TTL after the write. 0: an existing key keeps its remaining TTL,
+	// a new key gets the driver's default TTL. Negative: ErrInvalidTTL.
+	TTL time.Duration
+	// Driver routes the call to the named driver; c's current driver is unchanged.
+	Driver string
+	// MaxAttempts bounds the compare-and-swap attempts on drivers without an atomic
+	// in-process update (Redis, file). Default: 10.
+	MaxAttempts int
+}
+
+// Modify is an atomic read-modify-write of key: fn gets the current value (found false
+// when the key is missing or expired) and returns the new one, which is written only if
+// nothing else changed the key meanwhile. It returns what was written.
+//
+//   - fn returning [DeleteKey] deletes the key; any other error leaves the key alone and
+//     is returned.
+//   - By default the key keeps its remaining TTL (a new key gets the default TTL); see
+//     [ModifyOptions].
+//   - On the in-process drivers fn runs once, while the driver holds the key: it must be
+//     quick and must not use the cache. On Redis and the file driver Modify reads, calls
+//     fn, and compare-and-swaps, so fn may run more than once when writers race (up to
+//     MaxAttempts, then [ErrConflict]); fn must not have side effects.
+//
+// It is atomic across every process sharing the store on Redis and the file driver, and
+// within the process on the in-process drivers. A driver with neither an atomic update
+// nor compare-and-swap returns an error matching [ErrUnsupported].
+//
+// (API.md gives the name Update to the OnConflict value, so the read-modify-write
+// helper that the seed library calls update is named Modify here.)
+func Modify[T any](ctx context.Context, c *Cache, key string, fn func(cur T, found bool) (T, error)) (T, error) {
+	return ModifyWith(ctx, c, key, ModifyOptions{}, fn)
+}
+
+// ModifyWith is [Modify] with options.
+func ModifyWith[T any](ctx context.Context, c *Cache, key string, o ModifyOptions, fn func(cur T, found bool) (T, error)) (T, error) {
+	var zero T
+	if o.TTL < 0 {
+		return zero, opError("Modify", key, fmt.Errorf("%w: %v is negative", ErrInvalidTTL, o.TTL))
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 10
+	}
+	d, k, err := c.prep(ctx, o.Driver, key)
+	if err != nil {
+		return zero, opError("Modify", key, err)
+	}
+	entry := func(v any) driver.Entry {
+		if o.TTL > 0 {
+			return driver.Entry{Key: k, Value: v, TTL: o.TTL}
+		}
+		return driver.Entry{Key: k, Value: v, TTL: d.defTTL, KeepTTL: true}
+	}
+	if d.mod != nil {
+		var out T
+		err := d.mod.Modify(ctx, k, func(old any, found bool) (driver.Change, error) {
+			var cur T
+			if found {
+				if err := d.decode(old, &cur); err != nil {
+					return driver.Change{}, err
+				}
+			}
+			next, err := fn(cur, found)
+			if errors.Is(err, DeleteKey) {
+				return driver.Change{Delete: true}, nil
+			}
+			if err != nil {
+				return driver.Change{}, err
+			}
+			v, err := d.encode(next)
+			if err != nil {
+				return driver.Change{}, err
+			}
+			out = next
+			return driver.Change{Entry: entry(v)}, nil
+		})
+		if err != nil {
+			return zero, opError("Modify", key, err)
+		}
+		return out, nil
+	}
+	if d.swap == nil || d.cond == nil || d.cad == nil {
+		return zero, unsupported(d, "Modify")
+	}
+	for range o.MaxAttempts {
+		raw, found, err := d.d.Get(ctx, k)
+		if err != nil {
+			return zero, opError("Modify", key, err)
+		}
+		var cur T
+		if found {
+			if err := d.decode(raw, &cur); err != nil {
+				return zero, opError("Modify", key, err)
+			}
+		}
+		next, err := fn(cur, found)
+		var done bool
+		switch {
+		case errors.Is(err, DeleteKey):
+			if !found {
+				return zero, nil
+			}
+			done, err = d.cad.CompareAndDelete(ctx, k, raw)
+			if err == nil && done {
+				return zero, nil
+			}
+		case err != nil:
+			return zero, opError("Modify", key, err)
+		default:
+			v, err2 := d.encode(next)
+			if err2 != nil {
+				return zero, opError("Modify", key, err2)
+			}
+			if found {
+				done, err = d.swap.CompareAndSwap(ctx, raw, entry(v))
+			} else {
+				e := entry(v)
+				e.KeepTTL = false
+				done, err = d.cond.SetIf(ctx, e, driver.IfAbsent)
+			}
+			if err == nil && done {
+				return next, nil
+			}
+		}
+		if err != nil {
+			return zero, opError("Modify", key, err)
+		}
+	}
+	return zero, opError("Modify", key, fmt.Errorf("%w: %d compare-and-swap attempts failed", ErrConflict, o.MaxAttempts))
 }

@@ -80,6 +80,7 @@ type namedDriver struct {
 	fencer driver.Fencer
 	ttlr   driver.TTLReader
 	watch  driver.Watcher
+	mod    driver.Modifier
 }
 
 func newNamedDriver(name string, d driver.Driver) *namedDriver {
@@ -103,6 +104,7 @@ func newNamedDriver(name string, d driver.Driver) *namedDriver {
 	nd.fencer, _ = d.(driver.Fencer)
 	nd.ttlr, _ = d.(driver.TTLReader)
 	nd.watch, _ = d.(driver.Watcher)
+	nd.mod, _ = d.(driver.Modifier)
 	return nd
 }
 

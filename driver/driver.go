@@ -55,6 +55,9 @@
 //     InspectLock report the TTL as unknown (-1).
 //   - [Watcher]: a notification when a key is deleted, so that a lock waiter wakes at
 //     once. Absent: waiters poll with backoff and jitter.
+//   - [Modifier]: run a function on a key's value in one atomic step (in-process
+//     drivers). Absent: cache.Modify uses [Swapper] in a bounded compare-and-swap loop,
+//     and fails with errors.ErrUnsupported without it either.
 //   - [Encoder]: the driver stores bytes; see above.
 package driver
 
@@ -97,6 +100,9 @@ type Entry struct {
 	// Tags are the tags the caller attached to the entry. Drivers may ignore them for
 	// now: tag invalidation (a later version) will say what a driver has to keep.
 	Tags []string
+	// KeepTTL, on a write that replaces a live value ([Swapper], [Modifier]), keeps the
+	// key's remaining TTL instead of setting TTL. Where the key is new, TTL applies.
+	KeepTTL bool
 	// NoSlide marks an entry whose expiry reads must never push back, whatever the
 	// driver's sliding policy: a lock, whose TTL is the safety net for a crashed holder,
 	// must not be kept alive by someone reading its owner.
@@ -242,4 +248,24 @@ type Watcher interface {
 	// It is a hint: a waiter must still try to take the key, and must poll as well,
 	// because expiry and unreported deletes are not seen.
 	Watch(ctx context.Context, key string) (<-chan struct{}, error)
+}
+
+// Modifier is implemented by in-process drivers that can run a function on a key's
+// value in one atomic step, so that read-modify-write needs no compare-and-swap (whose
+// == comparison does not work on maps and slices). fn runs while the driver holds the
+// key: it must be quick and must not call the driver.
+type Modifier interface {
+	// Modify calls fn with key's live value (found false for a missing or expired key)
+	// and applies the Change it returns, unless fn returns an error, which Modify
+	// returns with nothing changed.
+	Modify(ctx context.Context, key string, fn func(old any, found bool) (Change, error)) error
+}
+
+// Change is what a [Modifier]'s function asks for.
+type Change struct {
+	// Delete removes the key (a no-op on a missing key).
+	Delete bool
+	// Entry is written unless Delete is set: its Value, its TTL, and KeepTTL to keep the
+	// remaining TTL of an existing key. Entry.Key is ignored.
+	Entry Entry
 }

@@ -97,7 +97,11 @@ func (d *Driver) CompareAndSwap(ctx context.Context, old any, e driver.Entry) (b
 	if err != nil || st != live || !bytes.Equal(cur.val, want) {
 		return false, err
 	}
-	if err := d.write(e.Key, path, v, d.expiry(e.TTL)); err != nil {
+	exp := d.expiry(e.TTL)
+	if e.KeepTTL {
+		exp = cur.expires
+	}
+	if err := d.write(e.Key, path, v, exp); err != nil {
 		return false, err
 	}
 	return true, nil

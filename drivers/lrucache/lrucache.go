@@ -69,6 +69,7 @@ var (
 	_ driver.Fencer            = (*Driver)(nil)
 	_ driver.TTLReader         = (*Driver)(nil)
 	_ driver.Watcher           = (*Driver)(nil)
+	_ driver.Modifier          = (*Driver)(nil)
 )
 
 // New returns an LRU driver.
@@ -285,9 +286,38 @@ func (d *Driver) CompareAndSwap(_ context.Context, old any, e driver.Entry) (boo
 	if !ok || !inproc.Equal(it.v, old) {
 		return false, nil
 	}
-	d.lru.Add(e.Key, item{v: e.Value, exp: d.expiresAt(e.TTL)})
+	d.lru.Add(e.Key, d.newItem(it, ok, e))
 	d.watchers.Notify(e.Key)
 	return true, nil
+}
+
+// newItem is the item a write of e stores over cur (found: cur is live).
+func (d *Driver) newItem(cur item, found bool, e driver.Entry) item {
+	if e.KeepTTL && found {
+		return item{v: e.Value, exp: cur.exp}
+	}
+	return item{v: e.Value, exp: d.expiresAt(e.TTL)}
+}
+
+// Modify runs fn on key's value under the driver's mutex.
+func (d *Driver) Modify(_ context.Context, key string, fn func(old any, found bool) (driver.Change, error)) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errClosed
+	}
+	it, found := d.live(key, true)
+	ch, err := fn(it.v, found)
+	if err != nil {
+		return err
+	}
+	if ch.Delete {
+		d.lru.Remove(key)
+	} else {
+		d.lru.Add(key, d.newItem(it, found, ch.Entry))
+	}
+	d.watchers.Notify(key)
+	return nil
 }
 
 // CreateFenced creates e if absent and returns the key's next fencing number. The

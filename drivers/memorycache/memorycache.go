@@ -91,7 +91,16 @@ var (
 	_ driver.Fencer            = (*Driver)(nil)
 	_ driver.TTLReader         = (*Driver)(nil)
 	_ driver.Watcher           = (*Driver)(nil)
+	_ driver.Modifier          = (*Driver)(nil)
 )
+
+// newItem is the item a write of e over cur (nil: none) stores.
+func newItem(cur *item, e driver.Entry) *item {
+	if e.KeepTTL && cur != nil {
+		return &item{v: e.Value, ttl: cur.ttl, keep: true, noSlide: e.NoSlide}
+	}
+	return &item{v: e.Value, ttl: e.TTL, noSlide: e.NoSlide}
+}
 
 // New returns a memory driver.
 func New(o Options) (*Driver, error) {
@@ -374,7 +383,7 @@ func (d *Driver) CompareAndSwap(_ context.Context, old any, e driver.Entry) (boo
 			return cur, otter.CancelOp
 		}
 		swapped = true
-		return &item{v: e.Value, ttl: e.TTL, noSlide: e.NoSlide}, otter.WriteOp
+		return newItem(cur, e), otter.WriteOp
 	})
 	if swapped {
 		d.watchers.Notify(e.Key)
@@ -412,6 +421,39 @@ func (d *Driver) TTL(_ context.Context, key string) (time.Duration, bool, error)
 		return 0, true, nil
 	}
 	return max(e.ExpiresAfter(), time.Nanosecond), true, nil
+}
+
+// Modify runs fn on key's value under otter's per-key lock.
+func (d *Driver) Modify(_ context.Context, key string, fn func(old any, found bool) (driver.Change, error)) error {
+	if err := d.check(); err != nil {
+		return err
+	}
+	var (
+		err     error
+		changed bool
+	)
+	d.c.Compute(key, func(cur *item, found bool) (*item, otter.ComputeOp) {
+		var old any
+		if found {
+			old = cur.v
+		}
+		var ch driver.Change
+		if ch, err = fn(old, found); err != nil {
+			return cur, otter.CancelOp
+		}
+		changed = true
+		if ch.Delete {
+			return cur, otter.InvalidateOp
+		}
+		if !found {
+			cur = nil
+		}
+		return newItem(cur, ch.Entry), otter.WriteOp
+	})
+	if changed {
+		d.watchers.Notify(key)
+	}
+	return err
 }
 
 // Watch returns a channel closed when key is next deleted, or when ctx ends.

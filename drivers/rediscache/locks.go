@@ -47,7 +47,10 @@ func (d *Driver) CompareAndSwap(ctx context.Context, old any, e driver.Entry) (b
 		return false, fail("compare-and-swap", e.Key, err)
 	}
 	var px int64
-	if e.TTL > 0 {
+	switch {
+	case e.KeepTTL:
+		px = -1 // SET KEEPTTL (Redis 6+)
+	case e.TTL > 0:
 		px = pxMillis(e.TTL)
 	}
 	n, err := compareAndSwapScript.run(ctx, d.c, []string{e.Key}, ob, nb, px).Int64()
