@@ -53,8 +53,11 @@ var DeleteKey = errors.New("cache: delete the key")
 // ModifyOptions are the options of [ModifyWith].
 type ModifyOptions struct {
 	// TTL is the value's TTL after the write. 0: an existing key keeps its remaining TTL,
-	// a new key gets the driver's default TTL. Negative: ErrInvalidTTL.
+	// and a new key gets NewTTL. Negative: ErrInvalidTTL.
 	TTL time.Duration
+	// NewTTL is the TTL of a key that Modify creates, when TTL is 0. 0: the driver's
+	// default TTL.
+	NewTTL time.Duration
 	// Driver routes the call to the named driver; c's current driver is unchanged.
 	Driver string
 	// MaxAttempts bounds the compare-and-swap attempts on drivers without an atomic
@@ -88,8 +91,8 @@ func Modify[T any](ctx context.Context, c *Cache, key string, fn func(cur T, fou
 // ModifyWith is [Modify] with options.
 func ModifyWith[T any](ctx context.Context, c *Cache, key string, o ModifyOptions, fn func(cur T, found bool) (T, error)) (T, error) {
 	var zero T
-	if o.TTL < 0 {
-		return zero, opError("Modify", key, fmt.Errorf("%w: %v is negative", ErrInvalidTTL, o.TTL))
+	if o.TTL < 0 || o.NewTTL < 0 {
+		return zero, opError("Modify", key, fmt.Errorf("%w: TTL %v, NewTTL %v", ErrInvalidTTL, o.TTL, o.NewTTL))
 	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 10
@@ -102,7 +105,11 @@ func ModifyWith[T any](ctx context.Context, c *Cache, key string, o ModifyOption
 		if o.TTL > 0 {
 			return driver.Entry{Key: k, Value: v, TTL: o.TTL}
 		}
-		return driver.Entry{Key: k, Value: v, TTL: d.defTTL, KeepTTL: true}
+		newTTL := o.NewTTL
+		if newTTL == 0 {
+			newTTL = d.defTTL
+		}
+		return driver.Entry{Key: k, Value: v, TTL: newTTL, KeepTTL: true}
 	}
 	if d.mod != nil {
 		var out T

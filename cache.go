@@ -58,6 +58,13 @@ type manager struct {
 	closeOnce  sync.Once
 	closeErr   error
 	flights    singleflight.Group
+
+	// Background work (SWR refreshes): Close cancels bgCtx and waits for bg.
+	bgMu       sync.Mutex
+	bg         sync.WaitGroup
+	bgCtx      context.Context
+	bgCancel   context.CancelFunc
+	refreshing sync.Map // flight → struct{}: the refreshes running now
 }
 
 // namedDriver is a registered driver with its capabilities discovered once, here: the
@@ -119,6 +126,7 @@ func New(cfg Config) (*Cache, error) {
 		prefix:     trimDots(cfg.Prefix),
 		prefixFunc: cfg.PrefixFunc,
 	}
+	m.bgCtx, m.bgCancel = context.WithCancel(context.Background())
 	for name, d := range cfg.Drivers {
 		if d == nil {
 			return nil, fmt.Errorf("%w: driver %q is nil", ErrInvalidConfig, name)
@@ -184,12 +192,17 @@ func (c *Cache) Driver(name string) (*Cache, error) {
 	return &Cache{m: c.m, pinned: nd, ns: c.ns}, nil
 }
 
-// Close closes every driver of the manager, once. Afterwards every operation of c and of
-// its views returns an error matching [ErrClosed]. Closing a view closes the manager.
+// Close closes every driver of the manager, once, after cancelling and waiting for the
+// background refreshes of [SWR]. Afterwards every operation of c and of its views returns
+// an error matching [ErrClosed]. Closing a view closes the manager.
 func (c *Cache) Close() error {
 	m := c.m
 	m.closeOnce.Do(func() {
+		m.bgMu.Lock()
 		m.closed.Store(true)
+		m.bgMu.Unlock()
+		m.bgCancel()
+		m.bg.Wait() // background refreshes end before their drivers close
 		var errs []error
 		for _, name := range slices.Sorted(maps.Keys(m.drivers)) {
 			if err := m.drivers[name].d.Close(); err != nil {

@@ -50,14 +50,27 @@ type RememberOptions struct {
 	LockTTL time.Duration
 	// WaitTimeout bounds how long a process waits for another's load. Default: LockTTL.
 	WaitTimeout time.Duration
+	// NegativeTTL turns on negative caching: when fn returns an error matching
+	// [ErrNotFound] (the thing does not exist), that is remembered for NegativeTTL in a
+	// key of its own (key + ":none"), and calls within it return ErrNotFound without
+	// running fn. Storing the value later does not clear the mark: keep NegativeTTL short,
+	// or Remove key + ":none" when you create the thing. Default: 0, off.
+	NegativeTTL time.Duration
 }
+
+// ErrNotFound is returned by a Remember loader to say that the thing it loads does not
+// exist; with RememberOptions.NegativeTTL that answer is cached too.
+var ErrNotFound = errors.New("cache: not found")
+
+// noneSuffix names the negative-caching mark of a key.
+const noneSuffix = ":none"
 
 // RememberWith is [Remember] with options: a per-call driver, and cross-process
 // single-flight (Distributed).
 func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOptions, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
-	if o.TTL < 0 || o.LockTTL < 0 || o.WaitTimeout < 0 {
-		return zero, opError("Remember", key, fmt.Errorf("%w: TTL, LockTTL and WaitTimeout must not be negative", ErrInvalidTTL))
+	if o.TTL < 0 || o.LockTTL < 0 || o.WaitTimeout < 0 || o.NegativeTTL < 0 {
+		return zero, opError("Remember", key, fmt.Errorf("%w: TTL, LockTTL, WaitTimeout and NegativeTTL must not be negative", ErrInvalidTTL))
 	}
 	if o.LockTTL == 0 {
 		o.LockTTL = 30 * time.Second
@@ -107,9 +120,23 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 		}
 		return t, true, d.decode(v, &t)
 	}
+	noneKey := k + noneSuffix
+	if o.NegativeTTL > 0 {
+		// A recent load found nothing: say so again without loading.
+		if _, none, err := d.d.Get(ctx, noneKey); err != nil {
+			return zero, opError("Remember", key, err)
+		} else if none {
+			return zero, opError("Remember", key, ErrNotFound)
+		}
+	}
 	load := func() (any, error) {
 		t, err := callLoader(ctx, fn)
 		if err != nil {
+			if o.NegativeTTL > 0 && errors.Is(err, ErrNotFound) {
+				if _, werr := d.write(ctx, driver.Entry{Key: noneKey, Value: true, TTL: o.NegativeTTL}, Upsert); werr != nil {
+					return t, errors.Join(err, &storeError{werr})
+				}
+			}
 			return t, err
 		}
 		if _, err := d.write(ctx, driver.Entry{Key: k, Value: t, TTL: ttl}, Upsert); err != nil {

@@ -1,7 +1,9 @@
 package drivertest
 
 import (
+	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,6 +98,58 @@ var modifyCases = []testCase{
 			if _, found := mustGet[int](t, e, "keep"); found {
 				t.Fatal("DeleteKey did not delete the key")
 			}
+		},
+	},
+	{
+		name:        "ListAtomic",
+		explanation: "list pushes from many goroutines and caches lose nothing; Trim keeps LTRIM's negative indexes",
+		needs:       []capability{modifier},
+		f: func(t *testing.T, e *env) {
+			other := e.sibling(t, e.prefix)
+			workers := min(e.n, 8)
+			parallel(workers, func(i int) {
+				c := e.c
+				if i%2 == 1 {
+					c = other
+				}
+				l := cache.NewList[int](c, "log", time.Minute)
+				for j := range 10 {
+					if _, err := l.Push(e.ctx, j); err != nil {
+						t.Errorf("Push: %v", err)
+						return
+					}
+				}
+			})
+			l := cache.NewList[int](e.c, "log", time.Minute)
+			if n, err := l.Len(e.ctx); n != workers*10 || err != nil {
+				t.Fatalf("Len = %d, %v; want %d", n, err, workers*10)
+			}
+			if err := l.Trim(e.ctx, -5, -1); err != nil {
+				t.Fatal(err)
+			}
+			if n, _ := l.Len(e.ctx); n != 5 {
+				t.Fatalf("Len after Trim(-5, -1) = %d; want 5", n)
+			}
+		},
+	},
+	{
+		name:        "SWR",
+		explanation: "SWR serves a stale value at once and refreshes it in the background",
+		f: func(t *testing.T, e *env) {
+			var calls atomic.Int64
+			load := func(context.Context) (int64, error) { return calls.Add(1), nil }
+			o := cache.SWROptions{Fresh: ttlUnit / 2, Stale: time.Minute}
+			if v, err := cache.SWR(e.ctx, e.c, "swr", o, load); v != 1 || err != nil {
+				t.Fatalf("cold SWR = %d, %v", v, err)
+			}
+			time.Sleep(ttlUnit)
+			if v, err := cache.SWR(e.ctx, e.c, "swr", o, load); v != 1 || err != nil {
+				t.Fatalf("stale SWR = %d, %v; want the stale value", v, err)
+			}
+			eventually(t, "the stale value was never refreshed", func() bool {
+				v, err := cache.SWR(e.ctx, e.c, "swr", o, load)
+				return err == nil && v >= 2
+			})
 		},
 	},
 }

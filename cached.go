@@ -1,0 +1,88 @@
+package cache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Memo is a memoized function: see [Cached].
+type Memo[A, T any] struct {
+	c      *Cache
+	prefix string
+	o      RememberOptions
+	fn     func(context.Context, A) (T, error)
+}
+
+// Cached memoizes fn: m.Get(ctx, a) is Remember(prefix + "." + key(a), ttl, fn(a)), with
+// Remember's one-load-per-key promise. The key of an argument is the argument itself for
+// strings, the decimal text for numbers and booleans, and JSON (object keys sorted) for
+// anything else; a key longer than 200 bytes is replaced by its SHA-256.
+func Cached[A, T any](c *Cache, prefix string, ttl time.Duration, fn func(context.Context, A) (T, error)) *Memo[A, T] {
+	return CachedWith(c, prefix, RememberOptions{TTL: ttl}, fn)
+}
+
+// CachedWith is [Cached] with Remember's options: a per-call driver (used by Invalidate
+// too), Distributed, NegativeTTL.
+func CachedWith[A, T any](c *Cache, prefix string, o RememberOptions, fn func(context.Context, A) (T, error)) *Memo[A, T] {
+	return &Memo[A, T]{c: c, prefix: trimDots(prefix), o: o, fn: fn}
+}
+
+// Get returns fn(a), from the cache when it is there.
+func (m *Memo[A, T]) Get(ctx context.Context, a A) (T, error) {
+	key, err := m.Key(a)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return RememberWith(ctx, m.c, key, m.o, func(ctx context.Context) (T, error) { return m.fn(ctx, a) })
+}
+
+// Invalidate forgets the result for a, on the memo's driver.
+func (m *Memo[A, T]) Invalidate(ctx context.Context, a A) error {
+	key, err := m.Key(a)
+	if err != nil {
+		return err
+	}
+	c := m.c
+	if m.o.Driver != "" {
+		if c, err = c.Driver(m.o.Driver); err != nil {
+			return err
+		}
+	}
+	return c.Remove(ctx, key, key+noneSuffix)
+}
+
+// Key returns the cache key of a (before the global prefix).
+func (m *Memo[A, T]) Key(a A) (string, error) {
+	var s string
+	switch v := any(a).(type) {
+	case string:
+		s = v
+	case int:
+		s = strconv.Itoa(v)
+	case int64:
+		s = strconv.FormatInt(v, 10)
+	case uint64:
+		s = strconv.FormatUint(v, 10)
+	case bool:
+		s = strconv.FormatBool(v)
+	case float64:
+		s = strconv.FormatFloat(v, 'g', -1, 64)
+	default:
+		b, err := json.Marshal(a)
+		if err != nil {
+			return "", opError("Cached", m.prefix, fmt.Errorf("%w: the argument %T has no key: %w", ErrInvalidKey, a, err))
+		}
+		s = string(b)
+	}
+	if len(s) > 200 {
+		sum := sha256.Sum256([]byte(s))
+		s = hex.EncodeToString(sum[:])
+	}
+	return join(m.prefix, s), nil
+}

@@ -1,0 +1,143 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cachekit/cache/driver"
+)
+
+// SWROptions are the options of [SWR].
+type SWROptions struct {
+	// Fresh is how long a loaded value is served without a refresh. Required (> 0).
+	Fresh time.Duration
+	// Stale is how long the value lives in all: between Fresh and Stale it is served at
+	// once while one background refresh runs. Required (> Fresh).
+	Stale time.Duration
+	// Driver routes the call to the named driver; c's current driver is unchanged.
+	Driver string
+	// OnRefreshError is told when a background refresh fails; the stale value stays.
+	// Default: the error is dropped.
+	OnRefreshError func(key string, err error)
+}
+
+// swrFreshSuffix names the key that marks a value fresh: it lives beside the value, under
+// the prefix, with the Fresh TTL (API.md: extra records live in keys of their own).
+const swrFreshSuffix = ":fresh"
+
+// SWR is stale-while-revalidate: it returns the value under key and keeps it fresh.
+//
+//   - Fresh (written less than Fresh ago): returned as it is.
+//   - Stale (older than Fresh, younger than Stale): returned at once, and one background
+//     refresh per key runs fn and stores its result. A failed refresh keeps the stale
+//     value and is reported to OnRefreshError. Refreshes end when the cache is closed.
+//   - Missing or expired: fn runs once for all concurrent callers (as in [Remember]), and
+//     its result is stored.
+//
+// The freshness mark is a key of its own, key + ":fresh", with the Fresh TTL.
+func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func(context.Context) (T, error)) (T, error) {
+	var zero T
+	if o.Fresh <= 0 || o.Stale <= o.Fresh {
+		return zero, opError("SWR", key, fmt.Errorf("%w: need 0 < Fresh < Stale, got Fresh %v, Stale %v", ErrInvalidTTL, o.Fresh, o.Stale))
+	}
+	d, k, err := c.prep(ctx, o.Driver, key)
+	if err != nil {
+		return zero, opError("SWR", key, err)
+	}
+	fk := k + swrFreshSuffix
+	vals, found, err := getMany(ctx, d, []string{k, fk})
+	if err != nil {
+		return zero, opError("SWR", key, err)
+	}
+	if found[0] {
+		var t T
+		if err := d.decode(vals[0], &t); err != nil {
+			return zero, opError("SWR", key, err)
+		}
+		if !found[1] {
+			c.refresh(ctx, "swr\x00"+d.name+"\x00"+k, func(rctx context.Context) {
+				t, err := callLoader(rctx, fn)
+				if err == nil {
+					err = storeSWR(rctx, d, k, t, o)
+				}
+				if err != nil && o.OnRefreshError != nil {
+					o.OnRefreshError(key, err)
+				}
+			})
+		}
+		return t, nil
+	}
+	// Cold: one load for every concurrent caller, as Remember.
+	load := func() (any, error) {
+		t, err := callLoader(ctx, fn)
+		if err != nil {
+			return t, err
+		}
+		if err := storeSWR(ctx, d, k, t, o); err != nil {
+			return t, &storeError{err}
+		}
+		return t, nil
+	}
+	res := <-c.m.flights.DoChan("swr\x00"+d.name+"\x00"+k, load)
+	t, _ := res.Val.(T)
+	if res.Err != nil {
+		if pe, ok := res.Err.(*panicError); ok {
+			panic(pe.value)
+		}
+		return t, opError("SWR", key, res.Err)
+	}
+	return t, nil
+}
+
+// refresh runs job in the background, once per flight at a time, on a context that
+// keeps ctx's values but not its cancellation (the request may be gone before the job
+// ends); Close cancels it and waits for it.
+func (c *Cache) refresh(ctx context.Context, flight string, job func(context.Context)) {
+	m := c.m
+	if _, loaded := m.refreshing.LoadOrStore(flight, struct{}{}); loaded {
+		return
+	}
+	m.bgMu.Lock()
+	if m.closed.Load() {
+		m.bgMu.Unlock()
+		m.refreshing.Delete(flight)
+		return
+	}
+	m.bg.Add(1)
+	m.bgMu.Unlock()
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(m.bgCtx, cancel)
+	go func() {
+		defer m.bg.Done()
+		defer m.refreshing.Delete(flight)
+		defer stop()
+		defer cancel()
+		defer func() { _ = recover() }() // a panicking refresh must not take the process down
+		job(rctx)
+	}()
+}
+
+func storeSWR(ctx context.Context, d *namedDriver, k string, v any, o SWROptions) error {
+	if _, err := d.write(ctx, driver.Entry{Key: k, Value: v, TTL: o.Stale}, Upsert); err != nil {
+		return err
+	}
+	_, err := d.write(ctx, driver.Entry{Key: k + swrFreshSuffix, Value: true, TTL: o.Fresh}, Upsert)
+	return err
+}
+
+// getMany reads keys in one call when the driver can.
+func getMany(ctx context.Context, d *namedDriver, keys []string) ([]any, []bool, error) {
+	if d.bget != nil {
+		return d.bget.GetMany(ctx, keys)
+	}
+	vals, found := make([]any, len(keys)), make([]bool, len(keys))
+	for i, k := range keys {
+		v, ok, err := d.d.Get(ctx, k)
+		if err != nil {
+			return nil, nil, err
+		}
+		vals[i], found[i] = v, ok
+	}
+	return vals, found, nil
+}
