@@ -101,6 +101,12 @@ func ModifyWith[T any](ctx context.Context, c *Cache, key string, o ModifyOption
 	if err != nil {
 		return zero, opError("Modify", key, err)
 	}
+	return modify(ctx, d, k, key, o, fn)
+}
+
+// modify is ModifyWith on a resolved driver and final key k.
+func modify[T any](ctx context.Context, d *namedDriver, k, key string, o ModifyOptions, fn func(cur T, found bool) (T, error)) (T, error) {
+	var zero T
 	entry := func(v any) driver.Entry {
 		if o.TTL > 0 {
 			return driver.Entry{Key: k, Value: v, TTL: o.TTL}

@@ -47,6 +47,7 @@ type Cache struct {
 	m      *manager
 	pinned *namedDriver // nil: the manager's current driver
 	ns     string       // the namespace of a Namespace view, "" for none
+	tags   []string     // the tags of a Tags view, sorted
 }
 
 type manager struct {
@@ -189,7 +190,7 @@ func (c *Cache) Driver(name string) (*Cache, error) {
 	if err != nil {
 		return nil, opError("Driver", "", err)
 	}
-	return &Cache{m: c.m, pinned: nd, ns: c.ns}, nil
+	return &Cache{m: c.m, pinned: nd, ns: c.ns, tags: c.tags}, nil
 }
 
 // Close closes every driver of the manager, once, after cancelling and waiting for the

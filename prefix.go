@@ -14,7 +14,7 @@ func (c *Cache) Namespace(ns string) *Cache {
 	if ns == "" {
 		return c
 	}
-	return &Cache{m: c.m, pinned: c.pinned, ns: join(c.ns, ns)}
+	return &Cache{m: c.m, pinned: c.pinned, ns: join(c.ns, ns), tags: c.tags}
 }
 
 // scope is everything a key is joined under: the global prefix, then the namespace.

@@ -142,6 +142,9 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 		if _, err := d.write(ctx, driver.Entry{Key: k, Value: t, TTL: ttl}, Upsert); err != nil {
 			return t, &storeError{err}
 		}
+		if err := c.indexTags(ctx, d, k, ttl, nil); err != nil {
+			return t, &storeError{err}
+		}
 		return t, nil
 	}
 	for {

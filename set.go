@@ -47,7 +47,8 @@ type SetOptions struct {
 	OnConflict OnConflict
 	// Driver routes this call to the named driver; c's current driver is unchanged.
 	Driver string
-	// Tags are attached to the entry, for tag invalidation.
+	// Tags are attached to the entry, for tag invalidation ([Cache.InvalidateTags]),
+	// on top of the tags of a [Cache.Tags] view.
 	Tags []string
 }
 
@@ -74,6 +75,9 @@ func (c *Cache) Set(ctx context.Context, key string, v any, ttl time.Duration) e
 	if _, err := d.write(ctx, driver.Entry{Key: k, Value: v, TTL: ttl}, Upsert); err != nil {
 		return opError("Set", key, err)
 	}
+	if err := c.indexTags(ctx, d, k, ttl, nil); err != nil {
+		return opError("Set", key, err)
+	}
 	return nil
 }
 
@@ -98,6 +102,11 @@ func (c *Cache) SetWith(ctx context.Context, key string, v any, o SetOptions) (S
 	if err != nil {
 		return SetResult{}, opError("SetWith", key, err)
 	}
+	if written {
+		if err := c.indexTags(ctx, d, k, ttl, o.Tags); err != nil {
+			return SetResult{Written: true}, opError("SetWith", key, err)
+		}
+	}
 	return SetResult{Written: written}, nil
 }
 
@@ -108,6 +117,9 @@ func (c *Cache) Forever(ctx context.Context, key string, v any) error {
 		return opError("Forever", key, err)
 	}
 	if _, err := d.write(ctx, driver.Entry{Key: k, Value: v}, Upsert); err != nil {
+		return opError("Forever", key, err)
+	}
+	if err := c.indexTags(ctx, d, k, 0, nil); err != nil {
 		return opError("Forever", key, err)
 	}
 	return nil
@@ -180,10 +192,15 @@ func (c *Cache) SetMany(ctx context.Context, items map[string]any, ttl time.Dura
 		if err := d.bset.SetMany(ctx, entries); err != nil {
 			return opError("SetMany", "", err)
 		}
-		return nil
+	} else {
+		for _, e := range entries {
+			if err := d.d.Set(ctx, e); err != nil {
+				return opError("SetMany", e.Key, err)
+			}
+		}
 	}
 	for _, e := range entries {
-		if err := d.d.Set(ctx, e); err != nil {
+		if err := c.indexTags(ctx, d, e.Key, ttl, nil); err != nil {
 			return opError("SetMany", e.Key, err)
 		}
 	}

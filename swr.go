@@ -59,7 +59,7 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 			c.refresh(ctx, "swr\x00"+d.name+"\x00"+k, func(rctx context.Context) {
 				t, err := callLoader(rctx, fn)
 				if err == nil {
-					err = storeSWR(rctx, d, k, t, o)
+					err = c.storeSWR(rctx, d, k, t, o)
 				}
 				if err != nil && o.OnRefreshError != nil {
 					o.OnRefreshError(key, err)
@@ -70,11 +70,18 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 	}
 	// Cold: one load for every concurrent caller, as Remember.
 	load := func() (any, error) {
+		// A caller that missed just before a previous flight stored the value.
+		if v, found, err := d.d.Get(ctx, k); err == nil && found {
+			var t T
+			if err := d.decode(v, &t); err == nil {
+				return t, nil
+			}
+		}
 		t, err := callLoader(ctx, fn)
 		if err != nil {
 			return t, err
 		}
-		if err := storeSWR(ctx, d, k, t, o); err != nil {
+		if err := c.storeSWR(ctx, d, k, t, o); err != nil {
 			return t, &storeError{err}
 		}
 		return t, nil
@@ -118,12 +125,16 @@ func (c *Cache) refresh(ctx context.Context, flight string, job func(context.Con
 	}()
 }
 
-func storeSWR(ctx context.Context, d *namedDriver, k string, v any, o SWROptions) error {
+// storeSWR writes the freshness mark, then the value: the other order would let a reader
+// see a new value without its mark, take it for stale, and refresh it at once.
+func (c *Cache) storeSWR(ctx context.Context, d *namedDriver, k string, v any, o SWROptions) error {
+	if _, err := d.write(ctx, driver.Entry{Key: k + swrFreshSuffix, Value: true, TTL: o.Fresh}, Upsert); err != nil {
+		return err
+	}
 	if _, err := d.write(ctx, driver.Entry{Key: k, Value: v, TTL: o.Stale}, Upsert); err != nil {
 		return err
 	}
-	_, err := d.write(ctx, driver.Entry{Key: k + swrFreshSuffix, Value: true, TTL: o.Fresh}, Upsert)
-	return err
+	return c.indexTags(ctx, d, k, o.Stale, nil)
 }
 
 // getMany reads keys in one call when the driver can.

@@ -3,6 +3,7 @@ package drivertest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -150,6 +151,57 @@ var modifyCases = []testCase{
 				v, err := cache.SWR(e.ctx, e.c, "swr", o, load)
 				return err == nil && v >= 2
 			})
+		},
+	},
+	{
+		name:        "TagsInvalidate",
+		explanation: "InvalidateTags makes every entry of any of the tags a miss, through views and with a prefix, and leaves other entries alone",
+		needs:       []capability{modifier},
+		f: func(t *testing.T, e *env) {
+			users := e.c.Namespace("users").Tags("users")
+			if err := users.Set(e.ctx, "1", "Ada", time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if err := users.Tags("admins").Forever(e.ctx, "2", "Bob"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.c.SetWith(e.ctx, "post.1", "p", cache.SetOptions{TTL: time.Minute, Tags: []string{"posts", "users"}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cache.Remember(e.ctx, e.c.Tags("posts"), "post.2", time.Minute, func(context.Context) (string, error) { return "q", nil }); err != nil {
+				t.Fatal(err)
+			}
+			mustSet(t, e, "untagged", "u", time.Minute)
+			if err := e.c.InvalidateTags(e.ctx, "admins"); err != nil {
+				t.Fatal(err)
+			}
+			for k, want := range map[string]bool{"users.1": true, "users.2": false, "post.1": true, "post.2": true} {
+				if _, found := mustGet[string](t, e, k); found != want {
+					t.Errorf("after invalidating admins, %s found = %v; want %v", k, found, want)
+				}
+			}
+			if err := users.Invalidate(e.ctx); err != nil { // the view's tag: users
+				t.Fatal(err)
+			}
+			for k, want := range map[string]bool{"users.1": false, "post.1": false, "post.2": true, "untagged": true} {
+				if _, found := mustGet[string](t, e, k); found != want {
+					t.Errorf("after invalidating users, %s found = %v; want %v", k, found, want)
+				}
+			}
+			// The index drops expired entries on the next tagged write: it stays bounded.
+			for i := range 20 {
+				if _, err := e.c.SetWith(e.ctx, fmt.Sprintf("short.%d", i), i, cache.SetOptions{TTL: ttlUnit / 3, Tags: []string{"short"}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			time.Sleep(ttlUnit / 2)
+			if _, err := e.c.SetWith(e.ctx, "short.last", 0, cache.SetOptions{TTL: time.Minute, Tags: []string{"short"}}); err != nil {
+				t.Fatal(err)
+			}
+			idx, _ := mustGet[map[string]int64](t, e, "cachekit:tag:short")
+			if len(idx) != 1 {
+				t.Fatalf("the tag index holds %d entries after its others expired; want 1", len(idx))
+			}
 		},
 	},
 }

@@ -1,0 +1,107 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+)
+
+// Tags returns a view of c whose writes (Set, SetWith, Forever, SetMany, and the values
+// Remember, SWR and Cached store through it) are tagged with tags, on top of any tags the
+// view already has and those of SetOptions.Tags. [Cache.Invalidate] on the view removes
+// every entry of any of its tags.
+func (c *Cache) Tags(tags ...string) *Cache {
+	v := *c
+	v.tags = slices.Compact(slices.Sorted(slices.Values(slices.Concat(c.tags, tags))))
+	return &v
+}
+
+// Invalidate removes every entry tagged with any of the view's tags ([Cache.Tags]).
+func (c *Cache) Invalidate(ctx context.Context) error {
+	return c.InvalidateTags(ctx, c.tags...)
+}
+
+// InvalidateTags removes every entry tagged with any of tags, on c's driver, whatever
+// namespace view wrote it. Tags are per global prefix: caches with another prefix keep
+// theirs.
+//
+// Each tag keeps an index of its live entries (key + expiry) in a key of its own,
+// "<prefix>.cachekit:tag:<tag>", updated atomically with [Modify] on every tagged write,
+// which also drops the entries that have expired, so the index holds at most the tag's
+// live entries plus those deleted by other means since (a Remove does not know the key's
+// tags); InvalidateTags empties it. An entry written while InvalidateTags runs may
+// survive it.
+func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
+	d, err := c.driverFor("")
+	if err != nil {
+		return opError("Invalidate", "", err)
+	}
+	for _, tag := range tags {
+		if tag == "" {
+			return opError("Invalidate", "", fmt.Errorf("%w: empty tag", ErrInvalidKey))
+		}
+		var members []string
+		_, err := modify(ctx, d, c.tagKey(ctx, tag), tag, ModifyOptions{MaxAttempts: 100},
+			func(idx map[string]int64, _ bool) (map[string]int64, error) {
+				members = slices.Collect(maps.Keys(idx))
+				return nil, DeleteKey
+			})
+		if err != nil {
+			return opError("Invalidate", tag, err)
+		}
+		for batch := range slices.Chunk(members, 500) {
+			if err := d.d.Delete(ctx, batch...); err != nil {
+				return opError("Invalidate", tag, err)
+			}
+		}
+	}
+	return nil
+}
+
+// tagKey is the index key of tag: under the global prefix, not the namespace.
+func (c *Cache) tagKey(ctx context.Context, tag string) string {
+	p := c.m.prefix
+	if c.m.prefixFunc != nil {
+		p = trimDots(c.m.prefixFunc(ctx))
+	}
+	return join(p, "cachekit:tag:"+tag)
+}
+
+// indexTags records the final key k, written with ttl (0: never expires), in the index
+// of each of the view's tags and extra.
+func (c *Cache) indexTags(ctx context.Context, d *namedDriver, k string, ttl time.Duration, extra []string) error {
+	if len(c.tags) == 0 && len(extra) == 0 {
+		return nil
+	}
+	var exp int64
+	now := time.Now()
+	if ttl > 0 {
+		exp = now.Add(ttl).UnixNano()
+	}
+	for _, tag := range slices.Compact(slices.Sorted(slices.Values(slices.Concat(c.tags, extra)))) {
+		if tag == "" {
+			return fmt.Errorf("%w: empty tag", ErrInvalidKey)
+		}
+		_, err := modify(ctx, d, c.tagKey(ctx, tag), tag, ModifyOptions{MaxAttempts: 100},
+			func(idx map[string]int64, _ bool) (map[string]int64, error) {
+				if idx == nil {
+					idx = make(map[string]int64)
+				} else {
+					idx = maps.Clone(idx) // in-process drivers hand over the stored map
+				}
+				for key, at := range idx {
+					if at != 0 && at <= now.UnixNano() {
+						delete(idx, key)
+					}
+				}
+				idx[k] = exp
+				return idx, nil
+			})
+		if err != nil {
+			return fmt.Errorf("index tag %q: %w", tag, err)
+		}
+	}
+	return nil
+}
