@@ -37,6 +37,7 @@ func (c *Cache) add(ctx context.Context, op, key string, delta int64) (int64, er
 		return 0, unsupported(d, op)
 	}
 	n, err := d.incr.Increment(ctx, k, delta, d.defTTL)
+	c.done(op, d, key, EventSet, err, time.Time{})
 	if err != nil {
 		return 0, opError(op, key, err)
 	}

@@ -35,6 +35,9 @@ type Config struct {
 	// PrefixFunc, when set, is called on every operation and wins over Prefix: a prefix
 	// per tenant or per request. An empty result means no prefix.
 	PrefixFunc func(context.Context) string
+	// Metrics turns on the counters and sampled latencies of [Cache.Metrics]. They cost a
+	// few atomic additions per operation. Default: off.
+	Metrics bool
 }
 
 // Cache is the cache manager: a registry of named drivers, one of them current, and the
@@ -66,6 +69,13 @@ type manager struct {
 	bgCtx      context.Context
 	bgCancel   context.CancelFunc
 	refreshing sync.Map // flight → struct{}: the refreshes running now
+
+	// Events and metrics: obs is true while anyone observes, so that an operation
+	// nobody observes pays one atomic load.
+	obs     atomic.Bool
+	subMu   sync.Mutex
+	subs    atomic.Pointer[[]*Subscription]
+	metrics *metrics // nil: off; set once at New
 }
 
 // namedDriver is a registered driver with its capabilities discovered once, here: the
@@ -143,6 +153,10 @@ func New(cfg Config) (*Cache, error) {
 			def = name
 		}
 	}
+	if cfg.Metrics {
+		m.metrics = newMetrics(slices.Collect(maps.Keys(m.drivers)))
+		m.obs.Store(true)
+	}
 	nd, ok := m.drivers[def]
 	if !ok {
 		return nil, fmt.Errorf("%w: Default %q: %w", ErrInvalidConfig, def, ErrUnknownDriver)
@@ -204,6 +218,7 @@ func (c *Cache) Close() error {
 		m.bgMu.Unlock()
 		m.bgCancel()
 		m.bg.Wait() // background refreshes end before their drivers close
+		m.stopSubscriptions()
 		var errs []error
 		for _, name := range slices.Sorted(maps.Keys(m.drivers)) {
 			if err := m.drivers[name].d.Close(); err != nil {
@@ -258,21 +273,21 @@ func (c *Cache) prep(ctx context.Context, override, key string) (*namedDriver, s
 // directly when its type fits, and converted through JSON otherwise (an int64 counter read
 // into an int, say). Byte drivers decode with their codec.
 func (c *Cache) Get(ctx context.Context, key string, dst any) (found bool, err error) {
+	start := c.m.sampleStart()
 	d, k, err := c.prep(ctx, "", key)
+	if err == nil {
+		var v any
+		if v, found, err = d.d.Get(ctx, k); err == nil && found {
+			err = d.decode(v, dst)
+		}
+	}
+	if c.m.observing() {
+		c.done("Get", d, key, hitOrMiss(found), err, start)
+	}
 	if err != nil {
-		return false, opError("Get", key, err)
+		return found, opError("Get", key, err)
 	}
-	v, found, err := d.d.Get(ctx, k)
-	if err != nil {
-		return false, opError("Get", key, err)
-	}
-	if !found {
-		return false, nil
-	}
-	if err := d.decode(v, dst); err != nil {
-		return true, opError("Get", key, err)
-	}
-	return true, nil
+	return found, nil
 }
 
 // Has reports whether key holds a live value. On a driver with sliding expiry
@@ -283,6 +298,7 @@ func (c *Cache) Has(ctx context.Context, key string) (bool, error) {
 		return false, opError("Has", key, err)
 	}
 	_, found, err := d.d.Get(ctx, k)
+	c.done("Has", d, key, hitOrMiss(found), err, time.Time{})
 	if err != nil {
 		return false, opError("Has", key, err)
 	}
@@ -304,7 +320,13 @@ func (c *Cache) Remove(ctx context.Context, keys ...string) error {
 			return opError("Remove", key, err)
 		}
 	}
-	if err := d.d.Delete(ctx, final...); err != nil {
+	err = d.d.Delete(ctx, final...)
+	if c.m.observing() {
+		for _, key := range keys {
+			c.done("Remove", d, key, EventRemoved, err, time.Time{})
+		}
+	}
+	if err != nil {
 		return opError("Remove", "", err)
 	}
 	return nil
@@ -322,12 +344,14 @@ func (c *Cache) Pull(ctx context.Context, key string, dst any) (found bool, err 
 		return false, unsupported(d, "Pull")
 	}
 	v, found, err := d.pull.Pull(ctx, k)
+	c.done("Pull", d, key, hitOrMiss(found), err, time.Time{})
 	if err != nil {
 		return false, opError("Pull", key, err)
 	}
 	if !found {
 		return false, nil
 	}
+	c.done("Pull", d, key, EventRemoved, nil, time.Time{})
 	if err := d.decode(v, dst); err != nil {
 		return true, opError("Pull", key, err)
 	}
@@ -344,7 +368,9 @@ func (c *Cache) RemoveNamespace(ctx context.Context, ns string) error {
 	if d.nsDel == nil {
 		return unsupported(d, "RemoveNamespace")
 	}
-	if err := d.nsDel.DeleteNamespace(ctx, k); err != nil {
+	err = d.nsDel.DeleteNamespace(ctx, k)
+	c.done("RemoveNamespace", d, ns, EventFlushed, err, time.Time{})
+	if err != nil {
 		return opError("RemoveNamespace", ns, err)
 	}
 	return nil
@@ -362,7 +388,9 @@ func (c *Cache) Flush(ctx context.Context) error {
 		if d.nsDel == nil {
 			return unsupported(d, "Flush with a prefix")
 		}
-		if err := d.nsDel.DeleteNamespace(ctx, scope); err != nil {
+		err := d.nsDel.DeleteNamespace(ctx, scope)
+		c.done("Flush", d, "", EventFlushed, err, time.Time{})
+		if err != nil {
 			return opError("Flush", scope, err)
 		}
 		return nil
@@ -370,7 +398,9 @@ func (c *Cache) Flush(ctx context.Context) error {
 	if d.flush == nil {
 		return unsupported(d, "Flush")
 	}
-	if err := d.flush.Flush(ctx); err != nil {
+	err = d.flush.Flush(ctx)
+	c.done("Flush", d, "", EventFlushed, err, time.Time{})
+	if err != nil {
 		return opError("Flush", "", err)
 	}
 	return nil

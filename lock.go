@@ -124,6 +124,7 @@ func LockWith[T any](ctx context.Context, c *Cache, key string, o LockOptions, f
 		stop()
 		if lost := context.Cause(fctx); errors.Is(lost, ErrLockLost) {
 			err = errors.Join(err, opError("Lock", key, lost))
+			c.done("Lock", h.d, key, EventLockLost, nil, time.Time{})
 		}
 		if rerr := h.release(ctx); rerr != nil && !errors.Is(rerr, ErrLockNotHeld) {
 			err = errors.Join(err, opError("Lock: release", key, rerr))
@@ -141,6 +142,7 @@ var errTTLRanOut = fmt.Errorf("%w: its TTL ran out while fn was running", ErrLoc
 // that was handed the token). Its methods are safe for concurrent use. A nil *LockHandle
 // holds nothing: its methods return ErrLockNotHeld.
 type LockHandle struct {
+	m      *manager
 	d      *namedDriver
 	key    string // as the caller gave it
 	final  string // as the driver sees it
@@ -179,7 +181,7 @@ func RestoreLock(ctx context.Context, c *Cache, key, token string, o LockOptions
 	if err != nil {
 		return nil, opError("RestoreLock", key, err)
 	}
-	return &LockHandle{d: d, key: key, final: k, token: token, stored: stored, ttl: o.TTL}, nil
+	return &LockHandle{m: c.m, d: d, key: key, final: k, token: token, stored: stored, ttl: o.TTL}, nil
 }
 
 // FencingToken returns the fencing token of the lock whose fn ctx belongs to, and false
@@ -221,23 +223,30 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 	if owner == "" {
 		owner = defaultOwner
 	}
-	h := &LockHandle{d: d, key: key, final: k, token: newToken(owner), ttl: o.TTL}
+	h := &LockHandle{m: c.m, d: d, key: key, final: k, token: newToken(owner), ttl: o.TTL}
 	if h.stored, err = d.encode(h.token); err != nil {
 		return nil, opError("Lock", key, err)
 	}
 	ok, err := h.try(ctx, o.Fencing)
 	if err != nil {
+		c.done("Lock", d, key, 0, err, time.Time{})
 		return nil, opError("Lock", key, err)
 	}
 	if ok {
+		c.done("Lock", d, key, EventLockAcquired, nil, time.Time{})
 		return h, nil
 	}
+	c.done("Lock", d, key, EventLockContended, nil, time.Time{})
 	if o.Wait <= 0 {
 		return nil, ErrNotAcquired
 	}
 	if err := waitFor(ctx, d, k, o.Wait, func() (bool, error) { return h.try(ctx, o.Fencing) }); err != nil {
+		if !errors.Is(err, ErrNotAcquired) {
+			c.done("Lock", d, key, 0, err, time.Time{})
+		}
 		return nil, opError("Lock", key, err)
 	}
+	c.done("Lock", d, key, EventLockAcquired, nil, time.Time{})
 	return h, nil
 }
 
@@ -372,6 +381,13 @@ func (h *LockHandle) release(ctx context.Context) error {
 		defer cancel()
 	}
 	ok, err := h.d.cad.CompareAndDelete(ctx, h.final, h.stored)
+	if h.m != nil && h.m.observing() {
+		kind := EventLockReleased
+		if !ok {
+			kind = 0
+		}
+		h.m.observe("Release", h.d.name, h.key, kind, err, time.Time{})
+	}
 	if err != nil {
 		return err
 	}

@@ -92,6 +92,9 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 	// The hit path, without closures: one interface call and, on an in-process driver,
 	// a type assertion.
 	v, found, err := d.d.Get(ctx, k)
+	if c.m.observing() {
+		c.done("Remember", d, key, hitOrMiss(found), err, time.Time{})
+	}
 	if err != nil {
 		return zero, opError("Remember", key, err)
 	}
@@ -139,7 +142,9 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 			}
 			return t, err
 		}
-		if _, err := d.write(ctx, driver.Entry{Key: k, Value: t, TTL: ttl}, Upsert); err != nil {
+		_, err = d.write(ctx, driver.Entry{Key: k, Value: t, TTL: ttl}, Upsert)
+		c.done("Remember", d, key, EventSet, err, time.Time{})
+		if err != nil {
 			return t, &storeError{err}
 		}
 		if err := c.indexTags(ctx, d, k, ttl, nil); err != nil {

@@ -72,10 +72,15 @@ func (c *Cache) Set(ctx context.Context, key string, v any, ttl time.Duration) e
 	if ttl == 0 {
 		ttl = d.defTTL
 	}
-	if _, err := d.write(ctx, driver.Entry{Key: k, Value: v, TTL: ttl}, Upsert); err != nil {
-		return opError("Set", key, err)
+	start := c.m.sampleStart()
+	_, err = d.write(ctx, driver.Entry{Key: k, Value: v, TTL: ttl}, Upsert)
+	if err == nil {
+		err = c.indexTags(ctx, d, k, ttl, nil)
 	}
-	if err := c.indexTags(ctx, d, k, ttl, nil); err != nil {
+	if c.m.observing() {
+		c.done("Set", d, key, EventSet, err, start)
+	}
+	if err != nil {
 		return opError("Set", key, err)
 	}
 	return nil
@@ -99,6 +104,9 @@ func (c *Cache) SetWith(ctx context.Context, key string, v any, o SetOptions) (S
 		ttl = d.defTTL
 	}
 	written, err := d.write(ctx, driver.Entry{Key: k, Value: v, TTL: ttl, Tags: o.Tags}, o.OnConflict)
+	if c.m.observing() && (written || err != nil) {
+		c.done("SetWith", d, key, EventSet, err, time.Time{})
+	}
 	if err != nil {
 		return SetResult{}, opError("SetWith", key, err)
 	}
@@ -116,7 +124,9 @@ func (c *Cache) Forever(ctx context.Context, key string, v any) error {
 	if err != nil {
 		return opError("Forever", key, err)
 	}
-	if _, err := d.write(ctx, driver.Entry{Key: k, Value: v}, Upsert); err != nil {
+	_, err = d.write(ctx, driver.Entry{Key: k, Value: v}, Upsert)
+	c.done("Forever", d, key, EventSet, err, time.Time{})
+	if err != nil {
 		return opError("Forever", key, err)
 	}
 	if err := c.indexTags(ctx, d, k, 0, nil); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"time"
 
 	"github.com/cachekit/cache/driver"
 )
@@ -145,6 +146,9 @@ func GetAs[T any](ctx context.Context, c *Cache, key string) (v T, found bool, e
 		return v, false, opError("Get", key, err)
 	}
 	raw, found, err := d.d.Get(ctx, k)
+	if c.m.observing() {
+		c.done("Get", d, key, hitOrMiss(found), err, time.Time{})
+	}
 	if err != nil || !found {
 		if err != nil {
 			err = opError("Get", key, err)
