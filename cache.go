@@ -99,6 +99,7 @@ type namedDriver struct {
 	ttlr   driver.TTLReader
 	watch  driver.Watcher
 	mod    driver.Modifier
+	lister driver.Lister
 }
 
 func newNamedDriver(name string, d driver.Driver) *namedDriver {
@@ -123,6 +124,7 @@ func newNamedDriver(name string, d driver.Driver) *namedDriver {
 	nd.ttlr, _ = d.(driver.TTLReader)
 	nd.watch, _ = d.(driver.Watcher)
 	nd.mod, _ = d.(driver.Modifier)
+	nd.lister, _ = d.(driver.Lister)
 	return nd
 }
 

@@ -2,28 +2,40 @@ package cache
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
 // List is a list of values stored under one key: see [NewList]. Its methods are safe
-// for concurrent use, and each is one atomic [Modify] of the key: atomic across processes
-// on Redis and the file driver, within the process on the in-process drivers. The list is
-// stored as one value (a JSON array on byte drivers), so each operation costs O(length):
-// keep lists short (recent events, a capped log).
+// for concurrent use and each is atomic: on a driver with native lists (Redis) it is one
+// list command, so it costs O(1) for Push and Pop; elsewhere the list is one value (a JSON
+// array on the file driver) changed with one [Modify], atomic across processes on the
+// file driver and within the process on the in-process drivers, at O(length) per change.
+// Every change keeps the key's remaining TTL; a list left empty is deleted. On Redis the
+// key is a Redis list, which Get cannot read: use the List's methods.
 type List[T any] struct {
 	c   *Cache
 	key string
-	o   ModifyOptions
+	ttl time.Duration
 }
 
-// NewList returns the list under key. A new list gets ttl (0: the driver's default); every
-// change keeps the remaining TTL. A list that becomes empty is deleted.
+// NewList returns the list under key. A new list gets ttl (0: the driver's default).
 func NewList[T any](c *Cache, key string, ttl time.Duration) *List[T] {
-	return &List[T]{c: c, key: key, o: ModifyOptions{MaxAttempts: 100, NewTTL: ttl}}
+	return &List[T]{c: c, key: key, ttl: ttl}
+}
+
+// native returns the driver and final key when the driver has native lists.
+func (l *List[T]) native(ctx context.Context) (*namedDriver, string, bool, error) {
+	d, k, err := l.c.prep(ctx, "", l.key)
+	if err != nil {
+		return nil, "", false, opError("List", l.key, err)
+	}
+	return d, k, d.lister != nil, nil
 }
 
 func (l *List[T]) modify(ctx context.Context, fn func([]T) ([]T, error)) ([]T, error) {
-	return ModifyWith(ctx, l.c, l.key, l.o, func(cur []T, _ bool) ([]T, error) {
+	o := ModifyOptions{MaxAttempts: 100, NewTTL: l.ttl}
+	return ModifyWith(ctx, l.c, l.key, o, func(cur []T, _ bool) ([]T, error) {
 		next, err := fn(cur)
 		if err == nil && len(next) == 0 {
 			return nil, DeleteKey
@@ -32,73 +44,160 @@ func (l *List[T]) modify(ctx context.Context, fn func([]T) ([]T, error)) ([]T, e
 	})
 }
 
-// Push appends items and returns the new length.
-func (l *List[T]) Push(ctx context.Context, items ...T) (int, error) {
-	out, err := l.modify(ctx, func(cur []T) ([]T, error) { return append(cur, items...), nil })
-	return len(out), err
-}
-
-// Unshift prepends items (in their order) and returns the new length.
-func (l *List[T]) Unshift(ctx context.Context, items ...T) (int, error) {
+func (l *List[T]) push(ctx context.Context, front bool, items []T) (int, error) {
+	if len(items) == 0 {
+		return l.Len(ctx)
+	}
+	d, k, native, err := l.native(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if native {
+		vals := make([]any, len(items))
+		order := items
+		if front { // LPUSH a b c stores c b a: push in reverse to keep the items' order
+			order = slices.Clone(items)
+			slices.Reverse(order)
+		}
+		for i, it := range order {
+			if vals[i], err = d.encode(it); err != nil {
+				return 0, opError("List", l.key, err)
+			}
+		}
+		ttl := l.ttl
+		if ttl == 0 {
+			ttl = d.defTTL
+		}
+		n, err := d.lister.ListPush(ctx, k, vals, front, ttl)
+		if err != nil {
+			return 0, opError("List", l.key, err)
+		}
+		return int(n), nil
+	}
 	out, err := l.modify(ctx, func(cur []T) ([]T, error) {
-		return append(append(make([]T, 0, len(items)+len(cur)), items...), cur...), nil
+		if front {
+			return slices.Concat(items, cur), nil
+		}
+		return append(cur, items...), nil
 	})
 	return len(out), err
 }
 
-// Pop removes and returns the last item; ok is false on an empty list.
-func (l *List[T]) Pop(ctx context.Context) (v T, ok bool, err error) {
+// Push appends items and returns the new length.
+func (l *List[T]) Push(ctx context.Context, items ...T) (int, error) { return l.push(ctx, false, items) }
+
+// Unshift prepends items (in their order) and returns the new length.
+func (l *List[T]) Unshift(ctx context.Context, items ...T) (int, error) {
+	return l.push(ctx, true, items)
+}
+
+func (l *List[T]) pop(ctx context.Context, front bool) (v T, ok bool, err error) {
+	d, k, native, err := l.native(ctx)
+	if err != nil {
+		return v, false, err
+	}
+	if native {
+		raw, found, err := d.lister.ListPop(ctx, k, front)
+		if err != nil || !found {
+			if err != nil {
+				err = opError("List", l.key, err)
+			}
+			return v, false, err
+		}
+		if err := d.decode(raw, &v); err != nil {
+			return v, true, opError("List", l.key, err)
+		}
+		return v, true, nil
+	}
 	_, err = l.modify(ctx, func(cur []T) ([]T, error) {
 		if len(cur) == 0 {
-			ok = false
 			return cur, nil
 		}
-		v, ok = cur[len(cur)-1], true
+		ok = true
+		if front {
+			v = cur[0]
+			return cur[1:], nil
+		}
+		v = cur[len(cur)-1]
 		return cur[:len(cur)-1], nil
 	})
 	return v, ok, err
 }
 
+// Pop removes and returns the last item; ok is false on an empty list.
+func (l *List[T]) Pop(ctx context.Context) (v T, ok bool, err error) { return l.pop(ctx, false) }
+
 // Shift removes and returns the first item; ok is false on an empty list.
-func (l *List[T]) Shift(ctx context.Context) (v T, ok bool, err error) {
-	_, err = l.modify(ctx, func(cur []T) ([]T, error) {
-		if len(cur) == 0 {
-			ok = false
-			return cur, nil
-		}
-		v, ok = cur[0], true
-		return cur[1:], nil
-	})
-	return v, ok, err
-}
+func (l *List[T]) Shift(ctx context.Context) (v T, ok bool, err error) { return l.pop(ctx, true) }
 
 // All returns the whole list (nil when empty).
-func (l *List[T]) All(ctx context.Context) ([]T, error) {
-	v, _, err := GetAs[[]T](ctx, l.c, l.key)
-	return v, err
-}
+func (l *List[T]) All(ctx context.Context) ([]T, error) { return l.Slice(ctx, 0, -1) }
 
 // Slice returns items [start, stop], inclusive, with negative indexes counting from the
 // end, as Redis LRANGE: Slice(ctx, 0, -1) is the whole list, Slice(ctx, -3, -1) the last 3.
 func (l *List[T]) Slice(ctx context.Context, start, stop int) ([]T, error) {
-	all, err := l.All(ctx)
+	d, k, native, err := l.native(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if native {
+		raws, err := d.lister.ListRange(ctx, k, int64(start), int64(stop))
+		if err != nil {
+			return nil, opError("List", l.key, err)
+		}
+		out := make([]T, len(raws))
+		for i, raw := range raws {
+			if err := d.decode(raw, &out[i]); err != nil {
+				return nil, opError("List", l.key, err)
+			}
+		}
+		if len(out) == 0 {
+			return nil, nil
+		}
+		return out, nil
+	}
+	all, _, err := GetAs[[]T](ctx, l.c, l.key)
 	if err != nil {
 		return nil, err
 	}
 	i, j := span(len(all), start, stop)
+	if i == j {
+		return nil, nil
+	}
 	return all[i:j], nil
 }
 
 // Len returns the list's length.
 func (l *List[T]) Len(ctx context.Context) (int, error) {
-	all, err := l.All(ctx)
+	d, k, native, err := l.native(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if native {
+		n, err := d.lister.ListLen(ctx, k)
+		if err != nil {
+			return 0, opError("List", l.key, err)
+		}
+		return int(n), nil
+	}
+	all, _, err := GetAs[[]T](ctx, l.c, l.key)
 	return len(all), err
 }
 
 // Trim keeps items [start, stop], inclusive, negative indexes from the end, as Redis
 // LTRIM: Trim(ctx, -100, -1) keeps the last 100.
 func (l *List[T]) Trim(ctx context.Context, start, stop int) error {
-	_, err := l.modify(ctx, func(cur []T) ([]T, error) {
+	d, k, native, err := l.native(ctx)
+	if err != nil {
+		return err
+	}
+	if native {
+		if err := d.lister.ListTrim(ctx, k, int64(start), int64(stop)); err != nil {
+			return opError("List", l.key, err)
+		}
+		return nil
+	}
+	_, err = l.modify(ctx, func(cur []T) ([]T, error) {
 		i, j := span(len(cur), start, stop)
 		return cur[i:j], nil
 	})

@@ -55,6 +55,8 @@
 //     InspectLock report the TTL as unknown (-1).
 //   - [Watcher]: a notification when a key is deleted, so that a lock waiter wakes at
 //     once. Absent: waiters poll with backoff and jitter.
+//   - [Lister]: native lists (Redis). Absent: cache.NewList keeps a list as one value
+//     changed with cache.Modify.
 //   - [Modifier]: run a function on a key's value in one atomic step (in-process
 //     drivers). Absent: cache.Modify uses [Swapper] in a bounded compare-and-swap loop,
 //     and fails with errors.ErrUnsupported without it either.
@@ -268,4 +270,22 @@ type Change struct {
 	// Entry is written unless Delete is set: its Value, its TTL, and KeepTTL to keep the
 	// remaining TTL of an existing key. Entry.Key is ignored.
 	Entry Entry
+}
+
+// Lister is implemented by drivers with native lists (Redis lists). Values are what the
+// manager hands over: codec bytes for an [Encoder] driver, one per item. Every operation
+// keeps the key's TTL; a list left empty is deleted; indexes are Redis's (LRANGE, LTRIM):
+// inclusive, negative ones counting from the end.
+type Lister interface {
+	// ListPush appends vals (or, with front, prepends them one by one, as LPUSH) and
+	// returns the new length. A new list gets ttlIfNew (0: no expiry).
+	ListPush(ctx context.Context, key string, vals []any, front bool, ttlIfNew time.Duration) (int64, error)
+	// ListPop removes and returns the last item (the first, with front).
+	ListPop(ctx context.Context, key string, front bool) (v any, found bool, err error)
+	// ListRange returns the items from start to stop.
+	ListRange(ctx context.Context, key string, start, stop int64) ([]any, error)
+	// ListLen returns the length (0 for a missing key).
+	ListLen(ctx context.Context, key string) (int64, error)
+	// ListTrim keeps the items from start to stop.
+	ListTrim(ctx context.Context, key string, start, stop int64) error
 }
