@@ -100,6 +100,7 @@ type namedDriver struct {
 	watch  driver.Watcher
 	mod    driver.Modifier
 	lister driver.Lister
+	scan   driver.Scanner
 }
 
 func newNamedDriver(name string, d driver.Driver) *namedDriver {
@@ -125,6 +126,7 @@ func newNamedDriver(name string, d driver.Driver) *namedDriver {
 	nd.watch, _ = d.(driver.Watcher)
 	nd.mod, _ = d.(driver.Modifier)
 	nd.lister, _ = d.(driver.Lister)
+	nd.scan, _ = d.(driver.Scanner)
 	return nd
 }
 

@@ -84,7 +84,9 @@ func (l *List[T]) push(ctx context.Context, front bool, items []T) (int, error) 
 }
 
 // Push appends items and returns the new length.
-func (l *List[T]) Push(ctx context.Context, items ...T) (int, error) { return l.push(ctx, false, items) }
+func (l *List[T]) Push(ctx context.Context, items ...T) (int, error) {
+	return l.push(ctx, false, items)
+}
 
 // Unshift prepends items (in their order) and returns the new length.
 func (l *List[T]) Unshift(ctx context.Context, items ...T) (int, error) {

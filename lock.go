@@ -479,6 +479,8 @@ func (h *LockHandle) TTL(ctx context.Context) (time.Duration, error) {
 
 // LockInfo describes a lock, for operators: see [InspectLock].
 type LockInfo struct {
+	// Key is the lock's key, as the caller names it.
+	Key string
 	// Held reports whether the key holds a lock.
 	Held bool
 	// Owner is the holder's owner label; Token is the whole stored token.
@@ -497,6 +499,7 @@ func InspectLock(ctx context.Context, c *Cache, key string) (LockInfo, error) {
 	if err != nil {
 		return LockInfo{}, opError("InspectLock", key, err)
 	}
+	info.Key = key
 	return info, nil
 }
 

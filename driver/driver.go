@@ -55,6 +55,8 @@
 //     InspectLock report the TTL as unknown (-1).
 //   - [Watcher]: a notification when a key is deleted, so that a lock waiter wakes at
 //     once. Absent: waiters poll with backoff and jitter.
+//   - [Scanner]: list keys by prefix. Absent: Cache.Scan, ListLocks and cachectl's keys
+//     and locks fail with errors.ErrUnsupported.
 //   - [Lister]: native lists (Redis). Absent: cache.NewList keeps a list as one value
 //     changed with cache.Modify.
 //   - [Modifier]: run a function on a key's value in one atomic step (in-process
@@ -288,4 +290,13 @@ type Lister interface {
 	ListLen(ctx context.Context, key string) (int64, error)
 	// ListTrim keeps the items from start to stop.
 	ListTrim(ctx context.Context, key string, start, stop int64) error
+}
+
+// Scanner is implemented by drivers that can list their keys, for operators (cachectl
+// keys and locks). It need not be fast or a consistent snapshot.
+type Scanner interface {
+	// Scan calls fn with every live key that starts with prefix ("" for every key), in
+	// no particular order, until fn returns false. Keys written or deleted during the
+	// scan may or may not be seen; the driver's own bookkeeping keys are included.
+	Scan(ctx context.Context, prefix string, fn func(key string) bool) error
 }

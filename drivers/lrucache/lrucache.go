@@ -70,6 +70,7 @@ var (
 	_ driver.TTLReader         = (*Driver)(nil)
 	_ driver.Watcher           = (*Driver)(nil)
 	_ driver.Modifier          = (*Driver)(nil)
+	_ driver.Scanner           = (*Driver)(nil)
 )
 
 // New returns an LRU driver.
@@ -362,6 +363,29 @@ func (d *Driver) Watch(ctx context.Context, key string) (<-chan struct{}, error)
 		return nil, errClosed
 	}
 	return d.watchers.Watch(ctx, key)
+}
+
+// Scan calls fn with every live key that starts with prefix. fn runs without the
+// driver's lock held, on a copy of the keys taken at the start.
+func (d *Driver) Scan(_ context.Context, prefix string, fn func(string) bool) error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return errClosed
+	}
+	var keys []string
+	for _, k := range d.lru.Keys() {
+		if _, ok := d.live(k, false); ok && strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	d.mu.Unlock()
+	for _, k := range keys {
+		if !fn(k) {
+			break
+		}
+	}
+	return nil
 }
 
 // Len returns the number of entries, expired ones not yet dropped included.

@@ -92,6 +92,7 @@ var (
 	_ driver.TTLReader         = (*Driver)(nil)
 	_ driver.Watcher           = (*Driver)(nil)
 	_ driver.Modifier          = (*Driver)(nil)
+	_ driver.Scanner           = (*Driver)(nil)
 )
 
 // newItem is the item a write of e over cur (nil: none) stores.
@@ -462,6 +463,19 @@ func (d *Driver) Watch(ctx context.Context, key string) (<-chan struct{}, error)
 		return nil, err
 	}
 	return d.watchers.Watch(ctx, key)
+}
+
+// Scan calls fn with every live key that starts with prefix.
+func (d *Driver) Scan(_ context.Context, prefix string, fn func(string) bool) error {
+	if err := d.check(); err != nil {
+		return err
+	}
+	for k := range d.c.Keys() {
+		if strings.HasPrefix(k, prefix) && !fn(k) {
+			break
+		}
+	}
+	return nil
 }
 
 // Len returns the number of entries, after applying pending evictions and expirations.

@@ -37,6 +37,7 @@ var (
 	_ driver.Swapper           = (*Driver)(nil)
 	_ driver.Fencer            = (*Driver)(nil)
 	_ driver.Watcher           = (*Driver)(nil)
+	_ driver.Scanner           = (*Driver)(nil)
 )
 
 // New returns a null driver.
@@ -111,6 +112,9 @@ func (d *Driver) Watch(ctx context.Context, _ string) (<-chan struct{}, error) {
 	}
 	return ctx.Done(), nil
 }
+
+// Scan finds nothing.
+func (d *Driver) Scan(context.Context, string, func(string) bool) error { return d.check() }
 
 // Close marks the driver closed.
 func (d *Driver) Close() error {

@@ -1,0 +1,75 @@
+package cache
+
+import (
+	"context"
+	"strings"
+)
+
+// Scan calls fn with the keys of c's scope under ns (ns itself and every "ns.*" key; ""
+// for the whole scope), as the caller would name them (without the global prefix and the
+// view's namespace), until fn returns false. It is for operators and tools (cachectl
+// keys), not for hot paths: drivers list keys without an index (Redis: SCAN on every
+// master). A driver that cannot list keys returns an error matching [ErrUnsupported].
+func (c *Cache) Scan(ctx context.Context, ns string, fn func(key string) bool) error {
+	d, err := c.driverFor("")
+	if err != nil {
+		return opError("Scan", ns, err)
+	}
+	if d.scan == nil {
+		return unsupported(d, "Scan")
+	}
+	scope := c.scope(ctx)
+	base := join(scope, trimDots(ns)) // the namespace's own key, or the scope
+	strip := 0
+	if scope != "" {
+		strip = len(scope) + 1
+	}
+	match := func(k string) bool {
+		return base == "" || k == base || strings.HasPrefix(k, base+".")
+	}
+	prefix := base
+	err = d.scan.Scan(ctx, prefix, func(k string) bool {
+		if !match(k) || len(k) < strip {
+			return true
+		}
+		return fn(k[strip:])
+	})
+	if err != nil {
+		return opError("Scan", ns, err)
+	}
+	return nil
+}
+
+// ListLocks returns the locks held under ns (see [Cache.Scan]): every key whose value is
+// a lock token, with its owner and remaining TTL. For operators: it reads every key under
+// ns.
+func ListLocks(ctx context.Context, c *Cache, ns string) ([]LockInfo, error) {
+	var keys []string
+	if err := c.Scan(ctx, ns, func(k string) bool { keys = append(keys, k); return true }); err != nil {
+		return nil, err
+	}
+	var out []LockInfo
+	for _, k := range keys {
+		info, err := InspectLock(ctx, c, k)
+		if err != nil || !info.Held || !looksLikeToken(info.Token) {
+			continue // not a lock, or gone
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+// looksLikeToken reports whether s ends in "#" and 26 base32 characters, as newToken
+// makes them.
+func looksLikeToken(s string) bool {
+	i := strings.LastIndexByte(s, '#')
+	if i < 0 || len(s)-i-1 != 26 {
+		return false
+	}
+	for _, r := range s[i+1:] {
+		if !(r >= 'A' && r <= 'Z' || r >= '2' && r <= '7') {
+			return false
+		}
+	}
+	return true
+}
