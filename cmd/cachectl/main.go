@@ -1,16 +1,47 @@
-// Command cachectl is cachekit's command-line tool.
+// Command cachectl is cachekit's command-line tool: it reads and writes keys, lists and
+// force-releases locks, and counts keys, on any store the registry opens.
 //
 // Usage:
 //
-//	cachectl demo
+//	cachectl [flags] <command> [arguments] [flags]
 //
-// The demo subcommand plays the recipes of the lock guide (docs/locks.md) on the
-// in-process memory driver, with goroutines standing in for servers and workers, and
-// prints who ran and who skipped:
+// Commands:
 //
-//	go run ./cmd/cachectl demo
+//	get KEY                         print a value: a string as it is, anything else as JSON
+//	set KEY VALUE [--ttl D] [--json-value]
+//	                                store VALUE (a string, or JSON with --json-value)
+//	del KEY...                      remove keys (missing keys are not an error)
+//	ttl KEY                         print a key's remaining TTL
+//	keys [NAMESPACE]                list the keys under NAMESPACE (SCAN on Redis)
+//	locks [NAMESPACE]               list the held locks: key, owner, remaining TTL, token
+//	lock KEY --ttl D [--owner O] [--hold D] [--wait D]
+//	                                take a lock, print its token, hold it (renewed every
+//	                                TTL/3) until --hold elapses or SIGINT/SIGTERM, release it
+//	unlock KEY --force              remove a lock whoever holds it
+//	unlock KEY --token T            release a lock only if T still holds it
+//	stats                           count the keys per top-level namespace
+//	demo                            play the lock guide's recipes on the memory driver
 //
-// cachectl exits 0 on success, 1 when a command fails, and 2 on a usage error.
+// The store comes from --url (a registry URL such as redis://127.0.0.1:6379/0, opened as
+// the driver named "default") or, without --url, from the environment as
+// registry.FromEnv reads it: CACHE_DRIVERS, CACHE_DEFAULT and CACHE_PREFIX. --prefix
+// overrides CACHE_PREFIX, and --driver picks one of several CACHE_DRIVERS.
+//
+// With --json every command prints exactly one JSON document on stdout, also when it
+// fails (then with an "error" field), except for usage errors (exit code 2). docs/cachectl.md
+// lists the shapes.
+//
+// Exit codes:
+//
+//	0  success
+//	1  operational failure: the store failed, or a held lock was lost
+//	2  usage error: bad command line, flags or configuration
+//	3  not found: get or ttl of a missing key, unlock of a key that holds no lock
+//	4  the lock is held by another holder (lock)
+//
+// The demo (go run ./cmd/cachectl demo) plays the recipes of the lock guide
+// (docs/locks.md) on the in-process memory driver, with goroutines standing in for
+// servers and workers, and prints who ran and who skipped.
 package main
 
 import (
@@ -20,63 +51,293 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cachekit/cache"
+	"github.com/cachekit/cache/registry"
+)
+
+// Exit codes.
+const (
+	exitOK       = 0
+	exitFailure  = 1
+	exitUsage    = 2
+	exitNotFound = 3
+	exitHeld     = 4
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	redis.SetLogger(quietRedis{})
+	os.Exit(newApp(os.Stdout, os.Stderr).run(os.Args[1:]))
 }
-
-const usageText = `usage: cachectl <command>
-
-commands:
-  demo   play the lock guide's recipes (cron, webhook, batch report) and a
-         Remember stampede on the in-process memory driver
-  help   print this message
-`
 
 // run is main without the process: it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	return newApp(stdout, stderr).run(args)
+}
+
+// app is one invocation of cachectl, with what it reads from the process made
+// replaceable for the tests.
+type app struct {
+	stdout, stderr io.Writer
+	ctx            context.Context
+	lookupEnv      func(string) (string, bool)
+	openURL        func(string) (cache.Driver, error)
+	// notify, if set, is told the lock command's token once it holds the lock (tests).
+	notify func(token string)
+}
+
+func newApp(stdout, stderr io.Writer) *app {
+	return &app{
+		stdout: stdout, stderr: stderr, ctx: context.Background(),
+		lookupEnv: os.LookupEnv, openURL: registry.Open,
+	}
+}
+
+const usageText = `usage: cachectl [flags] <command> [arguments] [flags]
+
+commands:
+  get KEY                  print a value: a string as it is, anything else as JSON
+  set KEY VALUE            store VALUE as a string (--json-value: as JSON)
+                           flags: --ttl D (default: the driver's default TTL, or none)
+  del KEY...               remove keys; missing keys are not an error
+  ttl KEY                  print a key's remaining TTL ("none": no expiry)
+  keys [NAMESPACE]         list the keys under NAMESPACE (all keys without it)
+  locks [NAMESPACE]        list held locks: key, owner, remaining TTL, token
+  lock KEY --ttl D         take a lock, print its token and hold it, renewed every TTL/3,
+                           until --hold elapses or SIGINT/SIGTERM; then release it
+                           flags: --owner O (default: cachectl.<host>.<pid>),
+                                  --hold D (default 0: until a signal), --wait D
+  unlock KEY --force       remove a lock whoever holds it
+  unlock KEY --token T     release a lock only if token T still holds it
+  stats                    count the keys per top-level namespace
+  demo                     play the lock guide's recipes (cron, webhook, batch report) and
+                           a Remember stampede on the in-process memory driver
+  help [COMMAND]           print this message
+
+flags (before or after the command):
+  --url URL        the store, as a registry URL (redis://host:6379/0, memory://,
+                   file:///var/cache/app, ...), opened as the driver "default"
+  --prefix P       the global key prefix (overrides CACHE_PREFIX)
+  --driver NAME    the driver to use, among CACHE_DRIVERS (overrides CACHE_DEFAULT)
+  --json           print one JSON document on stdout, also on failure
+  --timeout D      bound each store operation (default 30s)
+
+environment (without --url):
+  CACHE_DRIVERS    "redis://127.0.0.1:6379/0", or "name=url;name=url"
+  CACHE_DEFAULT    the current driver among CACHE_DRIVERS
+  CACHE_PREFIX     the global key prefix
+
+durations: 30s, 5m, 1h, 1d, 90 (seconds), 1h30m
+
+exit codes:
+  0  success
+  1  operational failure: the store failed, or a held lock was lost
+  2  usage error: bad command line, flags or configuration
+  3  not found: get or ttl of a missing key, unlock of a key that holds no lock
+  4  the lock is held by another holder (lock)
+`
+
+// commonFlags are the flags every command takes, before or after its name.
+type commonFlags struct {
+	url, driver string
+	prefix      optString
+	json        bool
+	timeout     time.Duration
+}
+
+// optString is a string flag that knows whether it was given.
+type optString struct {
+	v   string
+	set bool
+}
+
+func (o *optString) String() string     { return o.v }
+func (o *optString) Set(s string) error { o.v, o.set = s, true; return nil }
+
+// durationFlag is a flag.Value read with cache.ParseDuration ("1d", "90").
+type durationFlag struct{ d *time.Duration }
+
+func (f durationFlag) String() string {
+	if f.d == nil {
+		return ""
+	}
+	return f.d.String()
+}
+
+func (f durationFlag) Set(s string) error {
+	d, err := cache.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	if d < 0 {
+		return fmt.Errorf("%v is negative", d)
+	}
+	*f.d = d
+	return nil
+}
+
+func (cf *commonFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&cf.url, "url", cf.url, "the store, as a registry URL")
+	fs.Var(&cf.prefix, "prefix", "the global key prefix (overrides CACHE_PREFIX)")
+	fs.StringVar(&cf.driver, "driver", cf.driver, "the driver to use among CACHE_DRIVERS")
+	fs.BoolVar(&cf.json, "json", cf.json, "print one JSON document")
+	fs.Var(durationFlag{&cf.timeout}, "timeout", "bound each store operation")
+}
+
+// command is one subcommand: its flags, its arguments, and what it does.
+type command struct {
+	name  string
+	usage string // the arguments, for the usage line
+	min   int    // positional arguments: at least min,
+	max   int    // at most max (-1: any number)
+	flags func(fs *flag.FlagSet, o *opts)
+	// store: the command needs a cache.
+	store bool
+	run   func(a *app, s *session, args []string) int
+}
+
+// commands is filled in commands.go.
+var commands = map[string]*command{}
+
+func (a *app) run(args []string) int {
+	var cf commonFlags
+	cf.timeout = 30 * time.Second
 	fs := flag.NewFlagSet("cachectl", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usageText) }
+	fs.SetOutput(a.stderr)
+	fs.Usage = func() { fmt.Fprint(a.stderr, usageText) }
+	cf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			return exitOK
 		}
-		return 2
+		return exitUsage
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()
-		return 2
+		return exitUsage
 	}
-	cmd, rest := fs.Arg(0), fs.Args()[1:]
-	switch cmd {
-	case "demo":
-		dfs := flag.NewFlagSet("cachectl demo", flag.ContinueOnError)
-		dfs.SetOutput(stderr)
-		dfs.Usage = func() { fmt.Fprint(stderr, "usage: cachectl demo\n") }
-		if err := dfs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if dfs.NArg() > 0 {
-			fmt.Fprintf(stderr, "cachectl demo: unexpected argument %q\n", dfs.Arg(0))
-			dfs.Usage()
-			return 2
-		}
-		if _, err := runDemo(context.Background(), stdout); err != nil {
-			fmt.Fprintln(stderr, "cachectl demo:", err)
-			return 1
-		}
-		return 0
+	name, rest := fs.Arg(0), fs.Args()[1:]
+	switch name {
 	case "help":
-		fmt.Fprint(stdout, usageText)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "cachectl: unknown command %q\n\n", cmd)
-		fs.Usage()
-		return 2
+		if len(rest) > 0 {
+			if c := commands[rest[0]]; c != nil {
+				fmt.Fprintf(a.stdout, "usage: cachectl %s %s\n", c.name, c.usage)
+				return exitOK
+			}
+		}
+		fmt.Fprint(a.stdout, usageText)
+		return exitOK
+	case "demo":
+		return a.demo(rest)
 	}
+	c := commands[name]
+	if c == nil {
+		fmt.Fprintf(a.stderr, "cachectl: unknown command %q\n\n", name)
+		fs.Usage()
+		return exitUsage
+	}
+	cfs := flag.NewFlagSet("cachectl "+name, flag.ContinueOnError)
+	cfs.SetOutput(a.stderr)
+	cfs.Usage = func() {
+		fmt.Fprintf(a.stderr, "usage: cachectl %s %s\n\nflags:\n", c.name, c.usage)
+		cfs.PrintDefaults()
+	}
+	cf.register(cfs)
+	var o opts
+	if c.flags != nil {
+		c.flags(cfs, &o)
+	}
+	pos, err := parseInterleaved(cfs, rest)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if len(pos) < c.min || (c.max >= 0 && len(pos) > c.max) {
+		switch {
+		case len(pos) < c.min:
+			fmt.Fprintf(a.stderr, "cachectl %s: missing arguments\n", name)
+		default:
+			fmt.Fprintf(a.stderr, "cachectl %s: unexpected argument %q\n", name, pos[c.max])
+		}
+		cfs.Usage()
+		return exitUsage
+	}
+	s := &session{app: a, cmd: name, flags: cf, opts: o}
+	if c.store {
+		code := s.open()
+		if code != exitOK {
+			return code
+		}
+		defer s.close()
+	}
+	return c.run(a, s, pos)
+}
+
+// parseInterleaved parses fs's flags wherever they sit among the positional arguments
+// ("unlock KEY --force" as well as "unlock --force KEY"), and returns the positional
+// arguments. Everything after "--" is positional.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		used := len(args) - fs.NArg()
+		rest := fs.Args()
+		if used > 0 && args[used-1] == "--" && !isFlagValue(fs, args, used-1) {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// isFlagValue reports whether args[i] is the value of the flag before it ("--owner --").
+func isFlagValue(fs *flag.FlagSet, args []string, i int) bool {
+	if i == 0 {
+		return false
+	}
+	prev := args[i-1]
+	if !strings.HasPrefix(prev, "-") || strings.Contains(prev, "=") {
+		return false
+	}
+	f := fs.Lookup(strings.TrimLeft(prev, "-"))
+	if f == nil {
+		return false
+	}
+	if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+		return false
+	}
+	return true
+}
+
+func (a *app) demo(rest []string) int {
+	dfs := flag.NewFlagSet("cachectl demo", flag.ContinueOnError)
+	dfs.SetOutput(a.stderr)
+	dfs.Usage = func() { fmt.Fprint(a.stderr, "usage: cachectl demo\n") }
+	if err := dfs.Parse(rest); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if dfs.NArg() > 0 {
+		fmt.Fprintf(a.stderr, "cachectl demo: unexpected argument %q\n", dfs.Arg(0))
+		dfs.Usage()
+		return exitUsage
+	}
+	if _, err := runDemo(a.ctx, a.stdout); err != nil {
+		fmt.Fprintln(a.stderr, "cachectl demo:", err)
+		return exitFailure
+	}
+	return exitOK
 }
