@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # The test command: every package with the race detector, then the bench module's own
-# tests (its benchmarks run only when asked: see docs/benchmarks.md).
+# tests (its benchmarks run only when asked: see docs/benchmarks.md), then the
+# observability modules (Prometheus, OpenTelemetry), which are modules of their own so
+# that the core does not depend on them.
 set -euo pipefail
 cd "$(dirname "$0")"
 go test -race -count=1 ./...
 if [ -f bench/go.mod ]; then
   (cd bench && go vet ./... && go test -count=1 -run . ./...)
 fi
+for m in observability/promcache observability/otelcache; do
+  if [ -f "$m/go.mod" ]; then
+    (cd "$m" && go vet ./... && go test -count=1 ./...)
+  fi
+done
