@@ -25,10 +25,8 @@ import (
 // a lock and holds it; a second shell sees it with `cachectl locks`, force-releases it,
 // and sees it gone; then the first shell is stopped.
 func TestNewcomer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds cachectl")
-	}
 	srv := redistest.Start(t) // in CI a missing redis-server fails here, never skips
+	t.Logf("Redis: %s at %s", srv.Kind(), srv.Addr())
 	bin := buildCachectl(t)
 	env := append(withoutCacheVars(os.Environ()), "CACHE_DRIVERS="+srv.URL())
 
@@ -157,9 +155,6 @@ func TestNewcomer(t *testing.T) {
 // TestNewcomerRelease: a holder stopped by SIGTERM while it still has the lock releases
 // it, so that the next shell can take it at once.
 func TestNewcomerRelease(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds cachectl")
-	}
 	srv := redistest.Start(t)
 	bin := buildCachectl(t)
 	env := append(withoutCacheVars(os.Environ()), "CACHE_DRIVERS="+srv.URL())
