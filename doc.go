@@ -42,11 +42,16 @@
 //   - drivers/lrucache: in-process, at most Capacity entries (default 1000), least
 //     recently used evicted first.
 //   - drivers/nullcache: stores nothing; every Get misses and every lock acquires.
+//   - drivers/rediscache: Redis through go-redis v9 (single node, Sentinel, Cluster);
+//     locks and atomic operations hold across every process that shares the Redis.
+//   - drivers/filecache: one directory on one host; atomic across the processes of that
+//     host (flock and rename).
+//   - package registry opens any of them from a URL ("redis://...", "memory://").
 //
 // In-process drivers keep the Go values themselves (do not mutate a map, slice or
 // pointer after storing it) and their atomic operations, the lock included, hold within
-// one process only. Drivers that store bytes (the Redis and file drivers to come)
-// implement driver.Encoder and get the codec's bytes, JSON by default.
+// one process only. Drivers that store bytes (Redis, file) implement driver.Encoder and
+// get the codec's bytes, JSON by default.
 //
 // # Keys and TTLs
 //

@@ -53,7 +53,7 @@ type LockOptions struct {
 	Driver string
 	// Wait blocks up to Wait for a held lock to come free, instead of giving up at once.
 	// ctx still wins. Waiters wake when the holder releases (drivers with
-	// driver.Watcher: memory, lru, Redis) and otherwise poll with backoff and jitter.
+	// driver.Watcher: memory, lru, Redis, file) and otherwise poll with backoff and jitter.
 	// Default: 0, try once.
 	Wait time.Duration
 	// AutoExtend renews the lock every TTL/3 while fn runs, so that fn may outlive the
@@ -122,17 +122,30 @@ func LockWith[T any](ctx context.Context, c *Cache, key string, o LockOptions, f
 	defer func() {
 		// Runs on return and on panic; a panic goes on after the release.
 		stop()
-		if lost := context.Cause(fctx); errors.Is(lost, ErrLockLost) {
+		lost := context.Cause(fctx)
+		if errors.Is(lost, ErrLockLost) {
 			err = errors.Join(err, opError("Lock", key, lost))
 			c.done("Lock", h.d, key, EventLockLost, nil, time.Time{})
 		}
-		if rerr := h.release(ctx); rerr != nil && !errors.Is(rerr, ErrLockNotHeld) {
+		switch rerr := h.release(ctx); {
+		case errors.Is(rerr, ErrLockNotHeld):
+			if lost == nil || !errors.Is(lost, ErrLockLost) {
+				// Gone before its TTL without a renewal noticing: force-released,
+				// deleted, or evicted. Another holder may have run beside fn.
+				err = errors.Join(err, opError("Lock", key, errGoneEarly))
+				c.done("Lock", h.d, key, EventLockLost, nil, time.Time{})
+			}
+		case rerr != nil:
 			err = errors.Join(err, opError("Lock: release", key, rerr))
 		}
 	}()
 	out.Value, err = fn(fctx)
 	return out, err
 }
+
+// errGoneEarly is Lock's error when the release found the lock already gone although no
+// TTL ran out and no renewal failed.
+var errGoneEarly = fmt.Errorf("%w: it was gone when fn returned (force-released, deleted or evicted)", ErrLockLost)
 
 // errTTLRanOut is the cause fn's ctx gets when the TTL runs out without AutoExtend.
 var errTTLRanOut = fmt.Errorf("%w: its TTL ran out while fn was running", ErrLockLost)
@@ -238,7 +251,7 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 	}
 	c.done("Lock", d, key, EventLockContended, nil, time.Time{})
 	if o.Wait <= 0 {
-		return nil, ErrNotAcquired
+		return nil, opError("Lock", key, ErrNotAcquired)
 	}
 	if err := waitFor(ctx, d, k, o.Wait, func() (bool, error) { return h.try(ctx, o.Fencing) }); err != nil {
 		if !errors.Is(err, ErrNotAcquired) {

@@ -317,3 +317,14 @@ func TestLock_CancelledContextTakesNoLock(t *testing.T) {
 		t.Fatalf("Lock with a cancelled ctx = %+v, %v; want context.Canceled", out, err)
 	}
 }
+
+// A lock deleted under a holder without AutoExtend (force-released, evicted) is reported.
+func TestLock_ForceReleasedIsReportedAsLost(t *testing.T) {
+	c, ctx := newCache(t, cache.Config{}), ctxT(t)
+	out, err := cache.Lock(ctx, c, "lock.x", time.Minute, func(ctx context.Context) (int, error) {
+		return 1, cache.ForceRelease(ctx, c, "lock.x")
+	})
+	if !out.Acquired || out.Value != 1 || !errors.Is(err, cache.ErrLockLost) {
+		t.Fatalf("Lock = %+v, %v; want fn's value and ErrLockLost", out, err)
+	}
+}

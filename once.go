@@ -87,14 +87,16 @@ func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, f
 		return out, opError("Once", key, err)
 	}
 	h := &LockHandle{d: d, key: key, final: k, token: token, stored: pending, ttl: o.LockTTL}
-	for {
+	for first := true; ; first = false {
 		if err := ctx.Err(); err != nil {
 			return out, opError("Once", key, context.Cause(ctx))
 		}
-		// Watch before looking, so that a change between the look and the wait is seen.
+		// Watch before looking, so that a change between the look and the wait is seen;
+		// but not on the first look, which usually settles it (on Redis a watch is a
+		// SUBSCRIBE and an UNSUBSCRIBE).
 		wctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		var woke <-chan struct{}
-		if d.watch != nil {
+		if d.watch != nil && !first {
 			if woke, err = d.watch.Watch(wctx, k); err != nil {
 				cancel()
 				return out, opError("Once", key, err)
@@ -120,9 +122,11 @@ func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, f
 			return OnceOutcome[T]{Value: v}, nil
 		}
 		// Pending, or gone since SetIf: wait for a change (or the poll), then look again.
-		select {
-		case <-woke:
-		case <-wctx.Done():
+		if !first {
+			select {
+			case <-woke:
+			case <-wctx.Done():
+			}
 		}
 		cancel()
 	}
@@ -159,7 +163,7 @@ func runOnce[T any](ctx context.Context, h *LockHandle, ttl time.Duration, fn fu
 	}
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), ReleaseTimeout)
 	defer scancel()
-	swapped, err := h.d.swap.CompareAndSwap(sctx, h.stored, driver.Entry{Key: h.final, Value: rec, TTL: ttl})
+	swapped, err := h.d.swap.CompareAndSwap(sctx, h.stored, driver.Entry{Key: h.final, Value: rec, TTL: ttl, NoSlide: true})
 	switch {
 	case err != nil:
 		return OnceOutcome[T]{Ran: true, Value: v}, opError("Once: store the result", h.key, err)

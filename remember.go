@@ -232,10 +232,11 @@ func loadDistributed[T any](ctx context.Context, d *namedDriver, k string, o Rem
 	}
 	h := &LockHandle{d: d, key: k, final: k + ":remember-lock", stored: token, ttl: o.LockTTL}
 	deadline := time.Now().Add(o.WaitTimeout)
-	for {
+	for first := true; ; first = false {
 		wctx, cancel := context.WithTimeout(ctx, min(50*time.Millisecond, max(time.Until(deadline), 0)))
 		var woke <-chan struct{}
-		if d.watch != nil {
+		if d.watch != nil && !first { // the first try usually settles it: no SUBSCRIBE
+
 			if woke, err = d.watch.Watch(wctx, h.final); err != nil {
 				cancel()
 				return nil, err
@@ -255,9 +256,11 @@ func loadDistributed[T any](ctx context.Context, d *namedDriver, k string, o Rem
 			return load()
 		}
 		// Another process loads: wait for its release (or the poll), then look.
-		select {
-		case <-woke:
-		case <-wctx.Done():
+		if !first {
+			select {
+			case <-woke:
+			case <-wctx.Done():
+			}
 		}
 		cancel()
 		if err := ctx.Err(); err != nil {

@@ -136,6 +136,13 @@ func helperLock(ctx context.Context, c *cache.Cache, aux string, n int) (lockRes
 			time.Sleep(300 * time.Microsecond)
 			return struct{}{}, os.Remove(marker)
 		})
+		if errors.Is(err, cache.ErrLockLost) {
+			// The release found another holder's lock: two held it at once. Only the
+			// racy control may see this; the real test fails on any overlap.
+			r.Overlaps++
+			r.Ran++
+			continue
+		}
 		if err != nil {
 			return r, err
 		}
