@@ -548,11 +548,7 @@ func cmdStats(a *app, s *session, _ []string) int {
 		return s.fail(exitFailure, err)
 	}
 	d := s.drivers[s.c.Current()]
-	typ := fmt.Sprintf("%T", d)
-	if r, ok := d.(redisScanner); ok {
-		typ = fmt.Sprintf("%T", r.Driver)
-	}
-	doc := statsDoc{Driver: s.c.Current(), DriverType: typ, Prefix: s.prefix, Keys: total, Namespaces: []nsCount{}}
+	doc := statsDoc{Driver: s.c.Current(), DriverType: fmt.Sprintf("%T", d), Prefix: s.prefix, Keys: total, Namespaces: []nsCount{}}
 	for ns, n := range counts {
 		doc.Namespaces = append(doc.Namespaces, nsCount{Namespace: ns, Keys: n})
 	}

@@ -550,12 +550,10 @@ func TestUsageAndFailures(t *testing.T) {
 		t.Errorf("help lock = %q", r.stdout)
 	}
 
-	// What a driver cannot do is an operational failure.
-	dir := t.TempDir()
-	if r := s.bare(t, "keys", "--url", "file://"+dir).want(t, exitFailure); !strings.Contains(r.stderr, "cannot") {
-		t.Errorf("keys on the file driver: stderr %q", r.stderr)
+	// What a driver cannot do is an operational failure: the null driver keeps no TTLs.
+	if r := s.bare(t, "ttl", "k", "--url", "null://").want(t, exitFailure); !strings.Contains(r.stderr, "cannot") {
+		t.Errorf("ttl on the null driver: stderr %q", r.stderr)
 	}
-	s.bare(t, "ttl", "k", "--url", "null://").want(t, exitFailure)
 
 	// A store that does not answer: exit 1, and with --json an error document.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -572,6 +570,25 @@ func TestUsageAndFailures(t *testing.T) {
 		if r.stderr == "" {
 			t.Errorf("cachectl %q on a down Redis printed nothing on stderr", cmd)
 		}
+	}
+}
+
+// TestFileDriver: the file driver keeps its keys across runs, as across processes.
+func TestFileDriver(t *testing.T) {
+	s := &store{name: "file", args: []string{"--url", "file://" + t.TempDir()}, env: map[string]string{}, open: registry.Open}
+	s.run(t, "set", "user.1", "alice", "--ttl", "1h").want(t, exitOK)
+	s.run(t, "lock", "lock.job", "--ttl", "1m", "--hold", "1ms").want(t, exitOK)
+	if r := s.run(t, "get", "user.1").want(t, exitOK); r.stdout != "alice\n" {
+		t.Errorf("get = %q", r.stdout)
+	}
+	if r := s.run(t, "keys").want(t, exitOK); !strings.Contains(r.stdout, "user.1\n") {
+		t.Errorf("keys = %q", r.stdout)
+	}
+	if m := s.run(t, "ttl", "user.1", "--json").want(t, exitOK).doc(t); m["ttl_ms"].(float64) <= 3500000 {
+		t.Errorf("ttl --json = %v", m)
+	}
+	if m := s.run(t, "locks", "--json").want(t, exitOK).doc(t); m["count"] != float64(0) {
+		t.Errorf("locks after the lock command released = %v", m)
 	}
 }
 

@@ -8,13 +8,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/cachekit/cache"
-	"github.com/cachekit/cache/driver"
-	"github.com/cachekit/cache/drivers/rediscache"
 	"github.com/cachekit/cache/registry"
 )
 
@@ -71,7 +66,7 @@ func (s *session) open() int {
 			s.closeDrivers()
 			return s.fail(exitUsage, fmt.Errorf("driver %q: %w", name, err))
 		}
-		s.drivers[name] = withScan(d)
+		s.drivers[name] = d
 	}
 	c, err := cache.New(cache.Config{Drivers: s.drivers, Default: def, Prefix: prefix})
 	if err != nil {
@@ -141,91 +136,3 @@ func (s *session) emit(v any) {
 type quietRedis struct{}
 
 func (quietRedis) Printf(context.Context, string, ...any) {}
-
-// withScan gives the Redis driver key listing (driver.Scanner) when its version lacks
-// it: SCAN on every master, as its DeleteNamespace walks them. A driver that lists its
-// keys itself is returned as it is.
-func withScan(d cache.Driver) cache.Driver {
-	if _, ok := d.(driver.Scanner); ok {
-		return d
-	}
-	if rd, ok := d.(*rediscache.Driver); ok {
-		return redisScanner{rd}
-	}
-	return d
-}
-
-// redisScanner is a *rediscache.Driver with Scan. Embedding keeps every capability of
-// the driver (its methods are promoted).
-type redisScanner struct{ *rediscache.Driver }
-
-var _ driver.Scanner = redisScanner{}
-
-func (r redisScanner) Scan(ctx context.Context, prefix string, fn func(string) bool) error {
-	match := escapeGlob(prefix) + "*"
-	stop := errors.New("stop")
-	each := func(ctx context.Context, node *redis.Client) error {
-		var cursor uint64
-		for {
-			keys, next, err := node.Scan(ctx, cursor, match, 1000).Result()
-			if err != nil {
-				return err
-			}
-			for _, k := range keys {
-				if !fn(k) {
-					return stop
-				}
-			}
-			if next == 0 {
-				return nil
-			}
-			cursor = next
-		}
-	}
-	// fn is not safe for concurrent use, and ForEachMaster and ForEachShard run
-	// concurrently: collect the nodes first, then walk them one at a time.
-	var (
-		mu    sync.Mutex
-		nodes []*redis.Client
-		err   error
-	)
-	collect := func(_ context.Context, n *redis.Client) error {
-		mu.Lock()
-		nodes = append(nodes, n)
-		mu.Unlock()
-		return nil
-	}
-	switch c := r.Client().(type) {
-	case *redis.ClusterClient:
-		err = c.ForEachMaster(ctx, collect)
-	case *redis.Ring:
-		err = c.ForEachShard(ctx, collect)
-	case *redis.Client:
-		nodes = []*redis.Client{c}
-	default:
-		return fmt.Errorf("rediscache: listing keys of a %T: %w", c, errors.ErrUnsupported)
-	}
-	for _, n := range nodes {
-		if err != nil {
-			break
-		}
-		err = each(ctx, n)
-	}
-	if errors.Is(err, stop) {
-		return nil
-	}
-	return err
-}
-
-// escapeGlob escapes the characters SCAN's MATCH treats specially.
-func escapeGlob(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch r {
-		case '*', '?', '[', ']', '\\', '^', '-':
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
