@@ -459,7 +459,7 @@ func TestLockCommand(t *testing.T) {
 			t.Fatal("the holder did not notice that its lock was force-released")
 		}
 		r.want(t, exitFailure)
-		if !strings.Contains(r.stderr, "lost") {
+		if !strings.Contains(r.stderr, "lost") || !strings.Contains(r.stderr, "force-released") {
 			t.Errorf("holder stderr = %q; want it to say the lock was lost", r.stderr)
 		}
 
