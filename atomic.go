@@ -64,6 +64,8 @@ type ModifyOptions struct {
 	// MaxAttempts bounds the compare-and-swap attempts on drivers without an atomic
 	// in-process update (Redis, file). Default: 10.
 	MaxAttempts int
+
+	forever bool // the key never expires (the tag indexes), whatever TTL and the default
 }
 
 // Modify is an atomic read-modify-write of key: fn gets the current value (found false
@@ -75,7 +77,9 @@ type ModifyOptions struct {
 //   - By default the key keeps its remaining TTL (a new key gets the default TTL); see
 //     [ModifyOptions].
 //   - On the in-process drivers fn runs once, while the driver holds the key: it must be
-//     quick and must not use the cache. On Redis and the file driver Modify reads, calls
+//     quick and must not use the cache. cur may share memory with the stored value (the
+//     in-process drivers keep Go values): return a changed copy of a map or slice, never
+//     change it in place, or readers see the change, and see it even if fn then fails. On Redis and the file driver Modify reads, calls
 //     fn, and compare-and-swaps, so fn may run more than once when writers race (up to
 //     MaxAttempts, then [ErrConflict]); fn must not have side effects.
 //
@@ -109,6 +113,9 @@ func ModifyWith[T any](ctx context.Context, c *Cache, key string, o ModifyOption
 func modify[T any](ctx context.Context, d *namedDriver, k, key string, o ModifyOptions, fn func(cur T, found bool) (T, error)) (T, error) {
 	var zero T
 	entry := func(v any) driver.Entry {
+		if o.forever {
+			return driver.Entry{Key: k, Value: v}
+		}
 		if o.TTL > 0 {
 			return driver.Entry{Key: k, Value: v, TTL: o.TTL}
 		}

@@ -20,8 +20,10 @@ type Memo[A, T any] struct {
 
 // Cached memoizes fn: m.Get(ctx, a) is Remember(prefix + "." + key(a), ttl, fn(a)), with
 // Remember's one-load-per-key promise. The key of an argument is the argument itself for
-// strings, the decimal text for numbers and booleans, and JSON (object keys sorted) for
-// anything else; a key longer than 200 bytes is replaced by its SHA-256.
+// strings, the decimal text for numbers and booleans, and JSON for anything else (map
+// keys sorted, struct fields in declaration order, unexported fields left out: two
+// arguments that differ only there share a key); a key longer than 200 bytes is replaced
+// by its SHA-256.
 func Cached[A, T any](c *Cache, prefix string, ttl time.Duration, fn func(context.Context, A) (T, error)) *Memo[A, T] {
 	return CachedWith(c, prefix, RememberOptions{TTL: ttl}, fn)
 }

@@ -11,10 +11,12 @@ import (
 // EventKind says what an [Event] reports.
 type EventKind uint8
 
-// The events. Hit and Miss come from reads (Get, GetAs, Has, Pull, Remember, SWR, Many);
-// Set from writes that wrote; Removed from Remove and Pull; Flushed from Flush and
-// RemoveNamespace; Error from any operation that failed (a miss is not an error); the
-// Lock events from Lock, LockWith and Acquire. Expiry is not reported: the drivers drop
+// The events. Hit and Miss come from Get, GetAs, Has, Pull and Remember's read; Set from
+// Set, SetWith (when it wrote), Forever, Increment, Decrement and Remember's store;
+// Removed from Remove and Pull; Flushed from Flush and RemoveNamespace; Error from those
+// operations when the driver failed (and from Get on bad input); the Lock events from
+// Lock, LockWith, Acquire and LockHandle.Release. SWR, Many, SetMany, Modify, lists,
+// Once and InvalidateTags emit no events yet. Expiry is not reported: the drivers drop
 // expired entries lazily, or Redis does.
 const (
 	EventHit EventKind = iota + 1
@@ -49,7 +51,7 @@ type Event struct {
 	Driver string
 	// Key is the key as the caller gave it (before the prefix and namespace).
 	Key string
-	// Err is the error of an EventError or EventLockLost.
+	// Err is the error of an EventError.
 	Err error
 	// Time is when it happened.
 	Time time.Time

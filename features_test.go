@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cachekit/cache"
+	"github.com/cachekit/cache/drivers/memorycache"
 )
 
 func TestSWR(t *testing.T) {
@@ -240,5 +241,34 @@ func TestList(t *testing.T) {
 				t.Fatalf("Len after 500 concurrent pushes = %d", n)
 			}
 		})
+	}
+}
+
+// A tag index outlives the driver's default TTL: it must outlive the entries it lists.
+func TestTagIndexIgnoresDefaultTTL(t *testing.T) {
+	mem, _ := memorycache.New(memorycache.Options{DefaultTTL: 50 * time.Millisecond})
+	c, ctx := newCache(t, cache.Config{Drivers: map[string]cache.Driver{"m": mem}}), ctxT(t)
+	if err := c.Tags("t").Forever(ctx, "k", 1); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := c.InvalidateTags(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if found, _ := c.Has(ctx, "k"); found {
+		t.Fatal("the tag index expired with the default TTL and Invalidate missed the entry")
+	}
+}
+
+// A slice the list handed out never changes under its holder.
+func TestListSlicesAreCopies(t *testing.T) {
+	c, ctx := newCache(t, cache.Config{}), ctxT(t)
+	l := cache.NewList[string](c, "l", time.Minute)
+	_, _ = l.Push(ctx, "a", "b", "c")
+	all, _ := l.All(ctx)
+	_, _, _ = l.Pop(ctx)
+	_, _ = l.Push(ctx, "x")
+	if !slices.Equal(all, []string{"a", "b", "c"}) {
+		t.Fatalf("a slice from All changed to %q", all)
 	}
 }

@@ -75,10 +75,12 @@ func (l *List[T]) push(ctx context.Context, front bool, items []T) (int, error) 
 		return int(n), nil
 	}
 	out, err := l.modify(ctx, func(cur []T) ([]T, error) {
+		// Always a new slice: on in-process drivers cur is the stored one, which readers
+		// may hold.
 		if front {
 			return slices.Concat(items, cur), nil
 		}
-		return append(cur, items...), nil
+		return slices.Concat(cur, items), nil
 	})
 	return len(out), err
 }
@@ -118,10 +120,10 @@ func (l *List[T]) pop(ctx context.Context, front bool) (v T, ok bool, err error)
 		ok = true
 		if front {
 			v = cur[0]
-			return cur[1:], nil
+			return slices.Clone(cur[1:]), nil
 		}
 		v = cur[len(cur)-1]
-		return cur[:len(cur)-1], nil
+		return slices.Clone(cur[:len(cur)-1]), nil
 	})
 	return v, ok, err
 }
@@ -166,7 +168,7 @@ func (l *List[T]) Slice(ctx context.Context, start, stop int) ([]T, error) {
 	if i == j {
 		return nil, nil
 	}
-	return all[i:j], nil
+	return slices.Clone(all[i:j]), nil // never the stored slice itself
 }
 
 // Len returns the list's length.
@@ -201,7 +203,7 @@ func (l *List[T]) Trim(ctx context.Context, start, stop int) error {
 	}
 	_, err = l.modify(ctx, func(cur []T) ([]T, error) {
 		i, j := span(len(cur), start, stop)
-		return cur[i:j], nil
+		return slices.Clone(cur[i:j]), nil
 	})
 	return err
 }

@@ -30,7 +30,7 @@ type Counters struct {
 // DriverMetrics are one driver's counters and latencies.
 type DriverMetrics struct {
 	Counters
-	// Ops holds the latency of each operation ("Get", "Set", "Lock", ...), sampled on
+	// Ops holds the latency of the timed operations ("Get" and "Set" today), sampled on
 	// one call in eight.
 	Ops map[string]Latency
 }

@@ -137,7 +137,7 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 		if err != nil {
 			if o.NegativeTTL > 0 && errors.Is(err, ErrNotFound) {
 				if _, werr := d.write(ctx, driver.Entry{Key: noneKey, Value: true, TTL: o.NegativeTTL}, Upsert); werr != nil {
-					return t, errors.Join(err, &storeError{werr})
+					return t, errors.Join(err, fmt.Errorf("store the negative mark: %w", werr))
 				}
 			}
 			return t, err
@@ -152,17 +152,28 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 		}
 		return t, nil
 	}
+	return flight[T](ctx, c, d.name+"\x00"+k, "Remember", key, func() (any, error) {
+		// A caller that missed just after a previous flight stored the value.
+		if t, found, err := read(); err == nil && found {
+			return t, nil
+		}
+		if o.Distributed {
+			return loadDistributed(ctx, d, k, o, read, load)
+		}
+		return load()
+	})
+}
+
+// flight runs load once for every concurrent caller of the same flight key, and gives
+// each its result. A caller whose ctx ends stops waiting; a caller that did not run the
+// load and sees another caller's cancellation runs it again; a panic in load goes to the
+// caller that ran it, and is an error for the others.
+func flight[T any](ctx context.Context, c *Cache, fkey, op, key string, load func() (any, error)) (T, error) {
+	var zero T
 	for {
 		var ran bool // set by the goroutine that runs the flight; read after <-ch
-		ch := c.m.flights.DoChan(d.name+"\x00"+k, func() (any, error) {
+		ch := c.m.flights.DoChan(fkey, func() (any, error) {
 			ran = true
-			// A caller that missed just after a previous flight stored the value.
-			if t, found, err := read(); err == nil && found {
-				return t, nil
-			}
-			if o.Distributed {
-				return loadDistributed(ctx, d, k, o, read, load)
-			}
 			return load()
 		})
 		var res resultT
@@ -170,7 +181,7 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 		case r := <-ch:
 			res = resultT{r.Val, r.Err}
 		case <-ctx.Done():
-			return zero, opError("Remember", key, context.Cause(ctx))
+			return zero, opError(op, key, context.Cause(ctx))
 		}
 		val, _ := res.val.(T) // a nil interface value does not assert
 		if res.err == nil {
@@ -181,17 +192,17 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 			if ran {
 				panic(pe.value)
 			}
-			return zero, opError("Remember", key, res.err)
+			return zero, opError(op, key, res.err)
 		}
 		var se *storeError
 		if errors.As(res.err, &se) {
-			return val, opError("Remember", key, se.err)
+			return val, opError(op, key, se.err)
 		}
 		// Another caller's cancellation is not ours: run the load again.
 		if !ran && ctx.Err() == nil && isContextErr(res.err) {
 			continue
 		}
-		return zero, opError("Remember", key, res.err)
+		return zero, opError(op, key, res.err)
 	}
 }
 

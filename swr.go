@@ -86,15 +86,7 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 		}
 		return t, nil
 	}
-	res := <-c.m.flights.DoChan("swr\x00"+d.name+"\x00"+k, load)
-	t, _ := res.Val.(T)
-	if res.Err != nil {
-		if pe, ok := res.Err.(*panicError); ok {
-			panic(pe.value)
-		}
-		return t, opError("SWR", key, res.Err)
-	}
-	return t, nil
+	return flight[T](ctx, c, "swr\x00"+d.name+"\x00"+k, "SWR", key, load)
 }
 
 // refresh runs job in the background, once per flight at a time, on a context that

@@ -43,7 +43,7 @@ func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
 			return opError("Invalidate", "", fmt.Errorf("%w: empty tag", ErrInvalidKey))
 		}
 		var members []string
-		_, err := modify(ctx, d, c.tagKey(ctx, tag), tag, ModifyOptions{MaxAttempts: 100},
+		_, err := modify(ctx, d, c.tagKey(ctx, tag), tag, ModifyOptions{MaxAttempts: 100, forever: true},
 			func(idx map[string]int64, _ bool) (map[string]int64, error) {
 				members = slices.Collect(maps.Keys(idx))
 				return nil, DeleteKey
@@ -84,7 +84,9 @@ func (c *Cache) indexTags(ctx context.Context, d *namedDriver, k string, ttl tim
 		if tag == "" {
 			return fmt.Errorf("%w: empty tag", ErrInvalidKey)
 		}
-		_, err := modify(ctx, d, c.tagKey(ctx, tag), tag, ModifyOptions{MaxAttempts: 100},
+		// The index never expires (not even with the driver's default TTL): it must outlive
+		// every entry it lists. It holds only live entries, so it stays bounded.
+		_, err := modify(ctx, d, c.tagKey(ctx, tag), tag, ModifyOptions{MaxAttempts: 100, forever: true},
 			func(idx map[string]int64, _ bool) (map[string]int64, error) {
 				if idx == nil {
 					idx = make(map[string]int64)

@@ -38,12 +38,12 @@ var modifyCases = []testCase{
 				for range per {
 					_, err := cache.ModifyWith(e.ctx, e.c, "ctr", cache.ModifyOptions{MaxAttempts: 10_000},
 						func(cur counter, found bool) (counter, error) {
-							if cur.Seen == nil {
-								cur.Seen = map[string]int{}
+							seen := map[string]int{} // a copy: cur may be the stored value
+							for k, v := range cur.Seen {
+								seen[k] = v
 							}
-							cur.N++
-							cur.Seen["x"]++
-							return cur, nil
+							seen["x"]++
+							return counter{N: cur.N + 1, Seen: seen}, nil
 						})
 					if err != nil {
 						t.Errorf("Modify: %v", err)
