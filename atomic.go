@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"time"
 
 	"github.com/cachekit/cache/driver"
@@ -62,7 +63,8 @@ type ModifyOptions struct {
 	// Driver routes the call to the named driver; c's current driver is unchanged.
 	Driver string
 	// MaxAttempts bounds the compare-and-swap attempts on drivers without an atomic
-	// in-process update (Redis, file). Default: 10.
+	// in-process update (Redis, file); between attempts Modify backs off with jitter
+	// (50 µs doubling to 5 ms). Default: 100.
 	MaxAttempts int
 
 	forever bool // the key never expires (the tag indexes), whatever TTL and the default
@@ -100,7 +102,7 @@ func ModifyWith[T any](ctx context.Context, c *Cache, key string, o ModifyOption
 		return zero, opError("Modify", key, fmt.Errorf("%w: TTL %v, NewTTL %v", ErrInvalidTTL, o.TTL, o.NewTTL))
 	}
 	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 10
+		o.MaxAttempts = 100
 	}
 	d, k, err := c.prep(ctx, o.Driver, key)
 	if err != nil {
@@ -156,7 +158,19 @@ func modify[T any](ctx context.Context, d *namedDriver, k, key string, o ModifyO
 	if d.swap == nil || d.cond == nil || d.cad == nil {
 		return zero, unsupported(d, "Modify")
 	}
-	for range o.MaxAttempts {
+	backoff := 50 * time.Microsecond
+	for attempt := range o.MaxAttempts {
+		if attempt > 0 {
+			// Another writer won the race: let it finish rather than retry in lockstep.
+			t := time.NewTimer(backoff/2 + rand.N(backoff/2+1))
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return zero, opError("Modify", key, context.Cause(ctx))
+			}
+			backoff = min(backoff*2, 5*time.Millisecond)
+		}
 		raw, found, err := d.d.Get(ctx, k)
 		if err != nil {
 			return zero, opError("Modify", key, err)

@@ -126,14 +126,17 @@ var lockCases = []testCase{
 			var intruders atomic.Int64
 			stop := make(chan struct{})
 			var wg sync.WaitGroup
-			out, err := cache.LockWith(e.ctx, e.c, "lock.long", cache.LockOptions{TTL: ttlUnit, AutoExtend: true},
+			// 2 × ttlUnit: a renewal gets one interval (TTL/3), which must hold on a loaded
+			// CI machine with the race detector.
+			ttl := 2 * ttlUnit
+			out, err := cache.LockWith(e.ctx, e.c, "lock.long", cache.LockOptions{TTL: ttl, AutoExtend: true},
 				func(ctx context.Context) (int, error) {
 					wg.Go(func() {
 						for {
 							select {
 							case <-stop:
 								return
-							case <-time.After(ttlUnit / 4):
+							case <-time.After(ttl / 4):
 							}
 							if ok, err := lockOnce(e, e.c, "lock.long", time.Minute, noop); ok || err != nil {
 								intruders.Add(1)
@@ -141,7 +144,7 @@ var lockCases = []testCase{
 						}
 					})
 					select {
-					case <-time.After(5 * ttlUnit):
+					case <-time.After(5 * ttl):
 					case <-ctx.Done():
 						return 0, fmt.Errorf("fn's ctx ended: %w", context.Cause(ctx))
 					}
