@@ -98,8 +98,7 @@ func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, f
 		var woke <-chan struct{}
 		if d.watch != nil && !first {
 			if woke, err = d.watch.Watch(wctx, k); err != nil {
-				cancel()
-				return out, opError("Once", key, err)
+				woke = nil // a watch that cannot be set up now: poll this turn
 			}
 		}
 		h.since = time.Now()

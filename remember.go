@@ -249,8 +249,7 @@ func loadDistributed[T any](ctx context.Context, d *namedDriver, k string, o Rem
 		if d.watch != nil && !first { // the first try usually settles it: no SUBSCRIBE
 
 			if woke, err = d.watch.Watch(wctx, h.final); err != nil {
-				cancel()
-				return nil, err
+				woke = nil // a watch that cannot be set up now: poll this turn
 			}
 		}
 		ok, err := d.cond.SetIf(ctx, driver.Entry{Key: h.final, Value: token, TTL: o.LockTTL, NoSlide: true}, driver.IfAbsent)
