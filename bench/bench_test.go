@@ -28,6 +28,7 @@ import (
 //	cachekit-memory         cache.New over memorycache (otter v2), no prefix
 //	cachekit-memory-prefix  the same with Config.Prefix "app": every key is joined to "app."
 //	cachekit-lru            cache.New over lrucache (golang-lru's simplelru under one mutex)
+//	cachekit-memory-getas   cachekit-memory read with cache.GetAs[string] instead of c.Get
 
 var ctx = context.Background()
 

@@ -87,9 +87,10 @@ func newOtterTTL(tb testing.TB) *otter.Cache[string, string] {
 }
 
 // readExpiry is an otter expiry calculator of its own type with a TTL per entry, which
-// keeps the deadline on a read. It is the shape of memorycache's calculator: otter
-// cannot tell that its ExpireAfterRead keeps the deadline, so it calls it on every hit
-// and reads the clock a second time.
+// keeps the deadline on a read. otter cannot tell that its ExpireAfterRead keeps the
+// deadline, so it calls it on every hit and reads the clock a second time. memorycache
+// used this shape until it moved to otter.ExpiryWritingFunc (commit 99f9b88); its
+// sliding behaviour (memoryExtended) still does, since it moves the deadline on a read.
 type readExpiry struct{}
 
 func (readExpiry) ExpireAfterCreate(otter.Entry[string, string]) time.Duration {
