@@ -343,6 +343,9 @@ func waitFor(ctx context.Context, d *namedDriver, key string, wait time.Duration
 // cancels the returned ctx.
 func (h *LockHandle) keepAlive(ctx context.Context, autoExtend bool) (fctx context.Context, stop func()) {
 	if !autoExtend {
+		if dl, ok := ctx.Deadline(); ok && !dl.After(h.since.Add(h.ttl)) {
+			return ctx, func() {} // the caller's deadline ends fn before the lock can
+		}
 		fctx, cancel := context.WithDeadlineCause(ctx, h.since.Add(h.ttl), errTTLRanOut)
 		return fctx, cancel
 	}
