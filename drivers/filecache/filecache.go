@@ -586,31 +586,7 @@ func (d *Driver) SetIf(ctx context.Context, e driver.Entry, cond driver.Conditio
 // CompareAndDelete deletes key if its live value is old, a []byte, atomically across
 // processes.
 func (d *Driver) CompareAndDelete(ctx context.Context, key string, old any) (bool, error) {
-	if err := d.check(ctx); err != nil {
-		return false, err
-	}
-	if err := checkKey(key); err != nil {
-		return false, err
-	}
-	want, err := bytesOf(old)
-	if err != nil {
-		return false, err
-	}
-	name := fileName(key)
-	path := d.path(name)
-	s, err := d.lock(name)
-	if err != nil {
-		return false, err
-	}
-	defer d.unlock(s)
-	e, st, err := d.read(key, path)
-	if err != nil || st != live || !bytes.Equal(e.val, want) {
-		return false, err
-	}
-	if err := d.remove(path); err != nil {
-		return false, err
-	}
-	return true, nil
+	return d.ifHolds(ctx, key, old, func(path string, _ entry) error { return d.remove(path) })
 }
 
 // Increment adds delta to the decimal integer under key, atomically across processes,

@@ -43,6 +43,33 @@ func (d *Driver) write(key, path string, val []byte, expires int64) error {
 
 // Extend sets key's TTL to ttl from now if its live value is old, a []byte.
 func (d *Driver) Extend(ctx context.Context, key string, old any, ttl time.Duration) (bool, error) {
+	if ttl <= 0 {
+		return false, fmt.Errorf("%sExtend with TTL %v: want > 0", errorPrefix, ttl)
+	}
+	return d.ifHolds(ctx, key, old, func(path string, cur entry) error {
+		return d.write(key, path, cur.val, d.expiry(ttl))
+	})
+}
+
+// CompareAndSwap writes e if e.Key's live value is old, a []byte.
+func (d *Driver) CompareAndSwap(ctx context.Context, old any, e driver.Entry) (bool, error) {
+	v, err := bytesOf(e.Value)
+	if err != nil {
+		return false, err
+	}
+	return d.ifHolds(ctx, e.Key, old, func(path string, cur entry) error {
+		exp := d.expiry(e.TTL)
+		if e.KeepTTL {
+			exp = cur.expires
+		}
+		return d.write(e.Key, path, v, exp)
+	})
+}
+
+// ifHolds runs change under key's stripe lock if key's live value is old (a []byte), and
+// reports whether it ran: the one compare step of CompareAndDelete, Extend and
+// CompareAndSwap.
+func (d *Driver) ifHolds(ctx context.Context, key string, old any, change func(path string, cur entry) error) (bool, error) {
 	if err := d.check(ctx); err != nil {
 		return false, err
 	}
@@ -53,9 +80,6 @@ func (d *Driver) Extend(ctx context.Context, key string, old any, ttl time.Durat
 	if err != nil {
 		return false, err
 	}
-	if ttl <= 0 {
-		return false, fmt.Errorf("%sExtend with TTL %v: want > 0", errorPrefix, ttl)
-	}
 	name := fileName(key)
 	path := d.path(name)
 	s, err := d.lock(name)
@@ -63,45 +87,11 @@ func (d *Driver) Extend(ctx context.Context, key string, old any, ttl time.Durat
 		return false, err
 	}
 	defer d.unlock(s)
-	e, st, err := d.read(key, path)
-	if err != nil || st != live || !bytes.Equal(e.val, want) {
-		return false, err
-	}
-	if err := d.write(key, path, e.val, d.expiry(ttl)); err != nil {
-		return false, err
-	}
-	return true, nil
-}
-
-// CompareAndSwap writes e if e.Key's live value is old, a []byte.
-func (d *Driver) CompareAndSwap(ctx context.Context, old any, e driver.Entry) (bool, error) {
-	if err := d.check(ctx); err != nil {
-		return false, err
-	}
-	want, err := bytesOf(old)
-	if err != nil {
-		return false, err
-	}
-	v, err := bytesOf(e.Value)
-	if err != nil {
-		return false, err
-	}
-	name := fileName(e.Key)
-	path := d.path(name)
-	s, err := d.lock(name)
-	if err != nil {
-		return false, err
-	}
-	defer d.unlock(s)
-	cur, st, err := d.read(e.Key, path)
+	cur, st, err := d.read(key, path)
 	if err != nil || st != live || !bytes.Equal(cur.val, want) {
 		return false, err
 	}
-	exp := d.expiry(e.TTL)
-	if e.KeepTTL {
-		exp = cur.expires
-	}
-	if err := d.write(e.Key, path, v, exp); err != nil {
+	if err := change(path, cur); err != nil {
 		return false, err
 	}
 	return true, nil
