@@ -70,9 +70,11 @@ type manager struct {
 	bgCancel   context.CancelFunc
 	refreshing sync.Map // flight → struct{}: the refreshes running now
 
-	// Events and metrics: obs is true while anyone observes, so that an operation
-	// nobody observes pays one atomic load.
-	obs     atomic.Bool
+	// Events and metrics: want has bit k set while anyone wants events of kind k (a
+	// subscription, or metrics, which want them all), so that an operation whose event
+	// nobody wants pays one atomic load; subWant is the same for the subscriptions alone.
+	want    atomic.Uint32
+	subWant atomic.Uint32
 	subMu   sync.Mutex
 	subs    atomic.Pointer[[]*Subscription]
 	metrics *metrics // nil: off; set once at New
@@ -159,7 +161,7 @@ func New(cfg Config) (*Cache, error) {
 	}
 	if cfg.Metrics {
 		m.metrics = newMetrics(slices.Collect(maps.Keys(m.drivers)))
-		m.obs.Store(true)
+		m.want.Store(allKinds)
 	}
 	nd, ok := m.drivers[def]
 	if !ok {
@@ -285,8 +287,8 @@ func (c *Cache) Get(ctx context.Context, key string, dst any) (found bool, err e
 			err = d.decode(v, dst)
 		}
 	}
-	if c.m.observing() {
-		c.done("Get", d, key, hitOrMiss(found), err, start)
+	if kind := eventKind(found, err); c.m.wants(kind) {
+		c.m.record("Get", d, key, kind, err, start)
 	}
 	if err != nil {
 		return found, opError("Get", key, err)
@@ -302,7 +304,9 @@ func (c *Cache) Has(ctx context.Context, key string) (bool, error) {
 		return false, opError("Has", key, err)
 	}
 	_, found, err := d.d.Get(ctx, k)
-	c.done("Has", d, key, hitOrMiss(found), err, time.Time{})
+	if kind := eventKind(found, err); c.m.wants(kind) {
+		c.m.record("Has", d, key, kind, err, time.Time{})
+	}
 	if err != nil {
 		return false, opError("Has", key, err)
 	}
@@ -325,7 +329,7 @@ func (c *Cache) Remove(ctx context.Context, keys ...string) error {
 		}
 	}
 	err = d.d.Delete(ctx, final...)
-	if c.m.observing() {
+	if c.m.wants(EventRemoved) || err != nil && c.m.wants(EventError) {
 		for _, key := range keys {
 			c.done("Remove", d, key, EventRemoved, err, time.Time{})
 		}

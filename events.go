@@ -15,9 +15,7 @@ type EventKind uint8
 // Set, SetWith (when it wrote), Forever, Increment, Decrement and Remember's store;
 // Removed from Remove and Pull; Flushed from Flush and RemoveNamespace; Error from those
 // operations when the driver failed (and from Get on bad input); the Lock events from
-// Lock, LockWith, Acquire and LockHandle.Release. SWR, Many, SetMany, Modify, lists,
-// Once and InvalidateTags emit no events yet. Expiry is not reported: the drivers drop
-// expired entries lazily, or Redis does.
+// Lock, LockWith, Acquire and LockHandle.Release. docs/events.md has the full table.
 const (
 	EventHit EventKind = iota + 1
 	EventMiss
@@ -30,6 +28,12 @@ const (
 	EventLockReleased  // a lock was released by its holder
 	EventLockLost      // a lock ended while fn ran (ErrLockLost)
 )
+
+// lastKind is the highest EventKind.
+const lastKind = EventLockLost
+
+// allKinds is the mask of every kind: bit k set for kind k.
+const allKinds = uint32(1)<<(lastKind+1) - 2
 
 var eventNames = [...]string{"", "hit", "miss", "set", "removed", "flushed", "error",
 	"lock.acquired", "lock.contended", "lock.released", "lock.lost"}
@@ -53,13 +57,14 @@ type Event struct {
 	Key string
 	// Err is the error of an EventError.
 	Err error
-	// Time is when it happened.
+	// Time is when it happened, to within a few milliseconds (see docs/events.md).
 	Time time.Time
 }
 
 // Subscription is a handler registered with [Cache.Subscribe].
 type Subscription struct {
 	m       *manager
+	mask    uint32     // the kinds it wants: bit k for kind k
 	ch      chan Event // never closed: emit sends without a lock
 	quit    chan struct{}
 	fn      func(Event)
@@ -68,19 +73,29 @@ type Subscription struct {
 	once    sync.Once
 }
 
-// Subscribe registers fn for every event of every driver of c's manager, now and later.
-// Events are queued in a buffer of the given size (default 1024) and handed to fn by a
-// goroutine of the subscription, one at a time, in order: a slow fn never slows a cache
-// call by more than a non-blocking channel send; when the buffer is full the event is
-// dropped and counted ([Subscription.Dropped]). A panic in fn is recovered and the
-// delivery goes on. Stop the subscription with [Subscription.Stop]; Close stops them all.
+// Subscribe registers fn for the events of every driver of c's manager, now and later:
+// the events of the given kinds, or of every kind when none is given. Events are queued
+// in a buffer of the given size (default 1024) and handed to fn by a goroutine of the
+// subscription, one at a time, in order: a slow fn never slows a cache call by more than
+// a non-blocking channel send; when the buffer is full the event is dropped and counted
+// ([Subscription.Dropped]). A panic in fn is recovered and the delivery goes on. Stop
+// the subscription with [Subscription.Stop]; Close stops them all.
 //
-// With no subscription (and no metrics) a cache call pays one atomic load for events.
-func (c *Cache) Subscribe(buffer int, fn func(Event)) *Subscription {
+// A cache call whose event nobody wants (no subscription asked for its kind, and
+// metrics are off) pays one atomic load for events: subscribe to the kinds you need,
+// such as EventError and the lock events, and hits and misses stay free.
+func (c *Cache) Subscribe(buffer int, fn func(Event), kinds ...EventKind) *Subscription {
 	if buffer <= 0 {
 		buffer = 1024
 	}
-	s := &Subscription{m: c.m, ch: make(chan Event, buffer), quit: make(chan struct{}), fn: fn, done: make(chan struct{})}
+	mask := allKinds
+	if len(kinds) > 0 {
+		mask = 0
+		for _, k := range kinds {
+			mask |= kindBit(k)
+		}
+	}
+	s := &Subscription{m: c.m, mask: mask, ch: make(chan Event, buffer), quit: make(chan struct{}), fn: fn, done: make(chan struct{})}
 	m := c.m
 	m.subMu.Lock()
 	defer m.subMu.Unlock()
@@ -91,9 +106,30 @@ func (c *Cache) Subscribe(buffer int, fn func(Event)) *Subscription {
 	}
 	subs := append(slices.Clone(m.loadSubs()), s)
 	m.subs.Store(&subs)
-	m.obs.Store(true)
+	m.setWants(subs)
 	go s.deliver()
 	return s
+}
+
+// kindBit is k's bit in a mask of kinds; 0 for a kind that does not exist.
+func kindBit(k EventKind) uint32 {
+	if k == 0 || k > lastKind {
+		return 0
+	}
+	return 1 << k
+}
+
+// setWants recomputes the masks of wanted kinds from subs. subMu is held.
+func (m *manager) setWants(subs []*Subscription) {
+	var sw uint32
+	for _, s := range subs {
+		sw |= s.mask
+	}
+	m.subWant.Store(sw)
+	if m.metrics != nil {
+		sw = allKinds // metrics count every kind
+	}
+	m.want.Store(sw)
 }
 
 func (s *Subscription) deliver() {
@@ -130,7 +166,7 @@ func (s *Subscription) Stop() {
 		m.subMu.Lock()
 		subs := slices.DeleteFunc(slices.Clone(m.loadSubs()), func(x *Subscription) bool { return x == s })
 		m.subs.Store(&subs)
-		m.obs.Store(len(subs) > 0 || m.metrics != nil)
+		m.setWants(subs)
 		m.subMu.Unlock()
 		close(s.quit)
 	})
@@ -144,29 +180,66 @@ func (m *manager) loadSubs() []*Subscription {
 	return nil
 }
 
-// observing reports whether anyone listens: subscribers or metrics.
-func (m *manager) observing() bool { return m.obs.Load() }
+// observing reports whether anyone listens to anything: subscribers or metrics. Hot
+// paths ask [manager.wants] for the kind they would emit instead.
+func (m *manager) observing() bool { return m.want.Load() != 0 }
 
-// emit hands e to every subscriber, never blocking.
+// wants reports whether anyone wants events of kind k: a subscription that asked for
+// it, or metrics. It is one atomic load, and inlined.
+func (m *manager) wants(k EventKind) bool { return m.want.Load()&(1<<k) != 0 }
+
+// eventKind is the kind a read reports: error, hit or miss.
+func eventKind(found bool, err error) EventKind {
+	if err != nil {
+		return EventError
+	}
+	if found {
+		return EventHit
+	}
+	return EventMiss
+}
+
+// orError is kind, or EventError when err is not nil.
+func orError(kind EventKind, err error) EventKind {
+	if err != nil {
+		return EventError
+	}
+	return kind
+}
+
+// emit counts e and hands it to every subscription that wants its kind, never blocking.
 func (m *manager) emit(e Event) {
-	subs := m.loadSubs()
-	if len(subs) > 0 && e.Time.IsZero() { // metrics alone need no clock
+	if mt := m.metrics; mt != nil {
+		mt.count(e)
+	}
+	m.send(e)
+}
+
+// send hands e to every subscription that wants its kind, never blocking. It reads the
+// clock only when one does.
+func (m *manager) send(e Event) {
+	b := kindBit(e.Kind)
+	if m.subWant.Load()&b == 0 {
+		return
+	}
+	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	for _, s := range subs {
+	for _, s := range m.loadSubs() {
+		if s.mask&b == 0 {
+			continue
+		}
 		select {
 		case s.ch <- e:
 		default:
 			s.dropped.Add(1)
 		}
 	}
-	if mt := m.metrics; mt != nil {
-		mt.count(e)
-	}
 }
 
 // observe records the end of one operation: its events and, sampled, its latency.
-// start is zero when the latency is not sampled.
+// start is zero when the latency is not sampled. Hot paths use [manager.record], which
+// finds the driver's counters without a map lookup.
 func (m *manager) observe(op, driverName, key string, kind EventKind, err error, start time.Time) {
 	if err != nil {
 		kind = EventError
@@ -177,6 +250,16 @@ func (m *manager) observe(op, driverName, key string, kind EventKind, err error,
 	if mt := m.metrics; mt != nil && !start.IsZero() {
 		mt.latency(driverName, op, time.Since(start))
 	}
+}
+
+// record is observe for an operation on d (nil: it failed before a driver was chosen),
+// for a kind that someone wants (the caller asked [manager.wants]).
+func (m *manager) record(op string, d *namedDriver, key string, kind EventKind, err error, start time.Time) {
+	name := ""
+	if d != nil {
+		name = d.name
+	}
+	m.observe(op, name, key, kind, err, start)
 }
 
 // sampleStart returns now for one operation in eight when metrics are on, else zero:
@@ -199,16 +282,13 @@ func (m *manager) stopSubscriptions() {
 	}
 }
 
-// done reports the end of an operation of c when anyone observes.
+// done reports the end of an operation of c, if anyone wants its event: kind, or
+// EventError when err is not nil. A zero kind without an error reports nothing.
 func (c *Cache) done(op string, d *namedDriver, key string, kind EventKind, err error, start time.Time) {
-	if !c.m.observing() {
+	if kind = orError(kind, err); kind == 0 || !c.m.wants(kind) {
 		return
 	}
-	name := ""
-	if d != nil {
-		name = d.name
-	}
-	c.m.observe(op, name, key, kind, err, start)
+	c.m.record(op, d, key, kind, err, start)
 }
 
 func hitOrMiss(found bool) EventKind {

@@ -3,6 +3,7 @@ package cache_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -78,6 +79,48 @@ func TestEventsSlowAndPanickingHandlers(t *testing.T) {
 	if found, err := c.Get(ctx, "k", &n); !found || err != nil {
 		t.Fatal("the cache broke after handler panics", found, err)
 	}
+}
+
+// A subscription gets only the kinds it asked for; one that asked for none gets them all.
+func TestSubscribeKinds(t *testing.T) {
+	c, ctx := newCache(t, cache.Config{}), ctxT(t)
+	var mu sync.Mutex
+	var some, all []string
+	release := make(chan struct{})
+	picky := c.Subscribe(1, func(e cache.Event) {
+		<-release // a blocked handler: anything sent to it beyond one event is dropped
+		mu.Lock()
+		some = append(some, e.Kind.String()+" "+e.Op)
+		mu.Unlock()
+	}, cache.EventError, cache.EventLockAcquired)
+	everything := c.Subscribe(0, func(e cache.Event) {
+		mu.Lock()
+		all = append(all, e.Kind.String())
+		mu.Unlock()
+	})
+	_ = c.Set(ctx, "k", 1, time.Minute)
+	for range 100 {
+		_, _, _ = cache.GetAs[int](ctx, c, "k")
+		_, _ = c.Has(ctx, "missing")
+	}
+	if picky.Dropped() != 0 {
+		t.Fatalf("hits and misses were sent to a subscription for errors and locks: %d dropped", picky.Dropped())
+	}
+	_, _ = c.Get(ctx, "", new(int)) // an error
+	close(release)
+	picky.Stop()
+	everything.Stop()
+	if want := []string{"error Get"}; !slices.Equal(some, want) {
+		t.Fatalf("the picky subscription saw %q; want %q", some, want)
+	}
+	if len(all) != 1+200+1 {
+		t.Fatalf("the subscription to every kind saw %d events; want 202", len(all))
+	}
+
+	// Unknown kinds select nothing; stopping the last subscription turns events off.
+	none := c.Subscribe(0, func(cache.Event) { t.Error("an event for a subscription to no known kind") }, cache.EventKind(200))
+	_, _ = c.Get(ctx, "", new(int))
+	none.Stop()
 }
 
 func TestMetrics(t *testing.T) {

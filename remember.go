@@ -92,8 +92,8 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 	// The hit path, without closures: one interface call and, on an in-process driver,
 	// a type assertion.
 	v, found, err := d.d.Get(ctx, k)
-	if c.m.observing() {
-		c.done("Remember", d, key, hitOrMiss(found), err, time.Time{})
+	if kind := eventKind(found, err); c.m.wants(kind) {
+		c.m.record("Remember", d, key, kind, err, time.Time{})
 	}
 	if err != nil {
 		return zero, opError("Remember", key, err)

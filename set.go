@@ -77,8 +77,8 @@ func (c *Cache) Set(ctx context.Context, key string, v any, ttl time.Duration) e
 	if err == nil {
 		err = c.indexTags(ctx, d, k, ttl, nil)
 	}
-	if c.m.observing() {
-		c.done("Set", d, key, EventSet, err, start)
+	if kind := orError(EventSet, err); c.m.wants(kind) {
+		c.m.record("Set", d, key, kind, err, start)
 	}
 	if err != nil {
 		return opError("Set", key, err)
@@ -104,7 +104,7 @@ func (c *Cache) SetWith(ctx context.Context, key string, v any, o SetOptions) (S
 		ttl = d.defTTL
 	}
 	written, err := d.write(ctx, driver.Entry{Key: k, Value: v, TTL: ttl, Tags: o.Tags}, o.OnConflict)
-	if c.m.observing() && (written || err != nil) {
+	if written || err != nil {
 		c.done("SetWith", d, key, EventSet, err, time.Time{})
 	}
 	if err != nil {

@@ -146,8 +146,8 @@ func GetAs[T any](ctx context.Context, c *Cache, key string) (v T, found bool, e
 		return v, false, opError("Get", key, err)
 	}
 	raw, found, err := d.d.Get(ctx, k)
-	if c.m.observing() {
-		c.done("Get", d, key, hitOrMiss(found), err, time.Time{})
+	if kind := eventKind(found, err); c.m.wants(kind) {
+		c.m.record("Get", d, key, kind, err, time.Time{})
 	}
 	if err != nil || !found {
 		if err != nil {
