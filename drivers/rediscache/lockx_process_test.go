@@ -718,17 +718,13 @@ func TestXProcLostForceRelease(t *testing.T) {
 }
 
 // TestXProcLostServerStopped: the holder's own Redis server is killed while fn runs
-// under AutoExtend: fn's ctx is cancelled with cause ErrLockLost, Lock's error matches
+// under AutoExtend: fn's ctx is cancelled with cause ErrLockLost within one renewal
+// interval of the kill (plus the failed renewal's round trip, a refused dial: renewals
+// run on the driver's fail-fast client, see renewClient), Lock's error matches
 // ErrLockLost, the process does not panic, and after Close no goroutine is left in it.
-// The time from the kill to the cancellation is logged against one renewal interval.
-//
-// That time is NOT asserted to be within one renewal interval: with the default client
-// it is not. The failing renewal does not fail fast: go-redis redials (5 dials, 100 ms
-// apart) until the renewal's own timeout, one interval, so fn's ctx ends at the next
-// renewal plus a whole interval, between one and two intervals after the kill (measured:
-// 104 to 197 ms for an interval of 100 ms). With a client that does not retry
-// (MaxRetries -1, DialerRetries 1) it ends within one interval. Reported on issue 5; what
-// this test asserts is what holds.
+// Without the fail-fast renewal client this fails: go-redis redials 5 times, 100 ms
+// apart, until the renewal's own timeout, and fn's ctx ended 104 to 197 ms after the
+// kill for an interval of 100 ms.
 func TestXProcLostServerStopped(t *testing.T) {
 	const ttl = 300 * time.Millisecond
 	srv := redistest.Start(t)
@@ -747,8 +743,10 @@ func TestXProcLostServerStopped(t *testing.T) {
 	if !r.CauseLost || !r.Lost {
 		t.Errorf("fn's ctx cause %q (ErrLockLost: %v), Lock's error %q (ErrLockLost: %v); want both ErrLockLost", r.Cause, r.CauseLost, r.Err, r.Lost)
 	}
-	if took > ttl {
-		t.Errorf("fn's ctx ended %v after the kill; it must end before the lock's TTL (%v) could run out", took, ttl)
+	// The kill lands between two renewals; the next one fails. Slack: that renewal's
+	// refused dial and the scheduling of two processes on a busy machine.
+	if limit := ttl/3 + 25*time.Millisecond; took > limit {
+		t.Errorf("fn's ctx ended %v after the kill; want within one renewal interval (%v) plus 25 ms of slack", took, ttl/3)
 	}
 	if r.Leak != "" {
 		t.Fatalf("goroutines left in the holder after Close: %s", r.Leak)
@@ -798,10 +796,8 @@ func lxRemember(t *testing.T, url string, distributed bool) (loads int64, vals m
 // all, and every caller gets its value. The negative control, without Distributed,
 // loads in more than one process.
 //
-// Known failure, reported on issue 5: a waiting caller whose Watch cannot finish its
-// SUBSCRIBE (the dial of the driver's subscriber connection) within loadDistributed's
-// 50 ms poll window gets the Watch's error ("context deadline exceeded", "i/o timeout")
-// instead of the value. Seen once in about ten runs on a loaded machine.
+// A waiting caller whose Watch cannot finish its SUBSCRIBE within loadDistributed's 50 ms
+// poll window polls that turn instead of failing (it used to get the Watch's error).
 func TestXProcRememberDistributed(t *testing.T) {
 	forTargets(t, func(t *testing.T, url string) {
 		loads, vals, _ := lxRemember(t, url, true)

@@ -116,7 +116,9 @@ type Driver struct {
 	defaultTTL time.Duration
 	codec      driver.Codec
 	closed     atomic.Bool
-	hub        hub // Watch's subscriber connection
+	hub        hub                   // Watch's subscriber connection
+	renew      redis.UniversalClient // Extend's client (see renewClient)
+	ownsRenew  bool
 }
 
 // topology decides how multi-key commands are split.
@@ -199,6 +201,7 @@ func New(o Options) (*Driver, error) {
 	default:
 		d.topo = topoSharded
 	}
+	d.renew, d.ownsRenew = renewClient(d.c)
 	return d, nil
 }
 
@@ -211,8 +214,9 @@ func (d *Driver) Codec() driver.Codec { return d.codec }
 // DefaultTTL returns Options.DefaultTTL.
 func (d *Driver) DefaultTTL() time.Duration { return d.defaultTTL }
 
-// Close stops Watch's subscriber connection, and closes the client if the driver built
-// it from Options.URL (never one given as Options.Client). Afterwards every method
+// Close stops Watch's subscriber connection and the renewal client (see Extend), and
+// closes the client if the driver built it from Options.URL (never one given as
+// Options.Client). Afterwards every method
 // returns an error matching driver.ErrClosed.
 func (d *Driver) Close() error {
 	if d.closed.Swap(true) {
@@ -221,6 +225,11 @@ func (d *Driver) Close() error {
 	var errs []error
 	if err := d.hub.stop(); err != nil && !errors.Is(err, redis.ErrClosed) {
 		errs = append(errs, err)
+	}
+	if d.ownsRenew {
+		if err := d.renew.Close(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if d.owns {
 		if err := d.c.Close(); err != nil {

@@ -1,0 +1,33 @@
+package rediscache
+
+import "github.com/redis/go-redis/v9"
+
+// renewClient returns the client that Extend (a lock's renewal) uses, and whether the
+// driver built it (and so closes it).
+//
+// A renewal must answer within one renewal interval, and an answer of "Redis cannot be
+// reached" is an answer: fn's ctx is then cancelled with ErrLockLost. go-redis's defaults
+// are made for the opposite: a command whose server is down redials DialerRetries (5)
+// times, 100 ms apart, until its context runs out, so a renewal against a stopped Redis
+// would fail only at its own timeout, one interval late. The renewal client is a copy of
+// c's options that dials once and retries a command once (after a dropped connection),
+// on a pool of its own, so that a stopped Redis fails a renewal in about a millisecond
+// and renewals never queue behind the application's commands in a busy pool. It is
+// built from c.Options(), so it has c's address, credentials, TLS and database, but not
+// hooks added to c with AddHook. Clients other than *redis.Client (Sentinel included)
+// and *redis.ClusterClient are used as they are.
+func renewClient(c redis.UniversalClient) (redis.UniversalClient, bool) {
+	switch c := c.(type) {
+	case *redis.Client:
+		o := *c.Options()
+		o.DialerRetries, o.MaxRetries, o.MinRetryBackoff = 1, 1, -1
+		o.MinIdleConns = 0
+		return redis.NewClient(&o), true
+	case *redis.ClusterClient:
+		o := *c.Options()
+		o.DialerRetries, o.MaxRetries, o.MinRetryBackoff = 1, 1, -1
+		o.MinIdleConns = 0
+		return redis.NewClusterClient(&o), true
+	}
+	return c, false
+}
