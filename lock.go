@@ -304,12 +304,11 @@ func waitFor(ctx context.Context, d *namedDriver, key string, wait time.Duration
 		wctx, cancel := context.WithCancel(ctx)
 		var woke <-chan struct{}
 		if d.watch != nil {
-			ch, err := d.watch.Watch(wctx, key)
-			if err != nil {
-				cancel()
-				return err
+			// A watch that cannot be set up now (a slow or reconnecting server): poll
+			// this turn; the try below reports a server that is really gone.
+			if ch, err := d.watch.Watch(wctx, key); err == nil {
+				woke = ch
 			}
-			woke = ch
 		}
 		ok, err := try()
 		if ok || err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/driver"
+	"github.com/cachekit/cache/drivers/memorycache"
 )
 
 // Each test here is one promise of the seed page (shared/seed/distributed-locks.txt) or
@@ -326,5 +327,38 @@ func TestLock_ForceReleasedIsReportedAsLost(t *testing.T) {
 	})
 	if !out.Acquired || out.Value != 1 || !errors.Is(err, cache.ErrLockLost) {
 		t.Fatalf("Lock = %+v, %v; want fn's value and ErrLockLost", out, err)
+	}
+}
+
+// brokenWatch is a memory driver whose Watch always fails, like a Redis whose subscriber
+// connection cannot be set up in time.
+type brokenWatch struct{ *memorycache.Driver }
+
+func (brokenWatch) Watch(context.Context, string) (<-chan struct{}, error) {
+	return nil, errors.New("subscribe: i/o timeout")
+}
+
+// TestLockWaitSurvivesBrokenWatch: a waiter whose driver cannot watch the key polls
+// instead of failing, and takes the lock once the holder releases it.
+func TestLockWaitSurvivesBrokenWatch(t *testing.T) {
+	d, err := memorycache.New(memorycache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cache.New(cache.Config{Drivers: map[string]driver.Driver{"m": brokenWatch{d}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	h, err := cache.Acquire(ctx, c, "job", cache.LockOptions{TTL: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(50*time.Millisecond, func() { _ = h.Release(ctx) })
+	out, err := cache.LockWith(ctx, c, "job", cache.LockOptions{TTL: time.Second, Wait: 5 * time.Second},
+		func(context.Context) (int, error) { return 1, nil })
+	if err != nil || !out.Acquired {
+		t.Fatalf("Lock with Wait on a driver whose Watch fails: acquired %v, err %v; want acquired, nil", out.Acquired, err)
 	}
 }
