@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +25,10 @@ func TestMain(m *testing.M) {
 	redis.SetLogger(quietLogger{})
 	code := m.Run()
 	redistest.StopAll()
+	if len(setupLog) > 0 {
+		fmt.Fprintf(os.Stderr, "go-redis could not set up %d clients, first: %s\n", len(setupLog), setupLog[0])
+		code = 1
+	}
 	// Every driver the tests opened is closed by now: nothing it started may be left.
 	if err := goleak.Find(); code == 0 && err != nil {
 		fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
@@ -67,6 +73,20 @@ func harnessWithTTL(url func(testing.TB) string) func(t *testing.T, ttl time.Dur
 	}
 }
 
+// quietLogger drops go-redis's log lines, but keeps those that say a client could not
+// set itself up ("failed to initialize ..."), which no test expects: TestMain fails the
+// run when there are any.
 type quietLogger struct{}
 
-func (quietLogger) Printf(context.Context, string, ...any) {}
+var (
+	setupLogMu sync.Mutex
+	setupLog   []string
+)
+
+func (quietLogger) Printf(_ context.Context, format string, args ...any) {
+	if msg := fmt.Sprintf(format, args...); strings.Contains(msg, "failed to initialize") {
+		setupLogMu.Lock()
+		setupLog = append(setupLog, msg)
+		setupLogMu.Unlock()
+	}
+}

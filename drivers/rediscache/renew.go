@@ -1,6 +1,9 @@
 package rediscache
 
-import "github.com/redis/go-redis/v9"
+import (
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+)
 
 // renewClient returns the client that Extend (a lock's renewal) uses, and whether the
 // driver built it (and so closes it).
@@ -22,11 +25,19 @@ func renewClient(c redis.UniversalClient) (redis.UniversalClient, bool) {
 		o := *c.Options()
 		o.DialerRetries, o.MaxRetries, o.MinRetryBackoff = 1, 1, -1
 		o.MinIdleConns = 0
+		// Per-client machinery that c has set up in its options and that a second client
+		// must not share (go-redis refuses to register its handlers twice) or need:
+		// push-notification processing, maintenance hand-offs, client-side caching.
+		o.PushNotificationProcessor = nil
+		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+		o.ClientSideCache, o.ClientSideCacheConfig = nil, nil
 		return redis.NewClient(&o), true
 	case *redis.ClusterClient:
 		o := *c.Options()
 		o.DialerRetries, o.MaxRetries, o.MinRetryBackoff = 1, 1, -1
 		o.MinIdleConns = 0
+		o.PushNotificationProcessor = nil
+		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 		return redis.NewClusterClient(&o), true
 	}
 	return c, false
