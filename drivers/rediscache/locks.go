@@ -27,7 +27,7 @@ func (d *Driver) Extend(ctx context.Context, key string, old any, ttl time.Durat
 	if ttl <= 0 {
 		return false, fail("extend", key, errNoTTL)
 	}
-	n, err := extendScript.run(ctx, d.renew, []string{key}, b, pxMillis(ttl)).Int64()
+	n, err := extendScript.run(ctx, d.lockc, []string{key}, b, pxMillis(ttl)).Int64()
 	if err != nil {
 		return false, fail("extend", key, err)
 	}

@@ -40,7 +40,8 @@
 //     the caller's token, then PUBLISH on "<key>:released". Lock renewal (Extend): GET
 //     and PEXPIRE if still the caller's. CompareAndSwap: GET and SET if unchanged, then
 //     PUBLISH. Fenced create (CreateFenced): EXISTS, INCR of the fence counter, SET PX.
-//     Scripts run with EVALSHA (EVAL the first time a node lacks them).
+//     Scripts run with EVALSHA (EVAL the first time a node lacks them). Releases and
+//     renewals run on a fail-fast client of the driver's own (see Driver.Extend).
 //   - Increment: INCRBY/DECRBY when there is no TTL for a new counter; otherwise one Lua
 //     script (EXISTS, INCRBY, PEXPIRE only if the counter is new). An existing counter
 //     keeps its TTL. A value that is not an integer, and an overflow, match
@@ -117,8 +118,8 @@ type Driver struct {
 	codec      driver.Codec
 	closed     atomic.Bool
 	hub        hub                   // Watch's subscriber connection
-	renew      redis.UniversalClient // Extend's client (see renewClient)
-	ownsRenew  bool
+	lockc      redis.UniversalClient // Extend's and CompareAndDelete's (see lockClient)
+	ownsLockc  bool
 }
 
 // topology decides how multi-key commands are split.
@@ -201,7 +202,7 @@ func New(o Options) (*Driver, error) {
 	default:
 		d.topo = topoSharded
 	}
-	d.renew, d.ownsRenew = renewClient(d.c)
+	d.lockc, d.ownsLockc = lockClient(d.c)
 	return d, nil
 }
 
@@ -214,7 +215,7 @@ func (d *Driver) Codec() driver.Codec { return d.codec }
 // DefaultTTL returns Options.DefaultTTL.
 func (d *Driver) DefaultTTL() time.Duration { return d.defaultTTL }
 
-// Close stops Watch's subscriber connection and the renewal client (see Extend), and
+// Close stops Watch's subscriber connection and the lock client (see Extend), and
 // closes the client if the driver built it from Options.URL (never one given as
 // Options.Client). Afterwards every method
 // returns an error matching driver.ErrClosed.
@@ -226,8 +227,8 @@ func (d *Driver) Close() error {
 	if err := d.hub.stop(); err != nil && !errors.Is(err, redis.ErrClosed) {
 		errs = append(errs, err)
 	}
-	if d.ownsRenew {
-		if err := d.renew.Close(); err != nil {
+	if d.ownsLockc {
+		if err := d.lockc.Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -354,7 +355,9 @@ func (d *Driver) SetIf(ctx context.Context, e driver.Entry, cond driver.Conditio
 	return true, nil
 }
 
-// CompareAndDelete deletes key if it still holds old, with one Lua script.
+// CompareAndDelete deletes key if it still holds old, with one Lua script (a lock's
+// release). It runs on the lock client (see Extend): against a stopped Redis it fails
+// in about a millisecond.
 func (d *Driver) CompareAndDelete(ctx context.Context, key string, old any) (bool, error) {
 	if err := d.check(ctx); err != nil {
 		return false, fail("compare-and-delete", key, err)
@@ -363,7 +366,7 @@ func (d *Driver) CompareAndDelete(ctx context.Context, key string, old any) (boo
 	if err != nil {
 		return false, fail("compare-and-delete", key, err)
 	}
-	cmd := compareAndDeleteScript.run(ctx, d.c, []string{key}, b)
+	cmd := compareAndDeleteScript.run(ctx, d.lockc, []string{key}, b)
 	if err := cmd.Err(); err != nil {
 		return false, fail("compare-and-delete", key, err)
 	}

@@ -11,13 +11,14 @@ import (
 	"github.com/cachekit/cache/internal/redistest"
 )
 
-// TestRenewClientIsTheSameDatabase: Extend runs on the driver's own fail-fast client,
+// TestLockClientIsTheSameDatabase: Extend and CompareAndDelete run on the driver's own
+// fail-fast client,
 // built from the options of the client it was given; it must reach the same server and
 // database (here database 5, with RESP3, go-redis's default), so that renewing a key
 // written through the caller's client works. TestMain fails the run if building that
 // second client made go-redis log a setup failure (it used to: the copied options
 // shared the first client's push-notification handlers).
-func TestRenewClientIsTheSameDatabase(t *testing.T) {
+func TestLockClientIsTheSameDatabase(t *testing.T) {
 	opt, err := redis.ParseURL(redistest.URL(t))
 	if err != nil {
 		t.Fatal(err)
@@ -41,5 +42,11 @@ func TestRenewClientIsTheSameDatabase(t *testing.T) {
 	}
 	if ok, err := d.Extend(ctx, key, []byte("other"), time.Hour); err != nil || ok {
 		t.Fatalf("Extend with another token: ok %v, err %v; want false, nil", ok, err)
+	}
+	if ok, err := d.CompareAndDelete(ctx, key, []byte("tok")); err != nil || !ok {
+		t.Fatalf("CompareAndDelete of a key in database 5: ok %v, err %v; want true, nil", ok, err)
+	}
+	if n := rdb.Exists(ctx, key).Val(); n != 0 {
+		t.Fatalf("the key is still there after CompareAndDelete")
 	}
 }

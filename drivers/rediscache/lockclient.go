@@ -5,21 +5,23 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
-// renewClient returns the client that Extend (a lock's renewal) uses, and whether the
-// driver built it (and so closes it).
+// lockClient returns the client that lock upkeep uses (Extend, a lock's renewal, and
+// CompareAndDelete, its release), and whether the driver built it (and so closes it).
 //
 // A renewal must answer within one renewal interval, and an answer of "Redis cannot be
 // reached" is an answer: fn's ctx is then cancelled with ErrLockLost. go-redis's defaults
 // are made for the opposite: a command whose server is down redials DialerRetries (5)
 // times, 100 ms apart, until its context runs out, so a renewal against a stopped Redis
-// would fail only at its own timeout, one interval late. The renewal client is a copy of
-// c's options that dials once and retries a command once (after a dropped connection),
-// on a pool of its own, so that a stopped Redis fails a renewal in about a millisecond
-// and renewals never queue behind the application's commands in a busy pool. It is
-// built from c.Options(), so it has c's address, credentials, TLS and database, but not
-// hooks added to c with AddHook. Clients other than *redis.Client (Sentinel included)
-// and *redis.ClusterClient are used as they are.
-func renewClient(c redis.UniversalClient) (redis.UniversalClient, bool) {
+// would fail only at its own timeout, one interval late, and a release would hold up
+// Lock's return for the whole redial loop. The lock client is a copy of c's options that
+// dials once and retries a command once (after a dropped connection), on a pool of its
+// own: against a stopped Redis a renewal or release fails in about a millisecond, and
+// lock upkeep never queues behind the application's commands in a busy pool. A release
+// that fails leaves the lock to its TTL, which is safe. The client is built from
+// c.Options(), so it has c's address, credentials, TLS and database, but not hooks
+// added to c with AddHook. Clients other than *redis.Client (Sentinel included) and
+// *redis.ClusterClient are used as they are.
+func lockClient(c redis.UniversalClient) (redis.UniversalClient, bool) {
 	switch c := c.(type) {
 	case *redis.Client:
 		o := *c.Options()
