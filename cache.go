@@ -77,7 +77,8 @@ type manager struct {
 	subWant atomic.Uint32
 	subMu   sync.Mutex
 	subs    atomic.Pointer[[]*Subscription]
-	metrics *metrics // nil: off; set once at New
+	clock   coarseClock // Event.Time's; runs from the first Subscribe to Close
+	metrics *metrics    // nil: off; set once at New
 }
 
 // namedDriver is a registered driver with its capabilities discovered once, here: the
@@ -103,6 +104,8 @@ type namedDriver struct {
 	mod    driver.Modifier
 	lister driver.Lister
 	scan   driver.Scanner
+
+	metrics *driverMetrics // with Config.Metrics: the driver's counters; set at New
 }
 
 func newNamedDriver(name string, d driver.Driver) *namedDriver {
@@ -144,6 +147,7 @@ func New(cfg Config) (*Cache, error) {
 		prefixFunc: cfg.PrefixFunc,
 	}
 	m.bgCtx, m.bgCancel = context.WithCancel(context.Background())
+	m.clock.wake = make(chan struct{}, 1)
 	for name, d := range cfg.Drivers {
 		if d == nil {
 			return nil, fmt.Errorf("%w: driver %q is nil", ErrInvalidConfig, name)
@@ -161,6 +165,9 @@ func New(cfg Config) (*Cache, error) {
 	}
 	if cfg.Metrics {
 		m.metrics = newMetrics(slices.Collect(maps.Keys(m.drivers)))
+		for name, nd := range m.drivers {
+			nd.metrics = m.metrics.drivers[name]
+		}
 		m.want.Store(allKinds)
 	}
 	nd, ok := m.drivers[def]

@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -63,11 +62,20 @@ type Event struct {
 
 // Subscription is a handler registered with [Cache.Subscribe].
 type Subscription struct {
-	m       *manager
-	mask    uint32     // the kinds it wants: bit k for kind k
-	ch      chan Event // never closed: emit sends without a lock
-	quit    chan struct{}
-	fn      func(Event)
+	m    *manager
+	mask uint32 // the kinds it wants: bit k for kind k
+	fn   func(Event)
+	size int // the most events queued
+
+	// The queue: a cache call appends under mu; the delivery goroutine takes the whole
+	// queue at once, so it locks once per batch, not per event, and a call wakes it
+	// only when it sleeps.
+	mu       sync.Mutex
+	queue    []Event
+	sleeping bool // the delivery goroutine waits on wake
+	stopped  bool
+	wake     chan struct{} // buffered (1): at most one wake-up per sleep
+
 	dropped atomic.Int64
 	done    chan struct{}
 	once    sync.Once
@@ -95,7 +103,7 @@ func (c *Cache) Subscribe(buffer int, fn func(Event), kinds ...EventKind) *Subsc
 			mask |= kindBit(k)
 		}
 	}
-	s := &Subscription{m: c.m, mask: mask, ch: make(chan Event, buffer), quit: make(chan struct{}), fn: fn, done: make(chan struct{})}
+	s := &Subscription{m: c.m, mask: mask, fn: fn, size: buffer, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	m := c.m
 	m.subMu.Lock()
 	defer m.subMu.Unlock()
@@ -107,6 +115,7 @@ func (c *Cache) Subscribe(buffer int, fn func(Event), kinds ...EventKind) *Subsc
 	subs := append(slices.Clone(m.loadSubs()), s)
 	m.subs.Store(&subs)
 	m.setWants(subs)
+	m.clock.run()
 	go s.deliver()
 	return s
 }
@@ -132,22 +141,52 @@ func (m *manager) setWants(subs []*Subscription) {
 	m.want.Store(sw)
 }
 
+// put queues e, or drops and counts it when the queue is full.
+func (s *Subscription) put(e Event) {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return
+	}
+	if len(s.queue) >= s.size {
+		s.mu.Unlock()
+		s.dropped.Add(1)
+		return
+	}
+	s.queue = append(s.queue, e)
+	wake := s.sleeping
+	s.sleeping = false
+	s.mu.Unlock()
+	if wake {
+		s.wake <- struct{}{} // never blocks: one wake-up per sleep, into a buffer of one
+	}
+}
+
+// deliver hands the queued events to fn, a batch at a time, until Stop; then it delivers
+// what is queued and returns.
 func (s *Subscription) deliver() {
 	defer close(s.done)
+	var spare []Event
 	for {
-		select {
-		case e := <-s.ch:
-			s.handle(e)
-		case <-s.quit:
-			for { // deliver what is queued, then stop
-				select {
-				case e := <-s.ch:
-					s.handle(e)
-				default:
-					return
-				}
+		s.mu.Lock()
+		for len(s.queue) == 0 {
+			if s.stopped {
+				s.mu.Unlock()
+				return
 			}
+			s.sleeping = true
+			s.mu.Unlock()
+			<-s.wake
+			s.mu.Lock()
 		}
+		batch := s.queue
+		s.queue = spare[:0]
+		s.mu.Unlock()
+		for i := range batch {
+			s.handle(batch[i])
+			batch[i] = Event{} // let the keys and errors go
+		}
+		spare = batch
 	}
 }
 
@@ -168,7 +207,14 @@ func (s *Subscription) Stop() {
 		m.subs.Store(&subs)
 		m.setWants(subs)
 		m.subMu.Unlock()
-		close(s.quit)
+		s.mu.Lock()
+		s.stopped = true
+		wake := s.sleeping
+		s.sleeping = false
+		s.mu.Unlock()
+		if wake {
+			s.wake <- struct{}{}
+		}
 	})
 	<-s.done
 }
@@ -210,7 +256,7 @@ func orError(kind EventKind, err error) EventKind {
 // emit counts e and hands it to every subscription that wants its kind, never blocking.
 func (m *manager) emit(e Event) {
 	if mt := m.metrics; mt != nil {
-		mt.count(e)
+		mt.count(mt.byName(e.Driver), e.Kind)
 	}
 	m.send(e)
 }
@@ -223,16 +269,11 @@ func (m *manager) send(e Event) {
 		return
 	}
 	if e.Time.IsZero() {
-		e.Time = time.Now()
+		e.Time = m.clock.now()
 	}
 	for _, s := range m.loadSubs() {
-		if s.mask&b == 0 {
-			continue
-		}
-		select {
-		case s.ch <- e:
-		default:
-			s.dropped.Add(1)
+		if s.mask&b != 0 {
+			s.put(e)
 		}
 	}
 }
@@ -248,7 +289,7 @@ func (m *manager) observe(op, driverName, key string, kind EventKind, err error,
 		m.emit(Event{Kind: kind, Op: op, Driver: driverName, Key: key, Err: err})
 	}
 	if mt := m.metrics; mt != nil && !start.IsZero() {
-		mt.latency(driverName, op, time.Since(start))
+		mt.byName(driverName).latency(op, time.Since(start))
 	}
 }
 
@@ -256,26 +297,45 @@ func (m *manager) observe(op, driverName, key string, kind EventKind, err error,
 // for a kind that someone wants (the caller asked [manager.wants]).
 func (m *manager) record(op string, d *namedDriver, key string, kind EventKind, err error, start time.Time) {
 	name := ""
+	if mt := m.metrics; mt != nil {
+		dm := mt.none
+		if d != nil {
+			dm = d.metrics
+		}
+		mt.count(dm, kind)
+		if !start.IsZero() {
+			dm.latency(op, time.Since(start))
+		}
+	}
+	if m.subWant.Load()&kindBit(kind) == 0 { // before building the Event: it is 100 bytes
+		return
+	}
 	if d != nil {
 		name = d.name
 	}
-	m.observe(op, name, key, kind, err, start)
+	m.send(Event{Kind: kind, Op: op, Driver: name, Key: key, Err: err})
 }
 
-// sampleStart returns now for one operation in eight when metrics are on, else zero:
-// reading the clock on every call would cost as much as a memory Get.
+// sampleEvery is how often a timed operation is sampled: about one call in sampleEvery
+// (the next timed call of a goroutine after every sampleEvery-th event of its counter
+// shard).
+const sampleEvery = 64
+
+// sampleStart returns now for about one operation in sampleEvery when metrics are on,
+// else zero: reading the clock twice on every call would cost more than a memory Get.
 func (m *manager) sampleStart() time.Time {
-	if m.metrics != nil && rand.Uint32()&7 == 0 {
+	if mt := m.metrics; mt != nil && mt.sampling() {
 		return time.Now()
 	}
 	return time.Time{}
 }
 
-// stopSubscriptions stops every subscription. Close calls it after marking the manager
-// closed, so Subscribe adds none after it looked (both hold subMu).
+// stopSubscriptions stops every subscription and the events' clock. Close calls it after
+// marking the manager closed, so Subscribe adds none after it looked (both hold subMu).
 func (m *manager) stopSubscriptions() {
 	m.subMu.Lock()
 	subs := m.loadSubs()
+	m.clock.halt()
 	m.subMu.Unlock()
 	for _, s := range subs {
 		s.Stop()
@@ -296,4 +356,94 @@ func hitOrMiss(found bool) EventKind {
 		return EventHit
 	}
 	return EventMiss
+}
+
+// coarseClock is the clock of Event.Time. time.Now costs about as much as a memory Get
+// (50 ns on a small VM), so while events flow a goroutine reads it once a millisecond
+// and the events take that reading: an atomic load. It sleeps after 10 ms without an
+// event, and the first event after that reads time.Now itself and wakes it. So Time is
+// exact for a lone event, and up to a millisecond early (more when the clock's goroutine
+// waits for a CPU) in a stream of events.
+type coarseClock struct {
+	nanos   atomic.Int64  // the last reading, Unix ns; 0 while asleep
+	used    atomic.Bool   // read since the last tick
+	wake    chan struct{} // made by New, buffered (1)
+	stop    chan struct{}
+	done    chan struct{}
+	running bool // run was called; halt waits for the goroutine (both under subMu)
+	halted  bool
+}
+
+const (
+	clockTick  = time.Millisecond
+	clockSleep = 10 // ticks without an event before the clock sleeps
+)
+
+// now returns the time of an event.
+func (c *coarseClock) now() time.Time {
+	if n := c.nanos.Load(); n != 0 {
+		if !c.used.Load() {
+			c.used.Store(true)
+		}
+		return time.Unix(0, n)
+	}
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	return time.Now()
+}
+
+// run starts the clock's goroutine, once. The caller holds subMu.
+func (c *coarseClock) run() {
+	if c.running || c.halted {
+		return
+	}
+	c.running = true
+	c.stop, c.done = make(chan struct{}), make(chan struct{})
+	go c.loop()
+}
+
+// halt stops the clock's goroutine and waits for it; later events read time.Now. The
+// caller holds subMu.
+func (c *coarseClock) halt() {
+	if c.halted {
+		return
+	}
+	c.halted = true
+	if c.running {
+		close(c.stop)
+		<-c.done
+	}
+}
+
+func (c *coarseClock) loop() {
+	defer close(c.done)
+	defer c.nanos.Store(0)
+	for {
+		select { // asleep
+		case <-c.stop:
+			return
+		case <-c.wake:
+		}
+		c.used.Store(true)
+		c.nanos.Store(time.Now().UnixNano())
+		t := time.NewTicker(clockTick)
+		for idle := 0; idle < clockSleep; {
+			select {
+			case <-c.stop:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			if c.used.Swap(false) {
+				idle = 0
+			} else {
+				idle++
+			}
+			c.nanos.Store(time.Now().UnixNano())
+		}
+		t.Stop()
+		c.nanos.Store(0)
+	}
 }

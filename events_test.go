@@ -117,6 +117,25 @@ func TestSubscribeKinds(t *testing.T) {
 		t.Fatalf("the subscription to every kind saw %d events; want 202", len(all))
 	}
 
+	// Event.Time comes from a clock read once a millisecond while events flow: never
+	// after the call, and not long before it.
+	var times []time.Time
+	timed := c.Subscribe(0, func(e cache.Event) { times = append(times, e.Time) }, cache.EventHit)
+	t0 := time.Now()
+	for range 2000 {
+		_, _, _ = cache.GetAs[int](ctx, c, "k")
+	}
+	t1 := time.Now()
+	timed.Stop()
+	if len(times) != 2000 {
+		t.Fatalf("%d hit events; want 2000", len(times))
+	}
+	for _, at := range times {
+		if at.After(t1) || at.Before(t0.Add(-time.Second)) {
+			t.Fatalf("event time %v outside [%v - 1s, %v]", at, t0, t1)
+		}
+	}
+
 	// Unknown kinds select nothing; stopping the last subscription turns events off.
 	none := c.Subscribe(0, func(cache.Event) { t.Error("an event for a subscription to no known kind") }, cache.EventKind(200))
 	_, _ = c.Get(ctx, "", new(int))
@@ -166,29 +185,50 @@ func TestSubscribeAfterClose(t *testing.T) {
 	}
 }
 
-// BenchmarkGetObserved is a memory Get hit with nobody observing, with one subscriber,
-// and with metrics: the cost of events.
+// BenchmarkGetObserved is a memory GetAs hit with nobody observing, with a subscriber
+// to errors and lock events only, with metrics, and with a subscriber to every kind:
+// the cost of events. bench/events_bench_test.go has the same through Get.
 func BenchmarkGetObserved(b *testing.B) {
 	for _, tc := range []struct {
-		name string
-		cfg  cache.Config
-		sub  bool
-	}{{"none", cache.Config{}, false}, {"subscriber", cache.Config{}, true}, {"metrics", cache.Config{Metrics: true}, false}} {
-		b.Run(tc.name, func(b *testing.B) {
-			c, ctx := newCache(b, tc.cfg), context.Background()
-			if tc.sub {
-				s := c.Subscribe(1<<16, func(cache.Event) {})
-				defer s.Stop()
+		name  string
+		cfg   cache.Config
+		sub   bool
+		kinds []cache.EventKind
+	}{
+		{"none", cache.Config{}, false, nil},
+		{"errors", cache.Config{}, true, []cache.EventKind{cache.EventError, cache.EventLockLost}},
+		{"metrics", cache.Config{Metrics: true}, false, nil},
+		{"subscriber", cache.Config{}, true, nil},
+	} {
+		for _, par := range []bool{false, true} {
+			name := tc.name
+			if par {
+				name += "/parallel"
 			}
-			_ = c.Set(ctx, "k", "v", time.Minute)
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if _, found, _ := cache.GetAs[string](ctx, c, "k"); !found {
-						b.Fatal("miss")
-					}
+			b.Run(name, func(b *testing.B) {
+				c, ctx := newCache(b, tc.cfg), context.Background()
+				if tc.sub {
+					s := c.Subscribe(1<<16, func(cache.Event) {}, tc.kinds...)
+					defer s.Stop()
 				}
+				_ = c.Set(ctx, "k", "v", time.Minute)
+				b.ReportAllocs()
+				if !par {
+					for b.Loop() {
+						if _, found, _ := cache.GetAs[string](ctx, c, "k"); !found {
+							b.Fatal("miss")
+						}
+					}
+					return
+				}
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if _, found, _ := cache.GetAs[string](ctx, c, "k"); !found {
+							b.Fatal("miss")
+						}
+					}
+				})
 			})
-		})
+		}
 	}
 }

@@ -1,12 +1,10 @@
 package cache
 
 import (
-	"maps"
 	"math/bits"
-	"math/rand/v2"
-	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Metrics is a snapshot of the cache's counters, from [Cache.Metrics]. Counters start
@@ -43,27 +41,57 @@ type Latency struct {
 }
 
 type metrics struct {
+	// sample[i] is set when the operations of shard i should time their next timed
+	// call: every sampleEvery-th event of a shard sets it, the next timed call clears it.
+	sample [numShards]struct {
+		on atomic.Bool
+		_  [cacheLine - 4]byte
+	}
 	since   atomic.Pointer[time.Time]
-	all     counters
-	drivers map[string]*driverMetrics // fixed at New: read without a lock
+	drivers map[string]*driverMetrics // fixed at New, "" included: read without a lock
+	none    *driverMetrics            // drivers[""]: errors before a driver was chosen
 }
+
+// timedOps are the operations whose latency is sampled, each with a histogram of its own
+// in driverMetrics.timed.
+var timedOps = [...]string{"Get", "Set"}
 
 type driverMetrics struct {
 	counters
-	mu  sync.Mutex
-	ops map[string]*histogram
+	timed [len(timedOps)]atomic.Pointer[histogram] // nil: no sample since the last reset
 }
 
 // counters are sharded: concurrent operations on several cores mostly add to different
-// cache lines, instead of all contending for one.
+// cache lines, instead of all contending for one. There is one set per driver; the
+// totals are summed at snapshot time, so an event costs one atomic add.
 type counters struct {
-	shards [8]struct {
-		n [EventLockLost + 1]atomic.Int64
-		_ [64]byte // keep shards on separate cache lines
+	_      [cacheLine]byte // off the cache line of whatever is allocated before
+	shards [numShards]struct {
+		n [lastKind + 1]atomic.Int64
+		_ [(cacheLine - (int(lastKind)+1)*8%cacheLine) % cacheLine]byte // whole cache lines per shard
 	}
 }
 
-func (c *counters) add(k EventKind) { c.shards[rand.Uint32()&7].n[k].Add(1) }
+const (
+	cacheLine = 64
+	numShards = 16
+)
+
+// add counts one event of kind k, and returns the shard's count of k.
+func (c *counters) add(k EventKind) (uintptr, int64) {
+	i := shard()
+	return i, c.shards[i].n[k].Add(1)
+}
+
+// shard picks a shard for the calling goroutine, from the address of its stack: a
+// goroutine keeps adding to the same cache line, which stays in its core's cache, where a
+// random shard per call would move lines between cores on most adds (and rand costs more
+// than the add). Goroutines whose stacks are near each other get different shards. The
+// address is only hashed, never used as a pointer.
+func shard() uintptr {
+	var x byte
+	return (uintptr(unsafe.Pointer(&x)) >> 13 * 0x9E3779B1 >> 7) % numShards
+}
 
 func (c *counters) get(k EventKind) (sum int64) {
 	for i := range c.shards {
@@ -83,33 +111,50 @@ func (c *counters) reset() {
 func newMetrics(names []string) *metrics {
 	mt := &metrics{drivers: make(map[string]*driverMetrics, len(names)+1)}
 	for _, n := range append(names, "") { // "": errors before a driver was chosen
-		mt.drivers[n] = &driverMetrics{ops: map[string]*histogram{}}
+		mt.drivers[n] = new(driverMetrics)
 	}
+	mt.none = mt.drivers[""]
 	now := time.Now()
 	mt.since.Store(&now)
 	return mt
 }
 
-func (mt *metrics) count(e Event) {
-	mt.all.add(e.Kind)
-	if dm := mt.drivers[e.Driver]; dm != nil {
-		dm.counters.add(e.Kind)
+// byName returns the counters of the named driver ("" and unknown names: none).
+func (mt *metrics) byName(driverName string) *driverMetrics {
+	if dm := mt.drivers[driverName]; dm != nil {
+		return dm
+	}
+	return mt.none
+}
+
+// count counts one event of kind k on dm, and asks for a latency sample from the
+// shard's next timed call after every sampleEvery-th event.
+func (mt *metrics) count(dm *driverMetrics, k EventKind) {
+	if i, n := dm.add(k); n%sampleEvery == 0 {
+		mt.sample[i].on.Store(true)
 	}
 }
 
-func (mt *metrics) latency(driverName, op string, d time.Duration) {
-	dm := mt.drivers[driverName]
-	if dm == nil {
+// sampling reports whether the calling goroutine should time this call.
+func (mt *metrics) sampling() bool {
+	s := &mt.sample[shard()].on
+	return s.Load() && s.Swap(false)
+}
+
+// latency records one sample of op; ops other than timedOps are not timed.
+func (dm *driverMetrics) latency(op string, d time.Duration) {
+	for i, name := range timedOps {
+		if name != op {
+			continue
+		}
+		h := dm.timed[i].Load()
+		if h == nil {
+			dm.timed[i].CompareAndSwap(nil, new(histogram))
+			h = dm.timed[i].Load()
+		}
+		h.add(d)
 		return
 	}
-	dm.mu.Lock()
-	h := dm.ops[op]
-	if h == nil {
-		h = new(histogram)
-		dm.ops[op] = h
-	}
-	dm.mu.Unlock()
-	h.add(d)
 }
 
 func (c *counters) snapshot() Counters {
@@ -119,10 +164,28 @@ func (c *counters) snapshot() Counters {
 		LockAcquired: c.get(EventLockAcquired), LockContended: c.get(EventLockContended),
 		LockReleased: c.get(EventLockReleased), LockLost: c.get(EventLockLost),
 	}
+	s.rate()
+	return s
+}
+
+func (s *Counters) rate() {
+	s.HitRate = 0
 	if s.Hits+s.Misses > 0 {
 		s.HitRate = float64(s.Hits) / float64(s.Hits+s.Misses)
 	}
-	return s
+}
+
+func (s *Counters) plus(o Counters) {
+	s.Hits += o.Hits
+	s.Misses += o.Misses
+	s.Sets += o.Sets
+	s.Removes += o.Removes
+	s.Flushes += o.Flushes
+	s.Errors += o.Errors
+	s.LockAcquired += o.LockAcquired
+	s.LockContended += o.LockContended
+	s.LockReleased += o.LockReleased
+	s.LockLost += o.LockLost
 }
 
 // Metrics returns a snapshot of the counters and latencies. Without Config.Metrics it is
@@ -132,20 +195,24 @@ func (c *Cache) Metrics() Metrics {
 	if mt == nil {
 		return Metrics{}
 	}
-	out := Metrics{Counters: mt.all.snapshot(), Since: *mt.since.Load(), Drivers: map[string]DriverMetrics{}}
+	out := Metrics{Since: *mt.since.Load(), Drivers: map[string]DriverMetrics{}}
 	for name, dm := range mt.drivers {
+		cs := dm.counters.snapshot()
+		out.Counters.plus(cs) // the totals: every driver, and the errors before one was chosen
 		if name == "" {
 			continue
 		}
-		dm.mu.Lock()
-		ops := maps.Clone(dm.ops)
-		dm.mu.Unlock()
-		d := DriverMetrics{Counters: dm.counters.snapshot(), Ops: map[string]Latency{}}
-		for op, h := range ops {
-			d.Ops[op] = h.summary()
+		d := DriverMetrics{Counters: cs, Ops: map[string]Latency{}}
+		for i, op := range timedOps {
+			if h := dm.timed[i].Load(); h != nil {
+				if l := h.summary(); l.Samples > 0 {
+					d.Ops[op] = l
+				}
+			}
 		}
 		out.Drivers[name] = d
 	}
+	out.Counters.rate()
 	return out
 }
 
@@ -155,12 +222,11 @@ func (c *Cache) ResetMetrics() {
 	if mt == nil {
 		return
 	}
-	mt.all.reset()
 	for _, dm := range mt.drivers {
 		dm.counters.reset()
-		dm.mu.Lock()
-		dm.ops = map[string]*histogram{}
-		dm.mu.Unlock()
+		for i := range dm.timed {
+			dm.timed[i].Store(nil)
+		}
 	}
 	now := time.Now()
 	mt.since.Store(&now)
