@@ -67,7 +67,9 @@ type ModifyOptions struct {
 	// (50 µs doubling to 5 ms). Default: 100.
 	MaxAttempts int
 
-	forever bool // the key never expires (the tag indexes), whatever TTL and the default
+	forever bool   // the key never expires (the tag indexes), whatever TTL and the default
+	op      string // the Op of its events: "" is "Modify"
+	silent  bool   // no events: the cache's own bookkeeping (the tag indexes)
 }
 
 // Modify is an atomic read-modify-write of key: fn gets the current value (found false
@@ -108,11 +110,32 @@ func ModifyWith[T any](ctx context.Context, c *Cache, key string, o ModifyOption
 	if err != nil {
 		return zero, opError("Modify", key, err)
 	}
-	return modify(ctx, d, k, key, o, fn)
+	return modify(ctx, c, d, k, key, o, fn)
 }
 
-// modify is ModifyWith on a resolved driver and final key k.
-func modify[T any](ctx context.Context, d *namedDriver, k, key string, o ModifyOptions, fn func(cur T, found bool) (T, error)) (T, error) {
+// modify is ModifyWith on a resolved driver and final key k. It reports set when it
+// wrote, removed when it deleted a live key, and error when it failed for another reason
+// than fn's own error.
+func modify[T any](ctx context.Context, c *Cache, d *namedDriver, k, key string, o ModifyOptions, fn func(cur T, found bool) (T, error)) (T, error) {
+	var fnFailed bool // fn returned an error of its own: the caller's, not an event
+	v, kind, err := modifyOn(ctx, d, k, key, o, func(cur T, found bool) (T, error) {
+		next, err := fn(cur, found)
+		fnFailed = err != nil && !errors.Is(err, DeleteKey)
+		return next, err
+	})
+	if !o.silent && !(err != nil && fnFailed) {
+		op := o.op
+		if op == "" {
+			op = "Modify"
+		}
+		c.done(op, d, key, kind, err, time.Time{})
+	}
+	return v, err
+}
+
+// modifyOn is modify's work. kind is EventSet when it wrote, EventRemoved when it
+// deleted a live key, 0 when it changed nothing.
+func modifyOn[T any](ctx context.Context, d *namedDriver, k, key string, o ModifyOptions, fn func(cur T, found bool) (T, error)) (_ T, kind EventKind, _ error) {
 	var zero T
 	entry := func(v any) driver.Entry {
 		if o.forever {
@@ -138,6 +161,9 @@ func modify[T any](ctx context.Context, d *namedDriver, k, key string, o ModifyO
 			}
 			next, err := fn(cur, found)
 			if errors.Is(err, DeleteKey) {
+				if found {
+					kind = EventRemoved
+				}
 				return driver.Change{Delete: true}, nil
 			}
 			if err != nil {
@@ -147,16 +173,16 @@ func modify[T any](ctx context.Context, d *namedDriver, k, key string, o ModifyO
 			if err != nil {
 				return driver.Change{}, err
 			}
-			out = next
+			out, kind = next, EventSet
 			return driver.Change{Entry: entry(v)}, nil
 		})
 		if err != nil {
-			return zero, opError("Modify", key, err)
+			return zero, 0, opError("Modify", key, err)
 		}
-		return out, nil
+		return out, kind, nil
 	}
 	if d.swap == nil || d.cond == nil || d.cad == nil {
-		return zero, unsupported(d, "Modify")
+		return zero, 0, unsupported(d, "Modify")
 	}
 	backoff := 50 * time.Microsecond
 	for attempt := range o.MaxAttempts {
@@ -167,18 +193,18 @@ func modify[T any](ctx context.Context, d *namedDriver, k, key string, o ModifyO
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
-				return zero, opError("Modify", key, context.Cause(ctx))
+				return zero, 0, opError("Modify", key, context.Cause(ctx))
 			}
 			backoff = min(backoff*2, 5*time.Millisecond)
 		}
 		raw, found, err := d.d.Get(ctx, k)
 		if err != nil {
-			return zero, opError("Modify", key, err)
+			return zero, 0, opError("Modify", key, err)
 		}
 		var cur T
 		if found {
 			if err := d.decode(raw, &cur); err != nil {
-				return zero, opError("Modify", key, err)
+				return zero, 0, opError("Modify", key, err)
 			}
 		}
 		next, err := fn(cur, found)
@@ -186,18 +212,18 @@ func modify[T any](ctx context.Context, d *namedDriver, k, key string, o ModifyO
 		switch {
 		case errors.Is(err, DeleteKey):
 			if !found {
-				return zero, nil
+				return zero, 0, nil
 			}
 			done, err = d.cad.CompareAndDelete(ctx, k, raw)
 			if err == nil && done {
-				return zero, nil
+				return zero, EventRemoved, nil
 			}
 		case err != nil:
-			return zero, opError("Modify", key, err)
+			return zero, 0, opError("Modify", key, err)
 		default:
 			v, err2 := d.encode(next)
 			if err2 != nil {
-				return zero, opError("Modify", key, err2)
+				return zero, 0, opError("Modify", key, err2)
 			}
 			if found {
 				done, err = d.swap.CompareAndSwap(ctx, raw, entry(v))
@@ -207,12 +233,12 @@ func modify[T any](ctx context.Context, d *namedDriver, k, key string, o ModifyO
 				done, err = d.cond.SetIf(ctx, e, driver.IfAbsent)
 			}
 			if err == nil && done {
-				return next, nil
+				return next, EventSet, nil
 			}
 		}
 		if err != nil {
-			return zero, opError("Modify", key, err)
+			return zero, 0, opError("Modify", key, err)
 		}
 	}
-	return zero, opError("Modify", key, fmt.Errorf("%w: %d compare-and-swap attempts failed", ErrConflict, o.MaxAttempts))
+	return zero, 0, opError("Modify", key, fmt.Errorf("%w: %d compare-and-swap attempts failed", ErrConflict, o.MaxAttempts))
 }

@@ -120,7 +120,7 @@ func TestSubscribeKinds(t *testing.T) {
 	// Event.Time comes from a clock read once a millisecond while events flow: never
 	// after the call, and not long before it.
 	var times []time.Time
-	timed := c.Subscribe(0, func(e cache.Event) { times = append(times, e.Time) }, cache.EventHit)
+	timed := c.Subscribe(4096, func(e cache.Event) { times = append(times, e.Time) }, cache.EventHit)
 	t0 := time.Now()
 	for range 2000 {
 		_, _, _ = cache.GetAs[int](ctx, c, "k")
@@ -140,6 +140,152 @@ func TestSubscribeKinds(t *testing.T) {
 	none := c.Subscribe(0, func(cache.Event) { t.Error("an event for a subscription to no known kind") }, cache.EventKind(200))
 	_, _ = c.Get(ctx, "", new(int))
 	none.Stop()
+}
+
+// recorder collects the events of a subscription as "kind Op key".
+type recorder struct {
+	mu  sync.Mutex
+	got []string
+	sub *cache.Subscription
+}
+
+func record(c *cache.Cache, kinds ...cache.EventKind) *recorder {
+	r := &recorder{}
+	r.sub = c.Subscribe(0, func(e cache.Event) {
+		s := e.Kind.String() + " " + e.Op + " " + e.Key
+		if e.Err != nil {
+			s += " (err)"
+		}
+		r.mu.Lock()
+		r.got = append(r.got, s)
+		r.mu.Unlock()
+	}, kinds...)
+	return r
+}
+
+// take returns the events delivered so far and forgets them.
+func (r *recorder) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	got := r.got
+	r.got = nil
+	return got
+}
+
+// expect waits until the events delivered since the last take are want, in order.
+func (r *recorder) expect(t *testing.T, what string, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r.mu.Lock()
+		got := slices.Clone(r.got)
+		r.mu.Unlock()
+		if slices.Equal(got, want) {
+			r.take()
+			return
+		}
+		if time.Now().After(deadline) || len(got) > len(want) {
+			t.Fatalf("%s: events %q; want %q", what, got, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Every feature built on the manager reports its events: SWR, Many, SetMany, Modify,
+// lists, Once, InvalidateTags.
+func TestEventsCoverage(t *testing.T) {
+	for _, driverName := range []string{"memory", "lru"} {
+		t.Run(driverName, func(t *testing.T) {
+			c, ctx := newCache(t, cache.Config{Prefix: "app", Default: driverName}), ctxT(t)
+			r := record(c)
+			defer r.sub.Stop()
+
+			// SWR: a cold miss loads and stores; a fresh hit; a stale hit whose refresh
+			// fails reports the error as an event too.
+			o := cache.SWROptions{Fresh: time.Minute, Stale: time.Hour}
+			load := func(context.Context) (int, error) { return 1, nil }
+			if _, err := cache.SWR(ctx, c, "s", o, load); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cache.SWR(ctx, c, "s", o, load); err != nil {
+				t.Fatal(err)
+			}
+			r.expect(t, "SWR", "miss SWR s", "set SWR s", "hit SWR s")
+			_ = c.Remove(ctx, "s:fresh") // stale now
+			r.expect(t, "Remove", "removed Remove s:fresh")
+			failed := make(chan error, 1)
+			o.OnRefreshError = func(_ string, err error) { failed <- err }
+			boom := errors.New("boom")
+			if _, err := cache.SWR(ctx, c, "s", o, func(context.Context) (int, error) { return 0, boom }); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-failed; !errors.Is(err, boom) {
+				t.Fatalf("OnRefreshError got %v", err)
+			}
+			r.expect(t, "SWR failed refresh", "hit SWR s", "error SWR s (err)")
+			if _, err := cache.SWR(ctx, c, "s", o, load); err != nil { // still stale: refreshes
+				t.Fatal(err)
+			}
+			r.expect(t, "SWR refresh", "hit SWR s", "set SWR s")
+
+			// SetMany: one set per key; Many: a hit or a miss per key.
+			if err := c.SetMany(ctx, map[string]any{"a": 1}, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cache.Many[int](ctx, c, "a", "b"); err != nil {
+				t.Fatal(err)
+			}
+			r.expect(t, "SetMany, Many", "set SetMany a", "hit Many a", "miss Many b")
+
+			// Modify: set when it writes, removed when it deletes a live key, nothing when
+			// fn fails or deletes a missing key.
+			inc := func(n int, _ bool) (int, error) { return n + 1, nil }
+			_, _ = cache.Modify(ctx, c, "m", inc)
+			_, _ = cache.Modify(ctx, c, "m", func(int, bool) (int, error) { return 0, boom })
+			_, _ = cache.Modify(ctx, c, "m", func(int, bool) (int, error) { return 0, cache.DeleteKey })
+			_, _ = cache.Modify(ctx, c, "m", func(int, bool) (int, error) { return 0, cache.DeleteKey })
+			r.expect(t, "Modify", "set Modify m", "removed Modify m")
+
+			// Lists: writes are set (removed when they leave the list empty), reads hit
+			// or miss; Clear is a Remove.
+			l := cache.NewList[string](c, "l", time.Minute)
+			_, _ = l.Push(ctx, "x", "y")
+			_, _ = l.All(ctx)
+			_, _, _ = l.Pop(ctx)
+			_, _ = l.Len(ctx)
+			_, _, _ = l.Shift(ctx)
+			_, _ = l.Len(ctx)
+			_ = l.Clear(ctx)
+			r.expect(t, "List", "set List l", "hit List l", "set List l", "hit List l", "removed List l", "miss List l", "removed Remove l")
+
+			// Once: the runner misses then stores; a later call hits.
+			run := func(context.Context) (int, error) { return 7, nil }
+			_, _ = cache.Once(ctx, c, "o", time.Minute, run)
+			_, _ = cache.Once(ctx, c, "o", time.Minute, run)
+			r.expect(t, "Once", "miss Once o", "set Once o", "hit Once o")
+
+			// InvalidateTags: one flushed event per tag, with the tag as Key.
+			_ = c.Tags("t").Set(ctx, "tagged", 1, time.Minute)
+			r.expect(t, "tagged Set", "set Set tagged")
+			if err := c.InvalidateTags(ctx, "t"); err != nil {
+				t.Fatal(err)
+			}
+			r.expect(t, "InvalidateTags", "flushed InvalidateTags t")
+		})
+	}
+}
+
+// A driver failure in Many or SetMany is an error event.
+func TestEventsBatchErrors(t *testing.T) {
+	f := newFlaky(t)
+	c, ctx := newCache(t, cache.Config{Drivers: map[string]cache.Driver{"flaky": f}}), ctxT(t)
+	r := record(c)
+	defer r.sub.Stop()
+	f.down.Store(true)
+	_, _ = cache.Many[int](ctx, c, "a", "b")
+	r.expect(t, "Many", "error Many a (err)")
+	_ = c.SetMany(ctx, map[string]any{"a": 1}, time.Minute)
+	r.expect(t, "SetMany", "error SetMany a (err)")
 }
 
 func TestMetrics(t *testing.T) {

@@ -34,7 +34,7 @@ func (l *List[T]) native(ctx context.Context) (*namedDriver, string, bool, error
 }
 
 func (l *List[T]) modify(ctx context.Context, fn func([]T) ([]T, error)) ([]T, error) {
-	o := ModifyOptions{MaxAttempts: 100, NewTTL: l.ttl}
+	o := ModifyOptions{MaxAttempts: 100, NewTTL: l.ttl, op: "List"}
 	return ModifyWith(ctx, l.c, l.key, o, func(cur []T, _ bool) ([]T, error) {
 		next, err := fn(cur)
 		if err == nil && len(next) == 0 {
@@ -69,6 +69,7 @@ func (l *List[T]) push(ctx context.Context, front bool, items []T) (int, error) 
 			ttl = d.defTTL
 		}
 		n, err := d.lister.ListPush(ctx, k, vals, front, ttl)
+		l.c.done("List", d, l.key, EventSet, err, time.Time{})
 		if err != nil {
 			return 0, opError("List", l.key, err)
 		}
@@ -102,6 +103,11 @@ func (l *List[T]) pop(ctx context.Context, front bool) (v T, ok bool, err error)
 	}
 	if native {
 		raw, found, err := d.lister.ListPop(ctx, k, front)
+		if found || err != nil {
+			// An item was taken: the list changed (a native list cannot say whether it
+			// is now empty, and so deleted).
+			l.c.done("List", d, l.key, EventSet, err, time.Time{})
+		}
 		if err != nil || !found {
 			if err != nil {
 				err = opError("List", l.key, err)
@@ -146,6 +152,7 @@ func (l *List[T]) Slice(ctx context.Context, start, stop int) ([]T, error) {
 	}
 	if native {
 		raws, err := d.lister.ListRange(ctx, k, int64(start), int64(stop))
+		l.c.done("List", d, l.key, hitOrMiss(len(raws) > 0), err, time.Time{})
 		if err != nil {
 			return nil, opError("List", l.key, err)
 		}
@@ -160,7 +167,7 @@ func (l *List[T]) Slice(ctx context.Context, start, stop int) ([]T, error) {
 		}
 		return out, nil
 	}
-	all, _, err := GetAs[[]T](ctx, l.c, l.key)
+	all, err := l.read(ctx, d, k)
 	if err != nil {
 		return nil, err
 	}
@@ -179,13 +186,28 @@ func (l *List[T]) Len(ctx context.Context) (int, error) {
 	}
 	if native {
 		n, err := d.lister.ListLen(ctx, k)
+		l.c.done("List", d, l.key, hitOrMiss(n > 0), err, time.Time{})
 		if err != nil {
 			return 0, opError("List", l.key, err)
 		}
 		return int(n), nil
 	}
-	all, _, err := GetAs[[]T](ctx, l.c, l.key)
+	all, err := l.read(ctx, d, k)
 	return len(all), err
+}
+
+// read reads a list kept as one value: hit or miss.
+func (l *List[T]) read(ctx context.Context, d *namedDriver, k string) ([]T, error) {
+	raw, found, err := d.d.Get(ctx, k)
+	var all []T
+	if err == nil && found {
+		err = d.decode(raw, &all)
+	}
+	l.c.done("List", d, l.key, hitOrMiss(found), err, time.Time{})
+	if err != nil {
+		return nil, opError("List", l.key, err)
+	}
+	return all, nil
 }
 
 // Trim keeps items [start, stop], inclusive, negative indexes from the end, as Redis
@@ -196,7 +218,9 @@ func (l *List[T]) Trim(ctx context.Context, start, stop int) error {
 		return err
 	}
 	if native {
-		if err := d.lister.ListTrim(ctx, k, int64(start), int64(stop)); err != nil {
+		err := d.lister.ListTrim(ctx, k, int64(start), int64(stop))
+		l.c.done("List", d, l.key, EventSet, err, time.Time{})
+		if err != nil {
 			return opError("List", l.key, err)
 		}
 		return nil

@@ -105,16 +105,19 @@ func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, f
 		created, err := d.cond.SetIf(ctx, driver.Entry{Key: k, Value: pending, TTL: o.LockTTL, NoSlide: true}, driver.IfAbsent)
 		if err != nil {
 			cancel()
+			c.done("Once", d, key, 0, err, time.Time{})
 			return out, opError("Once", key, err)
 		}
 		if created {
 			cancel()
-			return runOnce(ctx, h, o.TTL, fn)
+			c.done("Once", d, key, EventMiss, nil, time.Time{})
+			return runOnce(ctx, c, h, o.TTL, fn)
 		}
 		// Someone ran fn or runs it now: read what the key holds.
 		done, v, err := readOnce[T](ctx, d, k)
 		if err != nil || done {
 			cancel()
+			c.done("Once", d, key, EventHit, err, time.Time{})
 			if err != nil {
 				return out, opError("Once", key, err)
 			}
@@ -132,7 +135,7 @@ func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, f
 }
 
 // runOnce runs fn under the pending marker h, then swaps in the result.
-func runOnce[T any](ctx context.Context, h *LockHandle, ttl time.Duration, fn func(context.Context) (T, error)) (out OnceOutcome[T], err error) {
+func runOnce[T any](ctx context.Context, c *Cache, h *LockHandle, ttl time.Duration, fn func(context.Context) (T, error)) (out OnceOutcome[T], err error) {
 	fctx, stop := h.keepAlive(ctx, true)
 	v, err := func() (v T, err error) {
 		defer func() {
@@ -163,6 +166,9 @@ func runOnce[T any](ctx context.Context, h *LockHandle, ttl time.Duration, fn fu
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), ReleaseTimeout)
 	defer scancel()
 	swapped, err := h.d.swap.CompareAndSwap(sctx, h.stored, driver.Entry{Key: h.final, Value: rec, TTL: ttl, NoSlide: true})
+	if swapped || err != nil {
+		c.done("Once", h.d, h.key, EventSet, err, time.Time{})
+	}
 	switch {
 	case err != nil:
 		return OnceOutcome[T]{Ran: true, Value: v}, opError("Once: store the result", h.key, err)

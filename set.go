@@ -188,6 +188,7 @@ func (c *Cache) SetMany(ctx context.Context, items map[string]any, ttl time.Dura
 		ttl = d.defTTL
 	}
 	entries := make([]driver.Entry, 0, len(items))
+	keys := make([]string, 0, len(items)) // the callers' keys, for the events
 	for key, v := range items {
 		k, err := c.finalKey(ctx, key)
 		if err != nil {
@@ -197,16 +198,24 @@ func (c *Cache) SetMany(ctx context.Context, items map[string]any, ttl time.Dura
 			return opError("SetMany", key, err)
 		}
 		entries = append(entries, driver.Entry{Key: k, Value: v, TTL: ttl})
+		keys = append(keys, key)
 	}
 	if d.bset != nil {
 		if err := d.bset.SetMany(ctx, entries); err != nil {
+			c.done("SetMany", d, "", 0, err, time.Time{})
 			return opError("SetMany", "", err)
 		}
 	} else {
-		for _, e := range entries {
+		for i, e := range entries {
 			if err := d.d.Set(ctx, e); err != nil {
+				c.done("SetMany", d, keys[i], 0, err, time.Time{})
 				return opError("SetMany", e.Key, err)
 			}
+		}
+	}
+	if c.m.wants(EventSet) {
+		for _, key := range keys {
+			c.m.record("SetMany", d, key, EventSet, nil, time.Time{})
 		}
 	}
 	for _, e := range entries {
@@ -242,9 +251,13 @@ func Many[T any](ctx context.Context, c *Cache, keys ...string) (map[string]T, e
 	if d.bget != nil {
 		vals, found, err := d.bget.GetMany(ctx, final)
 		if err != nil {
+			c.done("Many", d, "", 0, err, time.Time{})
 			return nil, opError("Many", "", err)
 		}
 		for i := range final {
+			if kind := hitOrMiss(found[i]); c.m.wants(kind) {
+				c.m.record("Many", d, keys[i], kind, nil, time.Time{})
+			}
 			if found[i] {
 				if err := put(i, vals[i]); err != nil {
 					return nil, err
@@ -255,6 +268,9 @@ func Many[T any](ctx context.Context, c *Cache, keys ...string) (map[string]T, e
 	}
 	for i, k := range final {
 		v, found, err := d.d.Get(ctx, k)
+		if kind := eventKind(found, err); c.m.wants(kind) {
+			c.m.record("Many", d, keys[i], kind, err, time.Time{})
+		}
 		if err != nil {
 			return nil, opError("Many", keys[i], err)
 		}

@@ -48,11 +48,14 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 	fk := k + swrFreshSuffix
 	vals, found, err := getMany(ctx, d, []string{k, fk})
 	if err != nil {
+		c.done("SWR", d, key, 0, err, time.Time{})
 		return zero, opError("SWR", key, err)
 	}
 	if found[0] {
 		var t T
-		if err := d.decode(vals[0], &t); err != nil {
+		err := d.decode(vals[0], &t)
+		c.done("SWR", d, key, EventHit, err, time.Time{})
+		if err != nil {
 			return zero, opError("SWR", key, err)
 		}
 		if !found[1] {
@@ -60,6 +63,9 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 				t, err := callLoader(rctx, fn)
 				if err == nil {
 					err = c.storeSWR(rctx, d, k, t, o)
+					c.done("SWR", d, key, EventSet, err, time.Time{})
+				} else {
+					c.done("SWR", d, key, 0, err, time.Time{}) // the loader failed: nobody else hears of it
 				}
 				if err != nil && o.OnRefreshError != nil {
 					o.OnRefreshError(key, err)
@@ -68,6 +74,7 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 		}
 		return t, nil
 	}
+	c.done("SWR", d, key, EventMiss, nil, time.Time{})
 	// Cold: one load for every concurrent caller, as Remember.
 	load := func() (any, error) {
 		// A caller that missed just before a previous flight stored the value.
@@ -81,7 +88,9 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 		if err != nil {
 			return t, err
 		}
-		if err := c.storeSWR(ctx, d, k, t, o); err != nil {
+		err = c.storeSWR(ctx, d, k, t, o)
+		c.done("SWR", d, key, EventSet, err, time.Time{})
+		if err != nil {
 			return t, &storeError{err}
 		}
 		return t, nil

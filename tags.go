@@ -43,19 +43,24 @@ func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
 			return opError("Invalidate", "", fmt.Errorf("%w: empty tag", ErrInvalidKey))
 		}
 		var members []string
-		_, err := modify(ctx, d, c.tagKey(ctx, tag), tag, ModifyOptions{MaxAttempts: 100, forever: true},
+		_, err := modify(ctx, c, d, c.tagKey(ctx, tag), tag, ModifyOptions{MaxAttempts: 100, forever: true, silent: true},
 			func(idx map[string]int64, _ bool) (map[string]int64, error) {
 				members = slices.Collect(maps.Keys(idx))
 				return nil, DeleteKey
 			})
 		if err != nil {
+			c.done("InvalidateTags", d, tag, 0, err, time.Time{})
 			return opError("Invalidate", tag, err)
 		}
 		for batch := range slices.Chunk(members, 500) {
 			if err := d.d.Delete(ctx, batch...); err != nil {
+				c.done("InvalidateTags", d, tag, 0, err, time.Time{})
 				return opError("Invalidate", tag, err)
 			}
 		}
+		// One flushed event per tag, with the tag as Key: the entries' keys in the index
+		// are final keys, not the caller's.
+		c.done("InvalidateTags", d, tag, EventFlushed, nil, time.Time{})
 	}
 	return nil
 }
@@ -86,7 +91,7 @@ func (c *Cache) indexTags(ctx context.Context, d *namedDriver, k string, ttl tim
 		}
 		// The index never expires (not even with the driver's default TTL): it must outlive
 		// every entry it lists. It holds only live entries, so it stays bounded.
-		_, err := modify(ctx, d, c.tagKey(ctx, tag), tag, ModifyOptions{MaxAttempts: 100, forever: true},
+		_, err := modify(ctx, c, d, c.tagKey(ctx, tag), tag, ModifyOptions{MaxAttempts: 100, forever: true, silent: true},
 			func(idx map[string]int64, _ bool) (map[string]int64, error) {
 				if idx == nil {
 					idx = make(map[string]int64)
