@@ -108,7 +108,7 @@ type namedDriver struct {
 	metrics *driverMetrics // with Config.Metrics: the driver's counters; set at New
 }
 
-func newNamedDriver(name string, d driver.Driver) *namedDriver {
+func newNamedDriver(m *manager, name string, d driver.Driver) *namedDriver {
 	nd := &namedDriver{name: name, d: d}
 	if e, ok := d.(driver.Encoder); ok {
 		nd.codec = e.Codec()
@@ -132,6 +132,9 @@ func newNamedDriver(name string, d driver.Driver) *namedDriver {
 	nd.mod, _ = d.(driver.Modifier)
 	nd.lister, _ = d.(driver.Lister)
 	nd.scan, _ = d.(driver.Scanner)
+	if en, ok := d.(driver.ExpiryNotifier); ok {
+		en.OnExpire(func(key string) { m.expired(nd, key) })
+	}
 	return nd
 }
 
@@ -152,7 +155,7 @@ func New(cfg Config) (*Cache, error) {
 		if d == nil {
 			return nil, fmt.Errorf("%w: driver %q is nil", ErrInvalidConfig, name)
 		}
-		m.drivers[name] = newNamedDriver(name, d)
+		m.drivers[name] = newNamedDriver(m, name, d)
 	}
 	def := cfg.Default
 	if def == "" {

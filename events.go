@@ -14,7 +14,8 @@ type EventKind uint8
 // Set, SetWith (when it wrote), Forever, Increment, Decrement and Remember's store;
 // Removed from Remove and Pull; Flushed from Flush and RemoveNamespace; Error from those
 // operations when the driver failed (and from Get on bad input); the Lock events from
-// Lock, LockWith, Acquire and LockHandle.Release. docs/events.md has the full table.
+// Lock, LockWith, Acquire and LockHandle.Release; Expired from the drivers that report
+// expiry (memory, lru, file; not Redis). docs/events.md has the full table.
 const (
 	EventHit EventKind = iota + 1
 	EventMiss
@@ -26,16 +27,17 @@ const (
 	EventLockContended // a lock was held by another (Acquired == false, or a wait began)
 	EventLockReleased  // a lock was released by its holder
 	EventLockLost      // a lock ended while fn ran (ErrLockLost)
+	EventExpired       // a driver dropped an entry because its TTL passed
 )
 
 // lastKind is the highest EventKind.
-const lastKind = EventLockLost
+const lastKind = EventExpired
 
 // allKinds is the mask of every kind: bit k set for kind k.
 const allKinds = uint32(1)<<(lastKind+1) - 2
 
 var eventNames = [...]string{"", "hit", "miss", "set", "removed", "flushed", "error",
-	"lock.acquired", "lock.contended", "lock.released", "lock.lost"}
+	"lock.acquired", "lock.contended", "lock.released", "lock.lost", "expired"}
 
 // String returns the event's name: "hit", "lock.acquired", ...
 func (k EventKind) String() string {
@@ -349,6 +351,24 @@ func (c *Cache) done(op string, d *namedDriver, key string, kind EventKind, err 
 		return
 	}
 	c.m.record(op, d, key, kind, err, start)
+}
+
+// expired reports that driver d dropped the entry stored under key because its TTL
+// passed. The key loses the global prefix; a key outside the prefix is another cache's
+// over the same store, and is not reported. With Config.PrefixFunc the key is reported
+// as stored. A namespace stays in the key ("users.1"): the driver does not know which
+// view wrote it.
+func (m *manager) expired(d *namedDriver, key string) {
+	if !m.wants(EventExpired) {
+		return
+	}
+	if m.prefixFunc == nil && m.prefix != "" {
+		if len(key) <= len(m.prefix) || key[len(m.prefix)] != '.' || key[:len(m.prefix)] != m.prefix {
+			return
+		}
+		key = key[len(m.prefix)+1:]
+	}
+	m.record("Expire", d, key, EventExpired, nil, time.Time{})
 }
 
 func hitOrMiss(found bool) EventKind {

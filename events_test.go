@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cachekit/cache"
+	"github.com/cachekit/cache/drivers/lrucache"
 )
 
 func TestEvents(t *testing.T) {
@@ -286,6 +287,35 @@ func TestEventsBatchErrors(t *testing.T) {
 	r.expect(t, "Many", "error Many a (err)")
 	_ = c.SetMany(ctx, map[string]any{"a": 1}, time.Minute)
 	r.expect(t, "SetMany", "error SetMany a (err)")
+}
+
+// An entry a driver drops for its TTL is an expired event, with the key as the caller
+// named it below the global prefix (a namespace stays in it), and is counted.
+func TestEventsExpired(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Unix(1_800_000_000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	lru, err := lrucache.New(lrucache.Options{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ctx := newCache(t, cache.Config{Drivers: map[string]cache.Driver{"lru": lru}, Prefix: "app", Metrics: true}), ctxT(t)
+	r := record(c, cache.EventExpired)
+	defer r.sub.Stop()
+	users := c.Namespace("users")
+	_ = users.Set(ctx, "1", 1, time.Minute)
+	_ = users.Set(ctx, "2", 1, time.Hour)
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	for _, k := range []string{"1", "2"} {
+		_, _ = users.Has(ctx, k)
+	}
+	r.expect(t, "expiry", "expired Expire users.1")
+	m := c.Metrics()
+	if m.Expired != 1 || m.Drivers["lru"].Expired != 1 {
+		t.Fatalf("Expired counted %d (lru %d); want 1", m.Expired, m.Drivers["lru"].Expired)
+	}
 }
 
 func TestMetrics(t *testing.T) {

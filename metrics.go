@@ -21,6 +21,9 @@ type Metrics struct {
 type Counters struct {
 	Hits, Misses, Sets, Removes, Flushes, Errors        int64
 	LockAcquired, LockContended, LockReleased, LockLost int64
+	// Expired counts the entries the drivers dropped because their TTL passed (memory,
+	// lru and file report it; Redis does not).
+	Expired int64
 	// HitRate is Hits / (Hits + Misses), or 0 without reads.
 	HitRate float64
 }
@@ -163,6 +166,7 @@ func (c *counters) snapshot() Counters {
 		Removes: c.get(EventRemoved), Flushes: c.get(EventFlushed), Errors: c.get(EventError),
 		LockAcquired: c.get(EventLockAcquired), LockContended: c.get(EventLockContended),
 		LockReleased: c.get(EventLockReleased), LockLost: c.get(EventLockLost),
+		Expired: c.get(EventExpired),
 	}
 	s.rate()
 	return s
@@ -186,6 +190,7 @@ func (s *Counters) plus(o Counters) {
 	s.LockContended += o.LockContended
 	s.LockReleased += o.LockReleased
 	s.LockLost += o.LockLost
+	s.Expired += o.Expired
 }
 
 // Metrics returns a snapshot of the counters and latencies. Without Config.Metrics it is

@@ -62,6 +62,8 @@
 //   - [Modifier]: run a function on a key's value in one atomic step (in-process
 //     drivers). Absent: cache.Modify uses [Swapper] in a bounded compare-and-swap loop,
 //     and fails with errors.ErrUnsupported without it either.
+//   - [ExpiryNotifier]: a call for each entry the driver drops because its TTL passed.
+//     Absent: expiry is not reported (no "expired" events).
 //   - [Encoder]: the driver stores bytes; see above.
 package driver
 

@@ -12,9 +12,10 @@
 // The records are written by the subscription's goroutine, never by the cache call: a
 // slow handler delays the log, not the cache, and when the subscription's buffer (1024
 // events) is full, events are dropped and counted by [cache.Subscription.Dropped].
-// Hits and misses are events too, so on a busy cache prefer a level the handler
-// filters out in production (Debug), or a subscription of your own that keeps only the
-// kinds you want. A record the handler would not log costs one Enabled call.
+// Hits and misses are events too, so on a busy cache pass the kinds you want to log:
+// with slogcache.Subscribe(c, l, level, cache.EventError, cache.EventLockLost) a hit or
+// a miss costs the cache call one atomic load and nothing else. A record the handler
+// would not log costs one Enabled call, on the subscription's goroutine.
 package slogcache
 
 import (
@@ -24,9 +25,10 @@ import (
 	"github.com/cachekit/cache"
 )
 
-// Subscribe logs every event of c (of every driver of its manager) to l (nil:
-// slog.Default()) until the subscription is stopped or c is closed.
-func Subscribe(c *cache.Cache, l *slog.Logger, level slog.Level) *cache.Subscription {
+// Subscribe logs the events of c (of every driver of its manager) of the given kinds
+// (every kind when none is given) to l (nil: slog.Default()) until the subscription is
+// stopped or c is closed.
+func Subscribe(c *cache.Cache, l *slog.Logger, level slog.Level, kinds ...cache.EventKind) *cache.Subscription {
 	if l == nil {
 		l = slog.Default()
 	}
@@ -52,5 +54,5 @@ func Subscribe(c *cache.Cache, l *slog.Logger, level slog.Level) *cache.Subscrip
 			r.AddAttrs(slog.Any("err", e.Err))
 		}
 		_ = h.Handle(ctx, r)
-	})
+	}, kinds...)
 }

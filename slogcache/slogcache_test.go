@@ -125,6 +125,21 @@ func TestLevel(t *testing.T) {
 	}
 }
 
+// TestKinds: with kinds, only those are logged.
+func TestKinds(t *testing.T) {
+	c := newCache(t)
+	ctx := context.Background()
+	var buf bytes.Buffer
+	sub := slogcache.Subscribe(c, slog.New(slog.NewJSONHandler(&buf, nil)), slog.LevelInfo, cache.EventError)
+	_ = c.Set(ctx, "k", "v", time.Minute)
+	_, _ = c.Get(ctx, "k", new(string))
+	_, _ = c.Get(ctx, "k", new(int))
+	sub.Stop()
+	if got := records(t, &buf); len(got) != 1 || got[0]["kind"] != "error" {
+		t.Fatalf("records for errors only = %v; want the error", got)
+	}
+}
+
 func TestStopOnClose(t *testing.T) {
 	c := newCache(t)
 	var buf bytes.Buffer
@@ -141,8 +156,10 @@ func ExampleSubscribe() {
 	c, _ := cache.New(cache.Config{Drivers: map[string]cache.Driver{"memory": mem}})
 	defer c.Close()
 
-	// Log lock events and errors at Info; a handler at Info keeps them.
-	sub := slogcache.Subscribe(c, slog.Default(), slog.LevelInfo)
+	// Log lock events and errors at Info; a handler at Info keeps them. Hits, misses
+	// and writes are not asked for, so they cost the cache's calls nothing.
+	sub := slogcache.Subscribe(c, slog.Default(), slog.LevelInfo, cache.EventError,
+		cache.EventLockAcquired, cache.EventLockContended, cache.EventLockReleased, cache.EventLockLost)
 	defer sub.Stop()
 	_, _ = cache.Lock(context.Background(), c, "lock.report", time.Minute, func(context.Context) (int, error) { return 0, nil })
 }

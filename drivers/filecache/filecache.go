@@ -122,8 +122,9 @@ type Driver struct {
 	sync    bool
 	onError func(error)
 
-	stripes [numStripes]stripe
-	watches watches
+	stripes     [numStripes]stripe
+	watches     watches
+	expiryHooks driver.ExpiryHooks
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -149,6 +150,7 @@ var (
 	_ driver.NamespaceDeleter  = (*Driver)(nil)
 	_ driver.Flusher           = (*Driver)(nil)
 	_ driver.DefaultTTLer      = (*Driver)(nil)
+	_ driver.ExpiryNotifier    = (*Driver)(nil)
 )
 
 var errClosed = fmt.Errorf("%s%w", errorPrefix, driver.ErrClosed)
@@ -456,9 +458,18 @@ func (d *Driver) removeExpired(key, name, path string) {
 	if err == nil && st == dead && e.expires != 0 {
 		if err := d.remove(path); err != nil {
 			d.report(err)
+			return
 		}
+		d.expiryHooks.Expired(key)
 	}
 }
+
+// OnExpire adds fn to the functions called with the key of each entry the driver removes
+// because its TTL passed: when Get finds it expired, or when the sweep (background or
+// [Driver.Sweep]) removes it. An expired file that a write replaces, or that another
+// process removes, is not reported here. With several processes on one Dir, each
+// reports the removals it made.
+func (d *Driver) OnExpire(fn func(key string)) { d.expiryHooks.OnExpire(fn) }
 
 // Set stores e, replacing what was there.
 func (d *Driver) Set(ctx context.Context, e driver.Entry) error {

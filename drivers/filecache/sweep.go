@@ -127,19 +127,22 @@ func (d *Driver) sweepOne(name string) (bool, error) {
 		return false, err
 	}
 	defer d.unlock(s)
-	h, _, err = readHead(path, false)
+	h, key, readErr := readHead(path, d.expiryHooks.Active()) // the key, to report the expiry
 	switch {
-	case errors.Is(err, fs.ErrNotExist), errors.Is(err, errNotRegular):
+	case errors.Is(readErr, fs.ErrNotExist), errors.Is(readErr, errNotRegular):
 		return false, nil
-	case errors.Is(err, ErrCorrupt):
-		d.report(err)
-	case err != nil:
-		return false, fmt.Errorf("%ssweep: %w", errorPrefix, err)
+	case errors.Is(readErr, ErrCorrupt):
+		d.report(readErr)
+	case readErr != nil:
+		return false, fmt.Errorf("%ssweep: %w", errorPrefix, readErr)
 	case h.expires == 0 || d.nowNano() < h.expires:
 		return false, nil // rewritten since the first look
 	}
 	if err := d.remove(path); err != nil {
 		return false, err
+	}
+	if readErr == nil { // expired, not corrupt
+		d.expiryHooks.Expired(key)
 	}
 	return true, nil
 }

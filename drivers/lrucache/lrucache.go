@@ -48,6 +48,7 @@ type Driver struct {
 	closed     bool
 	watchers   inproc.Watchers
 	fences     inproc.Fences
+	expiry     driver.ExpiryHooks
 }
 
 type item struct {
@@ -71,6 +72,7 @@ var (
 	_ driver.Watcher           = (*Driver)(nil)
 	_ driver.Modifier          = (*Driver)(nil)
 	_ driver.Scanner           = (*Driver)(nil)
+	_ driver.ExpiryNotifier    = (*Driver)(nil)
 )
 
 // New returns an LRU driver.
@@ -122,10 +124,17 @@ func (d *Driver) live(key string, touch bool) (item, bool) {
 	}
 	if it.exp != 0 && d.now().UnixNano() >= it.exp {
 		d.lru.Remove(key)
+		d.expiry.Expired(key)
 		return item{}, false
 	}
 	return it, true
 }
+
+// OnExpire adds fn to the functions called with the key of each entry the driver drops
+// because its TTL passed: when an operation on the key (or Scan) finds it expired. An
+// expired entry evicted from the LRU's tail before anything looked at it, or dropped by
+// Flush or Close, is not reported. fn runs under the driver's mutex.
+func (d *Driver) OnExpire(fn func(key string)) { d.expiry.OnExpire(fn) }
 
 // Get returns the live value under key and marks it recently used.
 func (d *Driver) Get(_ context.Context, key string) (any, bool, error) {

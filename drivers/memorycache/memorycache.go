@@ -64,6 +64,7 @@ type Driver struct {
 	closed     atomic.Bool
 	watchers   inproc.Watchers
 	fences     inproc.Fences
+	expiry     driver.ExpiryHooks
 }
 
 // item is one stored entry. Items are never mutated after they are stored.
@@ -93,6 +94,7 @@ var (
 	_ driver.Watcher           = (*Driver)(nil)
 	_ driver.Modifier          = (*Driver)(nil)
 	_ driver.Scanner           = (*Driver)(nil)
+	_ driver.ExpiryNotifier    = (*Driver)(nil)
 )
 
 // newItem is the item a write of e over cur (nil: none) stores.
@@ -129,6 +131,14 @@ func New(o Options) (*Driver, error) {
 		oo.MaximumWeight = uint64(o.MaxBytes)
 		oo.Weigher = func(k string, it *item) uint32 { return cost(k, it.v) }
 	}
+	d := &Driver{defaultTTL: o.DefaultTTL}
+	// Expired entries are reported when otter drops them: when a read or a write meets
+	// one, or its timer wheel does.
+	oo.OnAtomicDeletion = func(e otter.DeletionEvent[string, *item]) {
+		if e.Cause == otter.CauseExpiration && d.expiry.Active() && !d.closed.Load() {
+			d.expiry.Expired(e.Key)
+		}
+	}
 	var coarse *otter.CoarseClock
 	if o.Now != nil {
 		oo.Clock = clock(o.Now)
@@ -145,8 +155,15 @@ func New(o Options) (*Driver, error) {
 		}
 		return nil, fmt.Errorf("memorycache: %w", err)
 	}
-	return &Driver{c: c, coarse: coarse, defaultTTL: o.DefaultTTL}, nil
+	d.c, d.coarse = c, coarse
+	return d, nil
 }
+
+// OnExpire adds fn to the functions called with the key of each entry that otter drops
+// because its TTL passed: when a read or a write meets it, or when otter's timer wheel
+// (run by its maintenance, about once a second, or on later calls with Options.Now)
+// reaches it. Entries dropped by Close are not reported.
+func (d *Driver) OnExpire(fn func(key string)) { d.expiry.OnExpire(fn) }
 
 func defaultCost(k string, v any) uint32 {
 	n := len(k) + 64

@@ -12,10 +12,11 @@
 // beyond what Config.Metrics costs, and without Config.Metrics nothing is observed.
 // Counters (attribute driver): cache.hits, cache.misses, cache.sets, cache.removes,
 // cache.flushes, cache.errors, cache.lock.acquired, cache.lock.contended,
-// cache.lock.released, cache.lock.lost. Per driver and operation (attributes driver,
+// cache.lock.released, cache.lock.lost, cache.expired (memory, lru and file drivers;
+// Redis does not report expiry). Per driver and operation (attributes driver,
 // op): the gauge cache.operation.duration in seconds with attribute quantile ("0.5",
-// "0.95", "0.99"), and the counter cache.operation.samples. The latencies are sampled on
-// one call in eight, over everything since the cache started or the last
+// "0.95", "0.99"), and the counter cache.operation.samples. The latencies (of Get and
+// Set) are sampled on about one call in 64, over everything since the cache started or the last
 // [cache.Cache.ResetMetrics] (not a moving window), within 19% of the true value; the
 // counters are cumulative and restart from zero after ResetMetrics.
 //
@@ -58,6 +59,7 @@ var counters = []counter{
 	{"cache.lock.contended", "{attempt}", "Lock attempts that found the lock held by another holder.", func(x cache.Counters) int64 { return x.LockContended }},
 	{"cache.lock.released", "{lock}", "Locks released by their holder.", func(x cache.Counters) int64 { return x.LockReleased }},
 	{"cache.lock.lost", "{lock}", "Locks that ended while their holder's function ran.", func(x cache.Counters) int64 { return x.LockLost }},
+	{"cache.expired", "{entry}", "Entries the driver dropped because their TTL passed (not reported by Redis).", func(x cache.Counters) int64 { return x.Expired }},
 }
 
 // Register creates the cache's instruments on meter and a callback that observes them
@@ -79,7 +81,7 @@ func Register(c *cache.Cache, meter metric.Meter) (metric.Registration, error) {
 		return nil, err
 	}
 	samples, err := meter.Int64ObservableCounter("cache.operation.samples", metric.WithUnit("{sample}"),
-		metric.WithDescription("Latency samples taken (one call in eight)."))
+		metric.WithDescription("Latency samples taken (about one call in 64)."))
 	if err != nil {
 		return nil, err
 	}
@@ -114,14 +116,10 @@ func Register(c *cache.Cache, meter metric.Meter) (metric.Registration, error) {
 // and cache.key, an event named after the kind, and for errors the error recorded and
 // the status Error. Hits, misses and writes make no span. Stop the returned
 // subscription to stop; see the package doc for the limits. Keys go to the tracing
-// backend as they are.
+// backend as they are. The subscription asks for those kinds only, so hits, misses and
+// writes cost the cache's calls nothing.
 func Trace(c *cache.Cache, tracer trace.Tracer) *cache.Subscription {
 	return c.Subscribe(0, func(e cache.Event) {
-		switch e.Kind {
-		case cache.EventLockAcquired, cache.EventLockContended, cache.EventLockReleased, cache.EventLockLost, cache.EventError:
-		default:
-			return
-		}
 		at := trace.WithTimestamp(e.Time)
 		kind := e.Kind.String()
 		_, span := tracer.Start(context.Background(), "cache."+e.Op, at,
@@ -138,5 +136,5 @@ func Trace(c *cache.Cache, tracer trace.Tracer) *cache.Subscription {
 			span.SetStatus(codes.Error, e.Err.Error())
 		}
 		span.End(at)
-	})
+	}, cache.EventLockAcquired, cache.EventLockContended, cache.EventLockReleased, cache.EventLockLost, cache.EventError)
 }

@@ -101,6 +101,7 @@ func TestRegister(t *testing.T) {
 	for name, want := range map[string]float64{
 		"cache.hits": 200, "cache.misses": 1, "cache.sets": 1, "cache.errors": 1, "cache.removes": 0,
 		"cache.lock.acquired": 1, "cache.lock.contended": 1, "cache.lock.released": 1, "cache.lock.lost": 0,
+		"cache.expired": 0,
 	} {
 		if v, ok := got[name][mem]; !ok || v != want {
 			t.Errorf("%s{driver=mem} = %v (present %v); want %v", name, v, ok, want)

@@ -19,13 +19,14 @@
 //	myapp_cache_locks_contended_total     counter
 //	myapp_cache_locks_released_total      counter
 //	myapp_cache_locks_lost_total          counter
+//	myapp_cache_expired_total             counter (memory, lru and file drivers; Redis: 0)
 //
 // and per driver and operation (labels driver, op):
 //
 //	myapp_cache_latency_seconds{quantile="0.5"|"0.95"|"0.99"}  gauge
 //	myapp_cache_latency_samples_total                          counter
 //
-// The latencies are sampled on one call in eight and their percentiles come from a
+// The latencies (of Get and Set) are sampled on about one call in 64 and their percentiles come from a
 // log-linear histogram (within 19% of the true value), over everything since the cache
 // started or since [cache.Cache.ResetMetrics]: they are not a moving window. The
 // counters too restart from zero after ResetMetrics, which Prometheus's rate() reads as
@@ -77,6 +78,7 @@ func NewCollector(c *cache.Cache, namespace string) prometheus.Collector {
 			counter("locks_contended_total", "Lock attempts that found the lock held by another holder.", func(x cache.Counters) int64 { return x.LockContended }),
 			counter("locks_released_total", "Locks released by their holder.", func(x cache.Counters) int64 { return x.LockReleased }),
 			counter("locks_lost_total", "Locks that ended while their holder's function ran.", func(x cache.Counters) int64 { return x.LockLost }),
+			counter("expired_total", "Entries the driver dropped because their TTL passed (not reported by Redis).", func(x cache.Counters) int64 { return x.Expired }),
 		},
 		latency: prometheus.NewDesc(name("latency_seconds"),
 			"Sampled latency of an operation: percentiles (0.5, 0.95, 0.99) since the start or the last ResetMetrics.",
