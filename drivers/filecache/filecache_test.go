@@ -21,7 +21,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	runHelper() // a helper process of the cross-process tests runs and exits here
+	child.Main() // a child process of the cross-process tests runs its job and exits here
 	goleak.VerifyTestMain(m)
 }
 

@@ -1,20 +1,18 @@
 package filecache_test
 
-// Cross-process tests: the test binary re-executes itself with FILECACHE_HELPER set, and
-// TestMain hands those processes to runHelper instead of the tests. Every claim that the
-// driver is atomic across processes is checked here with real OS processes sharing one
-// directory.
+// Cross-process tests: real OS processes sharing one directory, through internal/xproc,
+// which runs the test binary again as child processes (TestMain hands them to
+// child.Main). Every claim that the driver is atomic across processes is checked here;
+// the proofs that the file and Redis drivers share (lockx_process_test.go,
+// modify_process_test.go) are xproc's scenarios.
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -26,88 +24,79 @@ import (
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/drivers/filecache"
+	"github.com/cachekit/cache/internal/xproc"
 )
 
-const (
-	helperEnv = "FILECACHE_HELPER" // the mode of a helper process
-	dirEnv    = "FILECACHE_DIR"    // the cache directory
-	auxEnv    = "FILECACHE_AUX"    // a directory for markers and the start signal
-	countEnv  = "FILECACHE_N"      // how many operations
-	procs     = 4
-)
+const procs = 4 // processes in the tests that run several
 
-// runHelper runs a helper process and exits, if this process is one.
-func runHelper() {
-	mode := os.Getenv(helperEnv)
-	if mode == "" {
-		return
-	}
-	if err := helperMain(mode); err != nil {
-		fmt.Fprintf(os.Stderr, "helper %s (pid %d): %v\n", mode, os.Getpid(), err)
-		os.Exit(1)
-	}
-	os.Exit(0)
+// child is the file driver's side of the child processes: a driver on the job's
+// directory that fails the process on anything it reports to OnError, and the jobs of
+// the file-only tests below.
+var child = xproc.Child{
+	Open: func(job xproc.Job) (*cache.Cache, func() error, error) {
+		var reported atomic.Int64
+		d, err := filecache.New(filecache.Options{Dir: job.Addr, OnError: func(err error) {
+			reported.Add(1)
+			fmt.Fprintln(os.Stderr, "OnError:", err)
+		}})
+		if err != nil {
+			return nil, nil, err
+		}
+		var drv cache.Driver = d
+		switch {
+		case job.DeafWatch:
+			drv = lxDeafWatch{d}
+		case job.Mode == "lock-racy":
+			drv = racyDriver{d}
+		}
+		c, err := cache.New(cache.Config{Drivers: map[string]cache.Driver{"file": drv}, Prefix: job.Prefix})
+		if err != nil {
+			_ = d.Close()
+			return nil, nil, err
+		}
+		check := func() error {
+			if n := reported.Load(); n != 0 {
+				return fmt.Errorf("%d problems reported to OnError", n)
+			}
+			return nil
+		}
+		return c, check, nil
+	},
+	Modes: map[string]xproc.Mode{
+		"lock":      xproc.OnGo(helperLock),
+		"lock-racy": xproc.OnGo(helperLock), // Open gives it racyDriver
+		"incr": xproc.OnGo(func(ctx context.Context, w *xproc.Worker) ([]int64, error) {
+			return helperIncr(ctx, w.C, w.Job.N)
+		}),
+		"pull": xproc.OnGo(func(ctx context.Context, w *xproc.Worker) ([]int, error) {
+			return helperPull(ctx, w.C, w.Job.N)
+		}),
+		"handoff":           helperHandoff,
+		"hold-until-killed": helperHold,
+		"write":             helperWrite,
+	},
 }
 
-func helperMain(mode string) error {
-	dir, aux := os.Getenv(dirEnv), os.Getenv(auxEnv)
-	n, _ := strconv.Atoi(os.Getenv(countEnv))
-	var reported atomic.Int64
-	d, err := filecache.New(filecache.Options{Dir: dir, OnError: func(err error) {
-		reported.Add(1)
-		fmt.Fprintln(os.Stderr, "OnError:", err)
-	}})
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	var drv cache.Driver = d
-	if mode == "lock-racy" {
-		drv = racyDriver{d}
-	}
-	c, err := cache.New(cache.Config{Drivers: map[string]cache.Driver{"file": drv}})
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	// Start together: the parent creates the start file once every helper runs.
-	for {
-		if _, err := os.Stat(filepath.Join(aux, "start")); err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return errors.New("no start signal")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	out := json.NewEncoder(os.Stdout)
-	var result any
-	switch mode {
-	case "lock", "lock-racy":
-		result, err = helperLock(ctx, c, aux, n)
-	case "incr":
-		result, err = helperIncr(ctx, c, n)
-	case "pull":
-		result, err = helperPull(ctx, c, n)
-	case "handoff":
-		err = helperHandoff(ctx, c, aux, n, out)
-	case "fence":
-		result, err = helperFence(ctx, c, n)
-	case "hold":
-		err = helperHold(ctx, c, out)
-	case "write":
-		err = helperWrite(ctx, c, out)
-	default:
-		err = fmt.Errorf("unknown mode %q", mode)
-	}
-	if err != nil {
-		return err
-	}
-	if r := reported.Load(); r != 0 {
-		return fmt.Errorf("%d problems reported to OnError", r)
-	}
-	return out.Encode(result)
+// lxDeafWatch is the driver whose Watch never reports a release (its channel closes only
+// when the watch's ctx ends), as if inotify (or the stat poller) missed the release: a
+// lock waiter then wakes on its backoff-and-jitter poll alone. The handoff's negative
+// control.
+type lxDeafWatch struct{ *filecache.Driver }
+
+func (lxDeafWatch) Watch(ctx context.Context, _ string) (<-chan struct{}, error) {
+	ch := make(chan struct{})
+	context.AfterFunc(ctx, func() { close(ch) })
+	return ch, nil
+}
+
+// files is the file driver as the shared scenarios see it: a fresh directory for each
+// scenario.
+var files = xproc.Target{
+	Fresh: func(t *testing.T, _ string) xproc.Store { return xproc.Store{Addr: t.TempDir()} },
+	Open: func(t *testing.T, s xproc.Store) *cache.Cache {
+		c, _ := newCacheOn(t, s.Addr)
+		return c
+	},
 }
 
 // lockResult is what one process saw of its lock attempts.
@@ -115,13 +104,15 @@ type lockResult struct {
 	Ran, Skipped, Overlaps int
 }
 
-// helperLock makes n attempts at the lock "hot". Inside fn it creates the marker file
-// aux/inside with O_EXCL and removes it on the way out: if the marker already exists,
-// another holder is inside fn at the same time, in this process or another.
-func helperLock(ctx context.Context, c *cache.Cache, aux string, n int) (lockResult, error) {
+// helperLock makes the job's N attempts at the lock "hot". Inside fn it creates the
+// marker file inside in the job's Aux directory with O_EXCL and removes it on the way
+// out: if the marker already exists, another holder is inside fn at the same time, in
+// this process or another.
+func helperLock(ctx context.Context, w *xproc.Worker) (lockResult, error) {
+	c := w.C
 	var r lockResult
-	marker := filepath.Join(aux, "inside")
-	for range n {
+	marker := filepath.Join(w.Job.Aux, "inside")
+	for range w.Job.N {
 		out, err := cache.Lock(ctx, c, "hot", 10*time.Second, func(context.Context) (struct{}, error) {
 			f, err := os.OpenFile(marker, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 			if errors.Is(err, fs.ErrExist) {
@@ -205,45 +196,16 @@ func helperPull(ctx context.Context, c *cache.Cache, n int) ([]int, error) {
 	return got, nil
 }
 
-// helperFence takes the fenced lock "fenced" n times, waiting for it, and returns the
-// fencing tokens it got, in order.
-func helperFence(ctx context.Context, c *cache.Cache, n int) ([]int64, error) {
-	var got []int64
-	for range n {
-		_, err := cache.LockWith(ctx, c, "fenced", cache.LockOptions{TTL: 10 * time.Second, Fencing: true, Wait: 30 * time.Second},
-			func(ctx context.Context) (struct{}, error) {
-				tok, ok := cache.FencingToken(ctx)
-				if !ok {
-					return struct{}{}, errors.New("no fencing token")
-				}
-				got = append(got, tok)
-				return struct{}{}, nil
-			})
-		if err != nil {
-			return nil, err
-		}
-	}
-	return got, nil
-}
-
-// helperHandoff takes the lock "ho" n times, each time once the parent has created
-// aux/go.<i>; it holds it for 50 ms and reports when fn returned (the release follows).
-func helperHandoff(ctx context.Context, c *cache.Cache, aux string, n int, out *json.Encoder) error {
-	for i := range n {
-		for {
-			if _, err := os.Stat(filepath.Join(aux, fmt.Sprintf("go.%d", i))); err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			time.Sleep(time.Millisecond)
+// helperHandoff takes the lock "ho" N times, each time on the order "go"; it says
+// "held", holds it for 50 ms and says when fn returned ("rel", T; the release follows).
+func helperHandoff(ctx context.Context, w *xproc.Worker) error {
+	for i := range w.Job.N {
+		if err := w.Expect("go"); err != nil {
+			return err
 		}
 		var returned time.Time
-		res, err := cache.Lock(ctx, c, "ho", 10*time.Second, func(context.Context) (struct{}, error) {
-			if err := out.Encode("held"); err != nil {
-				return struct{}{}, err
-			}
+		res, err := cache.Lock(ctx, w.C, "ho", 10*time.Second, func(context.Context) (struct{}, error) {
+			w.Send(xproc.Msg{K: "held"})
 			time.Sleep(50 * time.Millisecond)
 			returned = time.Now()
 			return struct{}{}, nil
@@ -251,27 +213,21 @@ func helperHandoff(ctx context.Context, c *cache.Cache, aux string, n int, out *
 		if err != nil || !res.Acquired {
 			return fmt.Errorf("round %d: %+v, %v", i, res, err)
 		}
-		if err := out.Encode(returned.UnixNano()); err != nil {
-			return err
-		}
+		w.Send(xproc.Msg{K: "rel", T: returned.UnixNano()})
 	}
 	return nil
 }
 
-// holdReport is what the holding process says once it holds the lock.
-type holdReport struct {
-	Pid           int
-	Before, After int64 // Unix nanoseconds around the acquisition
-}
-
-// helperHold takes the lock "held" for holdTTL and never comes out of fn: the parent
-// kills it with SIGKILL.
-func helperHold(ctx context.Context, c *cache.Cache, out *json.Encoder) error {
+// helperHold takes the lock "held" for the job's TTL on "go" and never comes out of fn:
+// the parent kills it with SIGKILL. Once it holds the lock it says "held" with its pid
+// and the Unix nanoseconds around the acquisition (T before, T2 after).
+func helperHold(ctx context.Context, w *xproc.Worker) error {
+	if err := w.Expect("go"); err != nil {
+		return err
+	}
 	before := time.Now()
-	res, err := cache.Lock(ctx, c, "held", holdTTL, func(context.Context) (struct{}, error) {
-		if err := out.Encode(holdReport{Pid: os.Getpid(), Before: before.UnixNano(), After: time.Now().UnixNano()}); err != nil {
-			return struct{}{}, err
-		}
+	res, err := cache.Lock(ctx, w.C, "held", w.Job.TTL, func(context.Context) (struct{}, error) {
+		w.Send(xproc.Msg{K: "held", PID: os.Getpid(), T: before.UnixNano(), T2: time.Now().UnixNano()})
 		time.Sleep(time.Hour)
 		return struct{}{}, nil
 	})
@@ -281,9 +237,13 @@ func helperHold(ctx context.Context, c *cache.Cache, out *json.Encoder) error {
 	return err
 }
 
-// helperWrite writes values of up to 256 KiB to w.0 … w.9 and increments w.counter, as
-// fast as it can, until it is killed. It says "ready" after a first round.
-func helperWrite(ctx context.Context, c *cache.Cache, out *json.Encoder) error {
+// helperWrite, on "go", writes values of up to 256 KiB to w.0 … w.9 and increments
+// w.counter, as fast as it can, until it is killed. It says "wrote" after a first round.
+func helperWrite(ctx context.Context, w *xproc.Worker) error {
+	if err := w.Expect("go"); err != nil {
+		return err
+	}
+	c := w.C
 	for round := 0; ; round++ {
 		for i := range 10 {
 			v := writeValue(rand.IntN(256 << 10))
@@ -295,9 +255,7 @@ func helperWrite(ctx context.Context, c *cache.Cache, out *json.Encoder) error {
 			}
 		}
 		if round == 0 {
-			if err := out.Encode("ready"); err != nil {
-				return err
-			}
+			w.Send(xproc.Msg{K: "wrote"})
 		}
 	}
 }
@@ -311,68 +269,8 @@ func writeValue(n int) string {
 
 const holdTTL = time.Second
 
-// helper is one running helper process.
-type helper struct {
-	cmd    *exec.Cmd
-	stdout *bufio.Scanner
-	stderr strings.Builder
-}
-
-// startHelpers starts n helper processes in mode on dir and returns them. They wait for
-// release(): the start file in aux.
-func startHelpers(t *testing.T, mode, dir, aux string, n, count int) []*helper {
-	t.Helper()
-	var hs []*helper
-	for range n {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), helperEnv+"="+mode, dirEnv+"="+dir, auxEnv+"="+aux, countEnv+"="+strconv.Itoa(count))
-		h := &helper{cmd: cmd}
-		cmd.Stderr = &h.stderr
-		pipe, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.stdout = bufio.NewScanner(pipe)
-		h.stdout.Buffer(nil, 1<<20)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		})
-		hs = append(hs, h)
-	}
-	return hs
-}
-
-func release(t *testing.T, aux string) {
-	t.Helper()
-	if err := os.WriteFile(filepath.Join(aux, "start"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// line reads the helper's next line of output into v.
-func (h *helper) line(t *testing.T, v any) {
-	t.Helper()
-	if !h.stdout.Scan() {
-		_ = h.cmd.Wait()
-		t.Fatalf("helper pid %d: no output (%v); stderr:\n%s", h.cmd.Process.Pid, h.stdout.Err(), h.stderr.String())
-	}
-	if err := json.Unmarshal(h.stdout.Bytes(), v); err != nil {
-		t.Fatalf("helper pid %d: output %q: %v", h.cmd.Process.Pid, h.stdout.Text(), err)
-	}
-}
-
-// result reads the helper's result and waits for it to exit cleanly.
-func (h *helper) result(t *testing.T, v any) {
-	t.Helper()
-	h.line(t, v)
-	if err := h.cmd.Wait(); err != nil {
-		t.Fatalf("helper pid %d: %v; stderr:\n%s", h.cmd.Process.Pid, err, h.stderr.String())
-	}
-}
+// dirStore is a store on dir.
+func dirStore(dir string) xproc.Store { return xproc.Store{Addr: dir} }
 
 // newCacheOn returns a cache over a driver on dir, for the parent process.
 func newCacheOn(t *testing.T, dir string) (*cache.Cache, *filecache.Driver) {
@@ -387,14 +285,14 @@ func newCacheOn(t *testing.T, dir string) (*cache.Cache, *filecache.Driver) {
 
 func runLockProcs(t *testing.T, mode string) lockResult {
 	dir, aux := t.TempDir(), t.TempDir()
-	hs := startHelpers(t, mode, dir, aux, procs, 100)
+	ps := xproc.StartN(t, procs, xproc.Job{Mode: mode, Store: dirStore(dir), Aux: aux, N: 100})
 	start := time.Now()
-	release(t, aux)
+	xproc.Go(ps)
 	var total lockResult
-	for i, h := range hs {
+	for i, p := range ps {
 		var r lockResult
-		h.result(t, &r)
-		t.Logf("process %d (pid %d): ran %d, skipped %d, overlaps %d", i, h.cmd.Process.Pid, r.Ran, r.Skipped, r.Overlaps)
+		p.Result(&r)
+		t.Logf("process %d (pid %d): ran %d, skipped %d, overlaps %d", i, p.Pid(), r.Ran, r.Skipped, r.Overlaps)
 		total.Ran += r.Ran
 		total.Skipped += r.Skipped
 		total.Overlaps += r.Overlaps
@@ -431,14 +329,14 @@ func TestProcessesLockDetector(t *testing.T) {
 // value 1 … 4000 was handed out exactly once.
 func TestProcessesIncrement(t *testing.T) {
 	const per = 1000
-	dir, aux := t.TempDir(), t.TempDir()
-	hs := startHelpers(t, "incr", dir, aux, procs, per)
+	dir := t.TempDir()
+	ps := xproc.StartN(t, procs, xproc.Job{Mode: "incr", Store: dirStore(dir), N: per})
 	start := time.Now()
-	release(t, aux)
+	xproc.Go(ps)
 	var all []int64
-	for _, h := range hs {
+	for _, p := range ps {
 		var got []int64
-		h.result(t, &got)
+		p.Result(&got)
 		if len(got) != per {
 			t.Fatalf("a process got %d results; want %d", len(got), per)
 		}
@@ -466,7 +364,7 @@ func TestProcessesIncrement(t *testing.T) {
 // once.
 func TestProcessesPull(t *testing.T) {
 	const jobs = 200
-	dir, aux := t.TempDir(), t.TempDir()
+	dir := t.TempDir()
 	c, _ := newCacheOn(t, dir)
 	ctx := context.Background()
 	for i := range jobs {
@@ -474,12 +372,12 @@ func TestProcessesPull(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	hs := startHelpers(t, "pull", dir, aux, procs, jobs)
-	release(t, aux)
+	ps := xproc.StartN(t, procs, xproc.Job{Mode: "pull", Store: dirStore(dir), N: jobs})
+	xproc.Go(ps)
 	seen := make([]int, jobs)
-	for i, h := range hs {
+	for i, p := range ps {
 		var got []int
-		h.result(t, &got)
+		p.Result(&got)
 		t.Logf("process %d pulled %d jobs", i, len(got))
 		for _, j := range got {
 			seen[j]++
@@ -496,14 +394,13 @@ func TestProcessesPull(t *testing.T) {
 // and each process sees its tokens increase.
 func TestProcessesFencing(t *testing.T) {
 	const per = 50
-	dir, aux := t.TempDir(), t.TempDir()
-	hs := startHelpers(t, "fence", dir, aux, procs, per)
+	ps := xproc.StartN(t, procs, xproc.Job{Mode: "fence", Store: dirStore(t.TempDir()), N: per})
 	start := time.Now()
-	release(t, aux)
+	xproc.Go(ps)
 	var all []int64
-	for i, h := range hs {
-		var got []int64
-		h.result(t, &got)
+	for i, p := range ps {
+		got := p.Next("result").Tokens
+		p.Exit()
 		increasing := len(got) == per
 		for j := 1; j < len(got); j++ {
 			increasing = increasing && got[j] > got[j-1]
@@ -527,30 +424,24 @@ func TestProcessesFencing(t *testing.T) {
 // Linux) instead of its next poll.
 func TestProcessesLockWaitHandoff(t *testing.T) {
 	const rounds = 20
-	dir, aux := t.TempDir(), t.TempDir()
-	hs := startHelpers(t, "handoff", dir, aux, 1, rounds)
-	release(t, aux)
+	dir := t.TempDir()
+	holder := xproc.Start(t, xproc.Job{Mode: "handoff", Store: dirStore(dir), N: rounds})
+	holder.Next("ready")
 	c, _ := newCacheOn(t, dir)
 	ctx := context.Background()
 	lat := make([]time.Duration, 0, rounds)
 	for i := range rounds {
-		if err := os.WriteFile(filepath.Join(aux, fmt.Sprintf("go.%d", i)), nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		var held string
-		hs[0].line(t, &held)
+		holder.Send("go")
+		holder.Next("held")
 		out, err := cache.LockWith(ctx, c, "ho", cache.LockOptions{TTL: 10 * time.Second, Wait: 5 * time.Second},
 			func(context.Context) (time.Time, error) { return time.Now(), nil })
 		if err != nil || !out.Acquired {
 			t.Fatalf("round %d: waiter = %+v, %v", i, out, err)
 		}
-		var returned int64
-		hs[0].line(t, &returned)
-		lat = append(lat, out.Value.Sub(time.Unix(0, returned)))
+		returned := holder.Next("rel").T
+		lat = append(lat, out.Value.Sub(xproc.Time(returned)))
 	}
-	if err := hs[0].cmd.Wait(); err != nil {
-		t.Fatalf("helper: %v; stderr:\n%s", err, hs[0].stderr.String())
-	}
+	holder.Exit()
 	slices.Sort(lat)
 	median := lat[len(lat)/2]
 	t.Logf("cross-process handoff, holder's fn returned → waiter in fn, %d rounds: median %v, max %v", rounds, median, lat[len(lat)-1])
@@ -562,29 +453,26 @@ func TestProcessesLockWaitHandoff(t *testing.T) {
 // TestProcessKilledHoldingLock: a process killed with SIGKILL while it holds a lock with
 // a 1 s TTL; another process takes the lock after the TTL, and not before.
 func TestProcessKilledHoldingLock(t *testing.T) {
-	dir, aux := t.TempDir(), t.TempDir()
-	hs := startHelpers(t, "hold", dir, aux, 1, 0)
-	release(t, aux)
-	var held holdReport
-	hs[0].line(t, &held)
-	if held.Pid != hs[0].cmd.Process.Pid {
-		t.Fatalf("the holder says pid %d, started %d", held.Pid, hs[0].cmd.Process.Pid)
+	dir := t.TempDir()
+	holder := xproc.Start(t, xproc.Job{Mode: "hold-until-killed", Store: dirStore(dir), TTL: holdTTL})
+	holder.Next("ready")
+	holder.Send("go")
+	held := holder.Next("held") // T and T2: Unix nanoseconds around the acquisition
+	if held.PID != holder.Pid() {
+		t.Fatalf("the holder says pid %d, started %d", held.PID, holder.Pid())
 	}
 	c, _ := newCacheOn(t, dir)
 	ctx := context.Background()
 	var owner string
-	if found, err := c.Get(ctx, "held", &owner); !found || err != nil || !strings.HasPrefix(owner, fmt.Sprintf("pid.%d#", held.Pid)) {
+	if found, err := c.Get(ctx, "held", &owner); !found || err != nil || !strings.HasPrefix(owner, fmt.Sprintf("pid.%d#", held.PID)) {
 		t.Fatalf("the lock holds %q, %v, %v; want the holder's owner label", owner, found, err)
 	}
 	time.Sleep(holdTTL / 4)
-	if err := hs[0].cmd.Process.Signal(os.Kill); err != nil {
-		t.Fatal(err)
-	}
-	_ = hs[0].cmd.Wait()
+	holder.Kill()
 	killed := time.Now()
 
-	earliest := time.Unix(0, held.Before).Add(holdTTL) // the lock expires no earlier
-	latest := time.Unix(0, held.After).Add(holdTTL)    // and no later
+	earliest := xproc.Time(held.T).Add(holdTTL) // the lock expires no earlier
+	latest := xproc.Time(held.T2).Add(holdTTL)  // and no later
 	var refused int
 	var acquiredAt time.Time
 	for acquiredAt.IsZero() {
@@ -604,7 +492,7 @@ func TestProcessKilledHoldingLock(t *testing.T) {
 		}
 	}
 	t.Logf("holder pid %d killed %v after it took the lock (TTL %v); %d attempts refused; taken over %v after the kill, %v after the TTL ran out",
-		held.Pid, killed.Sub(time.Unix(0, held.After)).Round(time.Millisecond), holdTTL, refused,
+		held.PID, killed.Sub(xproc.Time(held.T2)).Round(time.Millisecond), holdTTL, refused,
 		acquiredAt.Sub(killed).Round(time.Millisecond), acquiredAt.Sub(latest).Round(time.Millisecond))
 	if acquiredAt.Before(earliest) {
 		t.Fatalf("the lock was taken over %v before its TTL ran out", earliest.Sub(acquiredAt))
@@ -621,19 +509,14 @@ func TestProcessKilledHoldingLock(t *testing.T) {
 // every key either at a whole value or missing, never corrupt, and the counter whole.
 // Its stray temporary files are not entries, and the sweep removes them once stale.
 func TestProcessKilledWriting(t *testing.T) {
-	dir, aux := t.TempDir(), t.TempDir()
-	for round := range 3 {
-		hs := startHelpers(t, "write", dir, aux, 1, 0)
-		if round == 0 {
-			release(t, aux)
-		}
-		var ready string
-		hs[0].line(t, &ready)
+	dir := t.TempDir()
+	for range 3 {
+		writer := xproc.Start(t, xproc.Job{Mode: "write", Store: dirStore(dir)})
+		writer.Next("ready")
+		writer.Send("go")
+		writer.Next("wrote")
 		time.Sleep(time.Duration(50+rand.IntN(100)) * time.Millisecond)
-		if err := hs[0].cmd.Process.Signal(os.Kill); err != nil {
-			t.Fatal(err)
-		}
-		_ = hs[0].cmd.Wait()
+		writer.Kill()
 	}
 	var log errorLog
 	d := newDriver(t, filecache.Options{Dir: dir, SweepInterval: -1, OnError: log.add})

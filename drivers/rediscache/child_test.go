@@ -1,35 +1,69 @@
 package rediscache_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
-	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/drivers/rediscache"
+	"github.com/cachekit/cache/internal/xproc"
 )
 
-// The cross-process tests re-execute the test binary: with childEnv set, TestMain runs
-// childMain instead of the tests. The child reads its job from the environment and
-// prints one "RESULT {json}" line.
-const (
-	childEnv      = "REDISCACHE_TEST_CHILD" // the mode: "lock" or "naive"
-	childURL      = "REDISCACHE_TEST_URL"
-	childPrefix   = "REDISCACHE_TEST_PREFIX"
-	childAttempts = "REDISCACHE_TEST_ATTEMPTS"
-	childID       = "REDISCACHE_TEST_ID"
-)
+// The cross-process tests (lockx_process_test.go, modify_process_test.go, the mutual
+// exclusion proof of proof_test.go) run the test binary again as child processes through
+// internal/xproc: TestMain hands them to child.Main, which runs their job and exits. What
+// is Redis's own is here: how a child opens its cache, the Redis-only jobs, and the
+// shared scenarios' view of a Redis.
 
-// childResult is what one process reports.
+// child is the Redis driver's side of the child processes: a driver on the job's URL,
+// cache.New with its prefix, and the jobs of the mutual exclusion proof.
+var child = xproc.Child{
+	Open: func(job xproc.Job) (*cache.Cache, func() error, error) {
+		d, err := rediscache.New(rediscache.Options{URL: job.Addr})
+		if err != nil {
+			return nil, nil, err
+		}
+		var drv cache.Driver = d
+		if job.DeafWatch {
+			drv = lxDeafWatch{d}
+		}
+		c, err := cache.New(cache.Config{Drivers: map[string]cache.Driver{"redis": drv}, Prefix: job.Prefix})
+		return c, nil, err
+	},
+	Modes: map[string]xproc.Mode{"lock": xproc.OnGo(lockChild), "naive": xproc.OnGo(lockChild)},
+}
+
+// lxDeafWatch is the driver whose Watch never reports a release (its channel closes only
+// when the watch's ctx ends), as if the release's PUBLISH were lost: a lock waiter then
+// wakes on its backoff-and-jitter poll alone. The handoff's negative control.
+type lxDeafWatch struct{ *rediscache.Driver }
+
+func (lxDeafWatch) Watch(ctx context.Context, _ string) (<-chan struct{}, error) {
+	ch := make(chan struct{})
+	context.AfterFunc(ctx, func() { close(ch) })
+	return ch, nil
+}
+
+// xtarget is the Redis at url as the shared scenarios see it: a fresh key prefix for
+// each scenario, flushed at the end of the test.
+func xtarget(url string) xproc.Target {
+	return xproc.Target{
+		Fresh: func(t *testing.T, name string) xproc.Store {
+			prefix := scope(name)
+			newCache(t, url, prefix) // flushes the prefix at the end
+			return xproc.Store{Addr: url, Prefix: prefix}
+		},
+		Open: func(t *testing.T, s xproc.Store) *cache.Cache {
+			c, _ := newCache(t, s.Addr, s.Prefix)
+			return c
+		},
+	}
+}
+
+// childResult is what one process of the mutual exclusion proof reports.
 type childResult struct {
 	ID       int    `json:"id"`
 	PID      int    `json:"pid"`
@@ -40,48 +74,15 @@ type childResult struct {
 	FirstErr string `json:"first_err,omitempty"`
 }
 
-// childMain is one process of the cross-process lock test: it waits for the parent's
-// go signal, then makes its attempts on one lock key with its own client. Inside fn an
-// overlap detector INCRs a marker, which must be 1, holds a moment and DECRs it.
+// lockChild is one process of the cross-process lock test: on "go" it makes its N
+// attempts on one lock key with its own client. Inside fn an overlap detector INCRs a
+// marker, which must be 1, holds a moment and DECRs it.
 //
 // Mode "naive" locks with a get-then-set instead of the driver's SET NX: the negative
 // control, which shows that the detector catches a lock that does not exclude.
-func childMain() int {
-	mode := os.Getenv(childEnv)
-	attempts, _ := strconv.Atoi(os.Getenv(childAttempts))
-	id, _ := strconv.Atoi(os.Getenv(childID))
-	res := childResult{ID: id, PID: os.Getpid()}
-	fail := func(err error) int {
-		fmt.Fprintf(os.Stderr, "child %d: %v\n", id, err)
-		return 1
-	}
-	d, err := rediscache.New(rediscache.Options{URL: os.Getenv(childURL)})
-	if err != nil {
-		return fail(err)
-	}
-	c, err := cache.New(cache.Config{Drivers: map[string]cache.Driver{"redis": d}, Prefix: os.Getenv(childPrefix)})
-	if err != nil {
-		return fail(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-
-	// Ready, then wait for go: every process starts its attempts at the same moment.
-	if _, err := c.Increment(ctx, "ready", 1); err != nil {
-		return fail(err)
-	}
-	for {
-		ok, err := c.Has(ctx, "go")
-		if err != nil {
-			return fail(err)
-		}
-		if ok {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-
+func lockChild(ctx context.Context, w *xproc.Worker) (childResult, error) {
+	c := w.C
+	res := childResult{ID: w.Job.ID, PID: os.Getpid()}
 	inside := func(ctx context.Context) (struct{}, error) {
 		n, err := c.Increment(ctx, "inside", 1)
 		if err != nil {
@@ -100,8 +101,8 @@ func childMain() int {
 			res.FirstErr = err.Error()
 		}
 	}
-	for range attempts {
-		switch mode {
+	for range w.Job.N {
+		switch w.Job.Mode {
 		case "lock":
 			out, err := cache.Lock(ctx, c, "lock.shared", 10*time.Second, inside)
 			switch {
@@ -134,89 +135,23 @@ func childMain() int {
 				note(err)
 			}
 		default:
-			return fail(fmt.Errorf("unknown mode %q", mode))
+			return res, fmt.Errorf("unknown mode %q", w.Job.Mode)
 		}
 	}
-	b, _ := json.Marshal(res)
-	fmt.Printf("RESULT %s\n", b)
-	return 0
+	return res, nil
 }
 
-// runProcesses starts n child processes in mode against url under prefix, releases them
-// at once, and returns their results.
+// runProcesses starts n child processes in mode ("lock" or "naive") against url under
+// prefix, each making attempts attempts, gives them "go" together once all are ready
+// (connected), and returns their results.
 func runProcesses(t *testing.T, mode, url, prefix string, n, attempts int) []childResult {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := newCache(t, url, prefix)
-	ctx := context.Background()
-	type proc struct {
-		cmd    *exec.Cmd
-		stdout bytes.Buffer
-		stderr bytes.Buffer
-	}
-	procs := make([]*proc, n)
-	for i := range procs {
-		p := &proc{cmd: exec.Command(exe)}
-		p.cmd.Env = append(os.Environ(),
-			childEnv+"="+mode, childURL+"="+url, childPrefix+"="+prefix,
-			childAttempts+"="+strconv.Itoa(attempts), childID+"="+strconv.Itoa(i))
-		p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-		if err := p.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		procs[i] = p
-	}
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i, p := range procs {
-		wg.Go(func() { errs[i] = p.cmd.Wait() })
-	}
-	t.Cleanup(func() {
-		for _, p := range procs {
-			_ = p.cmd.Process.Kill()
-		}
-		wg.Wait()
-	})
-	// Every process is ready (connected, started): go.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var ready int
-		if _, err := c.Get(ctx, "ready", &ready); err != nil {
-			t.Fatal(err)
-		}
-		if ready == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d processes ready after 30s", ready, n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if err := c.Set(ctx, "go", 1, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
+	newCache(t, url, prefix) // flushes the prefix at the end
+	ps := xproc.StartN(t, n, xproc.Job{Mode: mode, Store: xproc.Store{Addr: url, Prefix: prefix}, N: attempts})
+	xproc.Go(ps)
 	results := make([]childResult, n)
-	for i, p := range procs {
-		if errs[i] != nil {
-			t.Fatalf("process %d: %v\nstderr: %s", i, errs[i], p.stderr.String())
-		}
-		found := false
-		sc := bufio.NewScanner(&p.stdout)
-		for sc.Scan() {
-			if line, ok := strings.CutPrefix(sc.Text(), "RESULT "); ok {
-				if err := json.Unmarshal([]byte(line), &results[i]); err != nil {
-					t.Fatal(err)
-				}
-				found = true
-			}
-		}
-		if !found {
-			t.Fatalf("process %d printed no result; stdout: %s\nstderr: %s", i, p.stdout.String(), p.stderr.String())
-		}
+	for i, p := range ps {
+		p.Result(&results[i])
 	}
 	return results
 }

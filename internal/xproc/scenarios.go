@@ -1,0 +1,502 @@
+package xproc
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/cachekit/cache"
+)
+
+// Target is a driver as the shared scenarios see it.
+type Target struct {
+	// Fresh returns a store of its own for one scenario (named for a key prefix, where
+	// the driver uses one), emptied at the end of the test where that matters.
+	Fresh func(t *testing.T, name string) Store
+	// Open returns a cache of this process (the parent) on s, closed at the end of the
+	// test.
+	Open func(t *testing.T, s Store) *cache.Cache
+}
+
+// Fencing: 4 OS processes × 250 fenced acquisitions of one key, each waiting for the lock
+// (Wait), 1000 in all. Every token is unique, and inside fn every token is strictly above
+// the highest any holder saw before it (a record in the store that only fn reads and
+// writes): zero violations.
+func Fencing(t *testing.T, tg Target) {
+	t.Helper()
+	const procs, per = 4, 250
+	ps := StartN(t, procs, Job{Mode: "fence", Store: tg.Fresh(t, "xfence"), N: per})
+	start := time.Now()
+	Go(ps)
+	var all []int64
+	var viol int
+	for i, p := range ps {
+		r := p.Next("result")
+		p.Exit()
+		increasing := true
+		for j := 1; j < len(r.Tokens); j++ {
+			increasing = increasing && r.Tokens[j] > r.Tokens[j-1]
+		}
+		t.Logf("process %d (pid %d): %d acquisitions, tokens %d … %d, increasing %v, %d violations of the highest-seen record",
+			i, p.Pid(), len(r.Tokens), r.Tokens[0], r.Tokens[len(r.Tokens)-1], increasing, r.Viol)
+		if len(r.Tokens) != per || !increasing {
+			t.Errorf("process %d: %d tokens, increasing %v; want %d increasing tokens", i, len(r.Tokens), increasing, per)
+		}
+		viol += r.Viol
+		all = append(all, r.Tokens...)
+	}
+	elapsed := time.Since(start)
+	slices.Sort(all)
+	unique := len(slices.Compact(slices.Clone(all)))
+	t.Logf("%d processes × %d fenced acquisitions (waiting) in %v: %d tokens, %d unique, from %d to %d; %d violations (token not above the highest seen)",
+		procs, per, elapsed.Round(time.Millisecond), len(all), unique, all[0], all[len(all)-1], viol)
+	if unique != procs*per {
+		t.Fatalf("%d unique tokens of %d: a token was handed out twice", unique, len(all))
+	}
+	if viol != 0 {
+		t.Fatalf("%d holders got a token not above the highest already seen", viol)
+	}
+}
+
+// autoExtendTTL is the lock's TTL in the AutoExtend scenarios.
+const autoExtendTTL = 300 * time.Millisecond
+
+// autoExtendRun runs one holder of "lx.ae" (TTL ttl, fn 5×ttl, with or without
+// AutoExtend) against 3 processes that try to take it every ttl/4, and returns the
+// holder's result, the contenders' acquisitions while the holder's fn ran, and their
+// attempts in that time.
+func autoExtendRun(t *testing.T, tg Target, ttl time.Duration, autoExtend bool) (held Msg, inside, tries int) {
+	t.Helper()
+	s := tg.Fresh(t, "xae")
+	holder := Start(t, Job{Mode: "hold", Store: s, TTL: ttl, Hold: 5 * ttl, AutoExtend: autoExtend})
+	others := StartN(t, 3, Job{Mode: "contend", Store: s, TTL: ttl})
+	holder.Next("ready")
+	holder.Send("go")
+	holder.Next("held")
+	Go(others)
+	held = holder.Next("result")
+	holder.Exit()
+	for _, p := range others {
+		p.Send("stop")
+	}
+	from, to := held.T, held.T2
+	for i, p := range others {
+		r := p.Next("result")
+		p.Exit()
+		var in, tr int
+		for _, at := range r.Times {
+			if at >= from && at <= to {
+				in++
+			}
+		}
+		for _, at := range r.Attempts {
+			if at >= from && at <= to {
+				tr++
+			}
+		}
+		t.Logf("contender %d (pid %d): %d attempts while the holder's fn ran, %d of them acquired (%d attempts, %d acquisitions in all)",
+			i, p.Pid(), tr, in, len(r.Attempts), len(r.Times))
+		inside += in
+		tries += tr
+	}
+	t.Logf("AutoExtend %v, TTL %v: the holder's fn ran %v; Lock's error: %v; fn's ctx cause: %v; the 3 contenders made %d attempts in that time and acquired %d times",
+		autoExtend, ttl, Time(to).Sub(Time(from)).Round(time.Millisecond), held.Err, held.Cause, tries, inside)
+	return held, inside, tries
+}
+
+// AutoExtend: a holder whose fn runs 5 TTLs under AutoExtend is never overlapped by 3
+// other processes that try to take the lock every TTL/4, and its fn's ctx is never
+// cancelled.
+func AutoExtend(t *testing.T, tg Target) {
+	t.Helper()
+	const ttl = autoExtendTTL
+	held, inside, tries := autoExtendRun(t, tg, ttl, true)
+	if inside != 0 {
+		t.Fatalf("other processes acquired the lock %d times while the holder's fn ran under AutoExtend", inside)
+	}
+	if tries < 30 {
+		t.Fatalf("the contenders made only %d attempts while the holder ran: they did not contend", tries)
+	}
+	if held.Err != "" || held.Cause != "" {
+		t.Fatalf("under AutoExtend, Lock's error = %q and fn's ctx cause = %q; want neither", held.Err, held.Cause)
+	}
+	if ran := Time(held.T2).Sub(Time(held.T)); ran < 5*ttl {
+		t.Fatalf("the holder's fn ran %v; want at least 5 TTLs (%v)", ran, 5*ttl)
+	}
+}
+
+// AutoExtendNegative is AutoExtend's negative control: the same without AutoExtend, and
+// the others get in, so AutoExtend would fail without the renewal.
+func AutoExtendNegative(t *testing.T, tg Target) {
+	t.Helper()
+	held, inside, _ := autoExtendRun(t, tg, autoExtendTTL, false)
+	if inside == 0 {
+		t.Fatal("without AutoExtend nobody got in while the holder's fn outlived its TTL: the test above proves nothing")
+	}
+	if !held.Lost || !held.CauseLost {
+		t.Fatalf("without AutoExtend, Lock's error %q, fn's ctx cause %q; want both ErrLockLost", held.Err, held.Cause)
+	}
+}
+
+// lostCheck checks one lost-lock round: fn's ctx ended with ErrLockLost within one
+// renewal interval (TTL/3) plus slack of the kill, and Lock's error says so.
+func lostCheck(t *testing.T, what string, ttl time.Duration, killed time.Time, r Msg) time.Duration {
+	t.Helper()
+	interval := ttl / 3
+	const slack = 50 * time.Millisecond
+	took := Time(r.T).Sub(killed)
+	t.Logf("%s: fn's ctx ended %v after it (renewal interval %v, bound %v); cause: %v; Lock's error: %v",
+		what, took.Round(100*time.Microsecond), interval, interval+slack, r.Cause, r.Err)
+	if !r.CauseLost || !r.Lost {
+		t.Errorf("%s: fn's ctx cause %q (ErrLockLost: %v), Lock's error %q (ErrLockLost: %v); want both ErrLockLost", what, r.Cause, r.CauseLost, r.Err, r.Lost)
+	}
+	if took > interval+slack {
+		t.Errorf("%s: fn's ctx ended %v after the ForceRelease; want within one renewal interval (%v) + %v", what, took, interval, slack)
+	}
+	return took
+}
+
+// LostForceRelease: while a holder process runs fn under AutoExtend, another process
+// (this one) deletes the lock with cache.ForceRelease; the holder's fn ctx is cancelled
+// with cause ErrLockLost within one renewal interval (TTL/3, plus 50 ms of slack), and
+// its Lock's error matches ErrLockLost. Five rounds, the delete at a random point of the
+// renewal period.
+func LostForceRelease(t *testing.T, tg Target) {
+	t.Helper()
+	const ttl, rounds = 300 * time.Millisecond, 5
+	ctx := context.Background()
+	s := tg.Fresh(t, "xlost")
+	c := tg.Open(t, s)
+	holder := Start(t, Job{Mode: "lost", Store: s, N: rounds, TTL: ttl, Hold: 10 * time.Second})
+	holder.Next("ready")
+	var took []time.Duration
+	for i := range rounds {
+		holder.Send("go")
+		holder.Next("held")
+		// Past a renewal or two, at a random phase of the renewal period.
+		time.Sleep(ttl/3 + rand.N(ttl/3))
+		if info, err := cache.InspectLock(ctx, c, "lx.lost"); err != nil || !info.Held {
+			t.Fatalf("round %d: InspectLock = %+v, %v; want held", i, info, err)
+		}
+		killed := time.Now()
+		if err := cache.ForceRelease(ctx, c, "lx.lost"); err != nil {
+			t.Fatal(err)
+		}
+		took = append(took, lostCheck(t, fmt.Sprintf("round %d, ForceRelease from pid %d", i, os.Getpid()), ttl, killed, holder.Next("result")))
+	}
+	holder.Exit()
+	median, p90, worst := Stats(took)
+	t.Logf("ForceRelease → fn's ctx cancelled, %d rounds: median %v, p90 %v, max %v (renewal interval %v)", rounds, median, p90, worst, ttl/3)
+}
+
+// remember runs 4 processes × 50 goroutines of RememberWith on one cold key and returns
+// the loads counted in the store, the values the callers got, and how many processes
+// loaded.
+func remember(t *testing.T, tg Target, distributed bool) (loads int64, vals map[string]int, loaders int) {
+	t.Helper()
+	const procs, goroutines = 4, 50
+	s := tg.Fresh(t, "xremember")
+	c := tg.Open(t, s)
+	ps := StartN(t, procs, Job{Mode: "remember", Store: s, G: goroutines, Distributed: distributed})
+	start := time.Now()
+	Go(ps)
+	vals = map[string]int{}
+	var calls int
+	for i, p := range ps {
+		r := p.Next("result")
+		p.Exit()
+		t.Logf("process %d (pid %d): the loader ran %d times; values: %v", i, p.Pid(), r.N, r.Vals)
+		if r.N > 0 {
+			loaders++
+		}
+		for v, n := range r.Vals {
+			vals[v] += n
+			calls += n
+		}
+	}
+	if _, err := c.Get(context.Background(), "lx.loads", &loads); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Distributed %v: %d processes × %d goroutines (%d calls) in %v: the loader ran %d times in all, in %d processes; %d distinct values",
+		distributed, procs, goroutines, calls, time.Since(start).Round(time.Millisecond), loads, loaders, len(vals))
+	if calls != procs*goroutines {
+		t.Fatalf("%d calls returned a value; want %d", calls, procs*goroutines)
+	}
+	return loads, vals, loaders
+}
+
+// RememberDistributed: 4 processes × 50 goroutines call RememberWith with Distributed on
+// one cold key: the loader (100 ms, counted with cache.Increment on another key) runs
+// once in all, and every caller gets its value.
+func RememberDistributed(t *testing.T, tg Target) {
+	t.Helper()
+	loads, vals, _ := remember(t, tg, true)
+	if loads != 1 || len(vals) != 1 {
+		t.Fatalf("the loader ran %d times, the callers got %d distinct values; want 1 and 1", loads, len(vals))
+	}
+}
+
+// RememberNegative is RememberDistributed's negative control: without Distributed, the
+// loader runs in more than one process.
+func RememberNegative(t *testing.T, tg Target) {
+	t.Helper()
+	loads, _, loaders := remember(t, tg, false)
+	if loads <= 1 || loaders <= 1 {
+		t.Fatalf("without Distributed the loader ran %d times in %d processes; want more than one: the test above proves nothing", loads, loaders)
+	}
+}
+
+// handoff runs rounds handoffs of "lx.ho" from a holder process to a waiter process and
+// returns the latencies from the holder's fn returning (its release follows) to the
+// waiter's fn running, sorted.
+func handoff(t *testing.T, tg Target, rounds int, deaf bool) []time.Duration {
+	t.Helper()
+	s := tg.Fresh(t, "xhandoff")
+	holder := Start(t, Job{Mode: "handoff-holder", Store: s, N: rounds})
+	waiter := Start(t, Job{Mode: "handoff-waiter", Store: s, N: rounds, DeafWatch: deaf})
+	holder.Next("ready")
+	waiter.Next("ready")
+	fromReturn := make([]time.Duration, 0, rounds)
+	fromReleased := make([]time.Duration, 0, rounds)
+	for range rounds {
+		holder.Send("hold")
+		holder.Next("held")
+		waiter.Send("wait")
+		waiter.Next("waiting")
+		// The waiter finds the lock held and waits; its backoff poll grows meanwhile.
+		time.Sleep(60 * time.Millisecond)
+		holder.Send("release")
+		rel := holder.Next("rel")
+		acq := waiter.Next("acq")
+		fromReturn = append(fromReturn, Time(acq.T).Sub(Time(rel.T)))
+		fromReleased = append(fromReleased, Time(acq.T).Sub(Time(rel.T2)))
+	}
+	holder.Exit()
+	waiter.Exit()
+	median, p90, worst := Stats(fromReturn)
+	rmedian, rp90, rworst := Stats(fromReleased)
+	t.Logf("cross-process handoff (waiter deaf to releases: %v) over %d rounds, holder's fn returned → waiter's fn running: median %v, p90 %v, max %v",
+		deaf, rounds, median, p90, worst)
+	t.Logf("holder's Lock returned (release done) → waiter's fn running: median %v, p90 %v, max %v", rmedian, rp90, rworst)
+	return fromReturn
+}
+
+// WaitHandoff: a holder process releases and a waiter process (LockOptions.Wait)
+// acquires, 50 times. The median latency from the holder's fn returning (its release
+// follows) to the waiter's fn running is under limit: the waiter wakes on the driver's
+// release notification (its Watch), not on its backoff poll, which by then sleeps tens
+// of milliseconds.
+func WaitHandoff(t *testing.T, tg Target, limit time.Duration) {
+	t.Helper()
+	if median, _, _ := Stats(handoff(t, tg, 50, false)); median > limit {
+		t.Fatalf("median handoff %v; want under %v", median, limit)
+	}
+}
+
+// WaitHandoffNegative is WaitHandoff's negative control: the waiter's driver has a Watch
+// that never hears a release (Job.DeafWatch), and 20 handoffs then have a median above
+// limit, so WaitHandoff would fail without the notification.
+func WaitHandoffNegative(t *testing.T, tg Target, limit time.Duration) {
+	t.Helper()
+	if median, _, _ := Stats(handoff(t, tg, 20, true)); median <= limit {
+		t.Fatalf("without the release notification the median handoff is %v, within %v: the test above proves nothing", median, limit)
+	}
+}
+
+// Once: 4 processes × 25 goroutines call cache.Once on one key: fn (100 ms, counted with
+// cache.Increment on another key) runs once in all, and every caller gets its value.
+func Once(t *testing.T, tg Target) {
+	t.Helper()
+	const procs, goroutines = 4, 25
+	s := tg.Fresh(t, "xonce")
+	c := tg.Open(t, s)
+	ps := StartN(t, procs, Job{Mode: "once", Store: s, G: goroutines})
+	start := time.Now()
+	Go(ps)
+	vals := map[string]int{}
+	var ran, calls int
+	for i, p := range ps {
+		r := p.Next("result")
+		p.Exit()
+		t.Logf("process %d (pid %d): fn ran %d times, %d callers saw Ran; values: %v", i, p.Pid(), r.N, r.Ran, r.Vals)
+		ran += r.Ran
+		for v, n := range r.Vals {
+			vals[v] += n
+			calls += n
+		}
+	}
+	var runs int64
+	if _, err := c.Get(context.Background(), "lx.loads", &runs); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d processes × %d goroutines (%d calls) of Once in %v: fn ran %d times in all, %d callers saw Ran, %d distinct values",
+		procs, goroutines, calls, time.Since(start).Round(time.Millisecond), runs, ran, len(vals))
+	if calls != procs*goroutines || runs != 1 || ran != 1 || len(vals) != 1 {
+		t.Fatalf("%d calls returned, fn ran %d times, %d callers saw Ran, %d distinct values; want %d, 1, 1, 1",
+			calls, runs, ran, len(vals), procs*goroutines)
+	}
+}
+
+// modProcs and modPer: the modify scenarios run 4 processes × 250 operations.
+const modProcs, modPer = 4, 250
+
+// runMod starts modProcs processes in mode ("modify", "modify-naive" or "push") on s,
+// each doing count operations, gives them "go" together once all are ready, and returns
+// their results.
+func runMod(t *testing.T, mode string, s Store, count, maxAttempts int) []ModResult {
+	t.Helper()
+	ps := StartN(t, modProcs, Job{Mode: mode, Store: s, N: count, MaxAttempts: maxAttempts})
+	Go(ps)
+	results := make([]ModResult, len(ps))
+	for i, p := range ps {
+		p.Result(&results[i])
+	}
+	return results
+}
+
+// readTally reads the final tally on s with a cache of its own.
+func readTally(t *testing.T, tg Target, s Store) Tally {
+	t.Helper()
+	var got Tally
+	if found, err := tg.Open(t, s).Get(context.Background(), "tally", &got); !found || err != nil {
+		t.Fatalf("Get(tally) = %v, %v", found, err)
+	}
+	return got
+}
+
+// Modify: 4 OS processes, each with its own driver, run 250 cache.Modify increments each
+// on one key holding a struct counter. Two subtests:
+//
+//   - "exact": with MaxAttempts 1000, every call succeeds and the total is exactly 1000,
+//     each process's own count exactly 250. The CAS retries (fn runs beyond one per
+//     call) show that the processes contended.
+//   - "default": plain cache.Modify, whose 10 attempts can run out under this
+//     contention: a call that runs out returns ErrConflict and must have changed
+//     nothing, so the total is exactly the number of calls that succeeded.
+func Modify(t *testing.T, tg Target) {
+	t.Helper()
+	for _, v := range []struct {
+		name        string
+		maxAttempts int
+	}{{"exact", 1000}, {"default", 0}} {
+		t.Run(v.name, func(t *testing.T) {
+			s := tg.Fresh(t, "xmodify")
+			start := time.Now()
+			res := runMod(t, "modify", s, modPer, v.maxAttempts)
+			elapsed := time.Since(start)
+			var done, calls, maxCalls, errs, conflicts int
+			for _, r := range res {
+				t.Logf("process %d (pid %d): %d Modify calls done, fn ran %d times (%d CAS retries, at most %d runs for one call), %d errors (%d ErrConflict) %s",
+					r.ID, r.PID, r.Done, r.Calls, r.Calls-modPer, r.MaxCalls, r.Errors, r.Conflict, r.FirstErr)
+				done += r.Done
+				calls += r.Calls
+				maxCalls = max(maxCalls, r.MaxCalls)
+				errs += r.Errors
+				conflicts += r.Conflict
+			}
+			got := readTally(t, tg, s)
+			t.Logf("%d processes × %d Modify (MaxAttempts %d) in %v: total %d, successful calls %d, per process %v; %d CAS retries in all, at most %d fn runs for one Modify; %d calls ended in ErrConflict",
+				modProcs, modPer, v.maxAttempts, elapsed.Round(time.Millisecond), got.N, done, got.By, calls-modProcs*modPer, maxCalls, conflicts)
+			if errs != conflicts {
+				t.Fatalf("%d Modify calls failed with an error other than ErrConflict", errs-conflicts)
+			}
+			if got.N != done {
+				t.Fatalf("total = %d after %d successful Modify increments: updates were lost or doubled", got.N, done)
+			}
+			for _, r := range res {
+				if n := got.By[strconv.Itoa(r.ID)]; n != r.Done {
+					t.Fatalf("process %d's count = %d; it made %d successful Modify calls", r.ID, n, r.Done)
+				}
+			}
+			if calls == modProcs*modPer {
+				t.Logf("note: no CAS retry at all: the processes did not contend this time")
+			}
+			if v.maxAttempts != 0 && got.N != modProcs*modPer {
+				t.Fatalf("total = %d; want exactly %d", got.N, modProcs*modPer)
+			}
+		})
+	}
+}
+
+// ModifyNegativeControl: the same processes with a plain Get-then-Set lose updates, so
+// Modify's total would not be exact without its atomicity. Up to 3 rounds, until one
+// loses an update.
+func ModifyNegativeControl(t *testing.T, tg Target) {
+	t.Helper()
+	var total, lost int
+	for round := 0; round < 3 && lost == 0; round++ {
+		s := tg.Fresh(t, "xnaive")
+		for _, r := range runMod(t, "modify-naive", s, modPer, 0) {
+			if r.Errors != 0 {
+				t.Fatalf("process %d: %d errors: %s", r.ID, r.Errors, r.FirstErr)
+			}
+		}
+		got := readTally(t, tg, s)
+		total, lost = got.N, modProcs*modPer-got.N
+		t.Logf("round %d: %d processes × %d Get-then-Set increments: total %d, %d updates lost; per process %v",
+			round, modProcs, modPer, got.N, lost, got.By)
+	}
+	if lost == 0 {
+		t.Fatalf("Get-then-Set lost no update (total %d): the processes did not race, and the Modify test proves nothing", total)
+	}
+}
+
+// ListPush: 4 OS processes × 100 List.Push on one key: the list holds exactly 400 items,
+// each process's items once and in its order. It returns the store, for the driver's
+// own checks of how the list is stored.
+func ListPush(t *testing.T, tg Target) Store {
+	t.Helper()
+	const per = 100
+	ctx := context.Background()
+	s := tg.Fresh(t, "xpush")
+	start := time.Now()
+	res := runMod(t, "push", s, per, 0)
+	elapsed := time.Since(start)
+	for _, r := range res {
+		if r.Errors != 0 || r.Done != per {
+			t.Fatalf("process %d: %d pushes done, %d errors (%d ErrConflict): %s", r.ID, r.Done, r.Errors, r.Conflict, r.FirstErr)
+		}
+	}
+	l := cache.NewList[Item](tg.Open(t, s), "list", time.Minute)
+	n, err := l.Len(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d processes × %d List.Push in %v: length %d (want %d)", modProcs, per, elapsed.Round(time.Millisecond), n, modProcs*per)
+	if n != modProcs*per {
+		t.Fatalf("length = %d; want exactly %d", n, modProcs*per)
+	}
+	all, err := l.All(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPushed(t, all, modProcs, per)
+	return s
+}
+
+// checkPushed: every process's items 0 … per-1 appear once, in order.
+func checkPushed(t *testing.T, all []Item, procs, per int) {
+	t.Helper()
+	next := make([]int, procs)
+	interleaved := false
+	for k, it := range all {
+		if it.P < 0 || it.P >= procs || it.I != next[it.P] {
+			t.Fatalf("item %d is %+v; process %d's next item should be %d", k, it, it.P, next[max(0, min(it.P, procs-1))])
+		}
+		next[it.P]++
+		interleaved = interleaved || (k > 0 && all[k-1].P != it.P)
+	}
+	for p, n := range next {
+		if n != per {
+			t.Fatalf("process %d has %d items; want %d", p, n, per)
+		}
+	}
+	if !interleaved {
+		t.Logf("note: the processes' pushes did not interleave this time")
+	}
+}
