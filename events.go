@@ -87,7 +87,8 @@ type Subscription struct {
 // the events of the given kinds, or of every kind when none is given. Events are queued
 // in a buffer of the given size (default 1024) and handed to fn by a goroutine of the
 // subscription, one at a time, in order: a slow fn never slows a cache call by more than
-// a non-blocking channel send; when the buffer is full the event is dropped and counted
+// queueing the event (a short mutex hold and a copy, never a wait for fn); when the
+// buffer is full the event is dropped and counted
 // ([Subscription.Dropped]). A panic in fn is recovered and the delivery goes on. Stop
 // the subscription with [Subscription.Stop]; Close stops them all.
 //
