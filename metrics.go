@@ -32,7 +32,7 @@ type Counters struct {
 type DriverMetrics struct {
 	Counters
 	// Ops holds the latency of the timed operations ("Get" and "Set" today), sampled on
-	// one call in eight.
+	// about one call in 64.
 	Ops map[string]Latency
 }
 
