@@ -190,7 +190,7 @@ func RestoreLock(ctx context.Context, c *Cache, key, token string, o LockOptions
 	if err != nil {
 		return nil, opError("RestoreLock", key, err)
 	}
-	stored, err := d.encode(token)
+	stored, err := d.encodeString(token)
 	if err != nil {
 		return nil, opError("RestoreLock", key, err)
 	}
@@ -237,7 +237,7 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 		owner = defaultOwner
 	}
 	h := &LockHandle{m: c.m, d: d, key: key, final: k, token: newToken(owner), ttl: o.TTL}
-	if h.stored, err = d.encode(h.token); err != nil {
+	if h.stored, err = d.encodeString(h.token); err != nil {
 		return nil, opError("Lock", key, err)
 	}
 	ok, err := h.try(ctx, o.Fencing)

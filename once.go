@@ -82,7 +82,7 @@ func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, f
 		return out, unsupported(d, "Once")
 	}
 	token := oncePending + cryptorand.Text()
-	pending, err := d.encode(token)
+	pending, err := d.encodeString(token)
 	if err != nil {
 		return out, opError("Once", key, err)
 	}

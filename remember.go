@@ -237,7 +237,7 @@ func isContextErr(err error) bool {
 
 // loadDistributed loads under a cross-process lock, or waits for another process's load.
 func loadDistributed[T any](ctx context.Context, d *namedDriver, k string, o RememberOptions, read func() (T, bool, error), load func() (any, error)) (any, error) {
-	token, err := d.encode(defaultOwner + "#" + cryptorand.Text())
+	token, err := d.encodeString(defaultOwner + "#" + cryptorand.Text())
 	if err != nil {
 		return nil, err
 	}

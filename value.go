@@ -16,15 +16,31 @@ func (d *namedDriver) encode(v any) (any, error) {
 	if d.codec == nil {
 		return v, nil
 	}
-	if s, ok := v.(string); ok && d.codec == driver.JSON && plainJSON(s) {
+	if s, ok := v.(string); ok {
+		return d.encodeString(s)
+	}
+	b, err := d.codec.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode %T: %w", v, err)
+	}
+	return b, nil
+}
+
+// encodeString is encode for a string, without boxing it into an any first (one
+// allocation less on every lock).
+func (d *namedDriver) encodeString(s string) (any, error) {
+	if d.codec == nil {
+		return s, nil
+	}
+	if d.codec == driver.JSON && plainJSON(s) {
 		// What encoding/json makes of a plain string, in one allocation: lock tokens,
 		// most string values.
 		b := make([]byte, 0, len(s)+2)
 		return append(append(append(b, '"'), s...), '"'), nil
 	}
-	b, err := d.codec.Marshal(v)
+	b, err := d.codec.Marshal(s)
 	if err != nil {
-		return nil, fmt.Errorf("encode %T: %w", v, err)
+		return nil, fmt.Errorf("encode %T: %w", s, err)
 	}
 	return b, nil
 }

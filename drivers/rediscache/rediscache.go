@@ -291,7 +291,13 @@ func setCmd(ctx context.Context, key string, v []byte, ttl time.Duration, cond s
 	if ttl > 0 {
 		args = append(args, "px", pxMillis(ttl))
 	}
-	if cond != "" {
+	switch cond { // constant strings box into an any without allocating
+	case "nx":
+		args = append(args, "nx")
+	case "xx":
+		args = append(args, "xx")
+	case "":
+	default:
 		args = append(args, cond)
 	}
 	return redis.NewStatusCmd(ctx, args...)
