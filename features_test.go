@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cachekit/cache"
+	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/drivers/memorycache"
 )
 
@@ -270,5 +271,59 @@ func TestListSlicesAreCopies(t *testing.T) {
 	_, _ = l.Push(ctx, "x")
 	if !slices.Equal(all, []string{"a", "b", "c"}) {
 		t.Fatalf("a slice from All changed to %q", all)
+	}
+}
+
+// TestRememberDistributedNegative: with Distributed and NegativeTTL, a caller that waited
+// for another process's load, which found nothing, gets ErrNotFound from the negative
+// mark instead of loading itself after WaitTimeout. Two managers over one memory driver
+// stand for two processes (each has its own in-process single-flight).
+func TestRememberDistributedNegative(t *testing.T) {
+	d, err := memorycache.New(memorycache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func() *cache.Cache {
+		c, err := cache.New(cache.Config{Drivers: map[string]driver.Driver{"m": d}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	a, b := open(), open()
+	defer a.Close()
+	defer b.Close()
+	ctx := ctxT(t)
+	o := cache.RememberOptions{TTL: time.Minute, NegativeTTL: time.Minute, Distributed: true, WaitTimeout: 2 * time.Second}
+	started, release := make(chan struct{}), make(chan struct{})
+	aErr := make(chan error, 1)
+	go func() {
+		_, err := cache.RememberWith(ctx, a, "user.42", o, func(context.Context) (string, error) {
+			close(started)
+			<-release
+			return "", cache.ErrNotFound
+		})
+		aErr <- err
+	}()
+	<-started
+	var bLoads atomic.Int32
+	bErr := make(chan error, 1)
+	go func() {
+		_, err := cache.RememberWith(ctx, b, "user.42", o, func(context.Context) (string, error) {
+			bLoads.Add(1)
+			return "", cache.ErrNotFound
+		})
+		bErr <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // b is waiting on a's lock
+	close(release)
+	if err := <-aErr; !errors.Is(err, cache.ErrNotFound) {
+		t.Fatalf("the loading process: %v; want ErrNotFound", err)
+	}
+	start := time.Now()
+	err = <-bErr
+	if !errors.Is(err, cache.ErrNotFound) || bLoads.Load() != 0 {
+		t.Fatalf("the waiting process: err %v, its loader ran %d times (after %v); want ErrNotFound from the negative mark, 0 loads",
+			err, bLoads.Load(), time.Since(start).Round(time.Millisecond))
 	}
 }

@@ -115,15 +115,28 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 // processes with Distributed.
 func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key string, ttl time.Duration, o RememberOptions, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
+	noneKey := k + noneSuffix
+	// read looks for a value another caller stored, or, with NegativeTTL, its mark that
+	// the load found nothing (ErrNotFound): a caller that waited for another process's
+	// load takes that answer too, rather than load again.
 	read := func() (T, bool, error) {
 		var t T
 		v, found, err := d.d.Get(ctx, k)
-		if err != nil || !found {
+		if err != nil {
 			return t, false, err
 		}
-		return t, true, d.decode(v, &t)
+		if found {
+			return t, true, d.decode(v, &t)
+		}
+		if o.NegativeTTL > 0 {
+			if _, none, err := d.d.Get(ctx, noneKey); err != nil {
+				return t, false, err
+			} else if none {
+				return t, false, ErrNotFound
+			}
+		}
+		return t, false, nil
 	}
-	noneKey := k + noneSuffix
 	if o.NegativeTTL > 0 {
 		// A recent load found nothing: say so again without loading.
 		if _, none, err := d.d.Get(ctx, noneKey); err != nil {
@@ -153,9 +166,12 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 		return t, nil
 	}
 	return flight[T](ctx, c, d.name+"\x00"+k, "Remember", key, func() (any, error) {
-		// A caller that missed just after a previous flight stored the value.
+		// A caller that missed just after a previous flight stored the value (or found
+		// nothing).
 		if t, found, err := read(); err == nil && found {
 			return t, nil
+		} else if errors.Is(err, ErrNotFound) {
+			return nil, err
 		}
 		if o.Distributed {
 			return loadDistributed(ctx, d, k, o, read, load)
@@ -262,6 +278,8 @@ func loadDistributed[T any](ctx context.Context, d *namedDriver, k string, o Rem
 			defer func() { _ = h.release(ctx) }()
 			if t, found, err := read(); err == nil && found { // stored while we took the lock
 				return t, nil
+			} else if errors.Is(err, ErrNotFound) { // or found to be missing
+				return nil, err
 			}
 			return load()
 		}
