@@ -93,3 +93,28 @@ func TestPxMillis(t *testing.T) {
 		}
 	}
 }
+
+// TestLockClientKinds: the driver builds a fail-fast lock client for a plain client and
+// a Cluster client, and uses a Sentinel client, a Cluster client with its own
+// ClusterSlots and a Ring as they are (a copy of those would miss failovers).
+func TestLockClientKinds(t *testing.T) {
+	plain := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	cluster := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}})
+	sentinel := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "m", SentinelAddrs: []string{"127.0.0.1:1"}})
+	slots := redis.NewClusterClient(&redis.ClusterOptions{ClusterSlots: func(context.Context) ([]redis.ClusterSlot, error) { return nil, nil }})
+	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": "127.0.0.1:1"}})
+	for _, tc := range []struct {
+		name string
+		c    redis.UniversalClient
+		own  bool
+	}{{"plain", plain, true}, {"cluster", cluster, true}, {"sentinel", sentinel, false}, {"cluster with ClusterSlots", slots, false}, {"ring", ring, false}} {
+		lc, own := lockClient(tc.c)
+		if own != tc.own || (own == (lc == tc.c)) {
+			t.Errorf("%s: built its own lock client: %v (same client: %v); want %v", tc.name, own, lc == tc.c, tc.own)
+		}
+		if own {
+			_ = lc.Close()
+		}
+		_ = tc.c.Close()
+	}
+}

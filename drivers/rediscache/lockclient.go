@@ -19,11 +19,15 @@ import (
 // lock upkeep never queues behind the application's commands in a busy pool. A release
 // that fails leaves the lock to its TTL, which is safe. The client is built from
 // c.Options(), so it has c's address, credentials, TLS and database, but not hooks
-// added to c with AddHook. Clients other than *redis.Client (Sentinel included) and
-// *redis.ClusterClient are used as they are.
+// added to c with AddHook. Other clients are used as they are: a Sentinel client (a
+// copy would not be told of a failover, and would keep renewing on the old master), a
+// Cluster client with its own ClusterSlots (Sentinel-backed, or custom), a Ring.
 func lockClient(c redis.UniversalClient) (redis.UniversalClient, bool) {
 	switch c := c.(type) {
 	case *redis.Client:
+		if c.Options().Addr == failoverAddr {
+			return c, false
+		}
 		o := *c.Options()
 		o.DialerRetries, o.MaxRetries, o.MinRetryBackoff = 1, 1, -1
 		o.MinIdleConns = 0
@@ -35,6 +39,9 @@ func lockClient(c redis.UniversalClient) (redis.UniversalClient, bool) {
 		o.ClientSideCache, o.ClientSideCacheConfig = nil, nil
 		return redis.NewClient(&o), true
 	case *redis.ClusterClient:
+		if c.Options().ClusterSlots != nil {
+			return c, false
+		}
 		o := *c.Options()
 		o.DialerRetries, o.MaxRetries, o.MinRetryBackoff = 1, 1, -1
 		o.MinIdleConns = 0
@@ -44,3 +51,7 @@ func lockClient(c redis.UniversalClient) (redis.UniversalClient, bool) {
 	}
 	return c, false
 }
+
+// failoverAddr is the Addr go-redis gives the options of a Sentinel client
+// (redis.NewFailoverClient), whose connections come from its own dialer.
+const failoverAddr = "FailoverClient"
