@@ -43,7 +43,10 @@ func lockClient(c redis.UniversalClient) (redis.UniversalClient, bool) {
 			return c, false
 		}
 		o := *c.Options()
-		o.DialerRetries, o.MaxRetries, o.MinRetryBackoff = 1, 1, -1
+		// The Cluster client retries a failed command itself (MaxRedirects times, on the
+		// same node first, then another): its node clients must not retry on top, each
+		// after a backoff of its own (MaxRetries -1).
+		o.DialerRetries, o.MaxRetries, o.MinRetryBackoff = 1, -1, -1
 		o.MinIdleConns = 0
 		o.PushNotificationProcessor = nil
 		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}

@@ -42,28 +42,44 @@ func TestXProcLostForceRelease(t *testing.T) {
 }
 
 // TestXProcLostServerStopped: the holder's own Redis server is killed while fn runs
-// under AutoExtend: fn's ctx is cancelled with cause ErrLockLost within one renewal
-// interval of the kill (plus the failed renewal's round trip, a refused dial: renewals
-// run on the driver's fail-fast client, see renewClient), Lock's error matches
-// ErrLockLost, the process does not panic, and after Close no goroutine is left in it.
-// Without the fail-fast renewal client this fails: go-redis redials 5 times, 100 ms
-// apart, until the renewal's own timeout, and fn's ctx ended 104 to 197 ms after the
-// kill for an interval of 100 ms.
+// under AutoExtend (on a Cluster: the master that serves the lock's slot): fn's ctx is
+// cancelled with cause ErrLockLost within one renewal interval of the kill (plus the
+// failed renewal's round trip, a refused dial: renewals run on the driver's fail-fast
+// lock client, see lockClient), Lock's error matches ErrLockLost, the process does not
+// panic, and after Close no goroutine is left in it. Without the fail-fast lock client
+// this fails: go-redis redials 5 times, 100 ms apart, until the renewal's own timeout,
+// and fn's ctx ended 104 to 197 ms after the kill for an interval of 100 ms.
 func TestXProcLostServerStopped(t *testing.T) {
+	t.Run("single", func(t *testing.T) {
+		srv := redistest.Start(t)
+		lostServerStopped(t, srv.URL(), srv.Kind(), srv.Stop)
+	})
+	t.Run("cluster", func(t *testing.T) {
+		cl := redistest.StartCluster(t)
+		lostServerStopped(t, cl.URL(), "cluster master", func() {
+			addr, err := cl.StopOwnerOf("lx.lost")
+			if err != nil {
+				t.Error(err)
+			}
+			t.Logf("stopped %s, the master of lx.lost's slot", addr)
+		})
+	})
+}
+
+func lostServerStopped(t *testing.T, url, kind string, stop func()) {
 	const ttl = 300 * time.Millisecond
-	srv := redistest.Start(t)
-	holder := xproc.Start(t, xproc.Job{Mode: "lost", Store: xproc.Store{Addr: srv.URL()}, N: 1, TTL: ttl, Hold: 10 * time.Second, LeakCheck: true})
+	holder := xproc.Start(t, xproc.Job{Mode: "lost", Store: xproc.Store{Addr: url}, N: 1, TTL: ttl, Hold: 10 * time.Second, LeakCheck: true})
 	holder.Next("ready")
 	holder.Send("go")
 	holder.Next("held")
 	time.Sleep(ttl/3 + rand.N(ttl/3))
 	killed := time.Now()
-	srv.Stop()
+	stop()
 	r := holder.Next("result")
 	holder.Exit() // a panic would show as an exit status
 	took := xproc.Time(r.T).Sub(killed)
-	t.Logf("redis-server (%s) killed: fn's ctx ended %v after it (renewal interval %v, renewal timeout %v, TTL %v); cause: %v; Lock's error: %v",
-		srv.Kind(), took.Round(100*time.Microsecond), ttl/3, ttl/3, ttl, r.Cause, r.Err)
+	t.Logf("%s killed: fn's ctx ended %v after it (renewal interval %v, renewal timeout %v, TTL %v); cause: %v; Lock's error: %v",
+		kind, took.Round(100*time.Microsecond), ttl/3, ttl/3, ttl, r.Cause, r.Err)
 	if !r.CauseLost || !r.Lost {
 		t.Errorf("fn's ctx cause %q (ErrLockLost: %v), Lock's error %q (ErrLockLost: %v); want both ErrLockLost", r.Cause, r.CauseLost, r.Err, r.Lost)
 	}

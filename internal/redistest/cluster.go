@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -104,4 +105,58 @@ func tail(b []byte) string {
 		s = s[len(s)-800:]
 	}
 	return s
+}
+
+// Cluster is a 3-master Redis Cluster of one test's own, whose nodes the test may stop.
+type Cluster struct {
+	c *clusterNodes
+}
+
+// StartCluster starts a Redis Cluster for tb alone (3 masters, no replicas), stopped at
+// tb's cleanup. Without redis-server it skips the test outside CI and fails it in CI.
+func StartCluster(tb testing.TB) *Cluster {
+	tb.Helper()
+	if Binary() == "" {
+		if InCI() {
+			tb.Fatal("redistest: redis-server is not on PATH; in CI the Cluster tests must run (install redis-server)")
+		}
+		tb.Skip("redistest: no redis-server on PATH: no Redis Cluster of the test's own")
+	}
+	c, err := startCluster(3)
+	if err != nil {
+		tb.Fatalf("redistest: %v", err)
+	}
+	tb.Cleanup(c.stop)
+	return &Cluster{c: c}
+}
+
+// URL returns the cluster's URL in go-redis's cluster form.
+func (c *Cluster) URL() string { return c.c.url() }
+
+// StopOwnerOf kills, as a crash would, the master that serves key's hash slot, and
+// returns its address. The cluster then has a slot range without a master until the
+// node comes back (it never does: the test's cluster has no replicas).
+func (c *Cluster) StopOwnerOf(key string) (string, error) {
+	owner := c.c.nodes[0].addr()
+	err := command(owner, "EXISTS "+key, func(reply string) error {
+		if strings.HasPrefix(reply, "-MOVED ") { // -MOVED <slot> <host:port>
+			f := strings.Fields(reply)
+			owner = f[len(f)-1]
+			return nil
+		}
+		if strings.HasPrefix(reply, "-") {
+			return fmt.Errorf("EXISTS %s: %s", key, reply)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	for _, n := range c.c.nodes {
+		if n.addr() == owner {
+			n.stop()
+			return owner, nil
+		}
+	}
+	return "", fmt.Errorf("no node of the cluster is %s", owner)
 }
