@@ -696,9 +696,22 @@ func (d *Driver) Flush(ctx context.Context) error {
 // removeWhere removes the entry files whose parsed name passes byName and, when byKey is
 // set, whose key passes byKey (read from the file for a hashed name).
 func (d *Driver) removeWhere(ctx context.Context, byName func(parsedName) bool, byKey func(string) bool) error {
+	return d.eachName(ctx, "", func(name string) (bool, error) {
+		p, ok := parseName(name)
+		if !ok || !byName(p) {
+			return true, nil
+		}
+		return true, d.removeEntry(name, p, byKey)
+	})
+}
+
+// eachName calls fn with the name of every file in the directory, 256 names per read,
+// until fn returns false or an error, or ctx ends (checked before each name). op starts
+// the message of a directory read error ("scan: ").
+func (d *Driver) eachName(ctx context.Context, op string, fn func(name string) (more bool, err error)) error {
 	f, err := os.Open(d.dir)
 	if err != nil {
-		return fmt.Errorf("%s%w", errorPrefix, err)
+		return fmt.Errorf("%s%s%w", errorPrefix, op, err)
 	}
 	defer f.Close()
 	for {
@@ -707,11 +720,7 @@ func (d *Driver) removeWhere(ctx context.Context, byName func(parsedName) bool, 
 			if err := d.check(ctx); err != nil {
 				return err
 			}
-			p, ok := parseName(name)
-			if !ok || !byName(p) {
-				continue
-			}
-			if err := d.removeEntry(name, p, byKey); err != nil {
+			if more, err := fn(name); err != nil || !more {
 				return err
 			}
 		}
@@ -719,7 +728,7 @@ func (d *Driver) removeWhere(ctx context.Context, byName func(parsedName) bool, 
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("%s%w", errorPrefix, err)
+			return fmt.Errorf("%s%s%w", errorPrefix, op, err)
 		}
 	}
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"strings"
 
 	"github.com/cachekit/cache/driver"
@@ -25,32 +23,13 @@ func (d *Driver) Scan(ctx context.Context, prefix string, fn func(key string) bo
 	if err := d.check(ctx); err != nil {
 		return err
 	}
-	f, err := os.Open(d.dir)
-	if err != nil {
-		return fmt.Errorf("%sscan: %w", errorPrefix, err)
-	}
-	defer f.Close()
-	for {
-		names, err := f.Readdirnames(256)
-		for _, name := range names {
-			if err := d.check(ctx); err != nil {
-				return err
-			}
-			key, ok, err := d.scanEntry(name, prefix)
-			if err != nil {
-				return err
-			}
-			if ok && !fn(key) {
-				return nil
-			}
-		}
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
+	return d.eachName(ctx, "scan: ", func(name string) (bool, error) {
+		key, ok, err := d.scanEntry(name, prefix)
 		if err != nil {
-			return fmt.Errorf("%sscan: %w", errorPrefix, err)
+			return false, err
 		}
-	}
+		return !ok || fn(key), nil
+	})
 }
 
 // scanEntry returns the key of the directory entry name when it is a live entry whose
