@@ -5,19 +5,22 @@ import (
 	cryptorand "crypto/rand"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cachekit/cache/driver"
 )
 
-// ReleaseTimeout bounds the release of a lock whose caller's ctx has already ended. Such
-// a release runs on a context detached from the caller's cancellation, so that a
-// cancelled request does not leave its lock held for the whole TTL, but it must not hang
-// either. A release with a live ctx uses that ctx.
+// ReleaseTimeout bounds every release and every [LockHandle.Extend]: each runs with a
+// deadline no later than ReleaseTimeout from its start (the caller's, if earlier). The
+// release of a lock whose caller's ctx has already ended runs on a context detached from
+// the caller's cancellation, so that a cancelled request does not leave its lock held
+// for the whole TTL. A renewal by AutoExtend has a deadline of a third of the TTL.
 const ReleaseTimeout = 5 * time.Second
 
 // Lock errors. Match them with errors.Is.
@@ -31,10 +34,12 @@ var (
 	// ErrLockNotHeld: Release, Extend or TTL of a lock that this holder no longer has (its
 	// TTL ran out, or it was force-released).
 	ErrLockNotHeld = errors.New("cache: lock not held")
-	// ErrLockLost: the lock ended while fn was running: its TTL ran out (without
-	// AutoExtend), a renewal found it gone, or a renewal failed so that holding it could
-	// no longer be proven. fn's context is cancelled with this cause
-	// (context.Cause(ctx)), and Lock's error matches it too.
+	// ErrLockLost: the lock's lease ended while fn was running: the lease ran out without
+	// a confirmed renewal (no AutoExtend, or renewals that did not get through in time),
+	// a renewal found the lock gone, or a renewal failed so that holding it could no
+	// longer be proven. fn's context is cancelled with this cause (context.Cause(ctx)),
+	// and Lock's error matches it too. [LockHandle.Release] after the lease's end matches
+	// it as well.
 	ErrLockLost = errors.New("cache: lock lost")
 )
 
@@ -57,10 +62,12 @@ type LockOptions struct {
 	// Default: 0, try once.
 	Wait time.Duration
 	// AutoExtend renews the lock every TTL/3 while fn runs, so that fn may outlive the
-	// TTL. If a renewal finds the lock gone or fails, fn's ctx is cancelled with cause
-	// ErrLockLost. Without AutoExtend, fn's ctx is cancelled with cause ErrLockLost when
-	// the TTL runs out, so that work does not silently go on without the lock. Needs a
-	// driver with driver.Extender.
+	// TTL. Each confirmed renewal moves the lease (see [LockHandle.ValidUntil]) to the
+	// renewal's send time + TTL − margin. If a renewal finds the lock gone, fails, or has
+	// no answer within TTL/3, or the lease ends before a renewal is confirmed, fn's ctx
+	// is cancelled with cause ErrLockLost. Without AutoExtend, fn's ctx is cancelled with
+	// cause ErrLockLost when the lease ends, so that work does not silently go on
+	// without the lock. Needs a driver with driver.Extender.
 	AutoExtend bool
 	// Fencing takes a fencing token with the lock: a number that grows with every
 	// acquisition of the key, in every process sharing the store; read it with
@@ -92,9 +99,15 @@ var defaultOwner = "pid." + strconv.Itoa(os.Getpid())
 // was cancelled during fn: on a context detached from ctx's cancellation, bounded by
 // [ReleaseTimeout].
 //
-// fn's context is cancelled, with cause [ErrLockLost], when the TTL runs out while fn
-// still runs; Lock's error then matches ErrLockLost as well as carrying fn's own error.
-// Use [LockWith] with AutoExtend for work that may outlive its TTL.
+// The holder keeps a lease by its own clock: the lock counts as held until the time the
+// acquiring request was sent, plus the TTL, minus a margin for clock drift
+// (TTL/100 + 2 ms, at most TTL/2). The store cannot expire the key earlier, so no other
+// holder can take it before the lease ends, whatever the network or the driver's client
+// does meanwhile. fn's context is cancelled, with cause [ErrLockLost], when the lease
+// ends while fn still runs; Lock's error then matches ErrLockLost as well as carrying
+// fn's own error. Inside fn, [LockValidUntil] tells when the lease ends: check it before
+// each step whose effects must not overlap another holder's. Use [LockWith] with
+// AutoExtend for work that may outlive its TTL.
 //
 // Across which callers the lock excludes depends on the driver: every process sharing a
 // Redis, every process on one host for the file driver, one process for the in-process
@@ -115,14 +128,17 @@ func LockWith[T any](ctx context.Context, c *Cache, key string, o LockOptions, f
 		return out, err
 	}
 	out.Acquired = true
-	if o.Fencing {
-		ctx = context.WithValue(ctx, heldKey{}, h) // for FencingToken
-	}
+	ctx = context.WithValue(ctx, heldKey{}, h) // for FencingToken and LockValidUntil
 	fctx, stop := h.keepAlive(ctx, o.AutoExtend)
 	defer func() {
 		// Runs on return and on panic; a panic goes on after the release.
 		stop()
 		lost := context.Cause(fctx)
+		if !errors.Is(lost, ErrLockLost) && h.lapsed() {
+			// fn outlived the lease on a ctx that ended earlier (the caller's deadline)
+			// and went on regardless.
+			lost = errLeaseEnded
+		}
 		if errors.Is(lost, ErrLockLost) {
 			err = errors.Join(err, opError("Lock", key, lost))
 			c.done("Lock", h.d, key, EventLockLost, nil, time.Time{})
@@ -147,8 +163,32 @@ func LockWith[T any](ctx context.Context, c *Cache, key string, o LockOptions, f
 // TTL ran out and no renewal failed.
 var errGoneEarly = fmt.Errorf("%w: it was gone when fn returned (force-released, deleted or evicted)", ErrLockLost)
 
-// errTTLRanOut is the cause fn's ctx gets when the TTL runs out without AutoExtend.
-var errTTLRanOut = fmt.Errorf("%w: its TTL ran out while fn was running", ErrLockLost)
+// errLeaseEnded is the cause fn's ctx gets when the lease ends without a confirmed
+// renewal (without AutoExtend: at the lease's end).
+var errLeaseEnded = fmt.Errorf("%w: its lease ended while fn was running", ErrLockLost)
+
+// leaseMargin is what the lease keeps back from the TTL for the drift between the
+// holder's clock and the store's: 1% of the TTL plus 2 ms (the allowance Redlock makes
+// for clock drift, and a millisecond for the store's expiry granularity and one for
+// timer wake-ups), at most half the TTL so that a very short lock keeps a lease.
+func leaseMargin(ttl time.Duration) time.Duration {
+	return min(ttl/100+2*time.Millisecond, ttl/2)
+}
+
+// monoBase is the origin of the leases' monotonic clock: a lease end is stored as the
+// nanoseconds from it, so that it can be read and moved atomically.
+var monoBase = time.Now()
+
+// leaseEnd returns the lease end of a request sent at sent for ttl, in nanoseconds from
+// monoBase, saturating instead of overflowing.
+func leaseEnd(sent time.Time, ttl time.Duration) int64 {
+	from := int64(sent.Sub(monoBase))
+	d := int64(ttl - leaseMargin(ttl))
+	if d > math.MaxInt64-from {
+		return math.MaxInt64
+	}
+	return from + d
+}
 
 // LockHandle is a held lock, for work that does not fit in a closure: leader election, a
 // long stream. Get one with [Acquire] (or [RestoreLock] in another process or goroutine
@@ -163,7 +203,12 @@ type LockHandle struct {
 	stored any    // token, encoded for the driver
 	ttl    time.Duration
 	fence  int64
-	since  time.Time // before the acquiring call: the TTL is counted from here
+	since  time.Time // before the acquiring call: the lease is counted from here
+	// until is the lease's end in nanoseconds from monoBase; 0 while unknown (a
+	// restored handle before its first Extend).
+	until atomic.Int64
+	// sent orders Extend calls: only the one sent last may set the lease.
+	sent atomic.Int64
 }
 
 type heldKey struct{}
@@ -264,15 +309,53 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 }
 
 // try makes one attempt to take the lock.
-func (h *LockHandle) try(ctx context.Context, fencing bool) (bool, error) {
+func (h *LockHandle) try(ctx context.Context, fencing bool) (ok bool, err error) {
 	h.since = time.Now()
 	e := driver.Entry{Key: h.final, Value: h.stored, TTL: h.ttl, NoSlide: true}
 	if fencing {
-		fence, ok, err := h.d.fencer.CreateFenced(ctx, e)
-		h.fence = fence
-		return ok, err
+		h.fence, ok, err = h.d.fencer.CreateFenced(ctx, e)
+	} else {
+		ok, err = h.d.cond.SetIf(ctx, e, driver.IfAbsent)
 	}
-	return h.d.cond.SetIf(ctx, e, driver.IfAbsent)
+	if ok && err == nil {
+		h.until.Store(leaseEnd(h.since, h.ttl))
+	}
+	return ok, err
+}
+
+// ValidUntil returns the end of this holder's lease: the time the acquiring (or last
+// confirmed renewing) request was sent, plus its TTL, minus a margin for clock drift
+// (TTL/100 + 2 ms, at most TTL/2). Until then no other holder can take the lock, since
+// the store cannot have expired it; after it, holding the lock can no longer be proven.
+// Check it (time.Now().Before(h.ValidUntil())) before each step whose effects must not
+// overlap another holder's. Only an [LockHandle.Extend] whose reply came back moves it.
+// A restored handle ([RestoreLock]) has a zero ValidUntil until its first Extend.
+func (h *LockHandle) ValidUntil() time.Time {
+	if h == nil {
+		return time.Time{}
+	}
+	n := h.until.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return monoBase.Add(time.Duration(n))
+}
+
+// lapsed reports whether the lease is known and has ended.
+func (h *LockHandle) lapsed() bool {
+	n := h.until.Load()
+	return n != 0 && int64(time.Since(monoBase)) >= n
+}
+
+// LockValidUntil returns the end of the lease of the lock whose fn ctx belongs to (see
+// [LockHandle.ValidUntil]), and false outside the fn of [Lock] or [LockWith]. With
+// AutoExtend it moves with each confirmed renewal; read it again before each step.
+func LockValidUntil(ctx context.Context) (time.Time, bool) {
+	h, _ := ctx.Value(heldKey{}).(*LockHandle)
+	if h == nil {
+		return time.Time{}, false
+	}
+	return h.ValidUntil(), true
 }
 
 // newToken returns "<owner>#<26 random base32 characters>" (128 bits), in one
@@ -337,18 +420,36 @@ func waitFor(ctx context.Context, d *namedDriver, key string, wait time.Duration
 	}
 }
 
-// keepAlive returns fn's ctx, which ends when the lock does: at the TTL's end without
-// AutoExtend, when a renewal fails with it. stop ends the renewals, waits for them, and
+// keepAlive returns fn's ctx, which ends when the lease does: at its end without
+// AutoExtend; with AutoExtend, when a renewal fails or finds the lock gone, or when the
+// lease ends before a renewal is confirmed. stop ends the renewals, waits for them, and
 // cancels the returned ctx.
+//
+// The lease's end is watched by a timer of its own, not by the renewing goroutine: a
+// renewal stuck in the driver (a frozen connection, a client that ignores its context)
+// cannot hold it up.
 func (h *LockHandle) keepAlive(ctx context.Context, autoExtend bool) (fctx context.Context, stop func()) {
+	if h.until.Load() == 0 { // Once's marker is taken without try
+		h.until.Store(leaseEnd(h.since, h.ttl))
+	}
 	if !autoExtend {
-		if dl, ok := ctx.Deadline(); ok && !dl.After(h.since.Add(h.ttl)) {
-			return ctx, func() {} // the caller's deadline ends fn before the lock can
+		end := h.ValidUntil()
+		if dl, ok := ctx.Deadline(); ok && !dl.After(end) {
+			return ctx, func() {} // the caller's deadline ends fn before the lease can
 		}
-		fctx, cancel := context.WithDeadlineCause(ctx, h.since.Add(h.ttl), errTTLRanOut)
+		fctx, cancel := context.WithDeadlineCause(ctx, end, errLeaseEnded)
 		return fctx, cancel
 	}
 	fctx, cancel := context.WithCancelCause(ctx)
+	var lease *time.Timer
+	lease = time.AfterFunc(time.Until(h.ValidUntil()), func() {
+		// A confirmed renewal may have moved the end since the timer was set.
+		if left := time.Until(h.ValidUntil()); left > 0 {
+			lease.Reset(left)
+			return
+		}
+		cancel(errLeaseEnded)
+	})
 	interval := max(h.ttl/3, time.Millisecond)
 	done := make(chan struct{})
 	quit := make(chan struct{})
@@ -366,7 +467,10 @@ func (h *LockHandle) keepAlive(ctx context.Context, autoExtend bool) (fctx conte
 			}
 			// A renewal gets one interval: a slower answer is as good as none.
 			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), interval)
-			ok, err := h.d.ext.Extend(rctx, h.final, h.stored, h.ttl)
+			sent := time.Now()
+			ok, err := bounded(rctx, func(ctx context.Context) (bool, error) {
+				return h.d.ext.Extend(ctx, h.final, h.stored, h.ttl)
+			})
 			rcancel()
 			switch {
 			case err != nil:
@@ -376,25 +480,65 @@ func (h *LockHandle) keepAlive(ctx context.Context, autoExtend bool) (fctx conte
 				cancel(fmt.Errorf("%w: a renewal found it gone or taken by another holder", ErrLockLost))
 				return
 			}
+			// Confirmed: the lease now runs from this renewal's send time, unless it
+			// ended while the reply was on its way: a lapsed lease stays lapsed.
+			if h.lapsed() {
+				cancel(errLeaseEnded)
+				return
+			}
+			h.until.Store(leaseEnd(sent, h.ttl))
 		}
 	}()
 	return fctx, func() {
 		close(quit)
 		<-done
+		lease.Stop()
 		cancel(nil)
 	}
 }
 
+// bounded runs f and returns its result, or ctx's error as soon as ctx ends if f has not
+// returned by then: a driver that does not honour its context (a client whose commands
+// wait out their own timeouts on a frozen connection) cannot hold up lock upkeep. f's
+// goroutine finishes in the background when the driver returns.
+func bounded[T any](ctx context.Context, f func(context.Context) (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := f(ctx)
+		ch <- result{v, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero T
+		return zero, fmt.Errorf("no answer in time: %w", context.Cause(ctx))
+	}
+}
+
+// upkeepCtx returns the context of a release or an Extend: ctx, with a deadline no
+// later than [ReleaseTimeout] from now, so that no upkeep call waits on the store for
+// longer. With detach, a ctx that has ended already is replaced by one detached from its
+// cancellation: a caller that went away while fn ran still releases its lock rather than
+// leave it held for its whole TTL.
+func upkeepCtx(ctx context.Context, detach bool) (context.Context, context.CancelFunc) {
+	if detach && ctx.Err() != nil {
+		return context.WithTimeout(context.WithoutCancel(ctx), ReleaseTimeout)
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= ReleaseTimeout {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, ReleaseTimeout)
+}
+
 // release deletes the lock if it still holds this holder's token.
 func (h *LockHandle) release(ctx context.Context) error {
-	if ctx.Err() != nil {
-		// The caller went away while fn ran: release anyway, on a context of our own,
-		// rather than leave the lock held for its whole TTL. (A live ctx is used as it
-		// is: detaching it would cost allocations on every release.)
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), ReleaseTimeout)
-		defer cancel()
-	}
+	ctx, cancel := upkeepCtx(ctx, true)
+	defer cancel()
 	ok, err := h.d.cad.CompareAndDelete(ctx, h.final, h.stored)
 	if h.m != nil && h.m.observing() {
 		kind := EventLockReleased
@@ -438,21 +582,32 @@ func (h *LockHandle) FencingToken() int64 {
 }
 
 // Release releases the lock if this holder still has it, and returns an error matching
-// [ErrLockNotHeld] if it does not (its TTL ran out, or it was force-released). Like
-// Lock's release it runs even when ctx has ended, on a context of its own bounded by
-// [ReleaseTimeout].
+// [ErrLockNotHeld] if it does not (its TTL ran out, or it was force-released). If the
+// lease had ended before the release (see [LockHandle.ValidUntil]), the error matches
+// [ErrLockLost] too, even when the key was still there to delete: for a while the
+// holder could not prove it held the lock. Like Lock's release it runs even when ctx has
+// ended, on a context of its own; it never waits longer than [ReleaseTimeout].
 func (h *LockHandle) Release(ctx context.Context) error {
 	if h == nil {
 		return opError("Release", "", ErrLockNotHeld)
 	}
-	if err := h.release(ctx); err != nil {
+	lapsed := h.lapsed()
+	err := h.release(ctx)
+	if lapsed {
+		err = errors.Join(fmt.Errorf("%w: its lease ended at %v, before the release", ErrLockLost, h.ValidUntil().Round(0)), err)
+	}
+	if err != nil {
 		return opError("Release", h.key, err)
 	}
 	return nil
 }
 
 // Extend sets the lock's remaining TTL to ttl (0: the TTL it was taken with), if this
-// holder still has it; otherwise the error matches [ErrLockNotHeld].
+// holder still has it; otherwise the error matches [ErrLockNotHeld]. Once the store has
+// confirmed it, the lease ([LockHandle.ValidUntil]) runs from the time this request was
+// sent; an Extend that fails or has no answer leaves the lease as it was. It returns by
+// its deadline (see [ReleaseTimeout]) even if the driver does not. Of concurrent Extend
+// calls, the one sent last sets the lease.
 func (h *LockHandle) Extend(ctx context.Context, ttl time.Duration) error {
 	if h == nil {
 		return opError("Extend", "", ErrLockNotHeld)
@@ -466,12 +621,21 @@ func (h *LockHandle) Extend(ctx context.Context, ttl time.Duration) error {
 	if h.d.ext == nil {
 		return unsupported(h.d, "Extend")
 	}
-	ok, err := h.d.ext.Extend(ctx, h.final, h.stored, ttl)
+	ctx, cancel := upkeepCtx(ctx, false)
+	defer cancel()
+	seq := h.sent.Add(1)
+	sent := time.Now()
+	ok, err := bounded(ctx, func(ctx context.Context) (bool, error) {
+		return h.d.ext.Extend(ctx, h.final, h.stored, ttl)
+	})
 	if err != nil {
 		return opError("Extend", h.key, err)
 	}
 	if !ok {
 		return opError("Extend", h.key, ErrLockNotHeld)
+	}
+	if h.sent.Load() == seq {
+		h.until.Store(leaseEnd(sent, ttl))
 	}
 	return nil
 }

@@ -1,0 +1,294 @@
+package cache_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cachekit/cache"
+	"github.com/cachekit/cache/driver"
+	"github.com/cachekit/cache/drivers/memorycache"
+)
+
+// hung wraps the memory driver; while stuck is set, Extend blocks until release is
+// closed, whatever its context says: a client whose commands wait out a frozen
+// connection without looking at their deadline.
+type hung struct {
+	*memorycache.Driver
+	stuck   atomic.Bool
+	delay   atomic.Int64 // Extend answers after this long (nanoseconds), ignoring ctx
+	calls   atomic.Int32
+	release chan struct{}
+}
+
+func newHung(t *testing.T) *hung {
+	d, err := memorycache.New(memorycache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hung{Driver: d, release: make(chan struct{})}
+	// A goroutine stuck in Extend must be let go before the leak check.
+	t.Cleanup(func() { close(h.release) })
+	return h
+}
+
+func (h *hung) Extend(ctx context.Context, key string, old any, ttl time.Duration) (bool, error) {
+	h.calls.Add(1)
+	if h.stuck.Load() {
+		<-h.release
+		return false, errors.New("hung: connection reset")
+	}
+	if d := time.Duration(h.delay.Load()); d > 0 {
+		time.Sleep(d)
+	}
+	return h.Driver.Extend(ctx, key, old, ttl)
+}
+
+func hungCache(t *testing.T, d *hung) *cache.Cache {
+	t.Helper()
+	c, err := cache.New(cache.Config{Drivers: map[string]cache.Driver{"hung": d}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// margin is the lease's drift allowance, as documented on LockHandle.ValidUntil.
+func margin(ttl time.Duration) time.Duration {
+	return min(ttl/100+2*time.Millisecond, ttl/2)
+}
+
+// Without AutoExtend, fn's ctx ends at the lease's end: the acquire's send time plus
+// the TTL minus the margin, before the store lets anyone else in.
+func TestLease_WithoutAutoExtendEndsBeforeTheStoreExpires(t *testing.T) {
+	c := newCache(t, cache.Config{})
+	ctx := ctxT(t)
+	const ttl = 200 * time.Millisecond
+	before := time.Now()
+	var until time.Time
+	var cancelledAt time.Time
+	var heldAtCancel bool
+	out, err := cache.Lock(ctx, c, "lease.plain", ttl, func(fctx context.Context) (int, error) {
+		var ok bool
+		until, ok = cache.LockValidUntil(fctx)
+		if !ok {
+			t.Error("LockValidUntil inside fn: not ok")
+		}
+		if dl, ok := fctx.Deadline(); !ok || !dl.Equal(until) {
+			t.Errorf("fn's deadline %v, ok %v; want the lease's end %v", dl, ok, until)
+		}
+		<-fctx.Done()
+		cancelledAt = time.Now()
+		// Nobody else can have the key yet: the store's TTL runs at least margin longer.
+		_, aerr := cache.Acquire(context.Background(), c, "lease.plain", cache.LockOptions{TTL: time.Second})
+		heldAtCancel = errors.Is(aerr, cache.ErrNotAcquired)
+		return 0, context.Cause(fctx)
+	})
+	if !out.Acquired {
+		t.Fatal("not acquired")
+	}
+	if !errors.Is(err, cache.ErrLockLost) {
+		t.Fatalf("Lock's error %v; want ErrLockLost", err)
+	}
+	if want := before.Add(ttl - margin(ttl)); until.Before(want.Add(-5*time.Millisecond)) || until.After(want.Add(20*time.Millisecond)) {
+		t.Errorf("lease ends %v after the call; want about %v", until.Sub(before), ttl-margin(ttl))
+	}
+	if cancelledAt.Before(until) {
+		t.Errorf("fn's ctx ended %v before the lease's end", until.Sub(cancelledAt))
+	}
+	if !heldAtCancel {
+		t.Error("when fn's ctx ended another caller could take the lock: no margin")
+	}
+	if _, ok := cache.LockValidUntil(ctx); ok {
+		t.Error("LockValidUntil outside fn: ok")
+	}
+}
+
+// A renewal stuck in the driver (a client that ignores its context on a frozen
+// connection) cannot keep fn running past the lease, and cannot hold up Lock's return.
+func TestLease_HungRenewalEndsFnAtTheLease(t *testing.T) {
+	d := newHung(t)
+	c := hungCache(t, d)
+	ctx := ctxT(t)
+	const ttl = 300 * time.Millisecond
+	d.stuck.Store(true)
+	start := time.Now()
+	var lostAfter time.Duration
+	var until time.Time
+	out, err := cache.LockWith(ctx, c, "lease.hung", cache.LockOptions{TTL: ttl, AutoExtend: true}, func(fctx context.Context) (int, error) {
+		until, _ = cache.LockValidUntil(fctx)
+		<-fctx.Done()
+		lostAfter = time.Since(start)
+		return 0, context.Cause(fctx)
+	})
+	took := time.Since(start)
+	if !out.Acquired || !errors.Is(err, cache.ErrLockLost) {
+		t.Fatalf("acquired %v, err %v; want acquired and ErrLockLost", out.Acquired, err)
+	}
+	if d.calls.Load() == 0 {
+		t.Fatal("no renewal was tried")
+	}
+	// The first renewal goes out at TTL/3 and gets TTL/3 to answer: fn's ctx ends then,
+	// and in any case no later than the lease.
+	if lostAfter > ttl-margin(ttl)+10*time.Millisecond {
+		t.Errorf("fn's ctx ended %v after the acquire; the lease ends at %v", lostAfter, ttl-margin(ttl))
+	}
+	if now := time.Now(); now.Before(until) && lostAfter > ttl {
+		t.Errorf("fn ran past the TTL")
+	}
+	if took > ttl+100*time.Millisecond {
+		t.Errorf("Lock returned %v after the call: it waited for the stuck renewal", took)
+	}
+}
+
+// A renewal whose answer comes back after the lease ended does not revive it.
+func TestLease_LateRenewalReplyDoesNotExtend(t *testing.T) {
+	d := newHung(t)
+	c := hungCache(t, d)
+	ctx := ctxT(t)
+	const ttl = 300 * time.Millisecond
+	d.delay.Store(int64(ttl)) // every renewal answers a full TTL later: past the lease
+	start := time.Now()
+	out, err := cache.LockWith(ctx, c, "lease.late", cache.LockOptions{TTL: ttl, AutoExtend: true}, func(fctx context.Context) (int, error) {
+		<-fctx.Done()
+		if d := time.Since(start); d > ttl {
+			t.Errorf("fn's ctx ended %v after the acquire, past the TTL %v", d, ttl)
+		}
+		return 0, context.Cause(fctx)
+	})
+	if !out.Acquired || !errors.Is(err, cache.ErrLockLost) {
+		t.Fatalf("acquired %v, err %v; want acquired and ErrLockLost", out.Acquired, err)
+	}
+}
+
+// Confirmed renewals move the lease: fn outlives several TTLs, and LockValidUntil moves.
+func TestLease_ConfirmedRenewalsMoveTheLease(t *testing.T) {
+	c := newCache(t, cache.Config{})
+	ctx := ctxT(t)
+	const ttl = 150 * time.Millisecond
+	out, err := cache.LockWith(ctx, c, "lease.renewed", cache.LockOptions{TTL: ttl, AutoExtend: true}, func(fctx context.Context) (int, error) {
+		first, _ := cache.LockValidUntil(fctx)
+		deadline := time.Now().Add(3 * ttl)
+		for time.Now().Before(deadline) {
+			u, _ := cache.LockValidUntil(fctx)
+			if !time.Now().Before(u) {
+				t.Errorf("lease ended at %v while renewals were confirmed", u)
+				break
+			}
+			if fctx.Err() != nil {
+				return 0, context.Cause(fctx)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		last, _ := cache.LockValidUntil(fctx)
+		if !last.After(first.Add(ttl)) {
+			t.Errorf("lease moved %v in 3 TTLs", last.Sub(first))
+		}
+		return 1, nil
+	})
+	if err != nil || !out.Acquired {
+		t.Fatalf("acquired %v, err %v", out.Acquired, err)
+	}
+}
+
+// A handle's lease: set by Acquire, moved only by a confirmed Extend, and a Release
+// after it ended says so.
+func TestLease_Handle(t *testing.T) {
+	d := newHung(t)
+	c := hungCache(t, d)
+	ctx := ctxT(t)
+	const ttl = 100 * time.Millisecond
+	before := time.Now()
+	h, err := cache.Acquire(ctx, c, "lease.handle", cache.LockOptions{TTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u0 := h.ValidUntil()
+	if u0.Before(before.Add(ttl-margin(ttl))) || u0.After(time.Now().Add(ttl-margin(ttl))) {
+		t.Fatalf("ValidUntil %v after the call; want about %v", u0.Sub(before), ttl-margin(ttl))
+	}
+	time.Sleep(10 * time.Millisecond)
+	if err := h.Extend(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	u1 := h.ValidUntil()
+	if !u1.After(u0) {
+		t.Fatalf("a confirmed Extend did not move the lease: %v then %v", u0, u1)
+	}
+	// An Extend with no answer in time returns at its deadline (even from a driver that
+	// ignores it) and leaves the lease alone.
+	d.stuck.Store(true)
+	ectx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	t0 := time.Now()
+	if err := h.Extend(ectx, 0); err == nil {
+		t.Fatal("Extend on a hung driver: nil error")
+	}
+	if took := time.Since(t0); took > 15*time.Millisecond+20*time.Millisecond {
+		t.Errorf("Extend on a hung driver took %v for a 20ms deadline", took)
+	}
+	d.stuck.Store(false)
+	if got := h.ValidUntil(); !got.Equal(u1) {
+		t.Fatalf("an unanswered Extend moved the lease: %v then %v", u1, got)
+	}
+	// Past the lease: Release deletes the key (still ours in the store here) but reports
+	// that the lease had ended.
+	time.Sleep(time.Until(u1) + 5*time.Millisecond)
+	err = h.Release(ctx)
+	if !errors.Is(err, cache.ErrLockLost) {
+		t.Fatalf("Release after the lease's end: %v; want ErrLockLost", err)
+	}
+}
+
+// A TTL of math.MaxInt64 ("forever") gives a lease far in the future, not an overflow.
+func TestLease_HugeTTL(t *testing.T) {
+	c := newCache(t, cache.Config{})
+	ctx := ctxT(t)
+	h, err := cache.Acquire(ctx, c, "lease.forever", cache.LockOptions{TTL: math.MaxInt64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := h.ValidUntil(); u.Before(time.Now().Add(50 * 365 * 24 * time.Hour)) {
+		t.Fatalf("ValidUntil %v for a TTL of math.MaxInt64", u)
+	}
+	if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out, err := cache.Lock(ctx, c, "lease.forever", math.MaxInt64, func(fctx context.Context) (bool, error) {
+		return fctx.Err() == nil, nil
+	})
+	if err != nil || !out.Acquired || !out.Value {
+		t.Fatalf("Lock with TTL math.MaxInt64: acquired %v, ctx live %v, err %v", out.Acquired, out.Value, err)
+	}
+}
+
+// The restored handle knows no lease until its first Extend.
+func TestLease_RestoredHandle(t *testing.T) {
+	c := newCache(t, cache.Config{})
+	ctx := ctxT(t)
+	h, err := cache.Acquire(ctx, c, "lease.restored", cache.LockOptions{TTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := cache.RestoreLock(ctx, c, "lease.restored", h.Token(), cache.LockOptions{TTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.ValidUntil().IsZero() {
+		t.Fatalf("restored handle's ValidUntil %v; want zero", r.ValidUntil())
+	}
+	if err := r.Extend(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if r.ValidUntil().IsZero() {
+		t.Fatal("Extend did not set the restored handle's lease")
+	}
+	if err := r.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var _ driver.Extender = (*hung)(nil)
+}
