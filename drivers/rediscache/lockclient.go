@@ -19,9 +19,21 @@ import (
 // lock upkeep never queues behind the application's commands in a busy pool. A release
 // that fails leaves the lock to its TTL, which is safe. The client is built from
 // c.Options(), so it has c's address, credentials, TLS and database, but not hooks
-// added to c with AddHook. Other clients are used as they are: a Sentinel client (a
-// copy would not be told of a failover, and would keep renewing on the old master), a
-// Cluster client with its own ClusterSlots (Sentinel-backed, or custom), a Ring.
+// added to c with AddHook.
+//
+// The copy always has ContextTimeoutEnabled set, whatever c has: a renewal's context
+// deadline (a third of the lock's TTL) then bounds every network wait, so a renewal
+// through a connection that stops answering (a frozen Redis, a half-open TCP
+// connection) fails at its deadline rather than after c's ReadTimeout (3 s by default)
+// and its retries, which can be longer than the lock's TTL.
+//
+// Other clients are used as they are: a Sentinel client (a copy would not be told of a
+// failover, and would keep renewing on the old master), a Cluster client with its own
+// ClusterSlots (Sentinel-backed, or custom), a Ring. On those, what bounds a renewal or
+// a release is the client's own settings: with ContextTimeoutEnabled, the context's
+// deadline; without it, the client's ReadTimeout and WriteTimeout for each attempt, times
+// its MaxRetries + 1 attempts, with its dial retries on top. Set ContextTimeoutEnabled on
+// such a client.
 func lockClient(c redis.UniversalClient) (redis.UniversalClient, bool) {
 	switch c := c.(type) {
 	case *redis.Client:
@@ -31,6 +43,7 @@ func lockClient(c redis.UniversalClient) (redis.UniversalClient, bool) {
 		o := *c.Options()
 		o.DialerRetries, o.MaxRetries, o.MinRetryBackoff = 1, 1, -1
 		o.MinIdleConns = 0
+		o.ContextTimeoutEnabled = true
 		// Per-client machinery that c has set up in its options and that a second client
 		// must not share (go-redis refuses to register its handlers twice) or need:
 		// push-notification processing, maintenance hand-offs, client-side caching.
@@ -48,6 +61,7 @@ func lockClient(c redis.UniversalClient) (redis.UniversalClient, bool) {
 		// after a backoff of its own (MaxRetries -1).
 		o.DialerRetries, o.MaxRetries, o.MinRetryBackoff = 1, -1, -1
 		o.MinIdleConns = 0
+		o.ContextTimeoutEnabled = true
 		o.PushNotificationProcessor = nil
 		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 		return redis.NewClusterClient(&o), true
