@@ -28,12 +28,20 @@ type Config struct {
 	// holds exactly one driver.
 	Default string
 	// Prefix is the global prefix, joined to every key with ".": with Prefix "billing",
-	// key "user.1" is stored as "billing.user.1". Leading and trailing dots are trimmed. Two caches
-	// with the same prefix over the same store see each other's keys and locks; with
-	// different prefixes they never do. Default: no prefix.
+	// key "user.1" is stored as "billing.user.1". Leading and trailing dots are trimmed;
+	// what is left must not contain "." (a prefix "acme.eu" would lie inside the prefix
+	// "acme") nor the reserved "|": New refuses it with an error matching
+	// [ErrInvalidConfig]. Two caches with the same prefix over the same store see each
+	// other's keys and locks; with different prefixes they never do. A cache without a
+	// prefix sees the whole store, every prefix's keys included. Default: no prefix.
+	// See docs/keys.md.
 	Prefix string
 	// PrefixFunc, when set, is called on every operation and wins over Prefix: a prefix
-	// per tenant or per request. An empty result means no prefix.
+	// per tenant or per request. Its result follows Prefix's rules, is taken as it is
+	// (no trimming), and must not be empty: a call for which it returns "", or a prefix
+	// with "." or "|", fails with an error that names the prefix and matches both
+	// [ErrInvalidKey] and [ErrInvalidConfig], and touches nothing. Map tenant ids that
+	// may hold dots (domain names) to prefixes that do not.
 	PrefixFunc func(context.Context) string
 	// Metrics turns on the counters and sampled latencies of [Cache.Metrics]. They cost a
 	// few atomic additions per operation. Default: off.
@@ -114,7 +122,7 @@ func newNamedDriver(m *manager, name string, d driver.Driver) *namedDriver {
 		nd.codec = e.Codec()
 	}
 	if t, ok := d.(driver.DefaultTTLer); ok {
-		nd.defTTL = max(t.DefaultTTL(), 0)
+		nd.defTTL = capTTL(max(t.DefaultTTL(), 0))
 	}
 	nd.cond, _ = d.(driver.Conditional)
 	nd.cad, _ = d.(driver.CompareAndDeleter)
@@ -148,6 +156,11 @@ func New(cfg Config) (*Cache, error) {
 		drivers:    make(map[string]*namedDriver, len(cfg.Drivers)),
 		prefix:     trimDots(cfg.Prefix),
 		prefixFunc: cfg.PrefixFunc,
+	}
+	if m.prefix != "" {
+		if err := checkPrefix(m.prefix); err != nil {
+			return nil, fmt.Errorf("%w: Prefix %q: %w", ErrInvalidConfig, cfg.Prefix, err)
+		}
 	}
 	m.bgCtx, m.bgCancel = context.WithCancel(context.Background())
 	m.clock.wake = make(chan struct{}, 1)
@@ -402,7 +415,11 @@ func (c *Cache) Flush(ctx context.Context) error {
 	if err != nil {
 		return opError("Flush", "", err)
 	}
-	if scope := c.scope(ctx); scope != "" {
+	scope, err := c.scope(ctx)
+	if err != nil {
+		return opError("Flush", "", err)
+	}
+	if scope != "" {
 		if d.nsDel == nil {
 			return unsupported(d, "Flush with a prefix")
 		}

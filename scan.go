@@ -18,7 +18,10 @@ func (c *Cache) Scan(ctx context.Context, ns string, fn func(key string) bool) e
 	if d.scan == nil {
 		return unsupported(d, "Scan")
 	}
-	scope := c.scope(ctx)
+	scope, err := c.scope(ctx)
+	if err != nil {
+		return opError("Scan", ns, err)
+	}
 	base := join(scope, trimDots(ns)) // the namespace's own key, or the scope
 	strip := 0
 	if scope != "" {

@@ -42,8 +42,12 @@ func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
 		if tag == "" {
 			return opError("Invalidate", "", fmt.Errorf("%w: empty tag", ErrInvalidKey))
 		}
+		tk, err := c.tagKey(ctx, tag)
+		if err != nil {
+			return opError("Invalidate", tag, err)
+		}
 		var members []string
-		_, err := modify(ctx, c, d, c.tagKey(ctx, tag), tag, ModifyOptions{MaxAttempts: 100, forever: true, silent: true},
+		_, err = modify(ctx, c, d, tk, tag, ModifyOptions{MaxAttempts: 100, forever: true, silent: true},
 			func(idx map[string]int64, _ bool) (map[string]int64, error) {
 				members = slices.Collect(maps.Keys(idx))
 				return nil, DeleteKey
@@ -66,12 +70,12 @@ func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
 }
 
 // tagKey is the index key of tag: under the global prefix, not the namespace.
-func (c *Cache) tagKey(ctx context.Context, tag string) string {
-	p := c.m.prefix
-	if c.m.prefixFunc != nil {
-		p = trimDots(c.m.prefixFunc(ctx))
+func (c *Cache) tagKey(ctx context.Context, tag string) (string, error) {
+	p, err := c.prefix(ctx)
+	if err != nil {
+		return "", err
 	}
-	return join(p, "cachekit:tag:"+tag)
+	return join(p, "cachekit:tag:"+tag), nil
 }
 
 // indexTags records the final key k, written with ttl (0: never expires), in the index
@@ -89,9 +93,13 @@ func (c *Cache) indexTags(ctx context.Context, d *namedDriver, k string, ttl tim
 		if tag == "" {
 			return fmt.Errorf("%w: empty tag", ErrInvalidKey)
 		}
+		tk, err := c.tagKey(ctx, tag)
+		if err != nil {
+			return err
+		}
 		// The index never expires (not even with the driver's default TTL): it must outlive
 		// every entry it lists. It holds only live entries, so it stays bounded.
-		_, err := modify(ctx, c, d, c.tagKey(ctx, tag), tag, ModifyOptions{MaxAttempts: 100, forever: true, silent: true},
+		_, err = modify(ctx, c, d, tk, tag, ModifyOptions{MaxAttempts: 100, forever: true, silent: true},
 			func(idx map[string]int64, _ bool) (map[string]int64, error) {
 				if idx == nil {
 					idx = make(map[string]int64)
