@@ -292,3 +292,37 @@ func TestLease_RestoredHandle(t *testing.T) {
 	}
 	var _ driver.Extender = (*hung)(nil)
 }
+
+// A lock key that holds something other than a lock is an error, not contention that
+// lasts forever; a lock in another library's format (an owner label) is contention.
+func TestLock_NotALock(t *testing.T) {
+	for _, name := range []string{"memory", "lru"} {
+		t.Run(name, func(t *testing.T) {
+			c := newCache(t, cache.Config{Default: name})
+			ctx := ctxT(t)
+			if err := c.Set(ctx, "lock.counter", 42, 0); err != nil {
+				t.Fatal(err)
+			}
+			out, err := cache.Lock(ctx, c, "lock.counter", time.Second, func(context.Context) (int, error) { return 0, nil })
+			if out.Acquired || !errors.Is(err, cache.ErrNotALock) {
+				t.Fatalf("Lock over an int: acquired %v, err %v; want ErrNotALock", out.Acquired, err)
+			}
+			var n int
+			if found, err := c.Get(ctx, "lock.counter", &n); err != nil || !found || n != 42 {
+				t.Fatalf("the value was touched: %v %v %v", n, found, err)
+			}
+			// An owner label, as other libraries store a lock: plain contention.
+			if err := c.Set(ctx, "lock.other", "pid.4242", time.Second); err != nil {
+				t.Fatal(err)
+			}
+			out, err = cache.Lock(ctx, c, "lock.other", time.Second, func(context.Context) (int, error) { return 0, nil })
+			if out.Acquired || err != nil {
+				t.Fatalf("Lock over another library's lock: acquired %v, err %v; want contention", out.Acquired, err)
+			}
+			_, err = cache.Acquire(ctx, c, "lock.counter", cache.LockOptions{TTL: time.Second, Wait: 50 * time.Millisecond})
+			if !errors.Is(err, cache.ErrNotALock) {
+				t.Fatalf("Acquire with Wait over an int: %v; want ErrNotALock at once", err)
+			}
+		})
+	}
+}

@@ -31,6 +31,11 @@ var (
 	ErrNotAcquired = errors.New("cache: lock not acquired")
 	// ErrWaitTimeout: LockOptions.Wait elapsed before the lock came free.
 	ErrWaitTimeout = errors.New("cache: lock wait timed out")
+	// ErrNotALock: the lock's key holds a value that is not a lock: one written by Set,
+	// a counter, or data of another type. A held lock is a string (the holder's token,
+	// or the owner label other libraries store); anything else would otherwise read as
+	// a lock held forever. The value is left as it is.
+	ErrNotALock = errors.New("cache: the key holds a value that is not a lock")
 	// ErrLockNotHeld: Release, Extend or TTL of a lock that this holder no longer has (its
 	// TTL ran out, or it was force-released).
 	ErrLockNotHeld = errors.New("cache: lock not held")
@@ -294,6 +299,10 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 		c.done("Lock", d, key, EventLockAcquired, nil, time.Time{})
 		return h, nil
 	}
+	if err := holdsLock(ctx, d, k); err != nil {
+		c.done("Lock", d, key, 0, err, time.Time{})
+		return nil, opError("Lock", key, err)
+	}
 	c.done("Lock", d, key, EventLockContended, nil, time.Time{})
 	if o.Wait <= 0 {
 		return nil, opError("Lock", key, ErrNotAcquired)
@@ -306,6 +315,23 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 	}
 	c.done("Lock", d, key, EventLockAcquired, nil, time.Time{})
 	return h, nil
+}
+
+// holdsLock checks, after an attempt found key taken, that it holds a lock: a string
+// (our token, or the owner label that other libraries store), or nothing any more.
+func holdsLock(ctx context.Context, d *namedDriver, key string) error {
+	v, found, err := d.d.Get(ctx, key)
+	if err != nil {
+		return err // a driver failure; on Redis, a key of another type reports it here
+	}
+	if !found {
+		return nil // released or expired since the attempt
+	}
+	var s string
+	if err := d.decode(v, &s); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotALock, err)
+	}
+	return nil
 }
 
 // try makes one attempt to take the lock.

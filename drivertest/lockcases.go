@@ -25,6 +25,34 @@ var (
 // handles, Once, and distributed Remember.
 var lockCases = []testCase{
 	{
+		name:        "LockOverAValueThatIsNotALock",
+		explanation: "Lock and Acquire on a key that holds a value that is not a lock (an integer written by Set) return an error matching cache.ErrNotALock, never Acquired == false forever, and leave the value as it was; a string there (another library's owner label) is plain contention",
+		needs:       lockable,
+		f: func(t *testing.T, e *env) {
+			if err := e.c.Set(e.ctx, "lock.notalock", 42, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			out, err := cache.Lock(e.ctx, e.c, "lock.notalock", time.Minute, func(context.Context) (int, error) { return 1, nil })
+			if out.Acquired || !errors.Is(err, cache.ErrNotALock) {
+				t.Fatalf("Lock over an integer: acquired %v, err %v; want an error matching ErrNotALock", out.Acquired, err)
+			}
+			if _, err := cache.Acquire(e.ctx, e.c, "lock.notalock", cache.LockOptions{TTL: time.Minute, Wait: time.Second}); !errors.Is(err, cache.ErrNotALock) {
+				t.Fatalf("Acquire with Wait over an integer: %v; want ErrNotALock at once", err)
+			}
+			var n int
+			if found, err := e.c.Get(e.ctx, "lock.notalock", &n); err != nil || !found || n != 42 {
+				t.Fatalf("the value was touched: %d, found %v, err %v", n, found, err)
+			}
+			if err := e.c.Set(e.ctx, "lock.label", "pid.4242", time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			out, err = cache.Lock(e.ctx, e.c, "lock.label", time.Minute, func(context.Context) (int, error) { return 1, nil })
+			if out.Acquired || err != nil {
+				t.Fatalf("Lock over an owner label: acquired %v, err %v; want plain contention", out.Acquired, err)
+			}
+		},
+	},
+	{
 		name:        "LockWaitHandoff",
 		explanation: "a waiter (LockOptions.Wait) acquires promptly when the holder releases: on a driver.Watcher, within 10 ms (median of 50 handoffs)",
 		needs:       lockable,
