@@ -22,8 +22,10 @@ import (
 // the other waiters get an error.
 //
 // If the value was computed but could not be stored, Remember returns the value together
-// with the error. A failed read (the store is down) is returned as an error without
-// running fn.
+// with the error. A failed read (the store is down, or the key holds data the driver
+// cannot read, such as another program's Redis hash) is returned as an error without
+// running fn, whichever read meets it: Remember never overwrites what it could not read.
+// So is a stored value that does not decode into T.
 //
 // Across processes, see [RememberWith] and RememberOptions.Distributed.
 //
@@ -167,11 +169,10 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 	}
 	return flight[T](ctx, c, d.name+"\x00"+k, "Remember", key, func() (any, error) {
 		// A caller that missed just after a previous flight stored the value (or found
-		// nothing).
-		if t, found, err := read(); err == nil && found {
-			return t, nil
-		} else if errors.Is(err, ErrNotFound) {
-			return nil, err
+		// nothing). Any error stops the load: a key the driver cannot read (another
+		// program's data) or a value that does not decode is never overwritten.
+		if t, found, err := read(); err != nil || found {
+			return t, err
 		}
 		if o.Distributed {
 			return loadDistributed(ctx, d, k, o, read, load)
@@ -276,10 +277,10 @@ func loadDistributed[T any](ctx context.Context, d *namedDriver, k string, o Rem
 		if ok {
 			cancel()
 			defer func() { _ = h.release(ctx) }()
-			if t, found, err := read(); err == nil && found { // stored while we took the lock
-				return t, nil
-			} else if errors.Is(err, ErrNotFound) { // or found to be missing
-				return nil, err
+			// Stored while we took the lock, or found to be missing (ErrNotFound); any other
+			// error stops the load too, as in the flight.
+			if t, found, err := read(); err != nil || found {
+				return t, err
 			}
 			return load()
 		}

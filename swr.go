@@ -77,12 +77,16 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 	c.done("SWR", d, key, EventMiss, nil, time.Time{})
 	// Cold: one load for every concurrent caller, as Remember.
 	load := func() (any, error) {
-		// A caller that missed just before a previous flight stored the value.
-		if v, found, err := d.d.Get(ctx, k); err == nil && found {
+		// A caller that missed just before a previous flight stored the value. Any error
+		// stops the load: what could not be read or decoded is never overwritten.
+		if v, found, err := d.d.Get(ctx, k); err != nil {
+			return nil, err
+		} else if found {
 			var t T
-			if err := d.decode(v, &t); err == nil {
-				return t, nil
+			if err := d.decode(v, &t); err != nil {
+				return nil, err
 			}
+			return t, nil
 		}
 		t, err := callLoader(ctx, fn)
 		if err != nil {
