@@ -15,10 +15,11 @@ import (
 //
 // However many goroutines miss the same key at once, fn runs once (per driver and final
 // key, in this process) and every one of them gets its result. If fn returns an error,
-// every waiting caller gets that error and nothing is stored. A caller whose ctx ends
-// while it waits returns ctx's error; if the goroutine running fn had its own ctx
-// cancelled, the other waiters do not inherit that cancellation: one of them runs fn
-// again. If fn panics, the goroutine that started the load panics with the same value and
+// every waiting caller gets that error and nothing is stored, whatever it wraps (a
+// loader's own timeout wrapping context.DeadlineExceeded too). A caller whose ctx ends
+// while it waits returns ctx's error; if fn fails after the ctx of the goroutine that
+// started it ended, the other waiters do not inherit that cancellation: one of them runs
+// fn again. If fn panics, the goroutine that started the load panics with the same value and
 // the other waiters get an error.
 //
 // If the value was computed but could not be stored, Remember returns the value together
@@ -182,16 +183,26 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 }
 
 // flight runs load once for every concurrent caller of the same flight key, and gives
-// each its result. A caller whose ctx ends stops waiting; a caller that did not run the
-// load and sees another caller's cancellation runs it again; a panic in load goes to the
-// caller that ran it, and is an error for the others.
+// each its result. A caller whose ctx ends stops waiting; a load that failed after the
+// ctx of the caller that started it ended is that caller's failure, and a waiter whose
+// own ctx is live runs it again; any other error, whatever it wraps (a loader's own
+// timeout wraps context.DeadlineExceeded), reaches every waiter once. A panic in load goes
+// to the caller that ran it, and is an error for the others.
 func flight[T any](ctx context.Context, c *Cache, fkey, op, key string, load func() (any, error)) (T, error) {
 	var zero T
 	for {
 		var ran bool // set by the goroutine that runs the flight; read after <-ch
 		ch := c.m.flights.DoChan(fkey, func() (any, error) {
 			ran = true
-			return load()
+			v, err := load()
+			if err != nil && ctx.Err() != nil { // ctx is the starter's: it ended
+				var pe *panicError
+				var se *storeError
+				if !errors.As(err, &pe) && !errors.As(err, &se) {
+					err = &starterEnded{err}
+				}
+			}
+			return v, err
 		})
 		var res resultT
 		select {
@@ -215,9 +226,13 @@ func flight[T any](ctx context.Context, c *Cache, fkey, op, key string, load fun
 		if errors.As(res.err, &se) {
 			return val, opError(op, key, se.err)
 		}
-		// Another caller's cancellation is not ours: run the load again.
-		if !ran && ctx.Err() == nil && isContextErr(res.err) {
-			continue
+		var ended *starterEnded
+		if errors.As(res.err, &ended) {
+			// Another caller's cancellation is not ours: run the load again.
+			if !ran && ctx.Err() == nil {
+				continue
+			}
+			return zero, opError(op, key, ended.err)
 		}
 		return zero, opError(op, key, res.err)
 	}
@@ -234,6 +249,13 @@ type storeError struct{ err error }
 func (e *storeError) Error() string { return "store: " + e.err.Error() }
 func (e *storeError) Unwrap() error { return e.err }
 
+// starterEnded marks a load that failed after the ctx of the caller that started it
+// ended: the failure belongs to that caller, not to the others waiting for the load.
+type starterEnded struct{ err error }
+
+func (e *starterEnded) Error() string { return e.err.Error() }
+func (e *starterEnded) Unwrap() error { return e.err }
+
 // panicError carries a loader's panic to the caller that started the load.
 type panicError struct{ value any }
 
@@ -246,10 +268,6 @@ func callLoader[T any](ctx context.Context, fn func(context.Context) (T, error))
 		}
 	}()
 	return fn(ctx)
-}
-
-func isContextErr(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // loadDistributed loads under a cross-process lock, or waits for another process's load.
