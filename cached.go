@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -16,14 +18,17 @@ type Memo[A, T any] struct {
 	prefix string
 	o      RememberOptions
 	fn     func(context.Context, A) (T, error)
+	asJSON bool // A is an interface type: every argument is keyed by its JSON
 }
 
 // Cached memoizes fn: m.Get(ctx, a) is Remember(prefix + "." + key(a), ttl, fn(a)), with
-// Remember's one-load-per-key promise. The key of an argument is the argument itself for
-// strings, the decimal text for numbers and booleans, and JSON for anything else (map
-// keys sorted, struct fields in declaration order, unexported fields left out: two
-// arguments that differ only there share a key); a key longer than 200 bytes is replaced
-// by its SHA-256.
+// Remember's one-load-per-key promise. The text of an argument is the argument itself for
+// strings, the decimal text for numbers and booleans, and JSON for anything else and for
+// every argument when A is an interface type (map keys sorted, struct fields in
+// declaration order, unexported fields left out: two arguments that differ only there
+// share a key). The key is that text, except that a text starting with "~" gets another
+// "~" in front, and a text longer than 200 bytes, or holding the reserved "|", is
+// replaced by "~sha256:" and its SHA-256 in hex: distinct texts never share a key.
 func Cached[A, T any](c *Cache, prefix string, ttl time.Duration, fn func(context.Context, A) (T, error)) *Memo[A, T] {
 	return CachedWith(c, prefix, RememberOptions{TTL: ttl}, fn)
 }
@@ -31,7 +36,7 @@ func Cached[A, T any](c *Cache, prefix string, ttl time.Duration, fn func(contex
 // CachedWith is [Cached] with Remember's options: a per-call driver (used by Invalidate
 // too), Distributed, NegativeTTL.
 func CachedWith[A, T any](c *Cache, prefix string, o RememberOptions, fn func(context.Context, A) (T, error)) *Memo[A, T] {
-	return &Memo[A, T]{c: c, prefix: trimDots(prefix), o: o, fn: fn}
+	return &Memo[A, T]{c: c, prefix: trimDots(prefix), o: o, fn: fn, asJSON: reflect.TypeFor[A]().Kind() == reflect.Interface}
 }
 
 // Get returns fn(a), from the cache when it is there.
@@ -62,7 +67,11 @@ func (m *Memo[A, T]) Invalidate(ctx context.Context, a A) error {
 // Key returns the cache key of a (before the global prefix).
 func (m *Memo[A, T]) Key(a A) (string, error) {
 	var s string
-	switch v := any(a).(type) {
+	var v any = a
+	if m.asJSON {
+		v = nil // the default case: JSON, so that 42 and "42" differ
+	}
+	switch v := v.(type) {
 	case string:
 		s = v
 	case int:
@@ -82,9 +91,25 @@ func (m *Memo[A, T]) Key(a A) (string, error) {
 		}
 		s = string(b)
 	}
-	if len(s) > 200 {
-		sum := sha256.Sum256([]byte(s))
-		s = hex.EncodeToString(sum[:])
-	}
-	return join(m.prefix, s), nil
+	return join(m.prefix, memoText(s)), nil
 }
+
+// memoText is the key of an argument's text: injective, so that two arguments never
+// share a key. A short text without the reserved character is itself, with a "~" in
+// front when it starts with "~"; any other text is "~sha256:" and its hash, a form that
+// no short text takes (those start with a character other than "~", or with "~~").
+func memoText(s string) string {
+	if len(s) <= maxMemoText && !strings.Contains(s, reserved) {
+		if strings.HasPrefix(s, memoMark) {
+			return memoMark + s
+		}
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	return memoMark + "sha256:" + hex.EncodeToString(sum[:])
+}
+
+const (
+	maxMemoText = 200 // bytes of argument text kept as they are
+	memoMark    = "~" // starts a hashed text; doubled in front of a short text that starts with it
+)
