@@ -106,6 +106,7 @@ func ModifyWith[T any](ctx context.Context, c *Cache, key string, o ModifyOption
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 100
 	}
+	o.TTL, o.NewTTL = capTTL(o.TTL), capTTL(o.NewTTL)
 	d, k, err := c.prep(ctx, o.Driver, key)
 	if err != nil {
 		return zero, opError("Modify", key, err)

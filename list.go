@@ -19,9 +19,10 @@ type List[T any] struct {
 	ttl time.Duration
 }
 
-// NewList returns the list under key. A new list gets ttl (0: the driver's default).
+// NewList returns the list under key. A new list gets ttl (0: the driver's default),
+// capped as in [Cache.Set].
 func NewList[T any](c *Cache, key string, ttl time.Duration) *List[T] {
-	return &List[T]{c: c, key: key, ttl: ttl}
+	return &List[T]{c: c, key: key, ttl: capTTL(ttl)}
 }
 
 // native returns the driver and final key when the driver has native lists.

@@ -71,9 +71,11 @@ func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, f
 	if o.LockTTL < 0 {
 		return out, opError("Once", key, fmt.Errorf("%w: LockTTL %v is negative", ErrInvalidTTL, o.LockTTL))
 	}
+	o.TTL = capTTL(o.TTL)
 	if o.LockTTL == 0 {
 		o.LockTTL = min(30*time.Second, o.TTL)
 	}
+	o.LockTTL = capTTL(o.LockTTL)
 	d, k, err := c.prep(ctx, o.Driver, key)
 	if err != nil {
 		return out, opError("Once", key, err)

@@ -37,10 +37,12 @@ func (o OnConflict) String() string {
 // SetOptions are the options of [Cache.SetWith].
 type SetOptions struct {
 	// TTL is how long the value lives. 0: the driver's default TTL, or no expiry if the
-	// driver has none. Negative: ErrInvalidTTL.
+	// driver has none. Negative: ErrInvalidTTL. A TTL longer than [driver.MaxTTL] (about
+	// 100 years), up to math.MaxInt64, means practically forever: it is stored as MaxTTL.
 	TTL time.Duration
 	// ExpiresAt is an absolute expiry, instead of TTL. Setting both, or an ExpiresAt that
-	// is not in the future, is ErrInvalidTTL.
+	// is not in the future, is ErrInvalidTTL. One further away than [driver.MaxTTL] is
+	// stored as MaxTTL from now.
 	ExpiresAt time.Time
 	// OnConflict chooses Upsert (default), Create or Update. Create and Update need a
 	// driver that can do them atomically; otherwise the error matches ErrUnsupported.
@@ -60,10 +62,13 @@ type SetResult struct {
 }
 
 // Set stores v under key for ttl. ttl 0 means the driver's default TTL, or no expiry if
-// it has none; a negative ttl is an error matching ErrInvalidTTL.
+// it has none; a negative ttl is an error matching ErrInvalidTTL. A ttl longer than
+// [driver.MaxTTL] (about 100 years), up to math.MaxInt64, is stored as MaxTTL: a value
+// that practically never expires.
 func (c *Cache) Set(ctx context.Context, key string, v any, ttl time.Duration) error {
-	if ttl < 0 {
-		return opError("Set", key, fmt.Errorf("%w: %v is negative", ErrInvalidTTL, ttl))
+	ttl, err := resolveTTL(ttl, time.Time{})
+	if err != nil {
+		return opError("Set", key, err)
 	}
 	d, k, err := c.prep(ctx, "", key)
 	if err != nil {
@@ -135,13 +140,15 @@ func (c *Cache) Forever(ctx context.Context, key string, v any) error {
 	return nil
 }
 
-// write encodes e.Value and writes it with the conflict mode. e.TTL is resolved.
+// write encodes e.Value and writes it with the conflict mode. e.TTL is resolved; write
+// caps it too, for the callers that resolve a TTL of their own.
 func (d *namedDriver) write(ctx context.Context, e driver.Entry, mode OnConflict) (bool, error) {
 	v, err := d.encode(e.Value)
 	if err != nil {
 		return false, err
 	}
 	e.Value = v
+	e.TTL = capTTL(e.TTL)
 	switch mode {
 	case Create, Update:
 		if d.cond == nil {
@@ -156,29 +163,40 @@ func (d *namedDriver) write(ctx context.Context, e driver.Entry, mode OnConflict
 	return true, d.d.Set(ctx, e)
 }
 
-// resolveTTL checks a TTL or an absolute expiry and returns the TTL (0: default).
+// capTTL saturates a TTL at [driver.MaxTTL]: every TTL the manager resolves for a driver
+// or for the tag index goes through it, so that no driver or index computes now + ttl
+// past the range of an int64 of Unix nanoseconds (a TTL of math.MaxInt64 would wrap into
+// the past and expire at once). 0 (no expiry) and negative TTLs pass unchanged.
+func capTTL(ttl time.Duration) time.Duration {
+	return min(ttl, driver.MaxTTL)
+}
+
+// resolveTTL checks a TTL or an absolute expiry and returns the TTL (0: default), capped
+// with capTTL.
 func resolveTTL(ttl time.Duration, at time.Time) (time.Duration, error) {
 	if ttl < 0 {
 		return 0, fmt.Errorf("%w: %v is negative", ErrInvalidTTL, ttl)
 	}
 	if at.IsZero() {
-		return ttl, nil
+		return capTTL(ttl), nil
 	}
 	if ttl != 0 {
 		return 0, fmt.Errorf("%w: both TTL and ExpiresAt are set", ErrInvalidTTL)
 	}
-	ttl = time.Until(at)
+	ttl = time.Until(at) // saturates at math.MaxInt64 for a time centuries away
 	if ttl <= 0 {
 		return 0, fmt.Errorf("%w: ExpiresAt %v is not in the future", ErrInvalidTTL, at)
 	}
-	return ttl, nil
+	return capTTL(ttl), nil
 }
 
-// SetMany stores every entry of items for ttl (0: the driver's default). The writes are
-// not atomic as a group: on an error, some may have been written.
+// SetMany stores every entry of items for ttl (0: the driver's default), capped as in
+// [Cache.Set]. The writes are not atomic as a group: on an error, some may have been
+// written.
 func (c *Cache) SetMany(ctx context.Context, items map[string]any, ttl time.Duration) error {
-	if ttl < 0 {
-		return opError("SetMany", "", fmt.Errorf("%w: %v is negative", ErrInvalidTTL, ttl))
+	ttl, err := resolveTTL(ttl, time.Time{})
+	if err != nil {
+		return opError("SetMany", "", err)
 	}
 	d, err := c.driverFor("")
 	if err != nil {

@@ -14,7 +14,8 @@
 //
 // Keys are non-empty strings; the manager rejects an empty key before a driver sees it.
 // A TTL handed to a driver is already resolved: ttl > 0 expires after ttl, ttl == 0 means
-// the entry never expires. A driver never sees a negative TTL.
+// the entry never expires. A driver never sees a negative TTL, nor one longer than
+// [MaxTTL], so now + ttl never overflows.
 //
 // All methods may be called concurrently from many goroutines. After Close, every method
 // returns an error that matches [ErrClosed] with errors.Is; Close itself is idempotent.
@@ -72,6 +73,13 @@ import (
 	"errors"
 	"time"
 )
+
+// MaxTTL is the longest TTL the manager hands a driver: about 100 years, which it means
+// as practically forever. The manager stores a longer TTL (up to math.MaxInt64, what
+// callers write for forever), or an ExpiresAt further away, as MaxTTL, so a driver can
+// add any TTL it is given to the current time: time.Now().Add(MaxTTL).UnixNano() fits
+// an int64 until the year 2162, and so do Redis's PX and otter's expiry arithmetic.
+const MaxTTL = 100 * 365 * 24 * time.Hour
 
 // ErrClosed is returned, wrapped, by every method of a driver after its Close.
 var ErrClosed = errors.New("cache: driver closed")
@@ -193,7 +201,7 @@ type BatchSetter interface {
 }
 
 // DefaultTTLer is implemented by drivers that have a default TTL, used when a caller
-// passes a TTL of 0.
+// passes a TTL of 0. The manager caps it at [MaxTTL] like any other TTL.
 type DefaultTTLer interface {
 	DefaultTTL() time.Duration
 }

@@ -85,7 +85,7 @@ func RunWith(t *testing.T, h Harness) {
 	if h.Concurrency <= 0 {
 		h.Concurrency = 64
 	}
-	for _, tc := range slices.Concat(cases, lockCases, modifyCases, scanCases, expiryCases) {
+	for _, tc := range slices.Concat(cases, lockCases, modifyCases, scanCases, expiryCases, maxTTLCases) {
 		t.Run(tc.name, func(t *testing.T) {
 			switch {
 			case tc.kind == storing && h.StoresNothing:
