@@ -145,7 +145,7 @@ func (r *Recorder) Act(t int64) {
 func (r *Recorder) Close(lost bool) { r.write(line{Op: "close", Lost: lost}) }
 
 // Error records a failed Lock call.
-func (r *Recorder) Error(err error) { r.write(line{Op: "err", Err: errorKind(err)}) }
+func (r *Recorder) Error(err error) { r.write(line{Op: "err", T: Mono(), Err: errorKind(err)}) }
 
 // Summary records the holder's counts; the last line of a clean exit.
 func (r *Recorder) Summary(s Summary) { r.write(line{Op: "sum", Sum: &s}) }

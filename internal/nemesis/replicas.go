@@ -5,10 +5,4 @@ import (
 )
 
 // setLockReplicas sets rediscache.Options.LockReplicas.
-func setLockReplicas(o *rediscache.Options, n int) {
-	// Temporary: the field is being added to the driver.
-	_ = o
-	if n > 0 {
-		panic("nemesis: rediscache.Options.LockReplicas is not there yet")
-	}
-}
+func setLockReplicas(o *rediscache.Options, n int) { o.LockReplicas = n }
