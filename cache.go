@@ -336,29 +336,57 @@ func (c *Cache) Has(ctx context.Context, key string) (bool, error) {
 	return found, nil
 }
 
-// Remove deletes the keys. Missing keys are not an error.
+// Remove deletes the keys. Missing keys are not an error. The marks the cache keeps
+// beside a key (see [Cache.RemoveMarks]) stay.
 func (c *Cache) Remove(ctx context.Context, keys ...string) error {
+	return c.remove(ctx, "Remove", "", keys, true)
+}
+
+// RemoveMarks removes the records the cache keeps beside each key: the negative-caching
+// mark of [RememberOptions.NegativeTTL] and the freshness mark of [SWR]. The values stay.
+// Call it when the thing a negative mark says does not exist has been created, or to
+// make the next SWR read refresh a value. Missing marks are not an error. The marks'
+// names hold the reserved "|", which every keyed call refuses: this is the way to
+// remove them by key. It emits no removed events (errors only).
+func (c *Cache) RemoveMarks(ctx context.Context, keys ...string) error {
+	return c.remove(ctx, "RemoveMarks", "", keys, false, recNone, recFresh)
+}
+
+// remove deletes the keys (with withKey) and the named records of each, on the driver
+// override picks, in one driver call. Removed events are for the keys themselves.
+func (c *Cache) remove(ctx context.Context, op, override string, keys []string, withKey bool, records ...string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	d, err := c.driverFor("")
+	d, err := c.driverFor(override)
 	if err != nil {
-		return opError("Remove", "", err)
+		return opError(op, "", err)
 	}
-	final := make([]string, len(keys))
-	for i, key := range keys {
-		if final[i], err = c.finalKey(ctx, key); err != nil {
-			return opError("Remove", key, err)
+	n := len(records)
+	if withKey {
+		n++
+	}
+	final := make([]string, 0, n*len(keys))
+	for _, key := range keys {
+		k, err := c.finalKey(ctx, key)
+		if err != nil {
+			return opError(op, key, err)
+		}
+		if withKey {
+			final = append(final, k)
+		}
+		for _, r := range records {
+			final = append(final, recordKey(k, r))
 		}
 	}
 	err = d.d.Delete(ctx, final...)
-	if c.m.wants(EventRemoved) || err != nil && c.m.wants(EventError) {
+	if withKey && c.m.wants(EventRemoved) || err != nil && c.m.wants(EventError) {
 		for _, key := range keys {
-			c.done("Remove", d, key, EventRemoved, err, time.Time{})
+			c.done(op, d, key, EventRemoved, err, time.Time{})
 		}
 	}
 	if err != nil {
-		return opError("Remove", "", err)
+		return opError(op, "", err)
 	}
 	return nil
 }

@@ -49,19 +49,13 @@ func (m *Memo[A, T]) Get(ctx context.Context, a A) (T, error) {
 	return RememberWith(ctx, m.c, key, m.o, func(ctx context.Context) (T, error) { return m.fn(ctx, a) })
 }
 
-// Invalidate forgets the result for a, on the memo's driver.
+// Invalidate forgets the result for a, and its negative-caching mark, on the memo's driver.
 func (m *Memo[A, T]) Invalidate(ctx context.Context, a A) error {
 	key, err := m.Key(a)
 	if err != nil {
 		return err
 	}
-	c := m.c
-	if m.o.Driver != "" {
-		if c, err = c.Driver(m.o.Driver); err != nil {
-			return err
-		}
-	}
-	return c.Remove(ctx, key, key+noneSuffix)
+	return m.c.remove(ctx, "Invalidate", m.o.Driver, []string{key}, true, recNone)
 }
 
 // Key returns the cache key of a (before the global prefix).

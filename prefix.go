@@ -117,6 +117,22 @@ func (c *Cache) finalKey(ctx context.Context, key string) (string, error) {
 	return join(scope, key), nil
 }
 
+// The records the cache keeps for itself. A key's records are named recordKey(k, name):
+// the stored key k, the separator, the reserved character and the record's name, as in
+// "billing.user.1.|none". They lie under k's own name, so that RemoveNamespace of k or
+// of any namespace above it, and Flush, remove them with k; and no application key can
+// take their names, since none holds the reserved character. A tag's index lies under
+// the global prefix: "billing.|tag:customer.42".
+const (
+	recNone  = "none"          // Remember's negative-caching mark (NegativeTTL)
+	recFresh = "fresh"         // SWR's freshness mark
+	recLock  = "remember-lock" // Remember's Distributed load lock
+	recTag   = "tag:"          // the index of a tag, followed by the tag
+)
+
+// recordKey is the stored key of the record name about the stored key k.
+func recordKey(k, name string) string { return k + separator + reserved + name }
+
 func join(a, b string) string {
 	switch {
 	case a == "":

@@ -42,7 +42,8 @@ type RememberOptions struct {
 	// Driver routes the call to the named driver; c's current driver is unchanged.
 	Driver string
 	// Distributed extends the one-load-per-key promise across processes: on a miss, the
-	// process that takes a short lock (the key + ":remember-lock", for LockTTL) loads and
+	// process that takes a short lock (a record of the key's own, key + ".|remember-lock",
+	// for LockTTL) loads and
 	// stores the value; the others wait for it to appear and read it. A process that has
 	// waited WaitTimeout without seeing the value loads it itself, so a stuck or dead
 	// loader costs the others one WaitTimeout, never an outage. Worth it on shared drivers
@@ -55,18 +56,16 @@ type RememberOptions struct {
 	WaitTimeout time.Duration
 	// NegativeTTL turns on negative caching: when fn returns an error matching
 	// [ErrNotFound] (the thing does not exist), that is remembered for NegativeTTL in a
-	// key of its own (key + ":none"), and calls within it return ErrNotFound without
-	// running fn. Storing the value later does not clear the mark: keep NegativeTTL short,
-	// or Remove key + ":none" when you create the thing. Default: 0, off.
+	// record of the key's own (key + ".|none", a name no application key can take), and
+	// calls within it return ErrNotFound without running fn. Storing the value later
+	// does not clear the mark: keep NegativeTTL short, or call [Cache.RemoveMarks] with
+	// the key when you create the thing. Default: 0, off.
 	NegativeTTL time.Duration
 }
 
 // ErrNotFound is returned by a Remember loader to say that the thing it loads does not
 // exist; with RememberOptions.NegativeTTL that answer is cached too.
 var ErrNotFound = errors.New("cache: not found")
-
-// noneSuffix names the negative-caching mark of a key.
-const noneSuffix = ":none"
 
 // RememberWith is [Remember] with options: a per-call driver, and cross-process
 // single-flight (Distributed).
@@ -118,7 +117,7 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 // processes with Distributed.
 func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key string, ttl time.Duration, o RememberOptions, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
-	noneKey := k + noneSuffix
+	noneKey := recordKey(k, recNone)
 	// read looks for a value another caller stored, or, with NegativeTTL, its mark that
 	// the load found nothing (ErrNotFound): a caller that waited for another process's
 	// load takes that answer too, rather than load again.
@@ -276,7 +275,7 @@ func loadDistributed[T any](ctx context.Context, d *namedDriver, k string, o Rem
 	if err != nil {
 		return nil, err
 	}
-	h := &LockHandle{d: d, key: k, final: k + ":remember-lock", stored: token, ttl: o.LockTTL}
+	h := &LockHandle{d: d, key: k, final: recordKey(k, recLock), stored: token, ttl: o.LockTTL}
 	deadline := time.Now().Add(o.WaitTimeout)
 	for first := true; ; first = false {
 		wctx, cancel := context.WithTimeout(ctx, min(50*time.Millisecond, max(time.Until(deadline), 0)))

@@ -22,10 +22,6 @@ type SWROptions struct {
 	OnRefreshError func(key string, err error)
 }
 
-// swrFreshSuffix names the key that marks a value fresh: it lives beside the value, under
-// the prefix, with the Fresh TTL (API.md: extra records live in keys of their own).
-const swrFreshSuffix = ":fresh"
-
 // SWR is stale-while-revalidate: it returns the value under key and keeps it fresh.
 //
 //   - Fresh (written less than Fresh ago): returned as it is.
@@ -35,7 +31,9 @@ const swrFreshSuffix = ":fresh"
 //   - Missing or expired: fn runs once for all concurrent callers (as in [Remember]), and
 //     its result is stored.
 //
-// The freshness mark is a key of its own, key + ":fresh", with the Fresh TTL.
+// The freshness mark is a record of the key's own, key + ".|fresh" (a name no application
+// key can take), with the Fresh TTL; [Cache.RemoveMarks] removes it, so that the next
+// read refreshes the value.
 func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
 	if o.Fresh <= 0 || o.Stale <= o.Fresh {
@@ -45,7 +43,7 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 	if err != nil {
 		return zero, opError("SWR", key, err)
 	}
-	fk := k + swrFreshSuffix
+	fk := recordKey(k, recFresh)
 	vals, found, err := getMany(ctx, d, []string{k, fk})
 	if err != nil {
 		c.done("SWR", d, key, 0, err, time.Time{})
@@ -133,7 +131,7 @@ func (c *Cache) refresh(ctx context.Context, flight string, job func(context.Con
 // storeSWR writes the freshness mark, then the value: the other order would let a reader
 // see a new value without its mark, take it for stale, and refresh it at once.
 func (c *Cache) storeSWR(ctx context.Context, d *namedDriver, k string, v any, o SWROptions) error {
-	if _, err := d.write(ctx, driver.Entry{Key: k + swrFreshSuffix, Value: true, TTL: o.Fresh}, Upsert); err != nil {
+	if _, err := d.write(ctx, driver.Entry{Key: recordKey(k, recFresh), Value: true, TTL: o.Fresh}, Upsert); err != nil {
 		return err
 	}
 	if _, err := d.write(ctx, driver.Entry{Key: k, Value: v, TTL: o.Stale}, Upsert); err != nil {

@@ -27,8 +27,8 @@ func (c *Cache) Invalidate(ctx context.Context) error {
 // namespace view wrote it. Tags are per global prefix: caches with another prefix keep
 // theirs.
 //
-// Each tag keeps an index of its live entries (key + expiry) in a key of its own,
-// "<prefix>.cachekit:tag:<tag>", updated atomically with [Modify] on every tagged write,
+// Each tag keeps an index of its live entries (key + expiry) in a record of its own,
+// "<prefix>.|tag:<tag>" (a name no application key can take), updated atomically with [Modify] on every tagged write,
 // which also drops the entries that have expired, so the index holds at most the tag's
 // live entries plus those deleted by other means since (a Remove does not know the key's
 // tags); InvalidateTags empties it. An entry written while InvalidateTags runs may
@@ -75,7 +75,7 @@ func (c *Cache) tagKey(ctx context.Context, tag string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return join(p, "cachekit:tag:"+tag), nil
+	return join(p, reserved+recTag+tag), nil
 }
 
 // indexTags records the final key k, written with ttl (0: never expires), in the index
