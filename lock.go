@@ -244,7 +244,7 @@ func RestoreLock(ctx context.Context, c *Cache, key, token string, o LockOptions
 	if err != nil {
 		return nil, opError("RestoreLock", key, err)
 	}
-	return &LockHandle{m: c.m, d: d, key: key, final: k, token: token, stored: stored, ttl: o.TTL}, nil
+	return &LockHandle{m: c.m, d: d, key: key, final: k, token: token, stored: stored, ttl: capTTL(o.TTL)}, nil
 }
 
 // FencingToken returns the fencing token of the lock whose fn ctx belongs to, and false
@@ -267,6 +267,7 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 	if o.Wait < 0 {
 		return nil, opError("Lock", key, fmt.Errorf("%w: Wait %v is negative", ErrInvalidConfig, o.Wait))
 	}
+	o.TTL = capTTL(o.TTL)
 	d, k, err := c.prep(ctx, o.Driver, key)
 	if err != nil {
 		return nil, opError("Lock", key, err)
@@ -644,6 +645,7 @@ func (h *LockHandle) Extend(ctx context.Context, ttl time.Duration) error {
 	if ttl <= 0 {
 		return opError("Extend", h.key, fmt.Errorf("%w: %v", ErrInvalidTTL, ttl))
 	}
+	ttl = capTTL(ttl)
 	if h.d.ext == nil {
 		return unsupported(h.d, "Extend")
 	}
