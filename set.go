@@ -70,7 +70,7 @@ func (c *Cache) Set(ctx context.Context, key string, v any, ttl time.Duration) e
 	if err != nil {
 		return opError("Set", key, err)
 	}
-	d, k, err := c.prep(ctx, "", key)
+	d, k, err := c.prepTagged(ctx, "", key, nil)
 	if err != nil {
 		return opError("Set", key, err)
 	}
@@ -101,7 +101,7 @@ func (c *Cache) SetWith(ctx context.Context, key string, v any, o SetOptions) (S
 	if o.OnConflict > Update {
 		return SetResult{}, opError("SetWith", key, fmt.Errorf("%w: unknown %v", ErrInvalidConfig, o.OnConflict))
 	}
-	d, k, err := c.prep(ctx, o.Driver, key)
+	d, k, err := c.prepTagged(ctx, o.Driver, key, o.Tags)
 	if err != nil {
 		return SetResult{}, opError("SetWith", key, err)
 	}
@@ -125,7 +125,7 @@ func (c *Cache) SetWith(ctx context.Context, key string, v any, o SetOptions) (S
 
 // Forever stores v under key with no expiry, whatever the driver's default TTL.
 func (c *Cache) Forever(ctx context.Context, key string, v any) error {
-	d, k, err := c.prep(ctx, "", key)
+	d, k, err := c.prepTagged(ctx, "", key, nil)
 	if err != nil {
 		return opError("Forever", key, err)
 	}
@@ -199,6 +199,9 @@ func (c *Cache) SetMany(ctx context.Context, items map[string]any, ttl time.Dura
 		return opError("SetMany", "", err)
 	}
 	d, err := c.driverFor("")
+	if err == nil {
+		err = c.checkTags(d, nil)
+	}
 	if err != nil {
 		return opError("SetMany", "", err)
 	}

@@ -78,6 +78,35 @@ func (c *Cache) tagKey(ctx context.Context, tag string) (string, error) {
 	return join(p, reserved+recTag+tag), nil
 }
 
+// prepTagged is prep for a write tagged with the view's tags and extra: it refuses them
+// (see checkTags) before anything is written.
+func (c *Cache) prepTagged(ctx context.Context, override, key string, extra []string) (*namedDriver, string, error) {
+	d, k, err := c.prep(ctx, override, key)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := c.checkTags(d, extra); err != nil {
+		return nil, "", err
+	}
+	return d, k, nil
+}
+
+// checkTags refuses a write tagged with the view's tags and extra that could not index
+// them: an empty tag (ErrInvalidKey), or a driver without the atomic read-modify-write
+// the indexes need (ErrUnsupported). Every tagged write calls it before writing.
+func (c *Cache) checkTags(d *namedDriver, extra []string) error {
+	if len(c.tags) == 0 && len(extra) == 0 {
+		return nil
+	}
+	if slices.Contains(c.tags, "") || slices.Contains(extra, "") {
+		return fmt.Errorf("%w: empty tag", ErrInvalidKey)
+	}
+	if d.mod == nil && (d.swap == nil || d.cond == nil || d.cad == nil) {
+		return unsupported(d, "a tagged write (the tag index needs Modify)")
+	}
+	return nil
+}
+
 // indexTags records the final key k, written with ttl (0: never expires), in the index
 // of each of the view's tags and extra.
 func (c *Cache) indexTags(ctx context.Context, d *namedDriver, k string, ttl time.Duration, extra []string) error {
