@@ -17,9 +17,12 @@
 //	func TestMain(m *testing.M) { redistest.Main(m) }
 //
 // and then calls [URL], [ClusterURL] or [SentinelAddr] in its tests, or [Start] for a
-// server of its own that it may stop and restart (an outage test). Every server is
-// started at most once per test binary, on first use, and killed by Main; on Linux the
-// kernel also kills them if the test binary dies.
+// server of its own that it may stop and restart (an outage test), [StartCluster] for a
+// Cluster of its own, or [StartSentinelGroup] for a master, a replica and three
+// Sentinels of its own that it may fail over (a failover test). Every shared server is
+// started at most once per test binary, on first use, and killed by Main; a test's own
+// servers are killed at its cleanup; on Linux the kernel also kills them all if the test
+// binary dies.
 package redistest
 
 import (
