@@ -48,6 +48,11 @@ type Harness struct {
 	StoresNothing bool
 	// Concurrency is the number of goroutines in the concurrency cases. Default: 64.
 	Concurrency int
+	// Plant puts foreign data under key, a final key (prefix + "." + key): data that the
+	// cache did not write and cannot read, as another program would leave it (a Redis
+	// hash; a named pipe where the file driver keeps an entry). Optional: nil for a
+	// driver that cannot hold foreign data, and the foreign-data case skips.
+	Plant func(t *testing.T, d driver.Driver, key string)
 }
 
 // Run runs the suite on drivers made by newDriver.
@@ -85,7 +90,7 @@ func RunWith(t *testing.T, h Harness) {
 	if h.Concurrency <= 0 {
 		h.Concurrency = 64
 	}
-	for _, tc := range slices.Concat(cases, lockCases, modifyCases, scanCases, expiryCases, maxTTLCases) {
+	for _, tc := range slices.Concat(cases, lockCases, modifyCases, scanCases, expiryCases, maxTTLCases, foreignCases) {
 		t.Run(tc.name, func(t *testing.T) {
 			switch {
 			case tc.kind == storing && h.StoresNothing:
