@@ -209,7 +209,7 @@ func New(o Options) (*Driver, error) {
 // refuses a directory whose marker names another format.
 func (d *Driver) checkMarker() error {
 	path := filepath.Join(d.dir, markerName)
-	b, err := os.ReadFile(path)
+	b, err := readRegular(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		// Every process writes the same bytes: the rename is idempotent.
 		tmp, err := d.writeTemp([]byte(markerContent))
@@ -283,7 +283,7 @@ func (d *Driver) lock(name string) (*stripe, error) {
 		return nil, errClosed
 	}
 	if s.f == nil {
-		f, err := os.OpenFile(filepath.Join(d.lockDir, fmt.Sprintf("%02d", i)), os.O_RDWR|os.O_CREATE, lockFilePerm)
+		f, err := openLockFile(filepath.Join(d.lockDir, fmt.Sprintf("%02d", i)))
 		if err != nil {
 			s.mu.Unlock()
 			return nil, fmt.Errorf("%sopen lock file: %w", errorPrefix, err)
@@ -295,6 +295,25 @@ func (d *Driver) lock(name string) (*stripe, error) {
 		return nil, fmt.Errorf("%sflock %s: %w", errorPrefix, s.f.Name(), err)
 	}
 	return s, nil
+}
+
+// openLockFile opens (creating it) the lock file at path, never through a symbolic link.
+func openLockFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|openNoFollow|openNonblock, lockFilePerm)
+	if err != nil {
+		if nerr := checkRegular(path); nerr != nil {
+			return nil, nerr
+		}
+		return nil, err
+	}
+	if info, err := f.Stat(); err != nil || !info.Mode().IsRegular() {
+		_ = f.Close()
+		if err != nil {
+			return nil, err
+		}
+		return nil, notRegular(path, info.Mode())
+	}
+	return f, nil
 }
 
 func (d *Driver) unlock(s *stripe) {
@@ -329,10 +348,15 @@ func (d *Driver) writeTemp(data []byte) (string, error) {
 	return f.Name(), nil
 }
 
-// commit renames the temporary file over path. The caller holds path's stripe.
+// commit renames the temporary file over path. The caller holds path's stripe. The
+// rename replaces whatever name is at path (a symbolic link itself, never its target);
+// over a directory it fails, with an error matching ErrNotRegular.
 func (d *Driver) commit(tmp, path string) error {
 	if err := os.Rename(tmp, path); err != nil {
 		_ = os.Remove(tmp)
+		if nerr := checkRegular(path); nerr != nil {
+			return nerr
+		}
 		return fmt.Errorf("%s%w", errorPrefix, err)
 	}
 	if d.sync {
@@ -341,9 +365,13 @@ func (d *Driver) commit(tmp, path string) error {
 	return nil
 }
 
-// remove unlinks path; a missing file is not an error. The caller holds its stripe.
+// remove unlinks path; a missing file is not an error, a directory one matching
+// ErrNotRegular (never removed). The caller holds its stripe.
 func (d *Driver) remove(path string) error {
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := unlink(path); err != nil {
+		if errors.Is(err, ErrNotRegular) {
+			return err
+		}
 		return fmt.Errorf("%s%w", errorPrefix, err)
 	}
 	if d.sync {
@@ -376,12 +404,17 @@ const (
 )
 
 // read reads key's file at path. A corrupt file, or a file holding another key, is
-// reported and comes back as dead; an I/O error other than a missing file is returned.
+// reported and comes back as dead; an I/O error other than a missing file is returned,
+// and so is a path that is not a regular file (matching ErrNotRegular), which is never
+// opened in a way that could block or follow a link.
 func (d *Driver) read(key, path string) (entry, state, error) {
-	b, err := os.ReadFile(path)
+	b, err := readRegular(path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
 			return entry{}, missing, nil
+		case errors.Is(err, ErrNotRegular):
+			return entry{}, missing, err
 		}
 		return entry{}, missing, fmt.Errorf("%s%w", errorPrefix, err)
 	}
@@ -423,7 +456,9 @@ func checkKey(key string) error {
 // ---- driver.Driver ----
 
 // Get returns the live value under key, as the []byte that was written. An expired entry
-// is a miss and is removed; a corrupt file is a miss, reported to Options.OnError.
+// is a miss and is removed; a corrupt file is a miss, reported to Options.OnError. A
+// key whose file is not a regular file (a named pipe, a directory, a symbolic link) is
+// an error matching [ErrNotRegular], returned at once.
 func (d *Driver) Get(ctx context.Context, key string) (any, bool, error) {
 	if err := d.check(ctx); err != nil {
 		return nil, false, err
@@ -471,7 +506,9 @@ func (d *Driver) removeExpired(key, name, path string) {
 // reports the removals it made.
 func (d *Driver) OnExpire(fn func(key string)) { d.expiryHooks.OnExpire(fn) }
 
-// Set stores e, replacing what was there.
+// Set stores e, replacing what was there: an entry, a corrupt file, or a named pipe or
+// a symbolic link (the link, never its target) that another program put there. Over a
+// directory it fails with an error matching [ErrNotRegular].
 func (d *Driver) Set(ctx context.Context, e driver.Entry) error {
 	if err := d.check(ctx); err != nil {
 		return err
@@ -498,7 +535,9 @@ func (d *Driver) Set(ctx context.Context, e driver.Entry) error {
 	return d.commit(tmp, d.path(name))
 }
 
-// Delete removes the keys.
+// Delete removes the keys' files. It unlinks whatever file has a key's name (a named
+// pipe or a symbolic link too, never the link's target) but fails on a directory, with
+// an error matching [ErrNotRegular].
 func (d *Driver) Delete(ctx context.Context, keys ...string) error {
 	if err := d.check(ctx); err != nil {
 		return err
@@ -675,34 +714,51 @@ func (d *Driver) Pull(ctx context.Context, key string) (any, bool, error) {
 }
 
 // DeleteNamespace removes ns and every key under "ns.". It reads the directory: O(files).
-// It is not atomic: a key written under ns while it runs may survive.
+// It is not atomic: a key written under ns while it runs may survive. Files with a
+// key's name that are not regular files are left, as in [Driver.Flush].
 func (d *Driver) DeleteNamespace(ctx context.Context, ns string) error {
 	if err := d.check(ctx); err != nil {
 		return err
 	}
-	return d.removeWhere(ctx, func(p parsedName) bool { return p.mayBeUnder(ns) },
+	return d.removeWhere(ctx, "delete namespace", func(p parsedName) bool { return p.mayBeUnder(ns) },
 		func(key string) bool { return inNamespace(key, ns) })
 }
 
 // Flush removes every entry file. Dir, its lock files, and files the driver did not
 // write stay. It is not atomic: a key written while it runs may survive.
+//
+// Something with an entry's name that is not a regular file (a directory, a named pipe,
+// a symbolic link, which the driver never writes) is not removed: Flush reports each to
+// Options.OnError, goes on with the rest, and at the end returns an error matching
+// [ErrNotRegular] that counts them. A file it fails to remove does not stop it either:
+// the error at the end counts those too.
 func (d *Driver) Flush(ctx context.Context) error {
 	if err := d.check(ctx); err != nil {
 		return err
 	}
-	return d.removeWhere(ctx, func(parsedName) bool { return true }, nil)
+	return d.removeWhere(ctx, "flush", func(parsedName) bool { return true }, nil)
 }
 
 // removeWhere removes the entry files whose parsed name passes byName and, when byKey is
-// set, whose key passes byKey (read from the file for a hashed name).
-func (d *Driver) removeWhere(ctx context.Context, byName func(parsedName) bool, byKey func(string) bool) error {
-	return d.eachName(ctx, "", func(name string) (bool, error) {
+// set, whose key passes byKey (read from the file for a hashed name). It goes through
+// the whole directory whatever it meets (see Flush); only a closed driver or a done ctx
+// stop it.
+func (d *Driver) removeWhere(ctx context.Context, op string, byName func(parsedName) bool, byKey func(string) bool) error {
+	var sk skipped
+	err := d.eachName(ctx, "", func(name string) (bool, error) {
 		p, ok := parseName(name)
 		if !ok || !byName(p) {
 			return true, nil
 		}
-		return true, d.removeEntry(name, p, byKey)
+		if err := d.removeEntry(name, p, byKey); err != nil {
+			if errors.Is(err, driver.ErrClosed) {
+				return false, err
+			}
+			sk.add(d, err)
+		}
+		return true, nil
 	})
+	return errors.Join(err, sk.err(op))
 }
 
 // eachName calls fn with the name of every file in the directory, 256 names per read,
@@ -733,6 +789,8 @@ func (d *Driver) eachName(ctx context.Context, op string, fn func(name string) (
 	}
 }
 
+// removeEntry removes the entry file name under its stripe lock. Anything but a regular
+// file is an error matching ErrNotRegular, and stays.
 func (d *Driver) removeEntry(name string, p parsedName, byKey func(string) bool) error {
 	path := d.path(name)
 	s, err := d.lock(name)
@@ -740,10 +798,16 @@ func (d *Driver) removeEntry(name string, p parsedName, byKey func(string) bool)
 		return err
 	}
 	defer d.unlock(s)
+	if err := checkRegular(path); err != nil {
+		return err
+	}
 	if byKey != nil {
 		key := p.key
 		if p.hashed {
 			_, k, err := readHead(path, true)
+			if errors.Is(err, ErrNotRegular) {
+				return err // replaced since the check
+			}
 			if err != nil {
 				// Gone, or corrupt: a corrupt file's key is unknown; the sweep removes it.
 				return nil

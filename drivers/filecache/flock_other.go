@@ -10,4 +10,10 @@ import (
 // there rather than give up the cross-process promise.
 const supported = false
 
+// No open flags: New refuses to run here anyway.
+const (
+	openNoFollow = 0
+	openNonblock = 0
+)
+
 func flock(int, bool) error { return errors.ErrUnsupported }

@@ -9,6 +9,13 @@ import (
 
 const supported = true
 
+// The flags every read of a file in Dir opens with: a symbolic link is never followed,
+// and a named pipe or a device never blocks the open (see openRegular).
+const (
+	openNoFollow = syscall.O_NOFOLLOW
+	openNonblock = syscall.O_NONBLOCK
+)
+
 // flock takes (exclusive) or drops the flock(2) lock on the file fd, retrying when a signal
 // interrupts the wait.
 func flock(fd int, exclusive bool) error {

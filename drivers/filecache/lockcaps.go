@@ -139,7 +139,7 @@ func (d *Driver) nextFence(key, name string) (int64, error) {
 	dir := filepath.Join(d.dir, fenceDirName)
 	path := filepath.Join(dir, name)
 	var n int64
-	b, err := os.ReadFile(path)
+	b, err := readRegular(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if err := os.MkdirAll(dir, dirPerm); err != nil {

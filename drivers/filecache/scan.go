@@ -51,7 +51,7 @@ func (d *Driver) scanEntry(name, prefix string) (key string, ok bool, err error)
 	path := d.path(name)
 	h, stored, err := readHead(path, p.hashed)
 	switch {
-	case errors.Is(err, fs.ErrNotExist), errors.Is(err, errNotRegular):
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, ErrNotRegular):
 		return "", false, nil // gone since the listing, or not an entry
 	case errors.Is(err, ErrCorrupt):
 		d.report(err)

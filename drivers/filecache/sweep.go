@@ -109,7 +109,10 @@ func (d *Driver) sweepOne(name string) (bool, error) {
 		if err != nil || time.Since(info.ModTime()) < staleTempAge {
 			return false, nil // gone, or a write still in flight
 		}
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if !info.Mode().IsRegular() {
+			return false, notRegular(path, info.Mode()) // not a temporary file of ours
+		}
+		if err := unlink(path); err != nil {
 			return false, fmt.Errorf("%ssweep: %w", errorPrefix, err)
 		}
 		return true, nil
@@ -117,9 +120,13 @@ func (d *Driver) sweepOne(name string) (bool, error) {
 	if _, ok := parseName(name); !ok {
 		return false, nil // the lock directory, the marker, or not the driver's
 	}
-	// A first look at the header alone, without the lock: most files are live.
+	// A first look at the header alone, without the lock: most files are live. One that
+	// is not a regular file is another program's: left, and reported.
 	h, _, err := readHead(path, false)
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotRegular) || err == nil && (h.expires == 0 || d.nowNano() < h.expires) {
+	if errors.Is(err, ErrNotRegular) {
+		return false, err
+	}
+	if errors.Is(err, fs.ErrNotExist) || err == nil && (h.expires == 0 || d.nowNano() < h.expires) {
 		return false, nil
 	}
 	s, err := d.lock(name)
@@ -129,7 +136,7 @@ func (d *Driver) sweepOne(name string) (bool, error) {
 	defer d.unlock(s)
 	h, key, readErr := readHead(path, d.expiryHooks.Active()) // the key, to report the expiry
 	switch {
-	case errors.Is(readErr, fs.ErrNotExist), errors.Is(readErr, errNotRegular):
+	case errors.Is(readErr, fs.ErrNotExist), errors.Is(readErr, ErrNotRegular):
 		return false, nil
 	case errors.Is(readErr, ErrCorrupt):
 		d.report(readErr)
@@ -147,29 +154,21 @@ func (d *Driver) sweepOne(name string) (bool, error) {
 	return true, nil
 }
 
-// errNotRegular is a directory or device with an entry's name: never the driver's.
-var errNotRegular = errors.New("not a regular file")
-
 // verifyLimit is the size up to which readHead reads and verifies a whole file.
 const verifyLimit = 64 << 10
 
 // readHead reads the header of the file at path and, with withKey, the key after it.
 // The file's size must match the header, and a file of at most verifyLimit bytes is read
 // whole and its checksum verified. A missing file is an error matching
-// fs.ErrNotExist, a malformed one an error matching ErrCorrupt.
+// fs.ErrNotExist, a malformed one an error matching ErrCorrupt, and anything but a
+// regular file (never followed, never waited on: see openRegular) one matching
+// ErrNotRegular.
 func readHead(path string, withKey bool) (header, string, error) {
-	f, err := os.Open(path)
+	f, info, err := openRegular(path)
 	if err != nil {
 		return header{}, "", err
 	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return header{}, "", err
-	}
-	if !info.Mode().IsRegular() {
-		return header{}, "", fmt.Errorf("%s: %w", path, errNotRegular)
-	}
 	var hb [headerSize]byte
 	if _, err := io.ReadFull(f, hb[:]); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {

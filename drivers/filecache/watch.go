@@ -70,7 +70,7 @@ func (w *watches) add(ctx context.Context, d *Driver, name string) (<-chan struc
 		w.src = newEventSource(d, w)
 	}
 	if _, ok := w.src.(*poller); ok {
-		wt.base, _ = os.Stat(d.path(name))
+		wt.base, _ = os.Lstat(d.path(name))
 	}
 	set := w.byName[name]
 	if set == nil {
@@ -213,7 +213,7 @@ func (p *poller) run() {
 		case <-t.C:
 		}
 		for _, s := range snap {
-			now, err := os.Stat(p.d.path(s.name))
+			now, err := os.Lstat(p.d.path(s.name))
 			gone := s.base != nil && (err != nil || !os.SameFile(s.base, now))
 			if gone {
 				p.w.mu.Lock()
