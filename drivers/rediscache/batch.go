@@ -2,6 +2,8 @@ package rediscache
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/redis/go-redis/v9"
 
@@ -70,41 +72,140 @@ func (d *Driver) process(ctx context.Context, cmds []redis.Cmder) error {
 	return err
 }
 
+// ErrWrongType matches, with errors.Is, the error of a read of a key that holds data of
+// another Redis type (a hash, a list, a set, a sorted set, a stream) where the cache
+// keeps strings: data that another program wrote under a name in the cache's prefix.
+// The cache leaves it alone: Get, Pull and GetMany (and so Cache.Get, Many, Remember
+// and SWR) return this error, never a miss that would make the caller store a value
+// over it. A plain Set replaces it, as Redis's SET does: that is the caller's explicit
+// write. It wraps Redis's WRONGTYPE reply where Redis gave one.
+var ErrWrongType = errors.New("the key holds a Redis value of another type, written by another program; the cache leaves it alone")
+
+// wrongType makes a WRONGTYPE reply match ErrWrongType.
+func wrongType(err error) error {
+	if err != nil && redis.HasErrorPrefix(err, "WRONGTYPE") && !errors.Is(err, ErrWrongType) {
+		return fmt.Errorf("%w: %w", ErrWrongType, err)
+	}
+	return err
+}
+
 // GetMany reads keys with MGET: one MGET on a single node (per 1000 keys), one per hash
-// slot on a Cluster, all in one pipeline.
+// slot on a Cluster, all in one pipeline; a lone key (one key in all, or alone in its
+// slot) is a GET. A key of another type is an error matching ErrWrongType, never a
+// miss: GET says so itself, but MGET answers nil for it as for a missing key, so the
+// keys an MGET missed get a TYPE each, pipelined in one more round trip. A call that
+// hits every key pays nothing for the check.
 func (d *Driver) GetMany(ctx context.Context, keys []string) ([]any, []bool, error) {
 	if err := d.check(ctx); err != nil {
 		return nil, nil, fail("get many", "", err)
 	}
 	vals := make([]any, len(keys))
 	found := make([]bool, len(keys))
-	if len(keys) == 0 {
+	switch {
+	case len(keys) == 0:
 		return vals, found, nil
-	}
-	if d.topo == topoSingle && len(keys) <= maxBatch {
+	case len(keys) == 1:
+		cmd := redis.NewStringCmd(ctx, "get", keys[0])
+		if err := d.c.Process(ctx, cmd); err != nil {
+			if err == redis.Nil {
+				return vals, found, nil
+			}
+			return nil, nil, fail("get many", keys[0], err)
+		}
+		b, _ := cmd.Bytes()
+		vals[0], found[0] = b, true
+		return vals, found, nil
+	case d.topo == topoSingle && len(keys) <= maxBatch:
 		cmd := redis.NewSliceCmd(ctx, keyArgs("mget", keys)...)
 		if err := d.c.Process(ctx, cmd); err != nil {
 			return nil, nil, fail("get many", "", err)
 		}
-		fill(vals, found, nil, cmd.Val())
+		if fill(vals, found, nil, cmd.Val()) {
+			if err := d.checkMisses(ctx, keys, found, nil); err != nil {
+				return nil, nil, err
+			}
+		}
 		return vals, found, nil
 	}
 	batches := d.batches(keys)
 	cmds := make([]redis.Cmder, len(batches))
 	for i, b := range batches {
-		cmds[i] = redis.NewSliceCmd(ctx, keyArgs("mget", pick(keys, b))...)
+		if len(b) == 1 {
+			cmds[i] = redis.NewStringCmd(ctx, "get", keys[b[0]])
+		} else {
+			cmds[i] = redis.NewSliceCmd(ctx, keyArgs("mget", pick(keys, b))...)
+		}
 	}
-	if err := d.process(ctx, cmds); err != nil {
-		return nil, nil, fail("get many", "", err)
-	}
+	perr := d.process(ctx, cmds) // a GET's miss (redis.Nil) is an error here: look at each
+	missed := false
+	var lone []bool // the keys a GET read: their misses need no TYPE
 	for i, b := range batches {
-		fill(vals, found, b, cmds[i].(*redis.SliceCmd).Val())
+		switch c := cmds[i].(type) {
+		case *redis.StringCmd:
+			if lone == nil {
+				lone = make([]bool, len(keys))
+			}
+			lone[b[0]] = true
+			switch err := c.Err(); {
+			case err == redis.Nil:
+			case err != nil:
+				return nil, nil, fail("get many", keys[b[0]], err)
+			default:
+				v, _ := c.Bytes()
+				vals[b[0]], found[b[0]] = v, true
+			}
+		case *redis.SliceCmd:
+			if err := c.Err(); err != nil {
+				return nil, nil, fail("get many", "", err)
+			}
+			if fill(vals, found, b, c.Val()) {
+				missed = true
+			}
+		}
+	}
+	if perr != nil && perr != redis.Nil {
+		return nil, nil, fail("get many", "", perr) // not any command's own error
+	}
+	if missed {
+		if err := d.checkMisses(ctx, keys, found, lone); err != nil {
+			return nil, nil, err
+		}
 	}
 	return vals, found, nil
 }
 
+// checkMisses sends TYPE for every key that an MGET missed (not found, not in lone), in
+// one pipeline, and returns an error matching ErrWrongType for the first that holds
+// another type. A key that was missing or is a string by now stays a miss: it was one
+// when MGET ran.
+func (d *Driver) checkMisses(ctx context.Context, keys []string, found, lone []bool) error {
+	var idx []int
+	var cmds []redis.Cmder
+	for i, ok := range found {
+		if !ok && (lone == nil || !lone[i]) {
+			idx = append(idx, i)
+			cmds = append(cmds, redis.NewStatusCmd(ctx, "type", keys[i]))
+		}
+	}
+	if err := d.process(ctx, cmds); err != nil {
+		for j, c := range cmds {
+			if c.Err() != nil {
+				return fail("get many", keys[idx[j]], c.Err())
+			}
+		}
+		return fail("get many", "", err)
+	}
+	for j, c := range cmds {
+		if typ := c.(*redis.StatusCmd).Val(); typ != "none" && typ != "string" {
+			return fail("get many", keys[idx[j]], fmt.Errorf("%w: TYPE is %s", ErrWrongType, typ))
+		}
+	}
+	return nil
+}
+
 // fill stores an MGET reply; idx maps reply positions to positions in vals (nil: same).
-func fill(vals []any, found []bool, idx []int, reply []any) {
+// It reports whether some key came back nil: missing, or of another type.
+func fill(vals []any, found []bool, idx []int, reply []any) (missed bool) {
 	for j, v := range reply {
 		i := j
 		if idx != nil {
@@ -112,8 +213,11 @@ func fill(vals []any, found []bool, idx []int, reply []any) {
 		}
 		if s, ok := v.(string); ok {
 			vals[i], found[i] = []byte(s), true
+		} else {
+			missed = true
 		}
 	}
+	return missed
 }
 
 // SetMany writes entries with SET PX, pipelined. The writes are not atomic as a group.

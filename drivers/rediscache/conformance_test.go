@@ -1,6 +1,7 @@
 package rediscache_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ func TestConformance(t *testing.T) {
 			drivertest.RunWith(t, drivertest.Harness{
 				New:               harness(tg.url),
 				NewWithDefaultTTL: harnessWithTTL(tg.url),
+				Plant:             plantHash,
 			})
 		})
 	}
@@ -38,6 +40,15 @@ func TestConformance(t *testing.T) {
 		drivertest.RunWith(t, drivertest.Harness{
 			New:               func(t *testing.T) driver.Driver { return newDriver(t, 0) },
 			NewWithDefaultTTL: newDriver,
+			Plant:             plantHash,
 		})
 	})
+}
+
+// plantHash is the suite's Plant: another program's hash under key.
+func plantHash(t *testing.T, d driver.Driver, key string) {
+	t.Helper()
+	if err := d.(*rediscache.Driver).Client().HSet(context.Background(), key, "field", "theirs").Err(); err != nil {
+		t.Fatalf("HSET %q: %v", key, err)
+	}
 }

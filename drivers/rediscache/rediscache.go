@@ -48,6 +48,8 @@
 //     driver.ErrNotInteger and leave the value alone.
 //   - Pull: GETDEL.
 //   - GetMany: MGET; on a Cluster one MGET per hash slot, pipelined, so never CROSSSLOT.
+//     Keys an MGET missed get a TYPE each, pipelined, so that a key of another type is
+//     [ErrWrongType] as it is for Get, never a miss.
 //     SetMany: SETs, pipelined. Delete: DEL, per hash slot on a Cluster.
 //   - DeleteNamespace(ns): DEL ns, then SCAN MATCH "<ns>.*" (glob characters of ns
 //     escaped) and UNLINK in batches, on every master of a Cluster: it never touches
@@ -102,6 +104,51 @@ type Options struct {
 	// database of every master, on a Cluster), so that Flush may run FLUSHDB. Default:
 	// false, and Flush without a prefix returns [ErrSharedDatabase].
 	OwnsDatabase bool
+	// LockReplicas, when > 0, makes the writes a lock depends on count only once at least
+	// LockReplicas replicas of the key's master have acknowledged them: every
+	// create-if-absent (SetIf IfAbsent: a lock's acquisition, and also SetOptions
+	// OnConflict Create and every other conditional create of the manager, which cannot
+	// be told apart), every renewal (Extend) and every fenced acquisition
+	// (CreateFenced). Each is sent together with WAIT LockReplicas <timeout>, in one
+	// pipeline on one connection. When WAIT reports fewer replicas: an acquisition
+	// removes what it wrote (a best-effort compare-and-delete) and returns an error
+	// matching [ErrNotReplicated], never "not written", which would read as contention; a
+	// renewal returns that error, so the manager cancels fn's ctx with ErrLockLost; a
+	// fencing number is not handed out. A write that did not happen (the key was held,
+	// the token did not match) returns as without LockReplicas.
+	//
+	// What it guarantees: a lock acquired or renewed with LockReplicas = N is on N
+	// replicas when the call returns, so it survives the loss of its master if one of
+	// those N is promoted, with its expiry (Redis 7 replicates SET PX as SET PXAT and
+	// PEXPIRE as PEXPIREAT, absolute times). Sentinel and Cluster promote the replica
+	// with the most data, but a replica that had not acknowledged can still be promoted
+	// (the others down too, or a replica-priority that prefers it), and the lock is then
+	// lost: set LockReplicas to the number of replicas that can be promoted.
+	//
+	// What it does not guarantee: an expiry is an absolute time on the new master's
+	// clock, so a clock that is ahead, or jumps forward, there expires the lock early. On
+	// a Cluster, WAIT counts the replicas of the key's master only (each node replicates
+	// on its own), which is what a single-key lock needs. A partition that isolates the
+	// master with the clients on its side, while the other side promotes a replica, still
+	// gives two holders when the write and its acknowledgements were in flight; so does a
+	// master that loses its data and restarts before the failover. Use fencing tokens
+	// where a second holder must not write. WAIT does not make Redis strongly consistent.
+	//
+	// LockReplicas needs a *redis.Client (a single node or a Sentinel failover client) or
+	// a *redis.ClusterClient; New refuses it on another client. Default: 0, no WAIT: a
+	// write counts when the master has it.
+	LockReplicas int
+	// LockReplicasTimeout is how long WAIT waits for LockReplicas acknowledgements, and
+	// less when the call's context ends sooner (three quarters of what is left of it).
+	// Redis checks the timeout of a blocked command on its cron, hz times a second, so a
+	// WAIT that times out answers up to 1/hz later (100 ms at the default hz 10): a lock
+	// write that too few replicas acknowledge fails after LockReplicasTimeout plus up to
+	// 100 ms, or at the context's deadline if the client has ContextTimeoutEnabled. The
+	// client's ReadTimeout must be longer than LockReplicasTimeout + 100 ms. When every
+	// replica is in sync, WAIT answers as soon as they acknowledge (a round trip to the
+	// slowest of the LockReplicas fastest replicas). Default:
+	// [DefaultLockReplicasTimeout] (100 ms).
+	LockReplicasTimeout time.Duration
 }
 
 // ErrSharedDatabase is returned, wrapped, by Flush when Options.OwnsDatabase is false. It
@@ -110,16 +157,18 @@ var ErrSharedDatabase = fmt.Errorf("refusing to FLUSHDB a database that other ap
 
 // Driver is the Redis driver. Its methods are safe for concurrent use.
 type Driver struct {
-	c          redis.UniversalClient
-	topo       topology
-	owns       bool // the driver built c and closes it
-	ownsDB     bool
-	defaultTTL time.Duration
-	codec      driver.Codec
-	closed     atomic.Bool
-	hub        hub                   // Watch's subscriber connection
-	lockc      redis.UniversalClient // Extend's and CompareAndDelete's (see lockClient)
-	ownsLockc  bool
+	c           redis.UniversalClient
+	topo        topology
+	owns        bool // the driver built c and closes it
+	ownsDB      bool
+	defaultTTL  time.Duration
+	codec       driver.Codec
+	closed      atomic.Bool
+	hub         hub                   // Watch's subscriber connection
+	lockc       redis.UniversalClient // Extend's and CompareAndDelete's (see lockClient)
+	ownsLockc   bool
+	replicas    int           // Options.LockReplicas
+	replTimeout time.Duration // Options.LockReplicasTimeout
 }
 
 // topology decides how multi-key commands are split.
@@ -194,6 +243,13 @@ func New(o Options) (*Driver, error) {
 		}
 		d.c, d.owns = c, true
 	}
+	if err := replicaOptions(&o, d.c); err != nil {
+		if d.owns {
+			_ = d.c.Close()
+		}
+		return nil, err
+	}
+	d.replicas, d.replTimeout = o.LockReplicas, o.LockReplicasTimeout
 	switch d.c.(type) {
 	case *redis.Client:
 		d.topo = topoSingle
@@ -253,8 +309,10 @@ func (d *Driver) check(ctx context.Context) error {
 }
 
 // fail wraps err with the operation and the key. A go-redis "client is closed" also
-// matches driver.ErrClosed (the user closed the client under us, or Close raced).
+// matches driver.ErrClosed (the user closed the client under us, or Close raced), and a
+// WRONGTYPE reply [ErrWrongType].
 func fail(op, key string, err error) error {
+	err = wrongType(err)
 	if errors.Is(err, redis.ErrClosed) && !errors.Is(err, driver.ErrClosed) {
 		err = fmt.Errorf("%w: %w", driver.ErrClosed, err)
 	}
@@ -334,7 +392,10 @@ func (d *Driver) Set(ctx context.Context, e driver.Entry) error {
 	return nil
 }
 
-// SetIf writes e with SET NX PX (IfAbsent) or SET XX PX (IfPresent).
+// SetIf writes e with SET NX PX (IfAbsent) or SET XX PX (IfPresent). With
+// Options.LockReplicas, an IfAbsent write is followed by WAIT on the same connection and
+// counts only when enough replicas acknowledged it: otherwise SetIf removes it and
+// returns an error matching [ErrNotReplicated].
 func (d *Driver) SetIf(ctx context.Context, e driver.Entry, cond driver.Condition) (bool, error) {
 	var op, flag string
 	switch cond {
@@ -352,11 +413,34 @@ func (d *Driver) SetIf(ctx context.Context, e driver.Entry, cond driver.Conditio
 	if err != nil {
 		return false, fail(op, e.Key, err)
 	}
+	if d.replicas > 0 && cond == driver.IfAbsent {
+		return d.createReplicated(ctx, e, b)
+	}
 	if err := d.c.Process(ctx, setCmd(ctx, e.Key, b, e.TTL, flag)); err != nil {
 		if err == redis.Nil { // the condition did not hold
 			return false, nil
 		}
 		return false, fail(op, e.Key, err)
+	}
+	return true, nil
+}
+
+// createReplicated is SetIf IfAbsent with Options.LockReplicas: SET NX PX and WAIT.
+func (d *Driver) createReplicated(ctx context.Context, e driver.Entry, b []byte) (bool, error) {
+	set := setCmd(ctx, e.Key, b, e.TTL, "nx")
+	wait := d.withWait(ctx, d.c, e.Key, set)
+	if err := set.Err(); err != nil {
+		if err == redis.Nil {
+			return false, nil
+		}
+		// The SET may have been written with its answer lost (a deadline, a dropped
+		// connection): take it back, as the caller will not count it.
+		d.undo(ctx, e.Key, b)
+		return false, fail("create", e.Key, err)
+	}
+	if err := d.checkReplicated(wait); err != nil {
+		d.undo(ctx, e.Key, b)
+		return false, fail("create", e.Key, err)
 	}
 	return true, nil
 }
