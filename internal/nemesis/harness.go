@@ -232,15 +232,20 @@ func (h *Harness) Run(dur time.Duration, faults []Fault) {
 				break
 			}
 		}
-		d := 50*time.Millisecond + rand.N(1450*time.Millisecond)
-		start := Mono()
-		f.Do(d)
-		h.mu.Lock()
-		h.faults[f.Kind]++
-		h.log = append(h.log, Window{Kind: f.Kind, Start: start, End: Mono()})
-		h.mu.Unlock()
+		h.Apply(f)
 		time.Sleep(rand.N(300 * time.Millisecond))
 	}
+}
+
+// Apply applies one fault for a random 50–1500 ms, and counts it.
+func (h *Harness) Apply(f Fault) {
+	d := 50*time.Millisecond + rand.N(1450*time.Millisecond)
+	start := Mono()
+	f.Do(d)
+	h.mu.Lock()
+	h.faults[f.Kind]++
+	h.log = append(h.log, Window{Kind: f.Kind, Start: start, End: Mono()})
+	h.mu.Unlock()
 }
 
 // checkAlive fails the test if a holder the nemesis did not kill has exited.

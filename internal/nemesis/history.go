@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"sort"
 	"strconv"
@@ -273,6 +274,9 @@ func Histories(paths []string) ([]Section, Summary, []History, error) {
 	var errs []error
 	for _, p := range paths {
 		h, err := ReadHistory(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // killed before it opened its file: it did nothing
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", p, err))
 			continue

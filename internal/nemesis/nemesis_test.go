@@ -22,7 +22,7 @@ import (
 // (every target) near 90–120 s on a 2-core machine; a soak run sets it longer:
 //
 //	go test ./internal/nemesis -run Nemesis -nemesis.duration=30m -timeout 3h
-var duration = flag.Duration("nemesis.duration", 18*time.Second, "how long each target's run lasts")
+var duration = flag.Duration("nemesis.duration", 12*time.Second, "how long each target's run lasts")
 
 // dump, if set, is a directory where each run writes its sections and faults as JSON,
 // for a closer look at a run.
@@ -75,9 +75,16 @@ func (r result) log(t *testing.T) {
 // run runs holders on job for dur under faults, then checks the history.
 func run(t *testing.T, name string, job Job, targets []string, dur time.Duration, faults func(h *Harness) []Fault) result {
 	t.Helper()
+	return runWith(t, name, job, targets, func(h *Harness) { h.Run(dur, faults(h)) })
+}
+
+// runWith runs holders on job under the faults that schedule applies, then checks the
+// history.
+func runWith(t *testing.T, name string, job Job, targets []string, schedule func(h *Harness)) result {
+	t.Helper()
 	h := NewHarness(t, job, targets)
 	h.Start(holders)
-	h.Run(dur, faults(h))
+	schedule(h)
 	secs, sum := h.Finish()
 	if *dump != "" {
 		b, err := json.MarshalIndent(map[string]any{"sections": secs, "faults": h.Windows()}, "", " ")
