@@ -4,7 +4,7 @@
 // variables.
 //
 //	d, err := registry.Open("redis://user:pass@10.0.0.5:6379/0?ttl=10m")
-//	c, err := registry.FromEnv() // CACHE_DRIVERS, CACHE_DEFAULT, CACHE_PREFIX
+//	c, err := registry.FromEnv() // CACHE_DRIVERS, CACHE_DEFAULT, CACHE_PREFIX, CACHE_METRICS
 //
 // Built-in schemes:
 //
@@ -17,6 +17,19 @@
 //	                          parameters ttl and owns_database are taken out, the rest goes
 //	                          to go-redis
 //
+// The environment variables, one per field of cache.Config that text can express
+// ([Variables] lists them; PrefixFunc, a function, has none):
+//
+//	CACHE_DRIVERS    one URL (named "default"), or "name=url;name=url"
+//	CACHE_DEFAULT    the current driver among CACHE_DRIVERS (may be unset with one driver)
+//	CACHE_PREFIX     the global key prefix (default: none)
+//	CACHE_METRICS    true: count hits, misses, writes, locks and errors and sample
+//	                 latencies, for Cache.Metrics and the promcache and otelcache
+//	                 adapters (default: false; booleans are true, false, 1 or 0)
+//
+// An unset or empty variable leaves its field at its default. A value that does not
+// parse, or that the cache refuses, is an error that names the variable.
+//
 // Durations use [cache.ParseDuration] ("30s", "5m", "1d", "90"). Unknown parameters and
 // bad values are errors, and no error ever shows a password. Register adds schemes for
 // third-party drivers.
@@ -28,6 +41,7 @@ import (
 	"maps"
 	"net/url"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -214,19 +228,23 @@ func init() {
 	}
 }
 
-// Config is a cache described in text: driver names and URLs.
+// Config is a cache described in text: driver URLs by name, and the rest of the cache's
+// configuration.
 type Config struct {
 	// Drivers maps driver names to URLs.
 	Drivers map[string]string
-	// Default names the current driver (may be empty with one driver).
-	Default string
-	// Prefix is the global prefix.
-	Prefix string
+	// Cache is the rest of the configuration, as cache.New takes it: Default, Prefix,
+	// Metrics, PrefixFunc, ... Its Drivers must be empty: New fills them with the
+	// drivers it opens.
+	Cache cache.Config
 }
 
 // New opens every driver of cfg and builds the cache. On an error, the drivers opened so
 // far are closed.
 func New(cfg Config) (*cache.Cache, error) {
+	if len(cfg.Cache.Drivers) > 0 {
+		return nil, fmt.Errorf("%w: registry.Config.Cache.Drivers must be empty: give the drivers' URLs in Config.Drivers", cache.ErrInvalidConfig)
+	}
 	drivers := make(map[string]cache.Driver, len(cfg.Drivers))
 	closeAll := func() {
 		for _, d := range drivers {
@@ -241,7 +259,9 @@ func New(cfg Config) (*cache.Cache, error) {
 		}
 		drivers[name] = d
 	}
-	c, err := cache.New(cache.Config{Drivers: drivers, Default: cfg.Default, Prefix: cfg.Prefix})
+	cc := cfg.Cache
+	cc.Drivers = drivers
+	c, err := cache.New(cc)
 	if err != nil {
 		closeAll()
 		return nil, err
@@ -274,24 +294,253 @@ func ParseDrivers(s string) (map[string]string, error) {
 	return out, nil
 }
 
+// ErrBadConfig: an environment variable whose value does not parse or that the cache
+// refuses (CACHE_METRICS=yes, a CACHE_DEFAULT that names no driver, a CACHE_PREFIX with
+// a dot).
+var ErrBadConfig = errors.New("registry: bad configuration")
+
+// DriversVar is the variable that lists the drivers: one URL, or "name=url;name=url".
+const DriversVar = "CACHE_DRIVERS"
+
+// setting is one line of the table from text to cache.Config: the variable, and the
+// field it sets.
+type setting struct {
+	env string
+	// field returns a pointer to the field of c the variable sets: *string, *bool,
+	// *int or *time.Duration.
+	field func(c *cache.Config) any
+	doc   string
+}
+
+// settings maps every cache.Config field that text can express to its environment
+// variable. A new field of cache.Config is one line here: the registry's tests fail
+// until it has one (or is listed there as something text cannot express, like
+// PrefixFunc). The value's parsing follows the field's type.
+var settings = []setting{
+	{"CACHE_DEFAULT", func(c *cache.Config) any { return &c.Default }, "the current driver, one of " + DriversVar + "'s names (may be unset with one driver)"},
+	{"CACHE_PREFIX", func(c *cache.Config) any { return &c.Prefix }, "the global key prefix (default: none)"},
+	{"CACHE_METRICS", func(c *cache.Config) any { return &c.Metrics }, "true to count hits, misses, writes, locks and errors and sample latencies, for Cache.Metrics, promcache and otelcache (default: false)"},
+}
+
+// Variable is an environment variable that [FromEnv] reads.
+type Variable struct {
+	// Name is the variable: "CACHE_PREFIX".
+	Name string
+	// Field is the cache.Config field it sets ("Prefix"), or "Drivers" for
+	// CACHE_DRIVERS, whose URLs are opened into Config.Drivers.
+	Field string
+	// Type is how its value is read: "drivers", "string", "bool" (true, false, 1 or
+	// 0), "int" or "duration" (cache.ParseDuration's forms).
+	Type string
+	// Doc says what it does, in a line.
+	Doc string
+}
+
+// Variables returns every variable FromEnv reads, CACHE_DRIVERS first.
+func Variables() []Variable {
+	out := []Variable{{Name: DriversVar, Field: "Drivers", Type: "drivers", Doc: `the drivers: one URL ("redis://127.0.0.1:6379/0", named "default"), or "name=url;name=url"`}}
+	for _, s := range settings {
+		out = append(out, Variable{Name: s.env, Field: s.fieldName(), Type: s.kind(), Doc: s.doc})
+	}
+	return out
+}
+
+// fieldName is the name of the cache.Config field s sets, found by its address.
+func (s setting) fieldName() string {
+	var c cache.Config
+	p := reflect.ValueOf(s.field(&c)).Pointer()
+	v := reflect.ValueOf(&c).Elem()
+	for i := range v.NumField() {
+		if v.Field(i).Addr().Pointer() == p && v.Field(i).Addr().Type() == reflect.TypeOf(s.field(&c)) {
+			return v.Type().Field(i).Name
+		}
+	}
+	return ""
+}
+
+func (s setting) kind() string {
+	switch s.field(new(cache.Config)).(type) {
+	case *string:
+		return "string"
+	case *bool:
+		return "bool"
+	case *int:
+		return "int"
+	case *time.Duration:
+		return "duration"
+	}
+	return "unsupported"
+}
+
+// set parses raw into s's field of c.
+func (s setting) set(c *cache.Config, raw string) error {
+	raw = strings.TrimSpace(raw)
+	switch p := s.field(c).(type) {
+	case *string:
+		*p = raw
+	case *bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return fmt.Errorf("%s=%q is not a boolean: use true or false (or 1, 0)", s.env, raw)
+		}
+		*p = b
+	case *int:
+		n, err := strconv.Atoi(raw)
+		if err != nil {
+			return fmt.Errorf("%s=%q is not an integer", s.env, raw)
+		}
+		*p = n
+	case *time.Duration:
+		d, err := cache.ParseDuration(raw)
+		if err != nil {
+			return fmt.Errorf("%s=%q is not a duration (30s, 5m, 1h30m, 1d, 90): %w", s.env, raw, err)
+		}
+		*p = d
+	default:
+		return fmt.Errorf("%s: the registry cannot read a %T from text", s.env, p)
+	}
+	return nil
+}
+
+// check reports whether the cache accepts s's field as set in c, on its own: it builds
+// a cache on a null driver with that field alone, so that the cache's own rules decide
+// (a prefix with a dot, ...) before any driver is opened. CACHE_DEFAULT, which depends
+// on the drivers, is checked by checkDefault.
+func (s setting) check(c *cache.Config) error {
+	var probe cache.Config
+	reflect.ValueOf(s.field(&probe)).Elem().Set(reflect.ValueOf(s.field(c)).Elem())
+	null, _ := nullcache.New(nullcache.Options{})
+	probe.Drivers = map[string]cache.Driver{"default": null}
+	probe.Default = ""
+	pc, err := cache.New(probe)
+	if err != nil {
+		return err
+	}
+	return pc.Close()
+}
+
+// ConfigFromEnv reads a Config from the environment; see [ConfigFromLookup].
+func ConfigFromEnv() (Config, error) { return ConfigFromLookup(os.LookupEnv) }
+
+// ConfigFromLookup reads a Config from variables: CACHE_DRIVERS (see [ParseDrivers]),
+// and one variable per cache.Config field that text can express (see [Variables]):
+// CACHE_DEFAULT, CACHE_PREFIX, CACHE_METRICS. A variable that is unset or empty leaves
+// its field at its default; a value that does not parse is an error that names the
+// variable and matches [ErrBadConfig]. It opens nothing: the values the cache would
+// refuse are reported by [FromLookup].
+func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
+	var cfg Config
+	raw, ok := lookup(DriversVar)
+	if !ok || strings.TrimSpace(raw) == "" {
+		return cfg, fmt.Errorf("%w: %s is not set", ErrBadURL, DriversVar)
+	}
+	drivers, err := ParseDrivers(raw)
+	if err != nil {
+		return cfg, fmt.Errorf("%s: %w", DriversVar, err)
+	}
+	cfg.Drivers = drivers
+	var errs []error
+	for _, s := range settings {
+		if v, ok := lookup(s.env); ok && strings.TrimSpace(v) != "" {
+			if err := s.set(&cfg.Cache, v); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return cfg, fmt.Errorf("%w: %w", ErrBadConfig, errors.Join(errs...))
+	}
+	return cfg, nil
+}
+
 // FromEnv builds a cache from the environment: CACHE_DRIVERS (see [ParseDrivers]; a
-// single URL is fine: "redis://127.0.0.1:6379/0"), CACHE_DEFAULT and CACHE_PREFIX.
+// single URL is fine: "redis://127.0.0.1:6379/0"), and CACHE_DEFAULT, CACHE_PREFIX and
+// CACHE_METRICS for the rest of cache.Config (see [Variables]). Metrics are off unless
+// CACHE_METRICS is true. Errors name the variable at fault.
 func FromEnv() (*cache.Cache, error) { return FromLookup(os.LookupEnv) }
 
 // FromLookup is FromEnv with another source of variables.
 func FromLookup(lookup func(string) (string, bool)) (*cache.Cache, error) {
-	raw, ok := lookup("CACHE_DRIVERS")
-	if !ok || strings.TrimSpace(raw) == "" {
-		return nil, fmt.Errorf("%w: CACHE_DRIVERS is not set", ErrBadURL)
-	}
-	drivers, err := ParseDrivers(raw)
+	cfg, err := ConfigFromLookup(lookup)
 	if err != nil {
 		return nil, err
 	}
-	def, _ := lookup("CACHE_DEFAULT")
-	prefix, _ := lookup("CACHE_PREFIX")
-	return New(Config{Drivers: drivers, Default: def, Prefix: prefix})
+	if err := Check(cfg, nil); err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	return New(cfg)
 }
+
+// Check reports what cache.New would refuse in cfg, before any driver is opened, naming
+// where each value came from: name maps a cache.Config field ("Default", "Prefix") to
+// its source (a command-line tool's "--prefix"); when name is nil or returns "", the
+// field's environment variable (CACHE_PREFIX) is named. The cache's own rules decide: a
+// field is checked by building a cache on a null driver with that field alone. The
+// error matches [ErrBadConfig], and the cache's error ([cache.ErrInvalidConfig]) when it
+// comes from there.
+func Check(cfg Config, name func(field string) string) error {
+	source := func(s setting) string {
+		if name != nil {
+			if n := name(s.fieldName()); n != "" {
+				return n
+			}
+		}
+		return s.env
+	}
+	names := slices.Sorted(maps.Keys(cfg.Drivers))
+	for _, s := range settings {
+		if s.env == "CACHE_DEFAULT" {
+			def := cfg.Cache.Default
+			switch {
+			case def == "" && len(names) > 1:
+				return fmt.Errorf("%w: %s names %d drivers (%s): set %s to the one to use", ErrBadConfig, DriversVar, len(names), strings.Join(names, ", "), source(s))
+			case def != "" && !slices.Contains(names, def):
+				return fmt.Errorf("%w: %s %q is not one of the drivers (%s)", ErrBadConfig, source(s), def, strings.Join(names, ", "))
+			}
+			continue
+		}
+		v := reflect.ValueOf(s.field(&cfg.Cache)).Elem()
+		if v.IsZero() { // the default, which the cache accepts
+			continue
+		}
+		if err := s.check(&cfg.Cache); err != nil {
+			return &configError{
+				msg:  fmt.Sprintf("%s %s: %s", source(s), show(v), reason(err)),
+				errs: []error{ErrBadConfig, err},
+			}
+		}
+	}
+	return nil
+}
+
+func show(v reflect.Value) string {
+	if v.Kind() == reflect.String {
+		return strconv.Quote(v.String())
+	}
+	return fmt.Sprint(v.Interface())
+}
+
+// reason is the cause of an error from cache.New, without the Go field name that
+// cache.New puts before it ("cache: invalid config: Prefix \"a.b\": the prefix ..."
+// gives "the prefix ..."), for a message that names the variable or flag instead.
+func reason(err error) string {
+	if m, ok := err.(interface{ Unwrap() []error }); ok {
+		if errs := m.Unwrap(); len(errs) > 1 {
+			return errs[len(errs)-1].Error()
+		}
+	}
+	return err.Error()
+}
+
+// configError is an error whose message names the variable at fault; errors.Is sees
+// ErrBadConfig and the cache's own error.
+type configError struct {
+	msg  string
+	errs []error
+}
+
+func (e *configError) Error() string   { return e.msg }
+func (e *configError) Unwrap() []error { return e.errs }
 
 // scrub removes the URL's password from an error message a driver built.
 func scrub(err error, u *url.URL) error {

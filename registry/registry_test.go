@@ -3,7 +3,10 @@ package registry_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/url"
+	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -158,4 +161,164 @@ func TestRegister(t *testing.T) {
 		}
 	}()
 	registry.Register("test-null", func(*url.URL, *registry.Params) (cache.Driver, error) { return nil, nil })
+}
+
+// textless are the cache.Config fields that no text can express, with the reason. Every
+// other field must have a variable in the registry's settings table.
+var textless = map[string]string{
+	"Drivers":    "opened from the URLs of CACHE_DRIVERS",
+	"PrefixFunc": "a function",
+}
+
+// TestSettingsCoverConfig: every field of cache.Config is reachable from text, so that
+// FromEnv can build any cache that cache.New can. A field added to cache.Config fails
+// here until registry's settings table has its line.
+func TestSettingsCoverConfig(t *testing.T) {
+	byField := map[string]registry.Variable{}
+	for _, v := range registry.Variables() {
+		if v.Field == "" || v.Type == "unsupported" {
+			t.Errorf("variable %s: field %q, type %q: the settings table points at a field it cannot read", v.Name, v.Field, v.Type)
+		}
+		if !strings.HasPrefix(v.Name, "CACHE_") || v.Doc == "" {
+			t.Errorf("variable %+v: want a CACHE_ name and a doc line", v)
+		}
+		if _, dup := byField[v.Field]; dup {
+			t.Errorf("field %s has two variables", v.Field)
+		}
+		byField[v.Field] = v
+	}
+	typ := reflect.TypeFor[cache.Config]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		_, text := byField[f.Name]
+		_, none := textless[f.Name]
+		switch {
+		case f.Name == "Drivers" && byField["Drivers"].Name != registry.DriversVar:
+			t.Errorf("Drivers: want %s", registry.DriversVar)
+		case !text && !none:
+			t.Errorf("cache.Config.%s (%s) has no environment variable: add a line to registry's settings table, or list it in textless if text cannot express it", f.Name, f.Type)
+		case text && none && f.Name != "Drivers":
+			t.Errorf("cache.Config.%s is both in the table and in textless", f.Name)
+		}
+	}
+	// The package doc lists every variable.
+	src, err := os.ReadFile("registry.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _, _ := strings.Cut(string(src), "\npackage registry")
+	for _, v := range registry.Variables() {
+		if !strings.Contains(doc, "//\t"+v.Name+" ") {
+			t.Errorf("the package doc's list of variables lacks %s", v.Name)
+		}
+	}
+}
+
+func lookup(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+}
+
+func TestFromLookupSettings(t *testing.T) {
+	for _, tc := range []struct {
+		metrics string // "-": unset
+		on      bool
+	}{{"-", false}, {"", false}, {"true", true}, {"1", true}, {"TRUE", true}, {"false", false}, {"0", false}, {" true ", true}} {
+		env := map[string]string{"CACHE_DRIVERS": "memory://", "CACHE_PREFIX": "svc"}
+		if tc.metrics != "-" {
+			env["CACHE_METRICS"] = tc.metrics
+		}
+		c, err := registry.FromLookup(lookup(env))
+		if err != nil {
+			t.Fatalf("CACHE_METRICS=%q: %v", tc.metrics, err)
+		}
+		ctx := context.Background()
+		_, _ = c.Get(ctx, "k", new(string))
+		m := c.Metrics()
+		if on := !m.Since.IsZero(); on != tc.on || (tc.on && m.Misses != 1) {
+			t.Errorf("CACHE_METRICS=%q: metrics on %v (misses %d); want %v", tc.metrics, on, m.Misses, tc.on)
+		}
+		if err := c.Set(ctx, "k", "v", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.Close()
+	}
+
+	// Bad values: errors that name the variable, never a Go field.
+	for _, tc := range []struct {
+		env  map[string]string
+		want []string
+		is   []error
+	}{
+		{map[string]string{"CACHE_METRICS": "yes"}, []string{"CACHE_METRICS", `"yes"`, "true or false"}, []error{registry.ErrBadConfig}},
+		{map[string]string{"CACHE_METRICS": "on"}, []string{"CACHE_METRICS"}, []error{registry.ErrBadConfig}},
+		{map[string]string{"CACHE_DEFAULT": "nope"}, []string{"CACHE_DEFAULT", `"nope"`, "a, b"}, []error{registry.ErrBadConfig}},
+		{map[string]string{"CACHE_DRIVERS": "a=memory://;b=memory://"}, []string{"CACHE_DRIVERS", "2 drivers", "set CACHE_DEFAULT"}, []error{registry.ErrBadConfig}},
+		{map[string]string{"CACHE_DEFAULT": "a", "CACHE_PREFIX": "acme.eu"}, []string{"CACHE_PREFIX", `"acme.eu"`, "separator"}, []error{registry.ErrBadConfig, cache.ErrInvalidConfig}},
+		{map[string]string{"CACHE_DEFAULT": "a", "CACHE_PREFIX": "a|b"}, []string{"CACHE_PREFIX", `"a|b"`}, []error{registry.ErrBadConfig, cache.ErrInvalidConfig}},
+	} {
+		env := map[string]string{"CACHE_DRIVERS": "a=memory://;b=memory://"}
+		maps.Copy(env, tc.env)
+		c, err := registry.FromLookup(lookup(env))
+		if err == nil {
+			_ = c.Close()
+			t.Errorf("%v: no error", tc.env)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: error %q; want it to contain %q", tc.env, err, w)
+			}
+		}
+		for _, goName := range []string{"Default ", "Prefix ", "Metrics"} {
+			if strings.Contains(err.Error(), goName) {
+				t.Errorf("%v: error %q names the Go field %q", tc.env, err, goName)
+			}
+		}
+		for _, target := range tc.is {
+			if !errors.Is(err, target) {
+				t.Errorf("%v: error %v does not match %v", tc.env, err, target)
+			}
+		}
+	}
+}
+
+func TestConfigFromLookupAndCheck(t *testing.T) {
+	cfg, err := registry.ConfigFromLookup(lookup(map[string]string{
+		"CACHE_DRIVERS": "main=memory://; local=memory://", "CACHE_DEFAULT": " local ", "CACHE_PREFIX": "svc", "CACHE_METRICS": "true",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Drivers) != 2 || cfg.Cache.Default != "local" || cfg.Cache.Prefix != "svc" || !cfg.Cache.Metrics || cfg.Cache.Drivers != nil {
+		t.Fatalf("ConfigFromLookup = %+v", cfg)
+	}
+	if err := registry.Check(cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	// A tool names its own flags.
+	flags := func(field string) string {
+		return map[string]string{"Prefix": "--prefix", "Default": "--driver"}[field]
+	}
+	cfg.Cache.Prefix = "a.b"
+	if err := registry.Check(cfg, flags); err == nil || !strings.HasPrefix(err.Error(), `--prefix "a.b": `) {
+		t.Errorf("Check of a bad prefix = %v; want it to start with --prefix", err)
+	}
+	cfg.Cache.Prefix, cfg.Cache.Default = "", "other"
+	if err := registry.Check(cfg, flags); err == nil || !strings.Contains(err.Error(), `--driver "other" is not one of the drivers (local, main)`) {
+		t.Errorf("Check of a bad default = %v", err)
+	}
+	// registry.New takes every cache.Config field, and refuses drivers given twice.
+	c, err := registry.New(registry.Config{Drivers: map[string]string{"m": "memory://"}, Cache: cache.Config{Metrics: true, Prefix: "p"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Metrics().Since.IsZero() {
+		t.Error("registry.New with Cache.Metrics: metrics off")
+	}
+	_ = c.Close()
+	mem, _ := memorycache.New(memorycache.Options{})
+	defer mem.Close()
+	if _, err := registry.New(registry.Config{Drivers: map[string]string{"m": "memory://"}, Cache: cache.Config{Drivers: map[string]cache.Driver{"x": mem}}}); !errors.Is(err, cache.ErrInvalidConfig) {
+		t.Errorf("New with Cache.Drivers = %v; want ErrInvalidConfig", err)
+	}
 }
