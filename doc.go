@@ -59,7 +59,13 @@
 // the namespaces and the key are joined with ".": key "1" in namespace "users" under
 // prefix "billing" is stored as "billing.users.1". [Cache.RemoveNamespace] removes
 // "users" and every "users.*" key, never "usersX"; [Cache.Flush] with a prefix or on a
-// namespace view removes only what is under it.
+// namespace view removes only what is under it. A prefix is one segment: it may not
+// contain ".", so that no prefix lies inside another. The character "|" is reserved for
+// the records the cache keeps for itself (a key's are "<key>.|<name>", such as the
+// negative-caching mark "<key>.|none"): keys, namespaces and prefixes may not hold it,
+// so no application key can take a record's name. A key holding data the driver cannot
+// read is an error, never a miss, and [Remember], [SWR] and [Once] never overwrite it.
+// docs/keys.md has the rules.
 //
 // A TTL > 0 expires the value after that long. A TTL of 0 means the driver's default TTL
 // if it has one, otherwise no expiry. A negative TTL is an error matching

@@ -19,10 +19,13 @@ var (
 	// ErrClosed: the cache, or its driver, was closed. It is driver.ErrClosed, so a
 	// driver's own closed error matches it too.
 	ErrClosed = driver.ErrClosed
-	// ErrInvalidKey: an empty key or namespace.
+	// ErrInvalidKey: an empty key or namespace, a key, namespace or tag the cache cannot
+	// use (a key or namespace holding the reserved "|", an empty tag), or a prefix from
+	// Config.PrefixFunc that breaks the prefix rules (that error matches ErrInvalidConfig
+	// too).
 	ErrInvalidKey = errors.New("cache: invalid key")
 	// ErrInvalidConfig: a Config that cannot make a cache (no drivers, a nil driver, a
-	// Default that is not among the drivers).
+	// Default that is not among the drivers, a Prefix that holds "." or "|").
 	ErrInvalidConfig = errors.New("cache: invalid config")
 	// ErrNotInteger: Increment or Decrement on a key that holds something other than an
 	// integer. It is driver.ErrNotInteger.
