@@ -39,7 +39,9 @@
 //   - Lock release (CompareAndDelete): one Lua script, GET and DEL if the value is still
 //     the caller's token, then PUBLISH on "<key>:released". Lock renewal (Extend): GET
 //     and PEXPIRE if still the caller's. CompareAndSwap: GET and SET if unchanged, then
-//     PUBLISH. Fenced create (CreateFenced): EXISTS, INCR of the fence counter, SET PX.
+//     PUBLISH. Fenced create (CreateFenced): EXISTS, INCR of the fence counter, TIME
+//     (the counter is raised to the server's clock in microseconds if that is higher),
+//     SET PX.
 //     Scripts run with EVALSHA (EVAL the first time a node lacks them). Releases and
 //     renewals run on a fail-fast client of the driver's own (see Driver.Extend).
 //   - Increment: INCRBY/DECRBY when there is no TTL for a new counter; otherwise one Lua
@@ -60,6 +62,15 @@
 //     deletes only its own keys.
 //   - Watch: one subscriber connection per driver, opened by the first Watch, shared by
 //     all watches; see [Driver.Watch].
+//
+// # Replicas
+//
+// Redis replicates asynchronously, so a lock the master has not yet passed on dies with
+// it in a failover. With Options.LockReplicas, lock acquisitions and renewals count only
+// once WAIT reports that many replicas have them, sent in one pipeline with the write;
+// see [Options] for what that guarantees and what it does not. Fencing numbers follow
+// the server's clock (see [Driver.CreateFenced]), so they keep growing when the counter
+// is lost with a master or a restart.
 //
 // # When Redis is down
 //
