@@ -3,20 +3,26 @@
 //
 // # Metrics
 //
-//	c, _ := cache.New(cache.Config{Drivers: drivers, Metrics: true})
+//	c, err := cache.New(cache.Config{Drivers: drivers, Metrics: true})
+//	// or registry.FromEnv() with CACHE_METRICS=true
 //	reg, err := otelcache.Register(c, otel.Meter("myapp"))
+//	if err != nil {
+//		return err // among others, the cache's metrics are off
+//	}
 //	defer reg.Unregister()
 //
 // [Register] adds observable instruments read from the cache's metrics snapshot
 // ([cache.Cache.Metrics]) at each collection: nothing is added to the cache's calls
-// beyond what Config.Metrics costs, and without Config.Metrics nothing is observed.
+// beyond what Config.Metrics costs. A cache built without Config.Metrics counts
+// nothing, so Register refuses it with [ErrMetricsOff] rather than observe nothing.
 // Counters (attribute driver): cache.hits, cache.misses, cache.sets, cache.removes,
 // cache.flushes, cache.errors, cache.lock.acquired, cache.lock.contended,
 // cache.lock.released, cache.lock.lost, cache.expired (memory, lru and file drivers;
-// Redis does not report expiry). Per driver and operation (attributes driver,
+// Redis does not report expiry). Per driver and timed operation (attributes driver,
 // op): the gauge cache.operation.duration in seconds with attribute quantile ("0.5",
-// "0.95", "0.99"), and the counter cache.operation.samples. The latencies (of Get and
-// Set) are sampled on about one call in 64, over everything since the cache started or the last
+// "0.95", "0.99"), and the counter cache.operation.samples. The timed operations are
+// those whose latency the cache samples ([cache.DriverMetrics] Ops: Get and Set), on
+// about one call in 64, over everything since the cache started or the last
 // [cache.Cache.ResetMetrics] (not a moving window), within 19% of the true value; the
 // counters are cumulative and restart from zero after ResetMetrics.
 //
@@ -32,6 +38,7 @@ package otelcache
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 
@@ -62,9 +69,21 @@ var counters = []counter{
 	{"cache.expired", "{entry}", "Entries the driver dropped because their TTL passed (not reported by Redis).", func(x cache.Counters) int64 { return x.Expired }},
 }
 
+// ErrMetricsOff: the cache was built without metrics, so its instruments would observe
+// nothing.
+var ErrMetricsOff = errors.New("otelcache: cache metrics are off: set cache.Config.Metrics (or CACHE_METRICS=true with registry.FromEnv)")
+
 // Register creates the cache's instruments on meter and a callback that observes them
-// from c's metrics snapshot. Unregister the returned registration to stop.
+// from c's metrics snapshot. Unregister the returned registration to stop. A cache whose
+// metrics are off (no Config.Metrics) is refused with [ErrMetricsOff], before anything
+// is created on meter.
 func Register(c *cache.Cache, meter metric.Meter) (metric.Registration, error) {
+	if c == nil {
+		return nil, errors.New("otelcache: Register: the cache is nil")
+	}
+	if c.Metrics().Since.IsZero() { // Since is set when the cache counts
+		return nil, ErrMetricsOff
+	}
 	insts := make([]metric.Int64ObservableCounter, len(counters))
 	all := make([]metric.Observable, 0, len(counters)+2)
 	for i, ct := range counters {

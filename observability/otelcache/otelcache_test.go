@@ -3,6 +3,7 @@ package otelcache_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,5 +171,29 @@ func TestTrace(t *testing.T) {
 	lockAttrs := attribute.NewSet(spans[1].Attributes()...)
 	if k, _ := lockAttrs.Value("cache.key"); k.AsString() != "lock.job" {
 		t.Errorf("lock span key = %v", k)
+	}
+}
+
+// TestRegisterMetricsOff: a cache without metrics would observe nothing; Register says
+// what to set instead, and creates no instrument.
+func TestRegisterMetricsOff(t *testing.T) {
+	c := newCache(t, false)
+	reader := sdkmetric.NewManualReader()
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = provider.Shutdown(context.Background()) })
+	reg, err := otelcache.Register(c, provider.Meter("test"))
+	if !errors.Is(err, otelcache.ErrMetricsOff) || reg != nil {
+		t.Fatalf("Register of a cache without metrics = %v, %v; want ErrMetricsOff", reg, err)
+	}
+	for _, want := range []string{"cache metrics are off", "cache.Config.Metrics", "CACHE_METRICS=true", "registry.FromEnv"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q; want it to say %q", err, want)
+		}
+	}
+	if got := collect(t, reader); len(got) != 0 {
+		t.Errorf("instruments created for a refused cache: %v", got)
+	}
+	if _, err := otelcache.Register(nil, provider.Meter("test")); err == nil {
+		t.Error("Register(nil) = nil error")
 	}
 }

@@ -1,13 +1,18 @@
 // Package promcache exports a cache's metrics ([cache.Cache.Metrics]) to Prometheus. It
 // is a module of its own, so that the cache module does not depend on client_golang.
 //
-//	c, _ := cache.New(cache.Config{Drivers: drivers, Metrics: true})
-//	prometheus.MustRegister(promcache.NewCollector(c, "myapp"))
+//	c, err := cache.New(cache.Config{Drivers: drivers, Metrics: true})
+//	// or registry.FromEnv() with CACHE_METRICS=true
+//	col, err := promcache.NewCollector(c, "myapp")
+//	if err != nil {
+//		return err // the cache's metrics are off
+//	}
+//	prometheus.MustRegister(col)
 //
 // The collector reads a snapshot on each scrape; it adds nothing to the cache's calls
-// beyond what Config.Metrics costs. Without Config.Metrics the snapshot is empty and the
-// collector exports nothing. With namespace "myapp" it exports, per driver (label
-// driver):
+// beyond what Config.Metrics costs. A cache built without Config.Metrics counts nothing,
+// so [NewCollector] refuses it with [ErrMetricsOff] rather than export no series. With
+// namespace "myapp" it exports, per driver (label driver):
 //
 //	myapp_cache_hits_total                counter
 //	myapp_cache_misses_total              counter
@@ -21,20 +26,23 @@
 //	myapp_cache_locks_lost_total          counter
 //	myapp_cache_expired_total             counter (memory, lru and file drivers; Redis: 0)
 //
-// and per driver and operation (labels driver, op):
+// Hits and misses count every read: Get, GetAs, Has, Many, and the reads of Remember,
+// Once and SWR. Per driver and timed operation (labels driver, op):
 //
 //	myapp_cache_latency_seconds{quantile="0.5"|"0.95"|"0.99"}  gauge
 //	myapp_cache_latency_samples_total                          counter
 //
-// The latencies (of Get and Set) are sampled on about one call in 64 and their percentiles come from a
-// log-linear histogram (within 19% of the true value), over everything since the cache
-// started or since [cache.Cache.ResetMetrics]: they are not a moving window. The
-// counters too restart from zero after ResetMetrics, which Prometheus's rate() reads as
-// a counter reset. Errors that happen before a driver is chosen (an unknown driver name)
-// count in no driver's series.
+// The timed operations are those whose latency the cache samples ([cache.DriverMetrics]
+// Ops: Get and Set), on about one call in 64; their percentiles come from a log-linear histogram
+// (within 19% of the true value), over everything since the cache started or since
+// [cache.Cache.ResetMetrics]: they are not a moving window. The counters too restart
+// from zero after ResetMetrics, which Prometheus's rate() reads as a counter reset.
+// Errors that happen before a driver is chosen (an unknown driver name) count in no
+// driver's series.
 package promcache
 
 import (
+	"errors"
 	"maps"
 	"slices"
 
@@ -56,10 +64,21 @@ type counterDesc struct {
 	get  func(cache.Counters) int64
 }
 
+// ErrMetricsOff: the cache was built without metrics, so a collector would export no
+// series at all.
+var ErrMetricsOff = errors.New("promcache: cache metrics are off: set cache.Config.Metrics (or CACHE_METRICS=true with registry.FromEnv)")
+
 // NewCollector returns a collector of c's metrics, named under namespace ("" for
 // none): namespace_cache_hits_total, ... Register it with a prometheus.Registerer.
-// Several caches need distinct namespaces, or a registry each.
-func NewCollector(c *cache.Cache, namespace string) prometheus.Collector {
+// Several caches need distinct namespaces, or a registry each. A cache whose metrics are
+// off (no Config.Metrics) is refused with [ErrMetricsOff].
+func NewCollector(c *cache.Cache, namespace string) (prometheus.Collector, error) {
+	if c == nil {
+		return nil, errors.New("promcache: NewCollector: the cache is nil")
+	}
+	if c.Metrics().Since.IsZero() { // Since is set when the cache counts
+		return nil, ErrMetricsOff
+	}
 	name := func(n string) string { return prometheus.BuildFQName(namespace, "cache", n) }
 	byDriver := []string{"driver"}
 	counter := func(n, help string, get func(cache.Counters) int64) counterDesc {
@@ -84,8 +103,8 @@ func NewCollector(c *cache.Cache, namespace string) prometheus.Collector {
 			"Sampled latency of an operation: percentiles (0.5, 0.95, 0.99) since the start or the last ResetMetrics.",
 			[]string{"driver", "op", "quantile"}, nil),
 		samples: prometheus.NewDesc(name("latency_samples_total"),
-			"Latency samples taken (one call in eight).", []string{"driver", "op"}, nil),
-	}
+			"Latency samples taken (about one call in 64).", []string{"driver", "op"}, nil),
+	}, nil
 }
 
 // Describe sends the descriptions of every metric.

@@ -75,7 +75,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	c := newCache(t, true)
 	ctx := context.Background()
 	reg := prometheus.NewPedanticRegistry() // also checks the collector's consistency
-	reg.MustRegister(promcache.NewCollector(c, "myapp"))
+	reg.MustRegister(collector(t, c, "myapp"))
 
 	if err := c.Set(ctx, "k", "v", time.Minute); err != nil {
 		t.Fatal(err)
@@ -160,24 +160,40 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 }
 
-// TestMetricsOff: without Config.Metrics the collector exports nothing, and fails
-// nothing.
+// TestMetricsOff: a cache without Config.Metrics counts nothing; NewCollector refuses it
+// and says what to set, instead of a collector that exports no series.
 func TestMetricsOff(t *testing.T) {
 	c := newCache(t, false)
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(promcache.NewCollector(c, ""))
-	_, _ = c.Get(context.Background(), "k", new(string))
-	if got, body := scrape(t, reg); len(got) != 0 {
-		t.Errorf("metrics off: /metrics = %s", body)
+	col, err := promcache.NewCollector(c, "")
+	if !errors.Is(err, promcache.ErrMetricsOff) || col != nil {
+		t.Fatalf("NewCollector of a cache without metrics = %v, %v; want ErrMetricsOff", col, err)
 	}
+	for _, want := range []string{"cache metrics are off", "cache.Config.Metrics", "CACHE_METRICS=true", "registry.FromEnv"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q; want it to say %q", err, want)
+		}
+	}
+	if _, err := promcache.NewCollector(nil, ""); err == nil {
+		t.Error("NewCollector(nil) = nil error")
+	}
+}
+
+// collector is NewCollector for a cache that has metrics.
+func collector(t *testing.T, c *cache.Cache, namespace string) prometheus.Collector {
+	t.Helper()
+	col, err := promcache.NewCollector(c, namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return col
 }
 
 // TestNoNamespace: the names without a namespace, and two caches in one registry.
 func TestNoNamespace(t *testing.T) {
 	a, b := newCache(t, true), newCache(t, true)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(promcache.NewCollector(a, ""))
-	reg.MustRegister(promcache.NewCollector(b, "second"))
+	reg.MustRegister(collector(t, a, ""))
+	reg.MustRegister(collector(t, b, "second"))
 	_, _ = a.Get(context.Background(), "k", new(string))
 	got, _ := scrape(t, reg)
 	if got[`cache_misses_total{driver="mem"}`] != 1 || got[`second_cache_misses_total{driver="mem"}`] != 0 {
