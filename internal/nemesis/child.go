@@ -198,7 +198,7 @@ func (h *holder) round(ctx context.Context) error {
 	// Work: mostly within the TTL; one round in three longer, up to 3 TTLs, so that
 	// AutoExtend's renewals (and, without it, the lease's end) matter.
 	work := rand.N(ttl)
-	if rand.N(3) == 0 {
+	if rand.N(3) == 0 || job.Mode == ModeIgnoreLease { // the control: always outlive the TTL
 		work = ttl + rand.N(2*ttl)
 	}
 	o := cache.LockOptions{TTL: ttl, Owner: "nemesis." + strconv.Itoa(job.Holder), Wait: wait, AutoExtend: rand.N(2) == 0, Fencing: true}

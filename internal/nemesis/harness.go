@@ -64,7 +64,6 @@ type Proc struct {
 	ready  chan struct{}
 	done   chan struct{}
 	err    error
-	killed bool
 	mu     sync.Mutex
 	paused bool
 }
@@ -305,9 +304,6 @@ func (h *Harness) KillHolder() Fault {
 	return Fault{Kind: "kill-holder", Weight: 1, Do: func(d time.Duration) {
 		s := h.randomSlot()
 		p := s.cur
-		p.mu.Lock()
-		p.killed = true
-		p.mu.Unlock()
 		_ = p.cmd.Process.Kill()
 		<-p.done
 		time.Sleep(d)
