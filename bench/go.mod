@@ -4,7 +4,7 @@ go 1.26.0
 
 require (
 	github.com/bsm/redislock v0.9.4
-	github.com/cachekit/cache v0.0.0
+	github.com/cachekit/cache v0.1.0
 	github.com/dgraph-io/ristretto/v2 v2.4.2
 	github.com/go-redsync/redsync/v4 v4.18.1
 	github.com/hashicorp/golang-lru/v2 v2.0.7
@@ -22,5 +22,3 @@ require (
 	go.uber.org/goleak v1.3.0 // indirect
 	golang.org/x/sync v0.25.0 // indirect
 )
-
-replace github.com/cachekit/cache => ../

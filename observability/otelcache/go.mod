@@ -3,7 +3,7 @@ module github.com/cachekit/cache/observability/otelcache
 go 1.26.0
 
 require (
-	github.com/cachekit/cache v0.0.0
+	github.com/cachekit/cache v0.1.0
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/metric v1.47.0
 	go.opentelemetry.io/otel/sdk v1.47.0
@@ -22,5 +22,3 @@ require (
 	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 )
-
-replace github.com/cachekit/cache => ../../

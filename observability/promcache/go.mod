@@ -3,7 +3,7 @@ module github.com/cachekit/cache/observability/promcache
 go 1.26.0
 
 require (
-	github.com/cachekit/cache v0.0.0
+	github.com/cachekit/cache v0.1.0
 	github.com/prometheus/client_golang v1.25.0
 )
 
@@ -22,5 +22,3 @@ require (
 	golang.org/x/sys v0.48.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
-
-replace github.com/cachekit/cache => ../../
