@@ -323,7 +323,7 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 func holdsLock(ctx context.Context, d *namedDriver, key string) error {
 	v, found, err := d.d.Get(ctx, key)
 	if err != nil {
-		return err // a driver failure; on Redis, a key of another type reports it here
+		return notALock(err)
 	}
 	if !found {
 		return nil // released or expired since the attempt
@@ -347,7 +347,16 @@ func (h *LockHandle) try(ctx context.Context, fencing bool) (ok bool, err error)
 	if ok && err == nil {
 		h.until.Store(leaseEnd(h.since, h.ttl))
 	}
-	return ok, err
+	return ok, notALock(err)
+}
+
+// notALock makes a driver's error about foreign data under a lock's key match
+// ErrNotALock too.
+func notALock(err error) error {
+	if errors.Is(err, driver.ErrForeign) {
+		return fmt.Errorf("%w: %w", ErrNotALock, err)
+	}
+	return err
 }
 
 // ValidUntil returns the end of this holder's lease: the time the acquiring (or last

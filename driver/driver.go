@@ -84,6 +84,13 @@ const MaxTTL = 100 * 365 * 24 * time.Hour
 // ErrClosed is returned, wrapped, by every method of a driver after its Close.
 var ErrClosed = errors.New("cache: driver closed")
 
+// ErrForeign is wrapped by a driver's error for a key that holds data the cache did not
+// write and cannot read: a Redis value of another type, something that is not a regular
+// file where the file driver keeps an entry. The cache reports it and leaves the data
+// alone: reads return the error (never a miss), and a lock on such a key fails with an
+// error that matches cache.ErrNotALock too.
+var ErrForeign = errors.New("cache: the key holds data the cache did not write")
+
 // ErrNotInteger is returned, wrapped, by an [Incrementer] when the key holds a value that
 // is not an integer. The key is left as it was.
 var ErrNotInteger = errors.New("cache: value is not an integer")

@@ -118,6 +118,13 @@ func testForeignData(t *testing.T, e *env) {
 	if loaded {
 		t.Fatal("Remember or SWR over foreign data called the loader (and would store its value over the data)")
 	}
+	// A lock over it is an error that says so, never contention that lasts forever.
+	bounded(t, e, "Lock", func(ctx context.Context) {
+		out, err := cache.Lock(ctx, e.c, "foreign", time.Minute, func(context.Context) (int, error) { return 1, nil })
+		if out.Acquired || !errors.Is(err, cache.ErrNotALock) {
+			t.Errorf("Lock over foreign data: acquired %v, err %v; want an error matching cache.ErrNotALock", out.Acquired, err)
+		}
+	})
 	// The reads left it as it was.
 	getForeign("Get after the other reads")
 

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
+
+	"github.com/cachekit/cache/driver"
 )
 
 // Things in Dir that the driver did not write.
@@ -36,7 +38,7 @@ import (
 // read of the key returns this error (never a miss, and never blocks), and Flush and
 // the sweep skip it and report it to Options.OnError. A Set or Delete of the key
 // replaces or removes it, except a directory, which they refuse with this error.
-var ErrNotRegular = errors.New("filecache: not a regular file")
+var ErrNotRegular = fmt.Errorf("%w: filecache: not a regular file", driver.ErrForeign)
 
 // notRegular is the error for the non-regular file at path, of the given mode.
 func notRegular(path string, mode fs.FileMode) error {

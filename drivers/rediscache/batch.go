@@ -79,7 +79,7 @@ func (d *Driver) process(ctx context.Context, cmds []redis.Cmder) error {
 // and SWR) return this error, never a miss that would make the caller store a value
 // over it. A plain Set replaces it, as Redis's SET does: that is the caller's explicit
 // write. It wraps Redis's WRONGTYPE reply where Redis gave one.
-var ErrWrongType = errors.New("the key holds a Redis value of another type, written by another program; the cache leaves it alone")
+var ErrWrongType = fmt.Errorf("%w: a Redis value of another type, written by another program; the cache leaves it alone", driver.ErrForeign)
 
 // wrongType makes a WRONGTYPE reply match ErrWrongType.
 func wrongType(err error) error {
