@@ -80,6 +80,7 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 	if o.WaitTimeout == 0 {
 		o.WaitTimeout = o.LockTTL
 	}
+	o.TTL, o.LockTTL, o.NegativeTTL = capTTL(o.TTL), capTTL(o.LockTTL), capTTL(o.NegativeTTL)
 	d, k, err := c.prepTagged(ctx, o.Driver, key, nil)
 	if err != nil {
 		return zero, opError("Remember", key, err)

@@ -39,6 +39,7 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 	if o.Fresh <= 0 || o.Stale <= o.Fresh {
 		return zero, opError("SWR", key, fmt.Errorf("%w: need 0 < Fresh < Stale, got Fresh %v, Stale %v", ErrInvalidTTL, o.Fresh, o.Stale))
 	}
+	o.Fresh, o.Stale = capTTL(o.Fresh), capTTL(o.Stale)
 	d, k, err := c.prepTagged(ctx, o.Driver, key, nil)
 	if err != nil {
 		return zero, opError("SWR", key, err)
