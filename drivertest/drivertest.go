@@ -98,6 +98,11 @@ func RunWith(t *testing.T, h Harness) {
 			case tc.kind == null && !h.StoresNothing:
 				t.Skip("a promise of drivers that store nothing")
 			}
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("the promise this case checks: %s", tc.explanation)
+				}
+			})
 			e := newEnv(t, h, h.New(t))
 			for _, c := range tc.needs {
 				if !c.has(e.d) {
