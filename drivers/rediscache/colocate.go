@@ -8,7 +8,7 @@ import (
 
 // colocated returns name, or name with a hash tag appended, such that it lies in key's
 // Cluster hash slot, so that one script may touch both (a script's keys must share a
-// slot). name must start with key, as in key + ":fence": then a key with a hash tag
+// slot). name must start with key, as in key + ".|fence": then a key with a hash tag
 // already shares it, and a key without braces gets "{<tag>}" with a tag chosen to land in
 // key's slot. The result is the same on every topology, so that a counter survives a move
 // from one node to a Cluster.
@@ -45,9 +45,9 @@ var slotTags = sync.OnceValue(func() *[slotCount]string {
 	return &t
 })
 
-// fenceKey is the key of key's fencing counter: key + ":fence", with a hash tag that puts
+// fenceKey is the key of key's fencing counter: key + ".|fence", with a hash tag that puts
 // it in key's hash slot when key has none.
-func fenceKey(key string) string { return colocated(key+":fence", key) }
+func fenceKey(key string) string { return colocated(key+".|fence", key) }
 
 // releasedChannel is the Pub/Sub channel that the compare-and-delete and compare-and-swap
 // scripts publish on when they change key (they build the same name in Lua), for

@@ -23,7 +23,7 @@ func TestSlotMatchesRedis(t *testing.T) {
 	defer c.Close()
 	ctx := context.Background()
 	keys := []string{"", "foo", "{user1000}.following", "{user1000}.followers", "foo{}{bar}", "foo{{bar}}zap",
-		"foo{bar}{zap}", "{}", "{", "}", "a{b", "a}b{c}", "billing.lock.x", "x:fence{3}", "日本語"}
+		"foo{bar}{zap}", "{}", "{", "}", "a{b", "a}b{c}", "billing.lock.x", "x.|fence{3}", "日本語"}
 	for range 200 {
 		k := rand.Text()
 		if k[0] < 'H' {
@@ -51,8 +51,8 @@ func TestFenceKeyColocated(t *testing.T) {
 	}
 	for _, k := range keys {
 		f := fenceKey(k)
-		if !strings.HasPrefix(f, k+":fence") {
-			t.Errorf("fenceKey(%q) = %q; want it to start with the key + \":fence\"", k, f)
+		if !strings.HasPrefix(f, k+".|fence") {
+			t.Errorf("fenceKey(%q) = %q; want it to start with the key + \".|fence\"", k, f)
 		}
 		if slot(f) != slot(k) {
 			t.Errorf("fenceKey(%q) = %q is in slot %d; the key is in slot %d", k, f, slot(f), slot(k))

@@ -83,7 +83,7 @@ func (d *Driver) CompareAndSwap(ctx context.Context, old any, e driver.Entry) (b
 }
 
 // CreateFenced creates e if e.Key is absent and returns the key's next fencing number,
-// with one Lua script. The counter is the key e.Key + ":fence" (with a hash tag that
+// with one Lua script. The counter is the key e.Key + ".|fence" (with a hash tag that
 // keeps it in e.Key's Cluster slot when e.Key has none, see [FenceKey]), a bare decimal
 // integer that never expires.
 //
@@ -145,7 +145,7 @@ func (d *Driver) CreateFenced(ctx context.Context, e driver.Entry) (int64, bool,
 }
 
 // FenceKey returns the key under which the driver keeps key's fencing counter:
-// key + ":fence", followed by "{<tag>}" when key has no hash tag of its own, so that the
+// key + ".|fence", followed by "{<tag>}" when key has no hash tag of its own, so that the
 // counter lies in key's Cluster hash slot.
 func FenceKey(key string) string { return fenceKey(key) }
 

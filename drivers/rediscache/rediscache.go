@@ -28,7 +28,7 @@
 // is Redis's own TTL (PX, in milliseconds, rounded up: a TTL under 1 ms is 1 ms, never
 // "no expiry"); a counter is a bare decimal integer that INCRBY works on; a lock is the
 // lock key holding a JSON string that starts with the owner label. Two extras live in
-// names of their own: a fenced lock's counter is the key "<lock key>:fence" (see
+// names of their own: a fenced lock's counter is the key "<lock key>.|fence" (see
 // [FenceKey]), and a release is announced on the Pub/Sub channel "<key>:released".
 //
 // # Commands
