@@ -32,7 +32,7 @@ func (c *Cache) Decrement(ctx context.Context, key string, delta int64) (int64, 
 func (c *Cache) add(ctx context.Context, op, key string, delta int64) (int64, error) {
 	d, k, err := c.prep(ctx, "", key)
 	if err != nil {
-		return 0, opError(op, key, err)
+		return 0, d.fail(op, key, err)
 	}
 	if d.incr == nil {
 		return 0, unsupported(d, op)
@@ -40,7 +40,7 @@ func (c *Cache) add(ctx context.Context, op, key string, delta int64) (int64, er
 	n, err := d.incr.Increment(ctx, k, delta, d.defTTL)
 	c.done(op, d, key, EventSet, err, time.Time{})
 	if err != nil {
-		return 0, opError(op, key, err)
+		return 0, d.fail(op, key, err)
 	}
 	return n, nil
 }
@@ -109,7 +109,7 @@ func ModifyWith[T any](ctx context.Context, c *Cache, key string, o ModifyOption
 	o.TTL, o.NewTTL = capTTL(o.TTL), capTTL(o.NewTTL)
 	d, k, err := c.prep(ctx, o.Driver, key)
 	if err != nil {
-		return zero, opError("Modify", key, err)
+		return zero, d.fail("Modify", key, err)
 	}
 	return modify(ctx, c, d, k, key, o, fn)
 }
@@ -178,7 +178,7 @@ func modifyOn[T any](ctx context.Context, d *namedDriver, k, key string, o Modif
 			return driver.Change{Entry: entry(v)}, nil
 		})
 		if err != nil {
-			return zero, 0, opError("Modify", key, err)
+			return zero, 0, d.fail("Modify", key, err)
 		}
 		return out, kind, nil
 	}
@@ -194,18 +194,18 @@ func modifyOn[T any](ctx context.Context, d *namedDriver, k, key string, o Modif
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
-				return zero, 0, opError("Modify", key, context.Cause(ctx))
+				return zero, 0, d.fail("Modify", key, context.Cause(ctx))
 			}
 			backoff = min(backoff*2, 5*time.Millisecond)
 		}
 		raw, found, err := d.d.Get(ctx, k)
 		if err != nil {
-			return zero, 0, opError("Modify", key, err)
+			return zero, 0, d.fail("Modify", key, err)
 		}
 		var cur T
 		if found {
 			if err := d.decode(raw, &cur); err != nil {
-				return zero, 0, opError("Modify", key, err)
+				return zero, 0, d.fail("Modify", key, err)
 			}
 		}
 		next, err := fn(cur, found)
@@ -220,11 +220,11 @@ func modifyOn[T any](ctx context.Context, d *namedDriver, k, key string, o Modif
 				return zero, EventRemoved, nil
 			}
 		case err != nil:
-			return zero, 0, opError("Modify", key, err)
+			return zero, 0, d.fail("Modify", key, err)
 		default:
 			v, err2 := d.encode(next)
 			if err2 != nil {
-				return zero, 0, opError("Modify", key, err2)
+				return zero, 0, d.fail("Modify", key, err2)
 			}
 			if found {
 				done, err = d.swap.CompareAndSwap(ctx, raw, entry(v))
@@ -238,8 +238,8 @@ func modifyOn[T any](ctx context.Context, d *namedDriver, k, key string, o Modif
 			}
 		}
 		if err != nil {
-			return zero, 0, opError("Modify", key, err)
+			return zero, 0, d.fail("Modify", key, err)
 		}
 	}
-	return zero, 0, opError("Modify", key, fmt.Errorf("%w: %d compare-and-swap attempts failed", ErrConflict, o.MaxAttempts))
+	return zero, 0, d.fail("Modify", key, fmt.Errorf("%w: %d compare-and-swap attempts failed", ErrConflict, o.MaxAttempts))
 }

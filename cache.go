@@ -314,7 +314,7 @@ func (c *Cache) Get(ctx context.Context, key string, dst any) (found bool, err e
 		c.m.record("Get", d, key, kind, err, start)
 	}
 	if err != nil {
-		return found, opError("Get", key, err)
+		return found, d.fail("Get", key, err)
 	}
 	return found, nil
 }
@@ -324,14 +324,14 @@ func (c *Cache) Get(ctx context.Context, key string, dst any) (found bool, err e
 func (c *Cache) Has(ctx context.Context, key string) (bool, error) {
 	d, k, err := c.prep(ctx, "", key)
 	if err != nil {
-		return false, opError("Has", key, err)
+		return false, d.fail("Has", key, err)
 	}
 	_, found, err := d.d.Get(ctx, k)
 	if kind := eventKind(found, err); c.m.wants(kind) {
 		c.m.record("Has", d, key, kind, err, time.Time{})
 	}
 	if err != nil {
-		return false, opError("Has", key, err)
+		return false, d.fail("Has", key, err)
 	}
 	return found, nil
 }
@@ -360,7 +360,7 @@ func (c *Cache) remove(ctx context.Context, op, override string, keys []string, 
 	}
 	d, err := c.driverFor(override)
 	if err != nil {
-		return opError(op, "", err)
+		return d.fail(op, "", err)
 	}
 	n := len(records)
 	if withKey {
@@ -370,7 +370,7 @@ func (c *Cache) remove(ctx context.Context, op, override string, keys []string, 
 	for _, key := range keys {
 		k, err := c.finalKey(ctx, key)
 		if err != nil {
-			return opError(op, key, err)
+			return d.fail(op, key, err)
 		}
 		if withKey {
 			final = append(final, k)
@@ -386,7 +386,7 @@ func (c *Cache) remove(ctx context.Context, op, override string, keys []string, 
 		}
 	}
 	if err != nil {
-		return opError(op, "", err)
+		return d.fail(op, "", err)
 	}
 	return nil
 }
@@ -397,7 +397,7 @@ func (c *Cache) remove(ctx context.Context, op, override string, keys []string, 
 func (c *Cache) Pull(ctx context.Context, key string, dst any) (found bool, err error) {
 	d, k, err := c.prep(ctx, "", key)
 	if err != nil {
-		return false, opError("Pull", key, err)
+		return false, d.fail("Pull", key, err)
 	}
 	if d.pull == nil {
 		return false, unsupported(d, "Pull")
@@ -405,14 +405,14 @@ func (c *Cache) Pull(ctx context.Context, key string, dst any) (found bool, err 
 	v, found, err := d.pull.Pull(ctx, k)
 	c.done("Pull", d, key, hitOrMiss(found), err, time.Time{})
 	if err != nil {
-		return false, opError("Pull", key, err)
+		return false, d.fail("Pull", key, err)
 	}
 	if !found {
 		return false, nil
 	}
 	c.done("Pull", d, key, EventRemoved, nil, time.Time{})
 	if err := d.decode(v, dst); err != nil {
-		return true, opError("Pull", key, err)
+		return true, d.fail("Pull", key, err)
 	}
 	return true, nil
 }
@@ -422,7 +422,7 @@ func (c *Cache) Pull(ctx context.Context, key string, dst any) (found bool, err 
 func (c *Cache) RemoveNamespace(ctx context.Context, ns string) error {
 	d, k, err := c.prep(ctx, "", trimDots(ns))
 	if err != nil {
-		return opError("RemoveNamespace", ns, err)
+		return d.fail("RemoveNamespace", ns, err)
 	}
 	if d.nsDel == nil {
 		return unsupported(d, "RemoveNamespace")
@@ -430,7 +430,7 @@ func (c *Cache) RemoveNamespace(ctx context.Context, ns string) error {
 	err = d.nsDel.DeleteNamespace(ctx, k)
 	c.done("RemoveNamespace", d, ns, EventFlushed, err, time.Time{})
 	if err != nil {
-		return opError("RemoveNamespace", ns, err)
+		return d.fail("RemoveNamespace", ns, err)
 	}
 	return nil
 }
@@ -441,11 +441,11 @@ func (c *Cache) RemoveNamespace(ctx context.Context, ns string) error {
 func (c *Cache) Flush(ctx context.Context) error {
 	d, err := c.driverFor("")
 	if err != nil {
-		return opError("Flush", "", err)
+		return d.fail("Flush", "", err)
 	}
 	scope, err := c.scope(ctx)
 	if err != nil {
-		return opError("Flush", "", err)
+		return d.fail("Flush", "", err)
 	}
 	if scope != "" {
 		if d.nsDel == nil {
@@ -454,7 +454,7 @@ func (c *Cache) Flush(ctx context.Context) error {
 		err := d.nsDel.DeleteNamespace(ctx, scope)
 		c.done("Flush", d, "", EventFlushed, err, time.Time{})
 		if err != nil {
-			return opError("Flush", scope, err)
+			return d.fail("Flush", scope, err)
 		}
 		return nil
 	}
@@ -464,7 +464,7 @@ func (c *Cache) Flush(ctx context.Context) error {
 	err = d.flush.Flush(ctx)
 	c.done("Flush", d, "", EventFlushed, err, time.Time{})
 	if err != nil {
-		return opError("Flush", "", err)
+		return d.fail("Flush", "", err)
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package cache
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/cachekit/cache/driver"
 )
@@ -36,15 +38,107 @@ var (
 	ErrUnsupported = errors.ErrUnsupported
 )
 
+// Error is the error of a cache operation: what was done, on which key and driver, and
+// why. Every error the cache returns for an operation is an *Error (fn's own errors
+// aside, which Lock, Remember and the like return as they are). Match its cause with
+// errors.Is and errors.As; read the fields with errors.As.
+//
+// Its message is one line that names the operation, the key and the driver once, with
+// one "cache:" prefix: `cache: Lock "lock.import" (driver "redis"): lock lost: its lease
+// ended while fn was running`.
+type Error struct {
+	// Op is the operation: "Get", "Set", "Lock", "Remember", ...
+	Op string
+	// Key is the key as the caller gave it; "" for an operation without one (Flush).
+	Key string
+	// Driver is the name of the driver the operation ran on; "" when it failed before one
+	// was chosen.
+	Driver string
+	// Err is the cause.
+	Err error
+}
+
+// Error returns the one-line message.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("cache: ")
+	b.WriteString(e.Op)
+	if e.Key != "" {
+		b.WriteByte(' ')
+		b.WriteString(strconv.Quote(e.Key))
+	}
+	if e.Driver != "" {
+		b.WriteString(" (driver ")
+		b.WriteString(strconv.Quote(e.Driver))
+		b.WriteByte(')')
+	}
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(causeText(e.Err))
+	}
+	return b.String()
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// causeText is err's message on one line, without the "cache: " prefixes of the errors
+// it wraps: the *Error around it says "cache:" once.
+func causeText(err error) string {
+	s := err.Error()
+	s = strings.ReplaceAll(s, "\n", "; ")
+	s = strings.TrimPrefix(s, "cache: ")
+	s = strings.ReplaceAll(s, ": cache: ", ": ")
+	return strings.ReplaceAll(s, "; cache: ", "; ")
+}
+
+// joined is errors.Join on one line: its message is the messages joined by "; ".
+type joined []error
+
+func (j joined) Error() string {
+	parts := make([]string, len(j))
+	for i, err := range j {
+		parts[i] = err.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (j joined) Unwrap() []error { return j }
+
+// joinErrs is errors.Join with a one-line message: nil errors are dropped, and nil is
+// returned when none is left; a single error is returned as it is.
+func joinErrs(errs ...error) error {
+	var j joined
+	for _, err := range errs {
+		if err != nil {
+			j = append(j, err)
+		}
+	}
+	switch len(j) {
+	case 0:
+		return nil
+	case 1:
+		return j[0]
+	}
+	return j
+}
+
 // unsupported is the error for a capability that the driver lacks.
 func unsupported(d *namedDriver, op string) error {
-	return fmt.Errorf("cache: %s: driver %q (%T) cannot do it atomically: %w", op, d.name, d.d, errors.ErrUnsupported)
+	return &Error{Op: op, Driver: d.name, Err: fmt.Errorf("%T cannot do it atomically: %w", d.d, errors.ErrUnsupported)}
 }
 
 // opError wraps err with the operation and the key, keeping it matchable with errors.Is.
 func opError(op, key string, err error) error {
-	if key == "" {
-		return fmt.Errorf("cache: %s: %w", op, err)
+	return &Error{Op: op, Key: key, Err: err}
+}
+
+// fail wraps err with the operation, the key and d's name (none for a nil d: the
+// operation failed before a driver was chosen).
+func (d *namedDriver) fail(op, key string, err error) error {
+	e := &Error{Op: op, Key: key, Err: err}
+	if d != nil {
+		e.Driver = d.name
 	}
-	return fmt.Errorf("cache: %s %q: %w", op, key, err)
+	return e
 }

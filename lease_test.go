@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -324,5 +325,37 @@ func TestLock_NotALock(t *testing.T) {
 				t.Fatalf("Acquire with Wait over an int: %v; want ErrNotALock at once", err)
 			}
 		})
+	}
+}
+
+// A lost lock's error is one line that names the key and the driver once, says "lock
+// lost" once and "cache:" once, whether or not fn returns its ctx's cause.
+func TestLock_LostErrorReadsOnce(t *testing.T) {
+	c := newCache(t, cache.Config{})
+	ctx := ctxT(t)
+	for _, returnCause := range []bool{true, false} {
+		_, err := cache.Lock(ctx, c, "lock.once-told", 20*time.Millisecond, func(fctx context.Context) (int, error) {
+			<-fctx.Done()
+			if returnCause {
+				return 0, context.Cause(fctx)
+			}
+			return 0, nil
+		})
+		if !errors.Is(err, cache.ErrLockLost) {
+			t.Fatalf("err %v; want ErrLockLost", err)
+		}
+		msg := err.Error()
+		for _, want := range []string{"cache:", `"lock.once-told"`, `"memory"`, "lock lost"} {
+			if n := strings.Count(msg, want); n != 1 {
+				t.Errorf("returnCause %v: %q appears %d times in %q", returnCause, want, n, msg)
+			}
+		}
+		if strings.Contains(msg, "\n") {
+			t.Errorf("returnCause %v: the message has several lines: %q", returnCause, msg)
+		}
+		var ce *cache.Error
+		if !errors.As(err, &ce) || ce.Op != "Lock" || ce.Key != "lock.once-told" || ce.Driver != "memory" {
+			t.Errorf("errors.As(*cache.Error) = %+v", ce)
+		}
 	}
 }

@@ -206,7 +206,7 @@ func (l *List[T]) read(ctx context.Context, d *namedDriver, k string) ([]T, erro
 	}
 	l.c.done("List", d, l.key, hitOrMiss(found), err, time.Time{})
 	if err != nil {
-		return nil, opError("List", l.key, err)
+		return nil, d.fail("List", l.key, err)
 	}
 	return all, nil
 }

@@ -139,26 +139,36 @@ func LockWith[T any](ctx context.Context, c *Cache, key string, o LockOptions, f
 		// Runs on return and on panic; a panic goes on after the release.
 		stop()
 		lost := context.Cause(fctx)
-		if !errors.Is(lost, ErrLockLost) && h.lapsed() {
-			// fn outlived the lease on a ctx that ended earlier (the caller's deadline)
-			// and went on regardless.
-			lost = errLeaseEnded
-		}
-		if errors.Is(lost, ErrLockLost) {
-			err = errors.Join(err, opError("Lock", key, lost))
-			c.done("Lock", h.d, key, EventLockLost, nil, time.Time{})
-		}
-		switch rerr := h.release(ctx); {
-		case errors.Is(rerr, ErrLockNotHeld):
-			if lost == nil || !errors.Is(lost, ErrLockLost) {
-				// Gone before its TTL without a renewal noticing: force-released,
-				// deleted, or evicted. Another holder may have run beside fn.
-				err = errors.Join(err, opError("Lock", key, errGoneEarly))
-				c.done("Lock", h.d, key, EventLockLost, nil, time.Time{})
+		if !errors.Is(lost, ErrLockLost) {
+			lost = nil
+			if h.lapsed() {
+				// fn outlived the lease on a ctx that ended earlier (the caller's
+				// deadline) and went on regardless.
+				lost = errLeaseEnded
 			}
-		case rerr != nil:
-			err = errors.Join(err, opError("Lock: release", key, rerr))
 		}
+		rerr := h.release(ctx)
+		switch {
+		case errors.Is(rerr, ErrLockNotHeld):
+			if lost == nil {
+				// Gone before its lease ended without a renewal noticing: force-released,
+				// deleted, or evicted. Another holder may have run beside fn.
+				lost = errGoneEarly
+			}
+			rerr = nil
+		case rerr != nil:
+			rerr = fmt.Errorf("release: %w", rerr)
+		}
+		if lost == nil && rerr == nil {
+			return
+		}
+		if lost != nil {
+			c.done("Lock", h.d, key, EventLockLost, nil, time.Time{})
+			if errors.Is(err, lost) {
+				lost = nil // fn returned context.Cause(ctx): say it once
+			}
+		}
+		err = h.d.fail("Lock", key, joinErrs(err, lost, rerr))
 	}()
 	out.Value, err = fn(fctx)
 	return out, err
@@ -238,11 +248,11 @@ func RestoreLock(ctx context.Context, c *Cache, key, token string, o LockOptions
 	}
 	d, k, err := c.prep(ctx, o.Driver, key)
 	if err != nil {
-		return nil, opError("RestoreLock", key, err)
+		return nil, d.fail("RestoreLock", key, err)
 	}
 	stored, err := d.encodeString(token)
 	if err != nil {
-		return nil, opError("RestoreLock", key, err)
+		return nil, d.fail("RestoreLock", key, err)
 	}
 	return &LockHandle{m: c.m, d: d, key: key, final: k, token: token, stored: stored, ttl: capTTL(o.TTL)}, nil
 }
@@ -270,7 +280,7 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 	o.TTL = capTTL(o.TTL)
 	d, k, err := c.prep(ctx, o.Driver, key)
 	if err != nil {
-		return nil, opError("Lock", key, err)
+		return nil, d.fail("Lock", key, err)
 	}
 	switch {
 	case d.cond == nil || d.cad == nil:
@@ -281,7 +291,7 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 		return nil, unsupported(d, "Lock with Fencing")
 	}
 	if err := ctx.Err(); err != nil { // a caller that has gone away takes no lock
-		return nil, opError("Lock", key, context.Cause(ctx))
+		return nil, d.fail("Lock", key, context.Cause(ctx))
 	}
 	owner := o.Owner
 	if owner == "" {
@@ -289,12 +299,12 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 	}
 	h := &LockHandle{m: c.m, d: d, key: key, final: k, token: newToken(owner), ttl: o.TTL}
 	if h.stored, err = d.encodeString(h.token); err != nil {
-		return nil, opError("Lock", key, err)
+		return nil, d.fail("Lock", key, err)
 	}
 	ok, err := h.try(ctx, o.Fencing)
 	if err != nil {
 		c.done("Lock", d, key, 0, err, time.Time{})
-		return nil, opError("Lock", key, err)
+		return nil, d.fail("Lock", key, err)
 	}
 	if ok {
 		c.done("Lock", d, key, EventLockAcquired, nil, time.Time{})
@@ -302,17 +312,17 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 	}
 	if err := holdsLock(ctx, d, k); err != nil {
 		c.done("Lock", d, key, 0, err, time.Time{})
-		return nil, opError("Lock", key, err)
+		return nil, d.fail("Lock", key, err)
 	}
 	c.done("Lock", d, key, EventLockContended, nil, time.Time{})
 	if o.Wait <= 0 {
-		return nil, opError("Lock", key, ErrNotAcquired)
+		return nil, d.fail("Lock", key, ErrNotAcquired)
 	}
 	if err := waitFor(ctx, d, k, o.Wait, func() (bool, error) { return h.try(ctx, o.Fencing) }); err != nil {
 		if !errors.Is(err, ErrNotAcquired) {
 			c.done("Lock", d, key, 0, err, time.Time{})
 		}
-		return nil, opError("Lock", key, err)
+		return nil, d.fail("Lock", key, err)
 	}
 	c.done("Lock", d, key, EventLockAcquired, nil, time.Time{})
 	return h, nil
@@ -633,7 +643,7 @@ func (h *LockHandle) Release(ctx context.Context) error {
 		err = errors.Join(fmt.Errorf("%w: its lease ended at %v, before the release", ErrLockLost, h.ValidUntil().Round(0)), err)
 	}
 	if err != nil {
-		return opError("Release", h.key, err)
+		return h.d.fail("Release", h.key, err)
 	}
 	return nil
 }
@@ -652,7 +662,7 @@ func (h *LockHandle) Extend(ctx context.Context, ttl time.Duration) error {
 		ttl = h.ttl
 	}
 	if ttl <= 0 {
-		return opError("Extend", h.key, fmt.Errorf("%w: %v", ErrInvalidTTL, ttl))
+		return h.d.fail("Extend", h.key, fmt.Errorf("%w: %v", ErrInvalidTTL, ttl))
 	}
 	ttl = capTTL(ttl)
 	if h.d.ext == nil {
@@ -666,10 +676,10 @@ func (h *LockHandle) Extend(ctx context.Context, ttl time.Duration) error {
 		return h.d.ext.Extend(ctx, h.final, h.stored, ttl)
 	})
 	if err != nil {
-		return opError("Extend", h.key, err)
+		return h.d.fail("Extend", h.key, err)
 	}
 	if !ok {
-		return opError("Extend", h.key, ErrLockNotHeld)
+		return h.d.fail("Extend", h.key, ErrLockNotHeld)
 	}
 	if h.sent.Load() == seq {
 		h.until.Store(leaseEnd(sent, ttl))
@@ -685,10 +695,10 @@ func (h *LockHandle) TTL(ctx context.Context) (time.Duration, error) {
 	}
 	info, err := inspect(ctx, h.d, h.final)
 	if err != nil {
-		return 0, opError("TTL", h.key, err)
+		return 0, h.d.fail("TTL", h.key, err)
 	}
 	if !info.Held || info.Token != h.token {
-		return 0, opError("TTL", h.key, ErrLockNotHeld)
+		return 0, h.d.fail("TTL", h.key, ErrLockNotHeld)
 	}
 	return info.TTL, nil
 }
@@ -709,11 +719,11 @@ type LockInfo struct {
 func InspectLock(ctx context.Context, c *Cache, key string) (LockInfo, error) {
 	d, k, err := c.prep(ctx, "", key)
 	if err != nil {
-		return LockInfo{}, opError("InspectLock", key, err)
+		return LockInfo{}, d.fail("InspectLock", key, err)
 	}
 	info, err := inspect(ctx, d, k)
 	if err != nil {
-		return LockInfo{}, opError("InspectLock", key, err)
+		return LockInfo{}, d.fail("InspectLock", key, err)
 	}
 	info.Key = key
 	return info, nil

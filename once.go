@@ -78,7 +78,7 @@ func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, f
 	o.LockTTL = capTTL(o.LockTTL)
 	d, k, err := c.prep(ctx, o.Driver, key)
 	if err != nil {
-		return out, opError("Once", key, err)
+		return out, d.fail("Once", key, err)
 	}
 	if d.cond == nil || d.cad == nil || d.swap == nil || d.ext == nil {
 		return out, unsupported(d, "Once")
@@ -86,12 +86,12 @@ func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, f
 	token := oncePending + cryptorand.Text()
 	pending, err := d.encodeString(token)
 	if err != nil {
-		return out, opError("Once", key, err)
+		return out, d.fail("Once", key, err)
 	}
 	h := &LockHandle{d: d, key: key, final: k, token: token, stored: pending, ttl: o.LockTTL}
 	for first := true; ; first = false {
 		if err := ctx.Err(); err != nil {
-			return out, opError("Once", key, context.Cause(ctx))
+			return out, d.fail("Once", key, context.Cause(ctx))
 		}
 		// Watch before looking, so that a change between the look and the wait is seen;
 		// but not on the first look, which usually settles it (on Redis a watch is a
@@ -108,7 +108,7 @@ func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, f
 		if err != nil {
 			cancel()
 			c.done("Once", d, key, 0, err, time.Time{})
-			return out, opError("Once", key, err)
+			return out, d.fail("Once", key, err)
 		}
 		if created {
 			cancel()
@@ -121,7 +121,7 @@ func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, f
 			cancel()
 			c.done("Once", d, key, EventHit, err, time.Time{})
 			if err != nil {
-				return out, opError("Once", key, err)
+				return out, d.fail("Once", key, err)
 			}
 			return OnceOutcome[T]{Value: v}, nil
 		}
@@ -152,7 +152,7 @@ func runOnce[T any](ctx context.Context, c *Cache, h *LockHandle, ttl time.Durat
 	stop()
 	if lost := context.Cause(fctx); errors.Is(lost, ErrLockLost) {
 		// Another caller may be running fn now: say so, and keep what fn returned.
-		return OnceOutcome[T]{Ran: true, Value: v}, opError("Once", h.key, errors.Join(err, lost))
+		return OnceOutcome[T]{Ran: true, Value: v}, h.d.fail("Once", h.key, joinErrs(err, lost))
 	}
 	if err != nil {
 		if rerr := h.release(ctx); rerr != nil && !errors.Is(rerr, ErrLockNotHeld) {
@@ -163,7 +163,7 @@ func runOnce[T any](ctx context.Context, c *Cache, h *LockHandle, ttl time.Durat
 	rec, err := h.d.encode(onceDone[T]{Once: true, Value: v})
 	if err != nil {
 		_ = h.release(ctx)
-		return OnceOutcome[T]{Ran: true, Value: v}, opError("Once", h.key, err)
+		return OnceOutcome[T]{Ran: true, Value: v}, h.d.fail("Once", h.key, err)
 	}
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), ReleaseTimeout)
 	defer scancel()
@@ -173,9 +173,9 @@ func runOnce[T any](ctx context.Context, c *Cache, h *LockHandle, ttl time.Durat
 	}
 	switch {
 	case err != nil:
-		return OnceOutcome[T]{Ran: true, Value: v}, opError("Once: store the result", h.key, err)
+		return OnceOutcome[T]{Ran: true, Value: v}, h.d.fail("Once: store the result", h.key, err)
 	case !swapped:
-		return OnceOutcome[T]{Ran: true, Value: v}, opError("Once", h.key, fmt.Errorf("%w: the pending marker was gone when fn returned", ErrLockLost))
+		return OnceOutcome[T]{Ran: true, Value: v}, h.d.fail("Once", h.key, fmt.Errorf("%w: the pending marker was gone when fn returned", ErrLockLost))
 	}
 	return OnceOutcome[T]{Ran: true, Value: v}, nil
 }

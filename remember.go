@@ -83,7 +83,7 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 	o.TTL, o.LockTTL, o.NegativeTTL = capTTL(o.TTL), capTTL(o.LockTTL), capTTL(o.NegativeTTL)
 	d, k, err := c.prepTagged(ctx, o.Driver, key, nil)
 	if err != nil {
-		return zero, opError("Remember", key, err)
+		return zero, d.fail("Remember", key, err)
 	}
 	if o.Distributed && (d.cond == nil || d.cad == nil) {
 		return zero, unsupported(d, "Remember with Distributed")
@@ -99,7 +99,7 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 		c.m.record("Remember", d, key, kind, err, time.Time{})
 	}
 	if err != nil {
-		return zero, opError("Remember", key, err)
+		return zero, d.fail("Remember", key, err)
 	}
 	if found {
 		if t, ok := v.(T); ok && d.codec == nil {
@@ -107,7 +107,7 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 		}
 		var t T
 		if err := d.decode(v, &t); err != nil {
-			return zero, opError("Remember", key, err)
+			return zero, d.fail("Remember", key, err)
 		}
 		return t, nil
 	}
@@ -143,9 +143,9 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 	if o.NegativeTTL > 0 {
 		// A recent load found nothing: say so again without loading.
 		if _, none, err := d.d.Get(ctx, noneKey); err != nil {
-			return zero, opError("Remember", key, err)
+			return zero, d.fail("Remember", key, err)
 		} else if none {
-			return zero, opError("Remember", key, ErrNotFound)
+			return zero, d.fail("Remember", key, ErrNotFound)
 		}
 	}
 	load := func() (any, error) {
@@ -168,7 +168,7 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 		}
 		return t, nil
 	}
-	return flight[T](ctx, c, d.name+"\x00"+k, "Remember", key, func() (any, error) {
+	return flight[T](ctx, c, d, d.name+"\x00"+k, "Remember", key, func() (any, error) {
 		// A caller that missed just after a previous flight stored the value (or found
 		// nothing). Any error stops the load: a key the driver cannot read (another
 		// program's data) or a value that does not decode is never overwritten.
@@ -188,7 +188,7 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 // own ctx is live runs it again; any other error, whatever it wraps (a loader's own
 // timeout wraps context.DeadlineExceeded), reaches every waiter once. A panic in load goes
 // to the caller that ran it, and is an error for the others.
-func flight[T any](ctx context.Context, c *Cache, fkey, op, key string, load func() (any, error)) (T, error) {
+func flight[T any](ctx context.Context, c *Cache, d *namedDriver, fkey, op, key string, load func() (any, error)) (T, error) {
 	var zero T
 	for {
 		var ran bool // set by the goroutine that runs the flight; read after <-ch
@@ -209,7 +209,7 @@ func flight[T any](ctx context.Context, c *Cache, fkey, op, key string, load fun
 		case r := <-ch:
 			res = resultT{r.Val, r.Err}
 		case <-ctx.Done():
-			return zero, opError(op, key, context.Cause(ctx))
+			return zero, d.fail(op, key, context.Cause(ctx))
 		}
 		val, _ := res.val.(T) // a nil interface value does not assert
 		if res.err == nil {
@@ -220,11 +220,11 @@ func flight[T any](ctx context.Context, c *Cache, fkey, op, key string, load fun
 			if ran {
 				panic(pe.value)
 			}
-			return zero, opError(op, key, res.err)
+			return zero, d.fail(op, key, res.err)
 		}
 		var se *storeError
 		if errors.As(res.err, &se) {
-			return val, opError(op, key, se.err)
+			return val, d.fail(op, key, se.err)
 		}
 		var ended *starterEnded
 		if errors.As(res.err, &ended) {
@@ -232,9 +232,9 @@ func flight[T any](ctx context.Context, c *Cache, fkey, op, key string, load fun
 			if !ran && ctx.Err() == nil {
 				continue
 			}
-			return zero, opError(op, key, ended.err)
+			return zero, d.fail(op, key, ended.err)
 		}
-		return zero, opError(op, key, res.err)
+		return zero, d.fail(op, key, res.err)
 	}
 }
 

@@ -13,14 +13,14 @@ import (
 func (c *Cache) Scan(ctx context.Context, ns string, fn func(key string) bool) error {
 	d, err := c.driverFor("")
 	if err != nil {
-		return opError("Scan", ns, err)
+		return d.fail("Scan", ns, err)
 	}
 	if d.scan == nil {
 		return unsupported(d, "Scan")
 	}
 	scope, err := c.scope(ctx)
 	if err != nil {
-		return opError("Scan", ns, err)
+		return d.fail("Scan", ns, err)
 	}
 	base := join(scope, trimDots(ns)) // the namespace's own key, or the scope
 	strip := 0
@@ -38,7 +38,7 @@ func (c *Cache) Scan(ctx context.Context, ns string, fn func(key string) bool) e
 		return fn(k[strip:])
 	})
 	if err != nil {
-		return opError("Scan", ns, err)
+		return d.fail("Scan", ns, err)
 	}
 	return nil
 }

@@ -72,7 +72,7 @@ func (c *Cache) Set(ctx context.Context, key string, v any, ttl time.Duration) e
 	}
 	d, k, err := c.prepTagged(ctx, "", key, nil)
 	if err != nil {
-		return opError("Set", key, err)
+		return d.fail("Set", key, err)
 	}
 	if ttl == 0 {
 		ttl = d.defTTL
@@ -86,7 +86,7 @@ func (c *Cache) Set(ctx context.Context, key string, v any, ttl time.Duration) e
 		c.m.record("Set", d, key, kind, err, start)
 	}
 	if err != nil {
-		return opError("Set", key, err)
+		return d.fail("Set", key, err)
 	}
 	return nil
 }
@@ -103,7 +103,7 @@ func (c *Cache) SetWith(ctx context.Context, key string, v any, o SetOptions) (S
 	}
 	d, k, err := c.prepTagged(ctx, o.Driver, key, o.Tags)
 	if err != nil {
-		return SetResult{}, opError("SetWith", key, err)
+		return SetResult{}, d.fail("SetWith", key, err)
 	}
 	if ttl == 0 {
 		ttl = d.defTTL
@@ -113,11 +113,11 @@ func (c *Cache) SetWith(ctx context.Context, key string, v any, o SetOptions) (S
 		c.done("SetWith", d, key, EventSet, err, time.Time{})
 	}
 	if err != nil {
-		return SetResult{}, opError("SetWith", key, err)
+		return SetResult{}, d.fail("SetWith", key, err)
 	}
 	if written {
 		if err := c.indexTags(ctx, d, k, ttl, o.Tags); err != nil {
-			return SetResult{Written: true}, opError("SetWith", key, err)
+			return SetResult{Written: true}, d.fail("SetWith", key, err)
 		}
 	}
 	return SetResult{Written: written}, nil
@@ -127,15 +127,15 @@ func (c *Cache) SetWith(ctx context.Context, key string, v any, o SetOptions) (S
 func (c *Cache) Forever(ctx context.Context, key string, v any) error {
 	d, k, err := c.prepTagged(ctx, "", key, nil)
 	if err != nil {
-		return opError("Forever", key, err)
+		return d.fail("Forever", key, err)
 	}
 	_, err = d.write(ctx, driver.Entry{Key: k, Value: v}, Upsert)
 	c.done("Forever", d, key, EventSet, err, time.Time{})
 	if err != nil {
-		return opError("Forever", key, err)
+		return d.fail("Forever", key, err)
 	}
 	if err := c.indexTags(ctx, d, k, 0, nil); err != nil {
-		return opError("Forever", key, err)
+		return d.fail("Forever", key, err)
 	}
 	return nil
 }
@@ -203,7 +203,7 @@ func (c *Cache) SetMany(ctx context.Context, items map[string]any, ttl time.Dura
 		err = c.checkTags(d, nil)
 	}
 	if err != nil {
-		return opError("SetMany", "", err)
+		return d.fail("SetMany", "", err)
 	}
 	if ttl == 0 {
 		ttl = d.defTTL
@@ -213,10 +213,10 @@ func (c *Cache) SetMany(ctx context.Context, items map[string]any, ttl time.Dura
 	for key, v := range items {
 		k, err := c.finalKey(ctx, key)
 		if err != nil {
-			return opError("SetMany", key, err)
+			return d.fail("SetMany", key, err)
 		}
 		if v, err = d.encode(v); err != nil {
-			return opError("SetMany", key, err)
+			return d.fail("SetMany", key, err)
 		}
 		entries = append(entries, driver.Entry{Key: k, Value: v, TTL: ttl})
 		keys = append(keys, key)
@@ -224,13 +224,13 @@ func (c *Cache) SetMany(ctx context.Context, items map[string]any, ttl time.Dura
 	if d.bset != nil {
 		if err := d.bset.SetMany(ctx, entries); err != nil {
 			c.done("SetMany", d, "", 0, err, time.Time{})
-			return opError("SetMany", "", err)
+			return d.fail("SetMany", "", err)
 		}
 	} else {
 		for i, e := range entries {
 			if err := d.d.Set(ctx, e); err != nil {
 				c.done("SetMany", d, keys[i], 0, err, time.Time{})
-				return opError("SetMany", e.Key, err)
+				return d.fail("SetMany", e.Key, err)
 			}
 		}
 	}
@@ -241,7 +241,7 @@ func (c *Cache) SetMany(ctx context.Context, items map[string]any, ttl time.Dura
 	}
 	for _, e := range entries {
 		if err := c.indexTags(ctx, d, e.Key, ttl, nil); err != nil {
-			return opError("SetMany", e.Key, err)
+			return d.fail("SetMany", e.Key, err)
 		}
 	}
 	return nil
@@ -252,19 +252,19 @@ func (c *Cache) SetMany(ctx context.Context, items map[string]any, ttl time.Dura
 func Many[T any](ctx context.Context, c *Cache, keys ...string) (map[string]T, error) {
 	d, err := c.driverFor("")
 	if err != nil {
-		return nil, opError("Many", "", err)
+		return nil, d.fail("Many", "", err)
 	}
 	final := make([]string, len(keys))
 	for i, key := range keys {
 		if final[i], err = c.finalKey(ctx, key); err != nil {
-			return nil, opError("Many", key, err)
+			return nil, d.fail("Many", key, err)
 		}
 	}
 	out := make(map[string]T, len(keys))
 	put := func(i int, v any) error {
 		var t T
 		if err := d.decode(v, &t); err != nil {
-			return opError("Many", keys[i], err)
+			return d.fail("Many", keys[i], err)
 		}
 		out[keys[i]] = t
 		return nil
@@ -273,7 +273,7 @@ func Many[T any](ctx context.Context, c *Cache, keys ...string) (map[string]T, e
 		vals, found, err := d.bget.GetMany(ctx, final)
 		if err != nil {
 			c.done("Many", d, "", 0, err, time.Time{})
-			return nil, opError("Many", "", err)
+			return nil, d.fail("Many", "", err)
 		}
 		for i := range final {
 			if kind := hitOrMiss(found[i]); c.m.wants(kind) {
@@ -293,7 +293,7 @@ func Many[T any](ctx context.Context, c *Cache, keys ...string) (map[string]T, e
 			c.m.record("Many", d, keys[i], kind, err, time.Time{})
 		}
 		if err != nil {
-			return nil, opError("Many", keys[i], err)
+			return nil, d.fail("Many", keys[i], err)
 		}
 		if found {
 			if err := put(i, v); err != nil {

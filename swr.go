@@ -42,20 +42,20 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 	o.Fresh, o.Stale = capTTL(o.Fresh), capTTL(o.Stale)
 	d, k, err := c.prepTagged(ctx, o.Driver, key, nil)
 	if err != nil {
-		return zero, opError("SWR", key, err)
+		return zero, d.fail("SWR", key, err)
 	}
 	fk := recordKey(k, recFresh)
 	vals, found, err := getMany(ctx, d, []string{k, fk})
 	if err != nil {
 		c.done("SWR", d, key, 0, err, time.Time{})
-		return zero, opError("SWR", key, err)
+		return zero, d.fail("SWR", key, err)
 	}
 	if found[0] {
 		var t T
 		err := d.decode(vals[0], &t)
 		c.done("SWR", d, key, EventHit, err, time.Time{})
 		if err != nil {
-			return zero, opError("SWR", key, err)
+			return zero, d.fail("SWR", key, err)
 		}
 		if !found[1] {
 			c.refresh(ctx, "swr\x00"+d.name+"\x00"+k, func(rctx context.Context) {
@@ -98,7 +98,7 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 		}
 		return t, nil
 	}
-	return flight[T](ctx, c, "swr\x00"+d.name+"\x00"+k, "SWR", key, load)
+	return flight[T](ctx, c, d, "swr\x00"+d.name+"\x00"+k, "SWR", key, load)
 }
 
 // refresh runs job in the background, once per flight at a time, on a context that

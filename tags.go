@@ -36,15 +36,15 @@ func (c *Cache) Invalidate(ctx context.Context) error {
 func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
 	d, err := c.driverFor("")
 	if err != nil {
-		return opError("Invalidate", "", err)
+		return d.fail("Invalidate", "", err)
 	}
 	for _, tag := range tags {
 		if tag == "" {
-			return opError("Invalidate", "", fmt.Errorf("%w: empty tag", ErrInvalidKey))
+			return d.fail("Invalidate", "", fmt.Errorf("%w: empty tag", ErrInvalidKey))
 		}
 		tk, err := c.tagKey(ctx, tag)
 		if err != nil {
-			return opError("Invalidate", tag, err)
+			return d.fail("Invalidate", tag, err)
 		}
 		var members []string
 		_, err = modify(ctx, c, d, tk, tag, ModifyOptions{MaxAttempts: 100, forever: true, silent: true},
@@ -54,12 +54,12 @@ func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
 			})
 		if err != nil {
 			c.done("InvalidateTags", d, tag, 0, err, time.Time{})
-			return opError("Invalidate", tag, err)
+			return d.fail("Invalidate", tag, err)
 		}
 		for batch := range slices.Chunk(members, 500) {
 			if err := d.d.Delete(ctx, batch...); err != nil {
 				c.done("InvalidateTags", d, tag, 0, err, time.Time{})
-				return opError("Invalidate", tag, err)
+				return d.fail("Invalidate", tag, err)
 			}
 		}
 		// One flushed event per tag, with the tag as Key: the entries' keys in the index

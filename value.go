@@ -159,7 +159,7 @@ func isInt(k reflect.Kind) bool {
 func GetAs[T any](ctx context.Context, c *Cache, key string) (v T, found bool, err error) {
 	d, k, err := c.prep(ctx, "", key)
 	if err != nil {
-		return v, false, opError("Get", key, err)
+		return v, false, d.fail("Get", key, err)
 	}
 	raw, found, err := d.d.Get(ctx, k)
 	if kind := eventKind(found, err); c.m.wants(kind) {
@@ -167,7 +167,7 @@ func GetAs[T any](ctx context.Context, c *Cache, key string) (v T, found bool, e
 	}
 	if err != nil || !found {
 		if err != nil {
-			err = opError("Get", key, err)
+			err = d.fail("Get", key, err)
 		}
 		return v, false, err
 	}
@@ -182,7 +182,7 @@ func GetAs[T any](ctx context.Context, c *Cache, key string) (v T, found bool, e
 func decodeAs[T any](d *namedDriver, key string, raw any) (T, bool, error) {
 	var t T
 	if err := d.decode(raw, &t); err != nil {
-		return t, true, opError("Get", key, err)
+		return t, true, d.fail("Get", key, err)
 	}
 	return t, true, nil
 }
