@@ -625,3 +625,45 @@ func TestRedisClusterKeys(t *testing.T) {
 }
 
 func init() { redis.SetLogger(quietRedis{}) } // as main does
+
+// TestConfigErrors: a bad configuration is a usage error whose message names what the
+// user gave (--driver, --prefix, the CACHE_* variables), never a Go field.
+func TestConfigErrors(t *testing.T) {
+	s := memoryStore(t)
+	two := "main=" + memURL + "; other=memory://"
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+		want []string
+	}{
+		{map[string]string{"CACHE_DRIVERS": two}, nil, []string{"CACHE_DRIVERS names 2 drivers (main, other)", "--driver", "CACHE_DEFAULT"}},
+		{map[string]string{"CACHE_DRIVERS": two, "CACHE_DEFAULT": "mian"}, nil, []string{`CACHE_DEFAULT "mian"`, "main, other", `did you mean "main"?`}},
+		{map[string]string{"CACHE_DRIVERS": two, "CACHE_DEFAULT": "main"}, []string{"--driver", "nope"}, []string{`--driver "nope"`, "main, other"}},
+		{map[string]string{"CACHE_DRIVERS": two}, []string{"--driver", "nope"}, []string{`--driver "nope"`}},
+		{map[string]string{"CACHE_DRIVERS": two, "CACHE_DEFAULT": "main", "CACHE_PREFIX": "acme.eu"}, nil, []string{`CACHE_PREFIX "acme.eu"`, "separator"}},
+		{map[string]string{"CACHE_DRIVERS": two, "CACHE_DEFAULT": "main"}, []string{"--prefix", "acme.eu"}, []string{`--prefix "acme.eu"`}},
+		{map[string]string{}, []string{"--url", memURL, "--prefix", "a|b"}, []string{`--prefix "a|b"`}},
+		{map[string]string{"CACHE_DRIVERS": two, "CACHE_DEFAULT": "main", "CACHE_METRICS": "yes"}, nil, []string{`CACHE_METRICS="yes"`, "true or false"}},
+		{map[string]string{"CACHE_DRIVERS": "a=memory://;a=memory://"}, nil, []string{"CACHE_DRIVERS", `"a" is named twice`}},
+	} {
+		s.env = tc.env
+		r := s.bare(t, append([]string{"keys"}, tc.args...)...)
+		if r.code != exitUsage || r.stdout != "" {
+			t.Errorf("env %v, args %q: exit %d, stdout %q; want a usage error", tc.env, tc.args, r.code, r.stdout)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(r.stderr, w) {
+				t.Errorf("env %v, args %q: stderr %q; want it to contain %q", tc.env, tc.args, r.stderr, w)
+			}
+		}
+		for _, goName := range []string{"Default ", "Prefix ", "Metrics", "cache.Config"} {
+			if strings.Contains(r.stderr, goName) {
+				t.Errorf("env %v, args %q: stderr %q names the Go field %q", tc.env, tc.args, r.stderr, goName)
+			}
+		}
+	}
+	// The same environment with the choices made works, and --prefix wins over a bad
+	// CACHE_PREFIX.
+	s.env = map[string]string{"CACHE_DRIVERS": two, "CACHE_PREFIX": "acme.eu", "CACHE_METRICS": "true"}
+	s.bare(t, "keys", "--driver", "main", "--prefix", "acme").want(t, exitOK)
+}

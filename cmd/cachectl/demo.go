@@ -20,6 +20,11 @@ type demoReport struct {
 	WebhookProcessed, WebhookAcked int
 	WebhookRetryRan                bool // a delivery after processing finished ran again
 
+	OnceRuns       int64 // how many times Once ran the handler, for all deliveries
+	OnceRan        int   // deliveries whose Once call ran it (Ran == true)
+	OnceSameValue  int   // deliveries that got the handler's result
+	OnceRetrySkips bool  // the late retry did not run it, and got the result
+
 	ReportOwnerSeen string // the owner label the second worker read with Get
 	ReportSkipped   bool   // the second worker's own LockWith got Acquired == false
 	ReportReleased  bool   // Get found no lock after the first worker returned
@@ -49,7 +54,7 @@ func runDemo(ctx context.Context, w io.Writer) (demoReport, error) {
 	fmt.Fprintln(w, "cachekit demo: the lock guide's recipes on the in-process memory driver.")
 	fmt.Fprintln(w, "Goroutines stand in for servers: an in-process driver locks within one process.")
 	for _, step := range []func(context.Context, io.Writer, *cache.Cache, *demoReport) error{
-		cronDemo, webhookDemo, reportDemo, rememberDemo,
+		cronDemo, webhookDemo, onceDemo, reportDemo, rememberDemo,
 	} {
 		fmt.Fprintln(w)
 		if err := step(ctx, w, c, &rep); err != nil {
@@ -145,7 +150,7 @@ func webhookDemo(ctx context.Context, w io.Writer, c *cache.Cache, rep *demoRepo
 	const deliveries = 20
 	const eventID = "evt_1Nq2"
 	key := "webhook.stripe." + eventID
-	fmt.Fprintf(w, "2. Idempotent webhook: %d concurrent deliveries of event %s\n", deliveries, eventID)
+	fmt.Fprintf(w, "2. Webhook with a lock, which skips concurrent duplicates only: %d concurrent deliveries of event %s\n", deliveries, eventID)
 	fmt.Fprintf(w, "   cache.Lock(ctx, c, %q, 24*time.Hour, processStripeEvent)\n", key)
 
 	var processed atomic.Int64
@@ -194,8 +199,64 @@ func webhookDemo(ctx context.Context, w io.Writer, c *cache.Cache, rep *demoRepo
 		fmt.Fprintln(w, "   late retry, after processing finished: skipped")
 	}
 	fmt.Fprintln(w, "   note: a lock only dedups deliveries that overlap the processing. It is released")
-	fmt.Fprintln(w, "   when fn returns, so a retry that comes later runs again. For exactly-once, record")
-	fmt.Fprintln(w, "   that the event was processed (see docs/locks.md, \"What a lock does not guarantee\").")
+	fmt.Fprintln(w, "   when fn returns, so a retry that comes later runs again. cache.Once (next) remembers")
+	fmt.Fprintln(w, "   that the event was processed (docs/locks.md, \"What a lock does not protect against\").")
+	return nil
+}
+
+// onceDemo: the same deliveries with cache.Once: the handler runs once, the concurrent
+// deliveries wait for its result, and a retry after it finished gets the result without
+// running it again, for as long as the TTL.
+func onceDemo(ctx context.Context, w io.Writer, c *cache.Cache, rep *demoReport) error {
+	const deliveries = 20
+	const eventID = "evt_1Nq3"
+	const want = "charge.succeeded recorded"
+	key := "webhook.stripe." + eventID
+	fmt.Fprintf(w, "3. Once per event: %d concurrent deliveries of event %s, then a late retry\n", deliveries, eventID)
+	fmt.Fprintf(w, "   cache.Once(ctx, c, %q, 7*24*time.Hour, processStripeEvent)\n", key)
+
+	var runs atomic.Int64
+	process := func(ctx context.Context) (string, error) {
+		runs.Add(1)
+		select { // the handler takes a while: the other deliveries arrive meanwhile
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+		return want, nil
+	}
+	outs := make([]cache.OnceOutcome[string], deliveries)
+	errs := make([]error, deliveries)
+	together(deliveries, func(i int) {
+		outs[i], errs[i] = cache.Once(ctx, c, key, 7*24*time.Hour, process)
+	})
+	for i, out := range outs {
+		if errs[i] != nil {
+			return fmt.Errorf("once: delivery %d: %w", i+1, errs[i])
+		}
+		if out.Ran {
+			rep.OnceRan++
+			fmt.Fprintf(w, "   delivery %2d  200 processed: %s\n", i+1, out.Value)
+		}
+		if out.Value == want {
+			rep.OnceSameValue++
+		}
+	}
+	fmt.Fprintf(w, "   other %d deliveries  200 with the same result (waited for it, fn not run)\n", deliveries-rep.OnceRan)
+
+	out, err := cache.Once(ctx, c, key, 7*24*time.Hour, process)
+	if err != nil {
+		return fmt.Errorf("once: late retry: %w", err)
+	}
+	rep.OnceRetrySkips = !out.Ran && out.Value == want
+	rep.OnceRuns = runs.Load()
+	if out.Ran {
+		fmt.Fprintln(w, "   late retry, after processing finished: processed AGAIN")
+	} else {
+		fmt.Fprintf(w, "   late retry, after processing finished: skipped, result %q\n", out.Value)
+	}
+	fmt.Fprintf(w, "   => processed %d time(s) for %d deliveries; the result is kept for the TTL\n", rep.OnceRuns, deliveries+1)
+	fmt.Fprintln(w, "   (docs/once.md; docs/locks.md, \"Webhooks: process each event once, with `cache.Once`\")")
 	return nil
 }
 
@@ -204,7 +265,7 @@ func webhookDemo(ctx context.Context, w io.Writer, c *cache.Cache, rep *demoRepo
 func reportDemo(ctx context.Context, w io.Writer, c *cache.Cache, rep *demoReport) error {
 	const date = "2026-03-01"
 	key := "lock.daily-report." + date
-	fmt.Fprintln(w, "3. Batch report with an owner label")
+	fmt.Fprintln(w, "4. Batch report with an owner label")
 	fmt.Fprintf(w, "   cache.LockWith(ctx, c, %q, cache.LockOptions{TTL: time.Hour, Owner: \"worker.reports-1\"}, generate)\n", key)
 
 	held := make(chan struct{})
@@ -279,7 +340,7 @@ func reportDemo(ctx context.Context, w io.Writer, c *cache.Cache, rep *demoRepor
 func rememberDemo(ctx context.Context, w io.Writer, c *cache.Cache, rep *demoReport) error {
 	const callers = 100
 	const want = "totals: 1234 orders"
-	fmt.Fprintf(w, "4. Remember stampede: %d goroutines ask for report.totals on a cold cache\n", callers)
+	fmt.Fprintf(w, "5. Remember stampede: %d goroutines ask for report.totals on a cold cache\n", callers)
 	fmt.Fprintln(w, `   cache.Remember(ctx, c, "report.totals", time.Minute, loadTotals)`)
 
 	var runs atomic.Int64

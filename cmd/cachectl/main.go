@@ -20,12 +20,17 @@
 //	unlock KEY --force              remove a lock whoever holds it
 //	unlock KEY --token T            release a lock only if T still holds it
 //	stats                           count the keys per top-level namespace
-//	demo                            play the lock guide's recipes on the memory driver
+//	demo                            play the lock guide's recipes and cache.Once on the
+//	                                memory driver
+//	help [COMMAND]                  print the usage, or a command's usage and flags
 //
 // The store comes from --url (a registry URL such as redis://127.0.0.1:6379/0, opened as
 // the driver named "default") or, without --url, from the environment as
-// registry.FromEnv reads it: CACHE_DRIVERS, CACHE_DEFAULT and CACHE_PREFIX. --prefix
-// overrides CACHE_PREFIX, and --driver picks one of several CACHE_DRIVERS.
+// registry.FromEnv reads it: CACHE_DRIVERS, CACHE_DEFAULT, CACHE_PREFIX and the other
+// variables of registry.Variables. --prefix overrides CACHE_PREFIX, and --driver picks
+// one of several CACHE_DRIVERS. Messages name the flags (--driver) and variables
+// (CACHE_DEFAULT) the values came from, and a mistyped command, flag or driver name
+// gets a suggestion.
 //
 // With --json every command prints exactly one JSON document on stdout, also when it
 // fails (then with an "error" field), except for usage errors (exit code 2). docs/cachectl.md
@@ -40,13 +45,12 @@
 //	4  the lock is held by another holder (lock)
 //
 // The demo (go run ./cmd/cachectl demo) plays the recipes of the lock guide
-// (docs/locks.md) on the in-process memory driver, with goroutines standing in for
-// servers and workers, and prints who ran and who skipped.
+// (docs/locks.md) and cache.Once (docs/once.md) on the in-process memory driver, with
+// goroutines standing in for servers and workers, and prints who ran and who skipped.
 package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -114,9 +118,9 @@ commands:
   unlock KEY --force       remove a lock whoever holds it
   unlock KEY --token T     release a lock only if token T still holds it
   stats                    count the keys per top-level namespace
-  demo                     play the lock guide's recipes (cron, webhook, batch report) and
-                           a Remember stampede on the in-process memory driver
-  help [COMMAND]           print this message
+  demo                     play the lock guide's recipes (cron, webhook, Once, batch
+                           report) and a Remember stampede on the in-process memory driver
+  help [COMMAND]           print this message, or a command's usage and flags
 
 flags (before or after the command):
   --url URL        the store, as a registry URL (redis://host:6379/0, memory://,
@@ -126,11 +130,7 @@ flags (before or after the command):
   --json           print one JSON document on stdout, also on failure
   --timeout D      bound each store operation (default 30s)
 
-environment (without --url):
-  CACHE_DRIVERS    "redis://127.0.0.1:6379/0", or "name=url;name=url"
-  CACHE_DEFAULT    the current driver among CACHE_DRIVERS
-  CACHE_PREFIX     the global key prefix
-
+%ENVIRONMENT%
 durations: 30s, 5m, 1h, 1d, 90 (seconds), 1h30m
 
 exit codes:
@@ -140,6 +140,9 @@ exit codes:
   3  not found: get or ttl of a missing key, unlock of a key that holds no lock
   4  the lock is held by another holder (lock)
 `
+
+// usage is the whole usage message.
+func usage() string { return strings.Replace(usageText, "%ENVIRONMENT%", environmentHelp(), 1) }
 
 // commonFlags are the flags every command takes, before or after its name.
 type commonFlags struct {
@@ -207,55 +210,46 @@ func (a *app) run(args []string) int {
 	var cf commonFlags
 	cf.timeout = 30 * time.Second
 	fs := flag.NewFlagSet("cachectl", flag.ContinueOnError)
-	fs.SetOutput(a.stderr)
-	fs.Usage = func() { fmt.Fprint(a.stderr, usageText) }
 	cf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
+	pos, help, err := parseFlags(fs, args, false)
+	switch {
+	case help:
+		fmt.Fprint(a.stderr, usage())
+		return exitOK
+	case err != nil:
+		fmt.Fprintf(a.stderr, "cachectl: %v\n\n%s", err, usage())
+		return exitUsage
+	case len(pos) == 0:
+		fmt.Fprint(a.stderr, usage())
 		return exitUsage
 	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return exitUsage
-	}
-	name, rest := fs.Arg(0), fs.Args()[1:]
+	name, rest := pos[0], pos[1:]
 	switch name {
 	case "help":
-		if len(rest) > 0 {
-			if c := commands[rest[0]]; c != nil {
-				fmt.Fprintf(a.stdout, "usage: cachectl %s %s\n", c.name, c.usage)
-				return exitOK
-			}
-		}
-		fmt.Fprint(a.stdout, usageText)
-		return exitOK
+		return a.help(rest)
 	case "demo":
 		return a.demo(rest)
 	}
 	c := commands[name]
 	if c == nil {
-		fmt.Fprintf(a.stderr, "cachectl: unknown command %q\n\n", name)
-		fs.Usage()
+		fmt.Fprintf(a.stderr, "cachectl: unknown command %q%s\n\n%s", name, didYouMean(name, topics()), usage())
 		return exitUsage
 	}
 	cfs := flag.NewFlagSet("cachectl "+name, flag.ContinueOnError)
-	cfs.SetOutput(a.stderr)
-	cfs.Usage = func() {
-		fmt.Fprintf(a.stderr, "usage: cachectl %s %s\n\nflags:\n", c.name, c.usage)
-		cfs.PrintDefaults()
-	}
 	cf.register(cfs)
 	var o opts
 	if c.flags != nil {
 		c.flags(cfs, &o)
 	}
-	pos, err := parseInterleaved(cfs, rest)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
+	commandUsage := func() { a.commandUsage(a.stderr, c, cfs) }
+	pos, help, err = parseFlags(cfs, rest, true)
+	switch {
+	case help:
+		commandUsage()
+		return exitOK
+	case err != nil:
+		fmt.Fprintf(a.stderr, "cachectl %s: %v\n", name, err)
+		commandUsage()
 		return exitUsage
 	}
 	if len(pos) < c.min || (c.max >= 0 && len(pos) > c.max) {
@@ -265,7 +259,7 @@ func (a *app) run(args []string) int {
 		default:
 			fmt.Fprintf(a.stderr, "cachectl %s: unexpected argument %q\n", name, pos[c.max])
 		}
-		cfs.Usage()
+		commandUsage()
 		return exitUsage
 	}
 	s := &session{app: a, cmd: name, flags: cf, opts: o}
@@ -278,6 +272,50 @@ func (a *app) run(args []string) int {
 	}
 	return c.run(a, s, pos)
 }
+
+// commandUsage writes a command's usage line and its flags, its own and the common ones.
+func (a *app) commandUsage(w io.Writer, c *command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "usage: cachectl %s %s\n\nflags:\n", c.name, c.usage)
+	printFlags(w, fs)
+}
+
+// help prints the usage, or a topic's: exit 0, or 2 for a topic it does not know.
+func (a *app) help(args []string) int {
+	switch {
+	case len(args) == 0:
+		fmt.Fprint(a.stdout, usage())
+		return exitOK
+	case len(args) > 1:
+		fmt.Fprintf(a.stderr, "cachectl help: one topic at a time, not %q\ntopics: %s\n", args, strings.Join(topics(), ", "))
+		return exitUsage
+	}
+	switch topic := args[0]; topic {
+	case "help":
+		fmt.Fprint(a.stdout, "usage: cachectl help [COMMAND]\n\nprints the usage, or a command's usage and flags\n")
+	case "demo":
+		fmt.Fprint(a.stdout, demoUsage)
+	default:
+		c := commands[topic]
+		if c == nil {
+			fmt.Fprintf(a.stderr, "cachectl help: unknown topic %q%s\ntopics: %s\n", topic, didYouMean(topic, topics()), strings.Join(topics(), ", "))
+			return exitUsage
+		}
+		fs := flag.NewFlagSet("cachectl "+c.name, flag.ContinueOnError)
+		var cf commonFlags
+		cf.register(fs)
+		if c.flags != nil {
+			c.flags(fs, new(opts))
+		}
+		a.commandUsage(a.stdout, c, fs)
+	}
+	return exitOK
+}
+
+const demoUsage = `usage: cachectl demo
+
+plays the lock guide's recipes (cron, webhook, Once, batch report) and a Remember
+stampede on the in-process memory driver; it takes no store and no flags
+`
 
 // parseInterleaved parses fs's flags wherever they sit among the positional arguments
 // ("unlock KEY --force" as well as "unlock --force KEY"), and returns the positional
@@ -322,17 +360,16 @@ func isFlagValue(fs *flag.FlagSet, args []string, i int) bool {
 
 func (a *app) demo(rest []string) int {
 	dfs := flag.NewFlagSet("cachectl demo", flag.ContinueOnError)
-	dfs.SetOutput(a.stderr)
-	dfs.Usage = func() { fmt.Fprint(a.stderr, "usage: cachectl demo\n") }
-	if err := dfs.Parse(rest); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
+	pos, help, err := parseFlags(dfs, rest, false)
+	switch {
+	case help:
+		fmt.Fprint(a.stderr, demoUsage)
+		return exitOK
+	case err != nil:
+		fmt.Fprintf(a.stderr, "cachectl demo: %v\n%s", err, demoUsage)
 		return exitUsage
-	}
-	if dfs.NArg() > 0 {
-		fmt.Fprintf(a.stderr, "cachectl demo: unexpected argument %q\n", dfs.Arg(0))
-		dfs.Usage()
+	case len(pos) > 0:
+		fmt.Fprintf(a.stderr, "cachectl demo: unexpected argument %q\n%s", pos[0], demoUsage)
 		return exitUsage
 	}
 	if _, err := runDemo(a.ctx, a.stdout); err != nil {

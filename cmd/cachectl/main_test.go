@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +31,12 @@ func TestDemo(t *testing.T) {
 		}
 		if !rep.WebhookRetryRan {
 			t.Error("webhook: a retry after processing finished was skipped; want it to run again (the lock is released on return)")
+		}
+		if rep.OnceRuns != 1 || rep.OnceRan != 1 || rep.OnceSameValue != 20 {
+			t.Errorf("once: handler ran %d times, %d calls ran it, %d of 20 got its result; want 1, 1, 20", rep.OnceRuns, rep.OnceRan, rep.OnceSameValue)
+		}
+		if !rep.OnceRetrySkips {
+			t.Error("once: a retry after processing finished ran again or lost the result; want the remembered result")
 		}
 		if rep.ReportOwnerSeen != "worker.reports-1" {
 			t.Errorf("report: owner read with Get = %q; want %q", rep.ReportOwnerSeen, "worker.reports-1")
@@ -63,6 +72,20 @@ func TestRun(t *testing.T) {
 		{name: "demo extra argument", args: []string{"demo", "now"}, code: 2, stderr: "usage: cachectl demo", emptyStdout: true},
 		{name: "help", args: []string{"help"}, code: 0, stdout: "usage: cachectl"},
 		{name: "-h", args: []string{"-h"}, code: 0, stderr: "usage: cachectl", emptyStdout: true},
+		{name: "--help", args: []string{"--help"}, code: 0, stderr: "usage: cachectl", emptyStdout: true},
+		{name: "help of a command", args: []string{"help", "unlock"}, code: 0, stdout: "  --force "},
+		{name: "help demo", args: []string{"help", "demo"}, code: 0, stdout: "usage: cachectl demo"},
+		{name: "help help", args: []string{"help", "help"}, code: 0, stdout: "usage: cachectl help"},
+		{name: "help of an unknown topic", args: []string{"help", "nope"}, code: 2,
+			stderr: "unknown topic \"nope\"\ntopics: del, demo, get, help, keys, lock, locks, set, stats, ttl, unlock\n", emptyStdout: true},
+		{name: "help of a mistyped topic", args: []string{"help", "unlcok"}, code: 2, stderr: `(did you mean "unlock"?)`, emptyStdout: true},
+		{name: "help of two topics", args: []string{"help", "get", "set"}, code: 2, stderr: "topics: ", emptyStdout: true},
+		{name: "mistyped command", args: []string{"lokc"}, code: 2, stderr: `unknown command "lokc" (did you mean "lock"?)`, emptyStdout: true},
+		{name: "mistyped command, longer", args: []string{"staats"}, code: 2, stderr: `(did you mean "stats"?)`, emptyStdout: true},
+		{name: "mistyped demo", args: []string{"dmeo"}, code: 2, stderr: `(did you mean "demo"?)`, emptyStdout: true},
+		{name: "unknown flag, two dashes", args: []string{"-x"}, code: 2, stderr: "cachectl: unknown flag --x\n", emptyStdout: true},
+		{name: "mistyped flag", args: []string{"--jsno", "get", "k"}, code: 2, stderr: "unknown flag --jsno (did you mean --json?)", emptyStdout: true},
+		{name: "demo flag", args: []string{"demo", "--fast"}, code: 2, stderr: "cachectl demo: unknown flag --fast", emptyStdout: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -80,6 +103,95 @@ func TestRun(t *testing.T) {
 				t.Errorf("run(%q) wrote %q to stdout; want nothing", tc.args, stdout.String())
 			}
 		})
+	}
+}
+
+// TestNoGoNamesNoSingleDash: what cachectl prints about its flags uses two dashes, and no
+// message shows a Go name for what the user gave (Default, Prefix, cache.Config).
+func TestNoGoNamesNoSingleDash(t *testing.T) {
+	singleDash := regexp.MustCompile(`(^|[\s(\[,])-[a-z]`)
+	for _, args := range [][]string{
+		{"help"}, {"help", "lock"}, {"help", "set"}, {"help", "unlock"}, {"-h"}, {"get", "-h"}, {"lock", "-h"},
+		{"-x"}, {"get", "--bogus", "k"}, {"set", "a", "b", "--ttl", "soon"}, {"lock", "k", "--owner"},
+		{"unlock", "k", "--force=maybe"}, {"nope"}, {"demo", "-x"},
+	} {
+		var stdout, stderr bytes.Buffer
+		run(args, &stdout, &stderr)
+		out := stdout.String() + stderr.String()
+		for line := range strings.Lines(out) {
+			if singleDash.MatchString(line) {
+				t.Errorf("cachectl %q prints a flag with one dash: %q", args, line)
+			}
+		}
+		for _, goName := range []string{"Default ", "Prefix ", "cache.Config", "flag provided", " for flag "} {
+			if strings.Contains(out, goName) {
+				t.Errorf("cachectl %q prints %q:\n%s", args, goName, out)
+			}
+		}
+	}
+}
+
+func TestDidYouMean(t *testing.T) {
+	cands := []string{"get", "set", "del", "ttl", "keys", "locks", "lock", "unlock", "stats", "demo", "help"}
+	for in, want := range map[string]string{
+		"lokc": `"lock"`, "lcok": `"lock"`, "unlok": `"unlock"`, "stat": `"stats"`, "kyes": `"keys"`, "gte": `"get"`,
+		"frobnicate": "", "x": "", "lock": "", "zzz": "",
+	} {
+		got := didYouMean(in, cands)
+		if (want == "") != (got == "") || !strings.Contains(got, want) {
+			t.Errorf("didYouMean(%q) = %q; want %s", in, got, want)
+		}
+	}
+	if got := didYouMean("--tll", []string{"--url", "--json", "--ttl"}); got != " (did you mean --ttl?)" {
+		t.Errorf("didYouMean(--tll) = %q", got)
+	}
+	if got := didYouMean("--tll", []string{"--url", "--json"}); got != "" {
+		t.Errorf("didYouMean(--tll) without --ttl = %q; want nothing (two edits in a short name)", got)
+	}
+	for _, tc := range []struct {
+		a, b string
+		d    int
+	}{{"", "", 0}, {"lock", "lock", 0}, {"lokc", "lock", 1}, {"lock", "locks", 1}, {"get", "set", 1}, {"kitten", "sitting", 3}} {
+		if d := editDistance(tc.a, tc.b); d != tc.d {
+			t.Errorf("editDistance(%q, %q) = %d; want %d", tc.a, tc.b, d, tc.d)
+		}
+	}
+}
+
+// TestDemoReferences: every docs section the demo points to exists, under that title.
+func TestDemoReferences(t *testing.T) {
+	var out bytes.Buffer
+	if _, err := runDemo(t.Context(), &out); err != nil {
+		t.Fatal(err)
+	}
+	files := regexp.MustCompile(`docs/[\w.-]+\.md`).FindAllString(out.String(), -1)
+	sections := regexp.MustCompile(`(docs/[\w.-]+\.md), "([^"]+)"`).FindAllStringSubmatch(out.String(), -1)
+	if len(files) == 0 || len(sections) == 0 {
+		t.Fatalf("the demo points to no docs:\n%s", out.String())
+	}
+	for _, f := range files {
+		if _, err := os.Stat(filepath.Join("..", "..", f)); err != nil {
+			t.Errorf("the demo points to %s: %v", f, err)
+		}
+	}
+	for _, m := range sections {
+		b, err := os.ReadFile(filepath.Join("..", "..", m[1]))
+		if err != nil {
+			t.Errorf("the demo points to %s: %v", m[1], err)
+			continue
+		}
+		found := false
+		for line := range strings.Lines(string(b)) {
+			if strings.HasPrefix(line, "#") && strings.TrimSpace(strings.TrimLeft(line, "#")) == m[2] {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("the demo points to %s, %q: no heading with that title", m[1], m[2])
+		}
+	}
+	if !strings.Contains(out.String(), "cache.Once(") {
+		t.Errorf("the demo does not show cache.Once:\n%s", out.String())
 	}
 }
 

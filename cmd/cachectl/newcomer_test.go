@@ -20,7 +20,7 @@ import (
 	"github.com/cachekit/cache/internal/redistest"
 )
 
-// TestNewcomer is issue 7's tried-as-a-new-user run, with the built binary and a
+// TestNewcomer is the README's first session as a new user runs it, with the built binary and a
 // redis-server of its own: the cache comes from CACHE_DRIVERS alone; a first shell takes
 // a lock and holds it; a second shell sees it with `cachectl locks`, force-releases it,
 // and sees it gone; then the first shell is stopped.

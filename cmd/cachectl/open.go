@@ -26,40 +26,49 @@ type session struct {
 }
 
 // open builds the cache from --url or the environment. It reports a failure itself and
-// returns its exit code.
+// returns its exit code. Its messages name what the user gave: --url, --driver,
+// --prefix, or the environment variables.
 func (s *session) open() int {
 	a, cf := s.app, s.flags
-	var (
-		urls   map[string]string
-		def    = cf.driver
-		prefix = cf.prefix.v
-	)
+	var cfg registry.Config
 	if cf.url != "" {
-		urls = map[string]string{"default": cf.url}
-		if def != "" && def != "default" {
-			return s.fail(exitUsage, fmt.Errorf("--driver %q: with --url the only driver is \"default\"", def))
+		cfg.Drivers = map[string]string{"default": cf.url}
+		if cf.driver != "" && cf.driver != "default" {
+			return s.fail(exitUsage, fmt.Errorf("--driver %q: with --url the only driver is \"default\"", cf.driver))
 		}
 	} else {
-		raw, ok := a.lookupEnv("CACHE_DRIVERS")
+		raw, ok := a.lookupEnv(registry.DriversVar)
 		if !ok || strings.TrimSpace(raw) == "" {
 			return s.fail(exitUsage, errors.New("no store: give --url URL or set CACHE_DRIVERS (see cachectl help)"))
 		}
 		var err error
-		if urls, err = registry.ParseDrivers(raw); err != nil {
-			return s.fail(exitUsage, fmt.Errorf("CACHE_DRIVERS: %w", err))
+		if cfg, err = registry.ConfigFromLookup(a.lookupEnv); err != nil {
+			return s.fail(exitUsage, err)
 		}
-		if def == "" {
-			def, _ = a.lookupEnv("CACHE_DEFAULT")
+	}
+	if cf.driver != "" {
+		cfg.Cache.Default = cf.driver
+	}
+	if cf.prefix.set {
+		cfg.Cache.Prefix = cf.prefix.v
+	}
+	if err := checkDriver(cfg, cf.driver != ""); err != nil {
+		return s.fail(exitUsage, err)
+	}
+	err := registry.Check(cfg, func(field string) string {
+		if field == "Prefix" && cf.prefix.set {
+			return "--prefix"
 		}
-		if !cf.prefix.set {
-			prefix, _ = a.lookupEnv("CACHE_PREFIX")
-		}
+		return ""
+	})
+	if err != nil {
+		return s.fail(exitUsage, err)
 	}
 	// The drivers are opened one by one, as registry.FromEnv does, so that the commands
 	// that need a driver's own capability (ttl) can reach it.
-	s.drivers = make(map[string]cache.Driver, len(urls))
-	for _, name := range slices.Sorted(maps.Keys(urls)) {
-		d, err := a.openURL(urls[name])
+	s.drivers = make(map[string]cache.Driver, len(cfg.Drivers))
+	for _, name := range slices.Sorted(maps.Keys(cfg.Drivers)) {
+		d, err := a.openURL(cfg.Drivers[name])
 		if err != nil {
 			// The drivers connect on first use (Redis), so a driver that does not open
 			// was given a bad URL or options: a usage error.
@@ -68,13 +77,33 @@ func (s *session) open() int {
 		}
 		s.drivers[name] = d
 	}
-	c, err := cache.New(cache.Config{Drivers: s.drivers, Default: def, Prefix: prefix})
+	cc := cfg.Cache
+	cc.Drivers = s.drivers
+	c, err := cache.New(cc)
 	if err != nil {
 		s.closeDrivers()
 		return s.fail(exitUsage, err)
 	}
-	s.c, s.prefix = c, strings.Trim(prefix, ".")
+	s.c, s.prefix = c, strings.Trim(cc.Prefix, ".")
 	return exitOK
+}
+
+// checkDriver checks the driver to use against CACHE_DRIVERS, naming --driver when it
+// came from there, else CACHE_DEFAULT.
+func checkDriver(cfg registry.Config, fromFlag bool) error {
+	names := slices.Sorted(maps.Keys(cfg.Drivers))
+	def := cfg.Cache.Default
+	switch {
+	case def == "" && len(names) > 1:
+		return fmt.Errorf("CACHE_DRIVERS names %d drivers (%s): choose one with --driver NAME or CACHE_DEFAULT", len(names), strings.Join(names, ", "))
+	case def != "" && !slices.Contains(names, def):
+		source := "CACHE_DEFAULT"
+		if fromFlag {
+			source = "--driver"
+		}
+		return fmt.Errorf("%s %q: CACHE_DRIVERS has no such driver (it names %s)%s", source, def, strings.Join(names, ", "), didYouMean(def, names))
+	}
+	return nil
 }
 
 func (s *session) close() {
