@@ -30,6 +30,7 @@ func (c *Cache) Decrement(ctx context.Context, key string, delta int64) (int64, 
 }
 
 func (c *Cache) add(ctx context.Context, op, key string, delta int64) (int64, error) {
+	start := c.m.sampleStart()
 	d, k, err := c.prep(ctx, "", key)
 	if err != nil {
 		return 0, d.fail(op, key, err)
@@ -38,7 +39,7 @@ func (c *Cache) add(ctx context.Context, op, key string, delta int64) (int64, er
 		return 0, unsupported(d, op)
 	}
 	n, err := d.incr.Increment(ctx, k, delta, d.defTTL)
-	c.done(op, d, key, EventSet, err, time.Time{})
+	c.done(op, d, key, EventSet, err, start)
 	if err != nil {
 		return 0, d.fail(op, key, err)
 	}
@@ -118,6 +119,7 @@ func ModifyWith[T any](ctx context.Context, c *Cache, key string, o ModifyOption
 // wrote, removed when it deleted a live key, and error when it failed for another reason
 // than fn's own error.
 func modify[T any](ctx context.Context, c *Cache, d *namedDriver, k, key string, o ModifyOptions, fn func(cur T, found bool) (T, error)) (T, error) {
+	start := c.m.sampleStart()
 	var fnFailed bool // fn returned an error of its own: the caller's, not an event
 	v, kind, err := modifyOn(ctx, d, k, key, o, func(cur T, found bool) (T, error) {
 		next, err := fn(cur, found)
@@ -129,7 +131,7 @@ func modify[T any](ctx context.Context, c *Cache, d *namedDriver, k, key string,
 		if op == "" {
 			op = "Modify"
 		}
-		c.done(op, d, key, kind, err, time.Time{})
+		c.done(op, d, key, kind, err, start)
 	}
 	return v, err
 }

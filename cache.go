@@ -43,9 +43,11 @@ type Config struct {
 	// [ErrInvalidKey] and [ErrInvalidConfig], and touches nothing. Map tenant ids that
 	// may hold dots (domain names) to prefixes that do not.
 	PrefixFunc func(context.Context) string
-	// Metrics turns on the counters and sampled latencies of [Cache.Metrics]. They cost a
-	// few atomic additions per operation. Default: off.
+	// Metrics turns on the counters and sampled latencies of [Cache.Metrics]: a [Hook]
+	// that costs one atomic addition per operation. Default: off.
 	Metrics bool
+	// Hooks observe every operation: see [Hook]. They run in order, after metrics.
+	Hooks []Hook
 }
 
 // Cache is the cache manager: a registry of named drivers, one of them current, and the
@@ -78,15 +80,16 @@ type manager struct {
 	bgCancel   context.CancelFunc
 	refreshing sync.Map // flight → struct{}: the refreshes running now
 
-	// Events and metrics: want has bit k set while anyone wants events of kind k (a
-	// subscription, or metrics, which want them all), so that an operation whose event
-	// nobody wants pays one atomic load; subWant is the same for the subscriptions alone.
+	// Hooks (Config.Hooks, metrics, subscriptions): want has bit k set while a hook
+	// wants events of kind k, so that an operation whose event nobody wants pays one
+	// atomic load; stamp is the same for the hooks that read Event.Time; timed is set
+	// while a hook asks for durations.
 	want    atomic.Uint32
-	subWant atomic.Uint32
-	subMu   sync.Mutex
-	subs    atomic.Pointer[[]*Subscription]
-	clock   coarseClock // Event.Time's; runs from the first Subscribe to Close
-	metrics *metrics    // nil: off; set once at New
+	stamp   atomic.Uint32
+	timed   atomic.Bool
+	hookMu  sync.Mutex
+	hooks   atomic.Pointer[[]hook]
+	metrics *metrics // nil: off; set once at New
 }
 
 // namedDriver is a registered driver with its capabilities discovered once, here: the
@@ -163,7 +166,6 @@ func New(cfg Config) (*Cache, error) {
 		}
 	}
 	m.bgCtx, m.bgCancel = context.WithCancel(context.Background())
-	m.clock.wake = make(chan struct{}, 1)
 	for name, d := range cfg.Drivers {
 		if d == nil {
 			return nil, fmt.Errorf("%w: driver %q is nil", ErrInvalidConfig, name)
@@ -179,13 +181,21 @@ func New(cfg Config) (*Cache, error) {
 			def = name
 		}
 	}
+	var hooks []hook
 	if cfg.Metrics {
 		m.metrics = newMetrics(slices.Collect(maps.Keys(m.drivers)))
 		for name, nd := range m.drivers {
 			nd.metrics = m.metrics.drivers[name]
 		}
-		m.want.Store(allKinds)
+		hooks = append(hooks, newHook(Hook{Durations: true, Observe: m.metrics.observe}, false))
 	}
+	for i, h := range cfg.Hooks {
+		if h.Observe == nil {
+			return nil, fmt.Errorf("%w: Hooks[%d] has no Observe", ErrInvalidConfig, i)
+		}
+		hooks = append(hooks, newHook(h, true))
+	}
+	m.setHooks(hooks)
 	nd, ok := m.drivers[def]
 	if !ok {
 		return nil, fmt.Errorf("%w: Default %q: %w", ErrInvalidConfig, def, ErrUnknownDriver)
@@ -311,7 +321,7 @@ func (c *Cache) Get(ctx context.Context, key string, dst any) (found bool, err e
 		}
 	}
 	if kind := eventKind(found, err); c.m.wants(kind) {
-		c.m.record("Get", d, key, kind, err, start)
+		c.m.end("Get", d, key, kind, err, start)
 	}
 	if err != nil {
 		return found, d.fail("Get", key, err)
@@ -322,13 +332,14 @@ func (c *Cache) Get(ctx context.Context, key string, dst any) (found bool, err e
 // Has reports whether key holds a live value. On a driver with sliding expiry
 // (memoryExtended) it counts as a read and pushes the expiry back.
 func (c *Cache) Has(ctx context.Context, key string) (bool, error) {
+	start := c.m.sampleStart()
 	d, k, err := c.prep(ctx, "", key)
 	if err != nil {
 		return false, d.fail("Has", key, err)
 	}
 	_, found, err := d.d.Get(ctx, k)
 	if kind := eventKind(found, err); c.m.wants(kind) {
-		c.m.record("Has", d, key, kind, err, time.Time{})
+		c.m.end("Has", d, key, kind, err, start)
 	}
 	if err != nil {
 		return false, d.fail("Has", key, err)
@@ -395,6 +406,7 @@ func (c *Cache) remove(ctx context.Context, op, override string, keys []string, 
 // many concurrent Pulls of one value, exactly one gets it. A driver without an atomic
 // get-and-delete returns an error matching [ErrUnsupported].
 func (c *Cache) Pull(ctx context.Context, key string, dst any) (found bool, err error) {
+	start := c.m.sampleStart()
 	d, k, err := c.prep(ctx, "", key)
 	if err != nil {
 		return false, d.fail("Pull", key, err)
@@ -403,7 +415,7 @@ func (c *Cache) Pull(ctx context.Context, key string, dst any) (found bool, err 
 		return false, unsupported(d, "Pull")
 	}
 	v, found, err := d.pull.Pull(ctx, k)
-	c.done("Pull", d, key, hitOrMiss(found), err, time.Time{})
+	c.done("Pull", d, key, hitOrMiss(found), err, start)
 	if err != nil {
 		return false, d.fail("Pull", key, err)
 	}

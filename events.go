@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -47,7 +48,8 @@ func (k EventKind) String() string {
 	return "unknown"
 }
 
-// Event is one thing that happened in the cache.
+// Event is one thing that happened in the cache: the end of an operation, or an entry
+// that a driver dropped because its TTL passed.
 type Event struct {
 	Kind EventKind
 	// Op is the operation: "Get", "Set", "Lock", ...
@@ -58,14 +60,181 @@ type Event struct {
 	Key string
 	// Err is the error of an EventError.
 	Err error
-	// Time is when it happened, to within a few milliseconds (see docs/events.md).
+	// Time is when it happened. It is set for the hooks and subscriptions that asked for
+	// the event's kind; metrics do not read the clock.
 	Time time.Time
+	// Duration is how long the operation took, on a sample of about one operation in 64
+	// while a hook asks for durations (Hook.Durations; Config.Metrics does), and 0
+	// otherwise.
+	Duration time.Duration
+
+	d *namedDriver // the driver's own counters, for metrics
 }
 
-// Subscription is a handler registered with [Cache.Subscribe].
+// Hook observes the operations of a cache: every operation ends by reporting an [Event]
+// to the hooks that asked for its kind. This is the one path of the cache's
+// observability: metrics ([Config.Metrics]) and subscriptions ([Cache.Subscribe]) are
+// hooks, and adapters (Prometheus, OpenTelemetry, slog) are built on them. Install hooks
+// with [Config.Hooks].
+type Hook struct {
+	// Kinds are the event kinds Observe is called for; none: every kind. An operation
+	// whose kind no hook wants costs one atomic load.
+	Kinds []EventKind
+	// Durations asks for Event.Duration on a sample of the operations (about one in 64).
+	Durations bool
+	// Observe is called at the end of the operation, synchronously, on the caller's
+	// goroutine: it must be quick and must not block or call the cache. Queue the event
+	// for slow work, as [Cache.Subscribe] does.
+	Observe func(Event)
+}
+
+// hook is an installed Hook.
+type hook struct {
+	mask  uint32 // the kinds it wants: bit k for kind k
+	times bool   // Durations
+	stamp bool   // it reads Event.Time (every hook but metrics)
+	fn    func(Event)
+	sub   *Subscription // for a subscription's hook: to remove it
+}
+
+func newHook(h Hook, stamp bool) hook {
+	mask := allKinds
+	if len(h.Kinds) > 0 {
+		mask = 0
+		for _, k := range h.Kinds {
+			mask |= kindBit(k)
+		}
+	}
+	return hook{mask: mask, times: h.Durations, stamp: stamp, fn: h.Observe}
+}
+
+// kindBit is k's bit in a mask of kinds; 0 for a kind that does not exist.
+func kindBit(k EventKind) uint32 {
+	if k == 0 || k > lastKind {
+		return 0
+	}
+	return 1 << k
+}
+
+// setHooks installs hs and recomputes the masks. hookMu is held (or the manager is being
+// built).
+func (m *manager) setHooks(hs []hook) {
+	var want, stamp uint32
+	timed := false
+	for _, h := range hs {
+		want |= h.mask
+		if h.stamp {
+			stamp |= h.mask
+		}
+		timed = timed || h.times
+	}
+	m.hooks.Store(&hs)
+	m.stamp.Store(stamp)
+	m.timed.Store(timed)
+	m.want.Store(want)
+}
+
+func (m *manager) loadHooks() []hook {
+	if p := m.hooks.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// wants reports whether a hook wants events of kind k. It is one atomic load, and
+// inlined.
+func (m *manager) wants(k EventKind) bool { return m.want.Load()&(1<<k) != 0 }
+
+// sampleEvery is how often an operation is timed while a hook asks for durations: about
+// one call in sampleEvery.
+const sampleEvery = 64
+
+// sampleStart returns now for about one operation in sampleEvery while a hook asks for
+// durations, else zero: reading the clock twice on every call would cost more than a
+// memory Get.
+func (m *manager) sampleStart() time.Time {
+	if m.timed.Load() && rand.Uint32()%sampleEvery == 0 {
+		return time.Now()
+	}
+	return time.Time{}
+}
+
+// done reports the end of an operation of c: kind, or EventError when err is not nil;
+// start is zero for an operation that was not sampled. A zero kind without an error
+// reports nothing.
+func (c *Cache) done(op string, d *namedDriver, key string, kind EventKind, err error, start time.Time) {
+	if kind = orError(kind, err); kind != 0 && c.m.wants(kind) {
+		c.m.end(op, d, key, kind, err, start)
+	}
+}
+
+// end hands the event to every hook that wants its kind: the one path of every event.
+// The caller checked [manager.wants].
+func (m *manager) end(op string, d *namedDriver, key string, kind EventKind, err error, start time.Time) {
+	e := Event{Kind: kind, Op: op, Key: key, Err: err, d: d}
+	if d != nil {
+		e.Driver = d.name
+	}
+	b := kindBit(kind)
+	if m.stamp.Load()&b != 0 {
+		e.Time = time.Now()
+		if !start.IsZero() {
+			e.Duration = e.Time.Sub(start)
+		}
+	} else if !start.IsZero() {
+		e.Duration = time.Since(start)
+	}
+	for _, h := range m.loadHooks() {
+		if h.mask&b != 0 {
+			h.fn(e)
+		}
+	}
+}
+
+// eventKind is the kind a read reports: error, hit or miss.
+func eventKind(found bool, err error) EventKind {
+	if err != nil {
+		return EventError
+	}
+	return hitOrMiss(found)
+}
+
+func hitOrMiss(found bool) EventKind {
+	if found {
+		return EventHit
+	}
+	return EventMiss
+}
+
+// orError is kind, or EventError when err is not nil.
+func orError(kind EventKind, err error) EventKind {
+	if err != nil {
+		return EventError
+	}
+	return kind
+}
+
+// expired reports that driver d dropped the entry stored under key because its TTL
+// passed. The key loses the global prefix; a key outside the prefix is another cache's
+// over the same store, and is not reported. With Config.PrefixFunc the key is reported
+// as stored. A namespace stays in the key ("users.1"): the driver does not know which
+// view wrote it.
+func (m *manager) expired(d *namedDriver, key string) {
+	if !m.wants(EventExpired) {
+		return
+	}
+	if m.prefixFunc == nil && m.prefix != "" {
+		if len(key) <= len(m.prefix) || key[len(m.prefix)] != '.' || key[:len(m.prefix)] != m.prefix {
+			return
+		}
+		key = key[len(m.prefix)+1:]
+	}
+	m.end("Expire", d, key, EventExpired, nil, time.Time{})
+}
+
+// Subscription is a handler registered with [Cache.Subscribe]: a hook that queues.
 type Subscription struct {
 	m    *manager
-	mask uint32 // the kinds it wants: bit k for kind k
 	fn   func(Event)
 	size int // the most events queued
 
@@ -84,68 +253,39 @@ type Subscription struct {
 }
 
 // Subscribe registers fn for the events of every driver of c's manager, now and later:
-// the events of the given kinds, or of every kind when none is given. Events are queued
-// in a buffer of the given size (default 1024) and handed to fn by a goroutine of the
-// subscription, one at a time, in order: a slow fn never slows a cache call by more than
-// queueing the event (a short mutex hold and a copy, never a wait for fn); when the
-// buffer is full the event is dropped and counted
+// the events of the given kinds, or of every kind when none is given. It installs a
+// [Hook] that queues each event, in a buffer of the given size (default 1024), for a
+// goroutine of the subscription that hands them to fn one at a time, in order: a slow fn
+// never slows a cache call by more than queueing the event (a short mutex hold and a
+// copy, never a wait for fn); when the buffer is full the event is dropped and counted
 // ([Subscription.Dropped]). A panic in fn is recovered and the delivery goes on. Stop
 // the subscription with [Subscription.Stop]; Close stops them all.
 //
-// A cache call whose event nobody wants (no subscription asked for its kind, and
-// metrics are off) pays one atomic load for events: subscribe to the kinds you need,
-// such as EventError and the lock events, and hits and misses stay free.
+// A cache call whose event nobody wants pays one atomic load: subscribe to the kinds
+// you need, such as EventError and the lock events, and hits and misses stay free.
 func (c *Cache) Subscribe(buffer int, fn func(Event), kinds ...EventKind) *Subscription {
 	if buffer <= 0 {
 		buffer = 1024
 	}
-	mask := allKinds
-	if len(kinds) > 0 {
-		mask = 0
-		for _, k := range kinds {
-			mask |= kindBit(k)
-		}
-	}
-	s := &Subscription{m: c.m, mask: mask, fn: fn, size: buffer, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	s := &Subscription{m: c.m, fn: fn, size: buffer, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	h := newHook(Hook{Kinds: kinds, Observe: s.put}, true)
+	h.sub = s
 	m := c.m
-	m.subMu.Lock()
-	defer m.subMu.Unlock()
+	m.hookMu.Lock()
+	defer m.hookMu.Unlock()
 	if m.closed.Load() {
 		close(s.done)
 		s.once.Do(func() {})
 		return s
 	}
-	subs := append(slices.Clone(m.loadSubs()), s)
-	m.subs.Store(&subs)
-	m.setWants(subs)
-	m.clock.run()
+	m.setHooks(append(slices.Clone(m.loadHooks()), h))
 	go s.deliver()
 	return s
 }
 
-// kindBit is k's bit in a mask of kinds; 0 for a kind that does not exist.
-func kindBit(k EventKind) uint32 {
-	if k == 0 || k > lastKind {
-		return 0
-	}
-	return 1 << k
-}
-
-// setWants recomputes the masks of wanted kinds from subs. subMu is held.
-func (m *manager) setWants(subs []*Subscription) {
-	var sw uint32
-	for _, s := range subs {
-		sw |= s.mask
-	}
-	m.subWant.Store(sw)
-	if m.metrics != nil {
-		sw = allKinds // metrics count every kind
-	}
-	m.want.Store(sw)
-}
-
 // put queues e, or drops and counts it when the queue is full.
 func (s *Subscription) put(e Event) {
+	e.d = nil
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()
@@ -205,11 +345,9 @@ func (s *Subscription) Dropped() int64 { return s.dropped.Load() }
 func (s *Subscription) Stop() {
 	s.once.Do(func() {
 		m := s.m
-		m.subMu.Lock()
-		subs := slices.DeleteFunc(slices.Clone(m.loadSubs()), func(x *Subscription) bool { return x == s })
-		m.subs.Store(&subs)
-		m.setWants(subs)
-		m.subMu.Unlock()
+		m.hookMu.Lock()
+		m.setHooks(slices.DeleteFunc(slices.Clone(m.loadHooks()), func(h hook) bool { return h.sub == s }))
+		m.hookMu.Unlock()
 		s.mu.Lock()
 		s.stopped = true
 		wake := s.sleeping
@@ -222,249 +360,15 @@ func (s *Subscription) Stop() {
 	<-s.done
 }
 
-func (m *manager) loadSubs() []*Subscription {
-	if p := m.subs.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
-
-// observing reports whether anyone listens to anything: subscribers or metrics. Hot
-// paths ask [manager.wants] for the kind they would emit instead.
-func (m *manager) observing() bool { return m.want.Load() != 0 }
-
-// wants reports whether anyone wants events of kind k: a subscription that asked for
-// it, or metrics. It is one atomic load, and inlined.
-func (m *manager) wants(k EventKind) bool { return m.want.Load()&(1<<k) != 0 }
-
-// eventKind is the kind a read reports: error, hit or miss.
-func eventKind(found bool, err error) EventKind {
-	if err != nil {
-		return EventError
-	}
-	if found {
-		return EventHit
-	}
-	return EventMiss
-}
-
-// orError is kind, or EventError when err is not nil.
-func orError(kind EventKind, err error) EventKind {
-	if err != nil {
-		return EventError
-	}
-	return kind
-}
-
-// emit counts e and hands it to every subscription that wants its kind, never blocking.
-func (m *manager) emit(e Event) {
-	if mt := m.metrics; mt != nil {
-		mt.count(mt.byName(e.Driver), e.Kind)
-	}
-	m.send(e)
-}
-
-// send hands e to every subscription that wants its kind, never blocking. It reads the
-// clock only when one does.
-func (m *manager) send(e Event) {
-	b := kindBit(e.Kind)
-	if m.subWant.Load()&b == 0 {
-		return
-	}
-	if e.Time.IsZero() {
-		e.Time = m.clock.now()
-	}
-	for _, s := range m.loadSubs() {
-		if s.mask&b != 0 {
-			s.put(e)
-		}
-	}
-}
-
-// observe records the end of one operation: its events and, sampled, its latency.
-// start is zero when the latency is not sampled. Hot paths use [manager.record], which
-// finds the driver's counters without a map lookup.
-func (m *manager) observe(op, driverName, key string, kind EventKind, err error, start time.Time) {
-	if err != nil {
-		kind = EventError
-	}
-	if kind != 0 {
-		m.emit(Event{Kind: kind, Op: op, Driver: driverName, Key: key, Err: err})
-	}
-	if mt := m.metrics; mt != nil && !start.IsZero() {
-		mt.byName(driverName).latency(op, time.Since(start))
-	}
-}
-
-// record is observe for an operation on d (nil: it failed before a driver was chosen),
-// for a kind that someone wants (the caller asked [manager.wants]).
-func (m *manager) record(op string, d *namedDriver, key string, kind EventKind, err error, start time.Time) {
-	name := ""
-	if mt := m.metrics; mt != nil {
-		dm := mt.none
-		if d != nil {
-			dm = d.metrics
-		}
-		mt.count(dm, kind)
-		if !start.IsZero() {
-			dm.latency(op, time.Since(start))
-		}
-	}
-	if m.subWant.Load()&kindBit(kind) == 0 { // before building the Event: it is 100 bytes
-		return
-	}
-	if d != nil {
-		name = d.name
-	}
-	m.send(Event{Kind: kind, Op: op, Driver: name, Key: key, Err: err})
-}
-
-// sampleEvery is how often a timed operation is sampled: about one call in sampleEvery
-// (the next timed call of a goroutine after every sampleEvery-th event of its counter
-// shard).
-const sampleEvery = 64
-
-// sampleStart returns now for about one operation in sampleEvery when metrics are on,
-// else zero: reading the clock twice on every call would cost more than a memory Get.
-func (m *manager) sampleStart() time.Time {
-	if mt := m.metrics; mt != nil && mt.sampling() {
-		return time.Now()
-	}
-	return time.Time{}
-}
-
-// stopSubscriptions stops every subscription and the events' clock. Close calls it after
-// marking the manager closed, so Subscribe adds none after it looked (both hold subMu).
+// stopSubscriptions stops every subscription. Close calls it after marking the manager
+// closed, so Subscribe adds none after it looked (both hold hookMu).
 func (m *manager) stopSubscriptions() {
-	m.subMu.Lock()
-	subs := m.loadSubs()
-	m.clock.halt()
-	m.subMu.Unlock()
-	for _, s := range subs {
-		s.Stop()
-	}
-}
-
-// done reports the end of an operation of c, if anyone wants its event: kind, or
-// EventError when err is not nil. A zero kind without an error reports nothing.
-func (c *Cache) done(op string, d *namedDriver, key string, kind EventKind, err error, start time.Time) {
-	if kind = orError(kind, err); kind == 0 || !c.m.wants(kind) {
-		return
-	}
-	c.m.record(op, d, key, kind, err, start)
-}
-
-// expired reports that driver d dropped the entry stored under key because its TTL
-// passed. The key loses the global prefix; a key outside the prefix is another cache's
-// over the same store, and is not reported. With Config.PrefixFunc the key is reported
-// as stored. A namespace stays in the key ("users.1"): the driver does not know which
-// view wrote it.
-func (m *manager) expired(d *namedDriver, key string) {
-	if !m.wants(EventExpired) {
-		return
-	}
-	if m.prefixFunc == nil && m.prefix != "" {
-		if len(key) <= len(m.prefix) || key[len(m.prefix)] != '.' || key[:len(m.prefix)] != m.prefix {
-			return
+	m.hookMu.Lock()
+	hs := m.loadHooks()
+	m.hookMu.Unlock()
+	for _, h := range hs {
+		if h.sub != nil {
+			h.sub.Stop()
 		}
-		key = key[len(m.prefix)+1:]
-	}
-	m.record("Expire", d, key, EventExpired, nil, time.Time{})
-}
-
-func hitOrMiss(found bool) EventKind {
-	if found {
-		return EventHit
-	}
-	return EventMiss
-}
-
-// coarseClock is the clock of Event.Time. time.Now costs about as much as a memory Get
-// (50 ns on a small VM), so while events flow a goroutine reads it once a millisecond
-// and the events take that reading: an atomic load. It sleeps after 10 ms without an
-// event, and the first event after that reads time.Now itself and wakes it. So Time is
-// exact for a lone event, and up to a millisecond early (more when the clock's goroutine
-// waits for a CPU) in a stream of events.
-type coarseClock struct {
-	nanos   atomic.Int64  // the last reading, Unix ns; 0 while asleep
-	used    atomic.Bool   // read since the last tick
-	wake    chan struct{} // made by New, buffered (1)
-	stop    chan struct{}
-	done    chan struct{}
-	running bool // run was called; halt waits for the goroutine (both under subMu)
-	halted  bool
-}
-
-const (
-	clockTick  = time.Millisecond
-	clockSleep = 10 // ticks without an event before the clock sleeps
-)
-
-// now returns the time of an event.
-func (c *coarseClock) now() time.Time {
-	if n := c.nanos.Load(); n != 0 {
-		if !c.used.Load() {
-			c.used.Store(true)
-		}
-		return time.Unix(0, n)
-	}
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-	return time.Now()
-}
-
-// run starts the clock's goroutine, once. The caller holds subMu.
-func (c *coarseClock) run() {
-	if c.running || c.halted {
-		return
-	}
-	c.running = true
-	c.stop, c.done = make(chan struct{}), make(chan struct{})
-	go c.loop()
-}
-
-// halt stops the clock's goroutine and waits for it; later events read time.Now. The
-// caller holds subMu.
-func (c *coarseClock) halt() {
-	if c.halted {
-		return
-	}
-	c.halted = true
-	if c.running {
-		close(c.stop)
-		<-c.done
-	}
-}
-
-func (c *coarseClock) loop() {
-	defer close(c.done)
-	defer c.nanos.Store(0)
-	for {
-		select { // asleep
-		case <-c.stop:
-			return
-		case <-c.wake:
-		}
-		c.used.Store(true)
-		c.nanos.Store(time.Now().UnixNano())
-		t := time.NewTicker(clockTick)
-		for idle := 0; idle < clockSleep; {
-			select {
-			case <-c.stop:
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			if c.used.Swap(false) {
-				idle = 0
-			} else {
-				idle++
-			}
-			c.nanos.Store(time.Now().UnixNano())
-		}
-		t.Stop()
-		c.nanos.Store(0)
 	}
 }

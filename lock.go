@@ -271,6 +271,7 @@ func FencingToken(ctx context.Context) (int64, bool) {
 }
 
 func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHandle, error) {
+	start := c.m.sampleStart()
 	if o.TTL <= 0 {
 		return nil, opError("Lock", key, fmt.Errorf("%w: a lock needs a TTL > 0, got %v", ErrInvalidTTL, o.TTL))
 	}
@@ -303,28 +304,28 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 	}
 	ok, err := h.try(ctx, o.Fencing)
 	if err != nil {
-		c.done("Lock", d, key, 0, err, time.Time{})
+		c.done("Lock", d, key, 0, err, start)
 		return nil, d.fail("Lock", key, err)
 	}
 	if ok {
-		c.done("Lock", d, key, EventLockAcquired, nil, time.Time{})
+		c.done("Lock", d, key, EventLockAcquired, nil, start)
 		return h, nil
 	}
 	if err := holdsLock(ctx, d, k); err != nil {
-		c.done("Lock", d, key, 0, err, time.Time{})
+		c.done("Lock", d, key, 0, err, start)
 		return nil, d.fail("Lock", key, err)
 	}
-	c.done("Lock", d, key, EventLockContended, nil, time.Time{})
+	c.done("Lock", d, key, EventLockContended, nil, start)
 	if o.Wait <= 0 {
 		return nil, d.fail("Lock", key, ErrNotAcquired)
 	}
 	if err := waitFor(ctx, d, k, o.Wait, func() (bool, error) { return h.try(ctx, o.Fencing) }); err != nil {
 		if !errors.Is(err, ErrNotAcquired) {
-			c.done("Lock", d, key, 0, err, time.Time{})
+			c.done("Lock", d, key, 0, err, start)
 		}
 		return nil, d.fail("Lock", key, err)
 	}
-	c.done("Lock", d, key, EventLockAcquired, nil, time.Time{})
+	c.done("Lock", d, key, EventLockAcquired, nil, start)
 	return h, nil
 }
 
@@ -586,12 +587,14 @@ func (h *LockHandle) release(ctx context.Context) error {
 	ctx, cancel := upkeepCtx(ctx, true)
 	defer cancel()
 	ok, err := h.d.cad.CompareAndDelete(ctx, h.final, h.stored)
-	if h.m != nil && h.m.observing() {
+	if h.m != nil {
 		kind := EventLockReleased
 		if !ok {
 			kind = 0
 		}
-		h.m.observe("Release", h.d.name, h.key, kind, err, time.Time{})
+		if kind = orError(kind, err); kind != 0 && h.m.wants(kind) {
+			h.m.end("Release", h.d, h.key, kind, err, time.Time{})
+		}
 	}
 	if err != nil {
 		return err

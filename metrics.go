@@ -43,21 +43,17 @@ type Latency struct {
 	P50, P95, P99 time.Duration
 }
 
+// metrics is the hook of Config.Metrics: it counts every event on the driver's own
+// counters and keeps the sampled durations.
 type metrics struct {
-	// sample[i] is set when the operations of shard i should time their next timed
-	// call: every sampleEvery-th event of a shard sets it, the next timed call clears it.
-	sample [numShards]struct {
-		on atomic.Bool
-		_  [cacheLine - 4]byte
-	}
 	since   atomic.Pointer[time.Time]
 	drivers map[string]*driverMetrics // fixed at New, "" included: read without a lock
 	none    *driverMetrics            // drivers[""]: errors before a driver was chosen
 }
 
-// timedOps are the operations whose latency is sampled, each with a histogram of its own
-// in driverMetrics.timed.
-var timedOps = [...]string{"Get", "Set"}
+// timedOps are the operations whose latency is kept, each with a histogram of its own in
+// driverMetrics.timed.
+var timedOps = [...]string{"Get", "Set", "Has", "Pull", "Remove", "Many", "Remember", "SWR", "Lock", "Once", "Modify", "Increment"}
 
 type driverMetrics struct {
 	counters
@@ -80,11 +76,8 @@ const (
 	numShards = 16
 )
 
-// add counts one event of kind k, and returns the shard's count of k.
-func (c *counters) add(k EventKind) (uintptr, int64) {
-	i := shard()
-	return i, c.shards[i].n[k].Add(1)
-}
+// add counts one event of kind k.
+func (c *counters) add(k EventKind) { c.shards[shard()].n[k].Add(1) }
 
 // shard picks a shard for the calling goroutine, from the address of its stack: a
 // goroutine keeps adding to the same cache line, which stays in its core's cache, where a
@@ -122,29 +115,21 @@ func newMetrics(names []string) *metrics {
 	return mt
 }
 
-// byName returns the counters of the named driver ("" and unknown names: none).
-func (mt *metrics) byName(driverName string) *driverMetrics {
-	if dm := mt.drivers[driverName]; dm != nil {
-		return dm
-	}
-	return mt.none
-}
 
-// count counts one event of kind k on dm, and asks for a latency sample from the
-// shard's next timed call after every sampleEvery-th event.
-func (mt *metrics) count(dm *driverMetrics, k EventKind) {
-	if i, n := dm.add(k); n%sampleEvery == 0 {
-		mt.sample[i].on.Store(true)
+// observe is the hook's Observe: one atomic add on the driver's counters, and the
+// duration of a sampled operation.
+func (mt *metrics) observe(e Event) {
+	dm := mt.none
+	if e.d != nil && e.d.metrics != nil {
+		dm = e.d.metrics
+	}
+	dm.add(e.Kind)
+	if e.Duration > 0 {
+		dm.latency(e.Op, e.Duration)
 	}
 }
 
-// sampling reports whether the calling goroutine should time this call.
-func (mt *metrics) sampling() bool {
-	s := &mt.sample[shard()].on
-	return s.Load() && s.Swap(false)
-}
-
-// latency records one sample of op; ops other than timedOps are not timed.
+// latency records one sample of op; ops other than timedOps are not kept.
 func (dm *driverMetrics) latency(op string, d time.Duration) {
 	for i, name := range timedOps {
 		if name != op {

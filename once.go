@@ -65,6 +65,7 @@ func Once[T any](ctx context.Context, c *Cache, key string, ttl time.Duration, f
 // OnceWith is [Once] with options.
 func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, fn func(context.Context) (T, error)) (OnceOutcome[T], error) {
 	var out OnceOutcome[T]
+	start := c.m.sampleStart()
 	if o.TTL <= 0 {
 		return out, opError("Once", key, fmt.Errorf("%w: Once needs a TTL > 0, got %v", ErrInvalidTTL, o.TTL))
 	}
@@ -107,19 +108,19 @@ func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, f
 		created, err := d.cond.SetIf(ctx, driver.Entry{Key: k, Value: pending, TTL: o.LockTTL, NoSlide: true}, driver.IfAbsent)
 		if err != nil {
 			cancel()
-			c.done("Once", d, key, 0, err, time.Time{})
+			c.done("Once", d, key, 0, err, start)
 			return out, d.fail("Once", key, err)
 		}
 		if created {
 			cancel()
-			c.done("Once", d, key, EventMiss, nil, time.Time{})
+			c.done("Once", d, key, EventMiss, nil, start)
 			return runOnce(ctx, c, h, o.TTL, fn)
 		}
 		// Someone ran fn or runs it now: read what the key holds.
 		done, v, err := readOnce[T](ctx, d, k)
 		if err != nil || done {
 			cancel()
-			c.done("Once", d, key, EventHit, err, time.Time{})
+			c.done("Once", d, key, EventHit, err, start)
 			if err != nil {
 				return out, d.fail("Once", key, err)
 			}

@@ -71,6 +71,7 @@ var ErrNotFound = errors.New("cache: not found")
 // single-flight (Distributed).
 func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOptions, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
+	start := c.m.sampleStart()
 	if o.TTL < 0 || o.LockTTL < 0 || o.WaitTimeout < 0 || o.NegativeTTL < 0 {
 		return zero, opError("Remember", key, fmt.Errorf("%w: TTL, LockTTL, WaitTimeout and NegativeTTL must not be negative", ErrInvalidTTL))
 	}
@@ -96,7 +97,7 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 	// a type assertion.
 	v, found, err := d.d.Get(ctx, k)
 	if kind := eventKind(found, err); c.m.wants(kind) {
-		c.m.record("Remember", d, key, kind, err, time.Time{})
+		c.m.end("Remember", d, key, kind, err, start)
 	}
 	if err != nil {
 		return zero, d.fail("Remember", key, err)
@@ -111,12 +112,12 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 		}
 		return t, nil
 	}
-	return rememberMiss(ctx, c, d, k, key, ttl, o, fn)
+	return rememberMiss(ctx, c, d, k, key, ttl, o, fn, start)
 }
 
 // rememberMiss is Remember's miss path: single-flight in the process, and across
 // processes with Distributed.
-func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key string, ttl time.Duration, o RememberOptions, fn func(context.Context) (T, error)) (T, error) {
+func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key string, ttl time.Duration, o RememberOptions, fn func(context.Context) (T, error), start time.Time) (T, error) {
 	var zero T
 	noneKey := recordKey(k, recNone)
 	// read looks for a value another caller stored, or, with NegativeTTL, its mark that
@@ -159,7 +160,7 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 			return t, err
 		}
 		_, err = d.write(ctx, driver.Entry{Key: k, Value: t, TTL: ttl}, Upsert)
-		c.done("Remember", d, key, EventSet, err, time.Time{})
+		c.done("Remember", d, key, EventSet, err, start)
 		if err != nil {
 			return t, &storeError{err}
 		}

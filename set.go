@@ -83,7 +83,7 @@ func (c *Cache) Set(ctx context.Context, key string, v any, ttl time.Duration) e
 		err = c.indexTags(ctx, d, k, ttl, nil)
 	}
 	if kind := orError(EventSet, err); c.m.wants(kind) {
-		c.m.record("Set", d, key, kind, err, start)
+		c.m.end("Set", d, key, kind, err, start)
 	}
 	if err != nil {
 		return d.fail("Set", key, err)
@@ -236,7 +236,7 @@ func (c *Cache) SetMany(ctx context.Context, items map[string]any, ttl time.Dura
 	}
 	if c.m.wants(EventSet) {
 		for _, key := range keys {
-			c.m.record("SetMany", d, key, EventSet, nil, time.Time{})
+			c.m.end("SetMany", d, key, EventSet, nil, time.Time{})
 		}
 	}
 	for _, e := range entries {
@@ -277,7 +277,7 @@ func Many[T any](ctx context.Context, c *Cache, keys ...string) (map[string]T, e
 		}
 		for i := range final {
 			if kind := hitOrMiss(found[i]); c.m.wants(kind) {
-				c.m.record("Many", d, keys[i], kind, nil, time.Time{})
+				c.m.end("Many", d, keys[i], kind, nil, time.Time{})
 			}
 			if found[i] {
 				if err := put(i, vals[i]); err != nil {
@@ -290,7 +290,7 @@ func Many[T any](ctx context.Context, c *Cache, keys ...string) (map[string]T, e
 	for i, k := range final {
 		v, found, err := d.d.Get(ctx, k)
 		if kind := eventKind(found, err); c.m.wants(kind) {
-			c.m.record("Many", d, keys[i], kind, err, time.Time{})
+			c.m.end("Many", d, keys[i], kind, err, time.Time{})
 		}
 		if err != nil {
 			return nil, d.fail("Many", keys[i], err)

@@ -36,6 +36,7 @@ type SWROptions struct {
 // read refreshes the value.
 func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
+	start := c.m.sampleStart()
 	if o.Fresh <= 0 || o.Stale <= o.Fresh {
 		return zero, opError("SWR", key, fmt.Errorf("%w: need 0 < Fresh < Stale, got Fresh %v, Stale %v", ErrInvalidTTL, o.Fresh, o.Stale))
 	}
@@ -47,13 +48,13 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 	fk := recordKey(k, recFresh)
 	vals, found, err := getMany(ctx, d, []string{k, fk})
 	if err != nil {
-		c.done("SWR", d, key, 0, err, time.Time{})
+		c.done("SWR", d, key, 0, err, start)
 		return zero, d.fail("SWR", key, err)
 	}
 	if found[0] {
 		var t T
 		err := d.decode(vals[0], &t)
-		c.done("SWR", d, key, EventHit, err, time.Time{})
+		c.done("SWR", d, key, EventHit, err, start)
 		if err != nil {
 			return zero, d.fail("SWR", key, err)
 		}
@@ -73,7 +74,7 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 		}
 		return t, nil
 	}
-	c.done("SWR", d, key, EventMiss, nil, time.Time{})
+	c.done("SWR", d, key, EventMiss, nil, start)
 	// Cold: one load for every concurrent caller, as Remember.
 	load := func() (any, error) {
 		// A caller that missed just before a previous flight stored the value. Any error

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"time"
 
 	"github.com/cachekit/cache/driver"
 )
@@ -157,13 +156,14 @@ func isInt(k reflect.Kind) bool {
 // allocation, where Get's dst (passed as any) makes the caller's variable escape to the
 // heap; other values convert as Get converts them.
 func GetAs[T any](ctx context.Context, c *Cache, key string) (v T, found bool, err error) {
+	start := c.m.sampleStart()
 	d, k, err := c.prep(ctx, "", key)
 	if err != nil {
 		return v, false, d.fail("Get", key, err)
 	}
 	raw, found, err := d.d.Get(ctx, k)
 	if kind := eventKind(found, err); c.m.wants(kind) {
-		c.m.record("Get", d, key, kind, err, time.Time{})
+		c.m.end("Get", d, key, kind, err, start)
 	}
 	if err != nil || !found {
 		if err != nil {
