@@ -115,7 +115,6 @@ func newMetrics(names []string) *metrics {
 	return mt
 }
 
-
 // observe is the hook's Observe: one atomic add on the driver's counters, and the
 // duration of a sampled operation.
 func (mt *metrics) observe(e Event) {
