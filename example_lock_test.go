@@ -54,7 +54,7 @@ func ExampleLockWith_waitAndAutoExtend() {
 }
 
 // A fencing token lets the storage reject a holder whose lock has since passed on.
-func ExampleFencingToken() {
+func ExampleHeldLock_fencingToken() {
 	c := newExampleCache()
 	defer c.Close()
 	ctx := context.Background()
@@ -70,7 +70,7 @@ func ExampleFencingToken() {
 	for range 2 {
 		_, err := cache.LockWith(ctx, c, "lock.ledger", cache.LockOptions{TTL: time.Minute, Fencing: true},
 			func(ctx context.Context) (int, error) {
-				token, _ := cache.FencingToken(ctx)
+				token := cache.HeldLock(ctx).FencingToken()
 				fmt.Println("token", token)
 				return 0, write(token)
 			})

@@ -75,9 +75,9 @@ func TestLease_WithoutAutoExtendEndsBeforeTheStoreExpires(t *testing.T) {
 	var heldAtCancel bool
 	out, err := cache.Lock(ctx, c, "lease.plain", ttl, func(fctx context.Context) (int, error) {
 		var ok bool
-		until, ok = cache.LockValidUntil(fctx)
+		until, ok = cache.HeldLock(fctx).ValidUntil(), cache.HeldLock(fctx) != nil
 		if !ok {
-			t.Error("LockValidUntil inside fn: not ok")
+			t.Error("HeldLock inside fn: nil")
 		}
 		if dl, ok := fctx.Deadline(); !ok || !dl.Equal(until) {
 			t.Errorf("fn's deadline %v, ok %v; want the lease's end %v", dl, ok, until)
@@ -104,8 +104,8 @@ func TestLease_WithoutAutoExtendEndsBeforeTheStoreExpires(t *testing.T) {
 	if !heldAtCancel {
 		t.Error("when fn's ctx ended another caller could take the lock: no margin")
 	}
-	if _, ok := cache.LockValidUntil(ctx); ok {
-		t.Error("LockValidUntil outside fn: ok")
+	if cache.HeldLock(ctx) != nil {
+		t.Error("HeldLock outside fn: not nil")
 	}
 }
 
@@ -121,7 +121,7 @@ func TestLease_HungRenewalEndsFnAtTheLease(t *testing.T) {
 	var lostAfter time.Duration
 	var until time.Time
 	out, err := cache.LockWith(ctx, c, "lease.hung", cache.LockOptions{TTL: ttl, AutoExtend: true}, func(fctx context.Context) (int, error) {
-		until, _ = cache.LockValidUntil(fctx)
+		until = cache.HeldLock(fctx).ValidUntil()
 		<-fctx.Done()
 		lostAfter = time.Since(start)
 		return 0, context.Cause(fctx)
@@ -166,16 +166,16 @@ func TestLease_LateRenewalReplyDoesNotExtend(t *testing.T) {
 	}
 }
 
-// Confirmed renewals move the lease: fn outlives several TTLs, and LockValidUntil moves.
+// Confirmed renewals move the lease: fn outlives several TTLs, and its ValidUntil moves.
 func TestLease_ConfirmedRenewalsMoveTheLease(t *testing.T) {
 	c := newCache(t, cache.Config{})
 	ctx := ctxT(t)
 	const ttl = 150 * time.Millisecond
 	out, err := cache.LockWith(ctx, c, "lease.renewed", cache.LockOptions{TTL: ttl, AutoExtend: true}, func(fctx context.Context) (int, error) {
-		first, _ := cache.LockValidUntil(fctx)
+		first := cache.HeldLock(fctx).ValidUntil()
 		deadline := time.Now().Add(3 * ttl)
 		for time.Now().Before(deadline) {
-			u, _ := cache.LockValidUntil(fctx)
+			u := cache.HeldLock(fctx).ValidUntil()
 			if !time.Now().Before(u) {
 				t.Errorf("lease ended at %v while renewals were confirmed", u)
 				break
@@ -185,7 +185,7 @@ func TestLease_ConfirmedRenewalsMoveTheLease(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		last, _ := cache.LockValidUntil(fctx)
+		last := cache.HeldLock(fctx).ValidUntil()
 		if !last.After(first.Add(ttl)) {
 			t.Errorf("lease moved %v in 3 TTLs", last.Sub(first))
 		}

@@ -76,8 +76,10 @@ type LockOptions struct {
 	AutoExtend bool
 	// Fencing takes a fencing token with the lock: a number that grows with every
 	// acquisition of the key, in every process sharing the store; read it with
-	// [FencingToken] inside fn. The driver keeps a counter per fenced key for good
-	// (see the driver's docs). Needs a driver with driver.Fencer.
+	// HeldLock(ctx).FencingToken() inside fn (see [HeldLock]), or from the handle of
+	// [Acquire]. Pass it to the storage you write to, and have it reject a token lower
+	// than the highest it has seen. The driver keeps a counter per fenced key (see the
+	// driver's docs). Needs a driver with driver.Fencer.
 	Fencing bool
 }
 
@@ -110,8 +112,9 @@ var defaultOwner = "pid." + strconv.Itoa(os.Getpid())
 // holder can take it before the lease ends, whatever the network or the driver's client
 // does meanwhile. fn's context is cancelled, with cause [ErrLockLost], when the lease
 // ends while fn still runs; Lock's error then matches ErrLockLost as well as carrying
-// fn's own error. Inside fn, [LockValidUntil] tells when the lease ends: check it before
-// each step whose effects must not overlap another holder's. Use [LockWith] with
+// fn's own error. Inside fn, HeldLock(ctx).ValidUntil() tells when the lease ends (see
+// [HeldLock]): check it before each step whose effects must not overlap another
+// holder's. Use [LockWith] with
 // AutoExtend for work that may outlive its TTL.
 //
 // Across which callers the lock excludes depends on the driver: every process sharing a
@@ -133,7 +136,7 @@ func LockWith[T any](ctx context.Context, c *Cache, key string, o LockOptions, f
 		return out, err
 	}
 	out.Acquired = true
-	ctx = context.WithValue(ctx, heldKey{}, h) // for FencingToken and LockValidUntil
+	ctx = context.WithValue(ctx, heldKey{}, h) // for HeldLock
 	fctx, stop := h.keepAlive(ctx, o.AutoExtend)
 	defer func() {
 		// Runs on return and on panic; a panic goes on after the release.
@@ -257,17 +260,16 @@ func RestoreLock(ctx context.Context, c *Cache, key, token string, o LockOptions
 	return &LockHandle{m: c.m, d: d, key: key, final: k, token: token, stored: stored, ttl: capTTL(o.TTL)}, nil
 }
 
-// FencingToken returns the fencing token of the lock whose fn ctx belongs to, and false
-// outside such a fn or when the lock was taken without LockOptions.Fencing. The token
-// grows with every acquisition of the key, in every process sharing the store: pass it
-// to the storage you write to, and have it reject a token lower than the highest it has
-// seen (docs/locks.md has a recipe).
-func FencingToken(ctx context.Context) (int64, bool) {
+// HeldLock returns the handle of the lock whose fn ctx belongs to ([Lock], [LockWith]),
+// and nil outside such a fn. Inside fn, read the lease's end from it
+// ([LockHandle.ValidUntil]: check it before each step whose effects must not overlap
+// another holder's; with AutoExtend it moves with each confirmed renewal) and the fencing
+// token ([LockHandle.FencingToken], with LockOptions.Fencing). The methods of a nil
+// handle return zero values, so HeldLock(ctx).FencingToken() is 0 outside a fn. Do not
+// Release or Extend it: Lock does.
+func HeldLock(ctx context.Context) *LockHandle {
 	h, _ := ctx.Value(heldKey{}).(*LockHandle)
-	if h == nil || h.fence == 0 {
-		return 0, false
-	}
-	return h.fence, true
+	return h
 }
 
 func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHandle, error) {
@@ -392,17 +394,6 @@ func (h *LockHandle) ValidUntil() time.Time {
 func (h *LockHandle) lapsed() bool {
 	n := h.until.Load()
 	return n != 0 && int64(time.Since(monoBase)) >= n
-}
-
-// LockValidUntil returns the end of the lease of the lock whose fn ctx belongs to (see
-// [LockHandle.ValidUntil]), and false outside the fn of [Lock] or [LockWith]. With
-// AutoExtend it moves with each confirmed renewal; read it again before each step.
-func LockValidUntil(ctx context.Context) (time.Time, bool) {
-	h, _ := ctx.Value(heldKey{}).(*LockHandle)
-	if h == nil {
-		return time.Time{}, false
-	}
-	return h.ValidUntil(), true
 }
 
 // newToken returns "<owner>#<26 random base32 characters>" (128 bits), in one

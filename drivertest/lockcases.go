@@ -230,10 +230,10 @@ var lockCases = []testCase{
 				for range 250 {
 					_, err := cache.LockWith(e.ctx, e.c, "lock.fenced", cache.LockOptions{TTL: time.Minute, Fencing: true, Wait: 10 * time.Second},
 						func(ctx context.Context) (int, error) {
-							tok, ok := cache.FencingToken(ctx)
+							tok := cache.HeldLock(ctx).FencingToken()
 							mu.Lock()
 							defer mu.Unlock()
-							if !ok || tok <= last {
+							if tok <= last {
 								badSeen = append(badSeen, fmt.Sprintf("%d after %d", tok, last))
 							}
 							last = tok
@@ -249,8 +249,8 @@ var lockCases = []testCase{
 			if len(badSeen) > 0 || taken != 1000 {
 				t.Fatalf("%d acquisitions; tokens that did not increase: %v", taken, badSeen)
 			}
-			if _, ok := cache.FencingToken(e.ctx); ok {
-				t.Fatal("FencingToken outside fn reported a token")
+			if tok := cache.HeldLock(e.ctx).FencingToken(); tok != 0 {
+				t.Fatalf("a fencing token outside fn: %d", tok)
 			}
 		},
 	},

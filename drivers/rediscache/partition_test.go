@@ -75,7 +75,7 @@ func partitionRun(t *testing.T, holder, other *cache.Cache, proxies *faultproxy.
 			acquired <- time.Now()
 			<-fctx.Done()
 			r.cancelled = time.Now()
-			r.until, _ = cache.LockValidUntil(fctx)
+			r.until = cache.HeldLock(fctx).ValidUntil()
 			return 0, context.Cause(fctx)
 		})
 		r.err = err

@@ -208,7 +208,7 @@ func (h *holder) round(ctx context.Context) error {
 	}
 	opened, noAction := false, false
 	out, err := cache.LockWith(ctx, h.c, key, o, func(fctx context.Context) (struct{}, error) {
-		tok, _ := cache.FencingToken(fctx)
+		tok := cache.HeldLock(fctx).FencingToken()
 		end := time.Now().Add(work)
 		for {
 			sleepAction()

@@ -14,7 +14,7 @@
 //     line is one write(2), so a holder killed with SIGKILL keeps every action it took.
 //   - Holders ([ChildMain], [Job]): the test binary run again. A holder loops: it picks
 //     a key, takes the lock with random options, and inside fn performs actions, each
-//     only after checking its lease clock (cache.LockValidUntil): a holder acts only
+//     only after checking its lease clock (cache.HeldLock(ctx).ValidUntil()): a holder acts only
 //     while its lease is valid.
 //   - The nemesis ([Harness]): starts the holders, routes their connections to the
 //     store through fault proxies of their own (internal/faultproxy), and applies a

@@ -8,5 +8,8 @@ import (
 )
 
 // leaseValidUntil is the holder's lease clock inside fn: the instant until which the
-// lock is proven held (cache.LockValidUntil).
-func leaseValidUntil(ctx context.Context) (time.Time, bool) { return cache.LockValidUntil(ctx) }
+// lock is proven held (cache.HeldLock(ctx).ValidUntil()).
+func leaseValidUntil(ctx context.Context) (time.Time, bool) {
+	h := cache.HeldLock(ctx)
+	return h.ValidUntil(), h != nil
+}

@@ -43,8 +43,8 @@ func fence(ctx context.Context, w *Worker) error {
 	for range w.Job.N {
 		o, err := cache.LockWith(ctx, c, "lx.fenced", cache.LockOptions{TTL: 10 * time.Second, Fencing: true, Wait: time.Minute},
 			func(ctx context.Context) (struct{}, error) {
-				tok, ok := cache.FencingToken(ctx)
-				if !ok {
+				tok := cache.HeldLock(ctx).FencingToken()
+				if tok == 0 {
 					return struct{}{}, errors.New("no fencing token inside fn")
 				}
 				var highest int64
