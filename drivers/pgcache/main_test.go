@@ -11,7 +11,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/cachekit/cache"
-	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/drivers/pgcache"
 	"github.com/cachekit/cache/internal/pgtest"
 )
@@ -67,10 +66,4 @@ func newCache(t testing.TB, url, prefix string) (*cache.Cache, *pgcache.Driver) 
 		_ = c.Close()
 	})
 	return c, d
-}
-
-func harness(t *testing.T) driver.Driver { return newDriver(t, pgcache.Options{}) }
-
-func harnessWithTTL(t *testing.T, ttl time.Duration) driver.Driver {
-	return newDriver(t, pgcache.Options{DefaultTTL: ttl})
 }
