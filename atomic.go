@@ -92,8 +92,8 @@ type ModifyOptions struct {
 // within the process on the in-process drivers. A driver with neither an atomic update
 // nor compare-and-swap returns an error matching [ErrUnsupported].
 //
-// (API.md gives the name Update to the OnConflict value, so the read-modify-write
-// helper that the seed library calls update is named Modify here.)
+// (Other libraries call this operation update; here Update is the OnConflict value of
+// SetOptions, so the read-modify-write is Modify.)
 func Modify[T any](ctx context.Context, c *Cache, key string, fn func(cur T, found bool) (T, error)) (T, error) {
 	return ModifyWith(ctx, c, key, ModifyOptions{}, fn)
 }

@@ -21,7 +21,7 @@ var (
 	watcher  = capOf[driver.Watcher]("driver.Watcher")
 )
 
-// lockCases are the promises of the lock beyond the seed: waiting, renewal, fencing,
+// lockCases are the promises of the lock beyond acquire and release: waiting, renewal, fencing,
 // handles, Once, and distributed Remember.
 var lockCases = []testCase{
 	{

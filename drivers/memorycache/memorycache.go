@@ -5,7 +5,7 @@
 // stored. Maps, slices and pointers are therefore shared with the caller: do not mutate a
 // value after storing it.
 //
-// Two behaviours, as in the names the seed library uses:
+// Two behaviours, under the names other cache libraries use for them:
 //
 //   - "memory": Options{} — per-entry TTL, fixed from the write.
 //   - "memoryExtended": Options{Sliding: true} — every hit (Get, Has, Remember's read)
