@@ -321,10 +321,13 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 	if o.Wait <= 0 {
 		return nil, d.fail("Lock", key, ErrNotAcquired)
 	}
-	if err := waitFor(ctx, d, k, o.Wait, func() (bool, error) { return h.try(ctx, o.Fencing) }); err != nil {
-		if !errors.Is(err, ErrNotAcquired) {
-			c.done("Lock", d, key, 0, err, start)
-		}
+	switch err := waitLoop(ctx, d, k, o.Wait, true, func() (bool, error) { return h.try(ctx, o.Fencing) }); {
+	case err == errWaitOver:
+		return nil, d.fail("Lock", key, fmt.Errorf("%w: %w after %v", ErrNotAcquired, ErrWaitTimeout, o.Wait))
+	case err != nil && ctx.Err() != nil:
+		return nil, d.fail("Lock", key, joinErrs(ErrNotAcquired, err))
+	case err != nil:
+		c.done("Lock", d, key, 0, err, start)
 		return nil, d.fail("Lock", key, err)
 	}
 	c.done("Lock", d, key, EventLockAcquired, nil, start)
@@ -412,48 +415,59 @@ func newToken(owner string) string {
 	return b.String()
 }
 
-// waitFor retries try until it succeeds, wait elapses, or ctx ends. Before each retry it
-// watches the key (when the driver can), so that a release between the retry and the
-// wait is not missed; the poll is the safety net for expiry, which is not reported.
-func waitFor(ctx context.Context, d *namedDriver, key string, wait time.Duration, try func() (bool, error)) error {
+// errWaitOver is waitLoop's error when its wait has elapsed.
+var errWaitOver = errors.New("wait elapsed")
+
+// waitLoop is the one wait loop of the package (Lock's Wait, distributed Remember, Once):
+// it calls attempt until attempt reports done or fails, ctx ends, or wait elapses (wait
+// <= 0: only ctx ends it). Before each attempt (but the first, unless watchFirst) it
+// watches key, when the driver can, so that a change between an attempt and the wait
+// after it is not missed. Between attempts it waits for the watch or for a backoff with
+// full jitter, whichever comes first: doubling from 1 ms to 25 ms when it polls, from
+// 10 ms to 250 ms when a watch can wake it (the poll is the safety net for expiry and
+// unreported deletes, which no watch sees). It returns attempt's error, errWaitOver
+// when wait elapsed, and ctx's cause when ctx ended.
+func waitLoop(ctx context.Context, d *namedDriver, key string, wait time.Duration, watchFirst bool, attempt func() (done bool, err error)) error {
 	deadline := time.Now().Add(wait)
 	backoff, maxBackoff := time.Millisecond, 25*time.Millisecond
 	if d.watch != nil {
 		backoff, maxBackoff = 10*time.Millisecond, 250*time.Millisecond
 	}
-	for {
+	for first := true; ; first = false {
 		wctx, cancel := context.WithCancel(ctx)
 		var woke <-chan struct{}
-		if d.watch != nil {
+		if d.watch != nil && (watchFirst || !first) {
 			// A watch that cannot be set up now (a slow or reconnecting server): poll
-			// this turn; the try below reports a server that is really gone.
+			// this turn; the attempt reports a server that is really gone.
 			if ch, err := d.watch.Watch(wctx, key); err == nil {
 				woke = ch
 			}
 		}
-		ok, err := try()
-		if ok || err != nil {
+		done, err := attempt()
+		if done || err != nil {
 			cancel()
 			return err
 		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			cancel()
-			return fmt.Errorf("%w: %w after %v", ErrNotAcquired, ErrWaitTimeout, wait)
+		sleep := backoff/2 + rand.N(backoff/2+1) // full jitter: waiters do not retry in lockstep
+		if wait > 0 {
+			left := time.Until(deadline)
+			if left <= 0 {
+				cancel()
+				return errWaitOver
+			}
+			sleep = min(sleep, left)
 		}
-		// Full jitter over [backoff/2, backoff): waiters do not retry in lockstep.
-		sleep := min(backoff/2+rand.N(backoff/2+1), left)
 		t := time.NewTimer(sleep)
 		select {
 		case <-woke:
 		case <-t.C:
 		case <-ctx.Done():
-			t.Stop()
-			cancel()
-			return errors.Join(ErrNotAcquired, context.Cause(ctx))
 		}
 		t.Stop()
 		cancel()
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
 		backoff = min(backoff*2, maxBackoff)
 	}
 }

@@ -90,51 +90,34 @@ func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, f
 		return out, d.fail("Once", key, err)
 	}
 	h := &LockHandle{d: d, key: key, final: k, token: token, stored: pending, ttl: o.LockTTL}
-	for first := true; ; first = false {
-		if err := ctx.Err(); err != nil {
-			return out, d.fail("Once", key, context.Cause(ctx))
-		}
-		// Watch before looking, so that a change between the look and the wait is seen;
-		// but not on the first look, which usually settles it (on Redis a watch is a
-		// SUBSCRIBE and an UNSUBSCRIBE).
-		wctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-		var woke <-chan struct{}
-		if d.watch != nil && !first {
-			if woke, err = d.watch.Watch(wctx, k); err != nil {
-				woke = nil // a watch that cannot be set up now: poll this turn
-			}
-		}
-		h.since = time.Now()
-		created, err := d.cond.SetIf(ctx, driver.Entry{Key: k, Value: pending, TTL: o.LockTTL, NoSlide: true}, driver.IfAbsent)
-		if err != nil {
-			cancel()
-			c.done("Once", d, key, 0, err, start)
-			return out, d.fail("Once", key, err)
-		}
-		if created {
-			cancel()
-			c.done("Once", d, key, EventMiss, nil, start)
-			return runOnce(ctx, c, h, o.TTL, fn)
-		}
-		// Someone ran fn or runs it now: read what the key holds.
-		done, v, err := readOnce[T](ctx, d, k)
-		if err != nil || done {
-			cancel()
-			c.done("Once", d, key, EventHit, err, start)
-			if err != nil {
-				return out, d.fail("Once", key, err)
-			}
-			return OnceOutcome[T]{Value: v}, nil
-		}
-		// Pending, or gone since SetIf: wait for a change (or the poll), then look again.
-		if !first {
-			select {
-			case <-woke:
-			case <-wctx.Done():
-			}
-		}
-		cancel()
+	if err := ctx.Err(); err != nil {
+		return out, d.fail("Once", key, context.Cause(ctx))
 	}
+	// Create the pending marker, or read what the key holds: the result, or another
+	// caller's marker (then wait for a change, and look again).
+	var created, done bool
+	var v T
+	err = waitLoop(ctx, d, k, 0, false, func() (bool, error) {
+		h.since = time.Now()
+		var err error
+		if created, err = d.cond.SetIf(ctx, driver.Entry{Key: k, Value: pending, TTL: o.LockTTL, NoSlide: true}, driver.IfAbsent); err != nil || created {
+			return created, err
+		}
+		done, v, err = readOnce[T](ctx, d, k)
+		return done, err
+	})
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return out, d.fail("Once", key, context.Cause(ctx))
+	case err != nil:
+		c.done("Once", d, key, 0, err, start)
+		return out, d.fail("Once", key, err)
+	case created:
+		c.done("Once", d, key, EventMiss, nil, start)
+		return runOnce(ctx, c, h, o.TTL, fn)
+	}
+	c.done("Once", d, key, EventHit, nil, start)
+	return OnceOutcome[T]{Value: v}, nil
 }
 
 // runOnce runs fn under the pending marker h, then swaps in the result.

@@ -278,49 +278,30 @@ func loadDistributed[T any](ctx context.Context, d *namedDriver, k string, o Rem
 		return nil, err
 	}
 	h := &LockHandle{d: d, key: k, final: recordKey(k, recLock), stored: token, ttl: o.LockTTL}
-	deadline := time.Now().Add(o.WaitTimeout)
-	for first := true; ; first = false {
-		wctx, cancel := context.WithTimeout(ctx, min(50*time.Millisecond, max(time.Until(deadline), 0)))
-		var woke <-chan struct{}
-		if d.watch != nil && !first { // the first try usually settles it: no SUBSCRIBE
-
-			if woke, err = d.watch.Watch(wctx, h.final); err != nil {
-				woke = nil // a watch that cannot be set up now: poll this turn
-			}
-		}
+	var found bool // another process's load stored the value
+	var t T
+	err = waitLoop(ctx, d, h.final, o.WaitTimeout, false, func() (bool, error) {
 		ok, err := d.cond.SetIf(ctx, driver.Entry{Key: h.final, Value: token, TTL: o.LockTTL, NoSlide: true}, driver.IfAbsent)
-		if err != nil {
-			cancel()
-			return nil, err
+		if err != nil || ok {
+			return ok, err
 		}
-		if ok {
-			cancel()
-			defer func() { _ = h.release(ctx) }()
-			// Stored while we took the lock, or found to be missing (ErrNotFound); any other
-			// error stops the load too, as in the flight.
-			if t, found, err := read(); err != nil || found {
-				return t, err
-			}
-			return load()
-		}
-		// Another process loads: wait for its release (or the poll), then look.
-		if !first {
-			select {
-			case <-woke:
-			case <-wctx.Done():
-			}
-		}
-		cancel()
-		if err := ctx.Err(); err != nil {
-			return nil, context.Cause(ctx)
-		}
-		if t, found, err := read(); err != nil {
-			return nil, err
-		} else if found {
-			return t, nil
-		}
-		if time.Now().After(deadline) {
-			return load() // the other loader is stuck or gone: do it ourselves
-		}
+		// Another process loads: done when it has stored the value (or found it missing).
+		t, found, err = read()
+		return found, err
+	})
+	switch {
+	case err == errWaitOver:
+		return load() // the other loader is stuck or gone: do it ourselves
+	case err != nil:
+		return nil, err
+	case found:
+		return t, nil
 	}
+	defer func() { _ = h.release(ctx) }()
+	// Stored while we took the lock, or found to be missing (ErrNotFound); any other
+	// error stops the load too, as in the flight.
+	if t, found, err := read(); err != nil || found {
+		return t, err
+	}
+	return load()
 }
