@@ -17,3 +17,8 @@ for m in observability/promcache observability/otelcache; do
     (cd "$m" && go vet ./... && go test -count=1 ./...)
   fi
 done
+# The fuzz targets of the key space, for a fixed budget each (docs/keys.md has the
+# command for a long run).
+go test -run '^$' -fuzz '^FuzzKeySpace$' -fuzztime 10s .
+go test -run '^$' -fuzz '^FuzzParseDuration$' -fuzztime 10s .
+go test -run '^$' -fuzz '^FuzzFileName$' -fuzztime 10s ./drivers/filecache
