@@ -168,6 +168,7 @@ func TestRegister(t *testing.T) {
 var textless = map[string]string{
 	"Drivers":    "opened from the URLs of CACHE_DRIVERS",
 	"PrefixFunc": "a function",
+	"Hooks":      "code that observes the operations",
 }
 
 // TestSettingsCoverConfig: every field of cache.Config is reachable from text, so that

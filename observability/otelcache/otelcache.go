@@ -21,8 +21,8 @@
 // Redis does not report expiry). Per driver and timed operation (attributes driver,
 // op): the gauge cache.operation.duration in seconds with attribute quantile ("0.5",
 // "0.95", "0.99"), and the counter cache.operation.samples. The timed operations are
-// those whose latency the cache samples ([cache.DriverMetrics] Ops: Get and Set), on
-// about one call in 64, over everything since the cache started or the last
+// those whose latency the cache samples ([cache.DriverMetrics] Ops: Get, Set, Remember,
+// SWR, Once, Lock and others), on about one call in 64, over everything since the cache started or the last
 // [cache.Cache.ResetMetrics] (not a moving window), within 19% of the true value; the
 // counters are cumulative and restart from zero after ResetMetrics.
 //

@@ -33,7 +33,7 @@
 //	myapp_cache_latency_samples_total                          counter
 //
 // The timed operations are those whose latency the cache samples ([cache.DriverMetrics]
-// Ops: Get and Set), on about one call in 64; their percentiles come from a log-linear histogram
+// Ops: Get, Set, Remember, SWR, Once, Lock and others), on about one call in 64; their percentiles come from a log-linear histogram
 // (within 19% of the true value), over everything since the cache started or since
 // [cache.Cache.ResetMetrics]: they are not a moving window. The counters too restart
 // from zero after ResetMetrics, which Prometheus's rate() reads as a counter reset.
