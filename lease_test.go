@@ -5,8 +5,10 @@ import (
 	"errors"
 	"math"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/cachekit/cache"
@@ -23,6 +25,15 @@ type hung struct {
 	delay   atomic.Int64 // Extend answers after this long (nanoseconds), ignoring ctx
 	calls   atomic.Int32
 	release chan struct{}
+	once    sync.Once
+}
+
+// free lets every Extend stuck in h go, and lets the goroutines of the lock's upkeep
+// that wait for them end: a synctest bubble ends only when all its goroutines have.
+func (h *hung) free() {
+	h.once.Do(func() { close(h.release) })
+	time.Sleep(time.Second) // a delayed Extend is done by then (fake time in a bubble)
+	synctest.Wait()
 }
 
 func newHung(t *testing.T) *hung {
@@ -30,10 +41,7 @@ func newHung(t *testing.T) *hung {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &hung{Driver: d, release: make(chan struct{})}
-	// A goroutine stuck in Extend must be let go before the leak check.
-	t.Cleanup(func() { close(h.release) })
-	return h
+	return &hung{Driver: d, release: make(chan struct{})}
 }
 
 func (h *hung) Extend(ctx context.Context, key string, old any, ttl time.Duration) (bool, error) {
@@ -66,183 +74,196 @@ func margin(ttl time.Duration) time.Duration {
 // Without AutoExtend, fn's ctx ends at the lease's end: the acquire's send time plus
 // the TTL minus the margin, before the store lets anyone else in.
 func TestLease_WithoutAutoExtendEndsBeforeTheStoreExpires(t *testing.T) {
-	c := newCache(t, cache.Config{})
-	ctx := ctxT(t)
-	const ttl = 200 * time.Millisecond
-	before := time.Now()
-	var until time.Time
-	var cancelledAt time.Time
-	var heldAtCancel bool
-	out, err := cache.Lock(ctx, c, "lease.plain", ttl, func(fctx context.Context) (int, error) {
-		var ok bool
-		until, ok = cache.HeldLock(fctx).ValidUntil(), cache.HeldLock(fctx) != nil
-		if !ok {
-			t.Error("HeldLock inside fn: nil")
+	synctest.Test(t, func(t *testing.T) {
+		c := newCache(t, cache.Config{})
+		ctx := ctxT(t)
+		const ttl = 200 * time.Millisecond
+		before := time.Now()
+		var until time.Time
+		var cancelledAt time.Time
+		var heldAtCancel bool
+		out, err := cache.Lock(ctx, c, "lease.plain", ttl, func(fctx context.Context) (int, error) {
+			var ok bool
+			until, ok = cache.HeldLock(fctx).ValidUntil(), cache.HeldLock(fctx) != nil
+			if !ok {
+				t.Error("HeldLock inside fn: nil")
+			}
+			if dl, ok := fctx.Deadline(); !ok || !dl.Equal(until) {
+				t.Errorf("fn's deadline %v, ok %v; want the lease's end %v", dl, ok, until)
+			}
+			<-fctx.Done()
+			cancelledAt = time.Now()
+			// Nobody else can have the key yet: the store's TTL runs at least margin longer.
+			_, aerr := cache.Acquire(context.Background(), c, "lease.plain", cache.LockOptions{TTL: time.Second})
+			heldAtCancel = errors.Is(aerr, cache.ErrNotAcquired)
+			return 0, context.Cause(fctx)
+		})
+		if !out.Acquired {
+			t.Fatal("not acquired")
 		}
-		if dl, ok := fctx.Deadline(); !ok || !dl.Equal(until) {
-			t.Errorf("fn's deadline %v, ok %v; want the lease's end %v", dl, ok, until)
+		if !errors.Is(err, cache.ErrLockLost) {
+			t.Fatalf("Lock's error %v; want ErrLockLost", err)
 		}
-		<-fctx.Done()
-		cancelledAt = time.Now()
-		// Nobody else can have the key yet: the store's TTL runs at least margin longer.
-		_, aerr := cache.Acquire(context.Background(), c, "lease.plain", cache.LockOptions{TTL: time.Second})
-		heldAtCancel = errors.Is(aerr, cache.ErrNotAcquired)
-		return 0, context.Cause(fctx)
+		if want := before.Add(ttl - margin(ttl)); until.Before(want.Add(-5*time.Millisecond)) || until.After(want.Add(20*time.Millisecond)) {
+			t.Errorf("lease ends %v after the call; want about %v", until.Sub(before), ttl-margin(ttl))
+		}
+		if cancelledAt.Before(until) {
+			t.Errorf("fn's ctx ended %v before the lease's end", until.Sub(cancelledAt))
+		}
+		if !heldAtCancel {
+			t.Error("when fn's ctx ended another caller could take the lock: no margin")
+		}
+		if cache.HeldLock(ctx) != nil {
+			t.Error("HeldLock outside fn: not nil")
+		}
 	})
-	if !out.Acquired {
-		t.Fatal("not acquired")
-	}
-	if !errors.Is(err, cache.ErrLockLost) {
-		t.Fatalf("Lock's error %v; want ErrLockLost", err)
-	}
-	if want := before.Add(ttl - margin(ttl)); until.Before(want.Add(-5*time.Millisecond)) || until.After(want.Add(20*time.Millisecond)) {
-		t.Errorf("lease ends %v after the call; want about %v", until.Sub(before), ttl-margin(ttl))
-	}
-	if cancelledAt.Before(until) {
-		t.Errorf("fn's ctx ended %v before the lease's end", until.Sub(cancelledAt))
-	}
-	if !heldAtCancel {
-		t.Error("when fn's ctx ended another caller could take the lock: no margin")
-	}
-	if cache.HeldLock(ctx) != nil {
-		t.Error("HeldLock outside fn: not nil")
-	}
 }
 
 // A renewal stuck in the driver (a client that ignores its context on a frozen
 // connection) cannot keep fn running past the lease, and cannot hold up Lock's return.
 func TestLease_HungRenewalEndsFnAtTheLease(t *testing.T) {
-	d := newHung(t)
-	c := hungCache(t, d)
-	ctx := ctxT(t)
-	const ttl = 300 * time.Millisecond
-	d.stuck.Store(true)
-	start := time.Now()
-	var lostAfter time.Duration
-	var until time.Time
-	out, err := cache.LockWith(ctx, c, "lease.hung", cache.LockOptions{TTL: ttl, AutoExtend: true}, func(fctx context.Context) (int, error) {
-		until = cache.HeldLock(fctx).ValidUntil()
-		<-fctx.Done()
-		lostAfter = time.Since(start)
-		return 0, context.Cause(fctx)
+	synctest.Test(t, func(t *testing.T) {
+		d := newHung(t)
+		defer d.free()
+		c := hungCache(t, d)
+		ctx := ctxT(t)
+		const ttl = 300 * time.Millisecond
+		d.stuck.Store(true)
+		start := time.Now()
+		var lostAfter time.Duration
+		var until time.Time
+		out, err := cache.LockWith(ctx, c, "lease.hung", cache.LockOptions{TTL: ttl, AutoExtend: true}, func(fctx context.Context) (int, error) {
+			until = cache.HeldLock(fctx).ValidUntil()
+			<-fctx.Done()
+			lostAfter = time.Since(start)
+			return 0, context.Cause(fctx)
+		})
+		took := time.Since(start)
+		if !out.Acquired || !errors.Is(err, cache.ErrLockLost) {
+			t.Fatalf("acquired %v, err %v; want acquired and ErrLockLost", out.Acquired, err)
+		}
+		if d.calls.Load() == 0 {
+			t.Fatal("no renewal was tried")
+		}
+		// The first renewal goes out at TTL/3 and gets TTL/3 to answer: fn's ctx ends then,
+		// and in any case no later than the lease.
+		if lostAfter > ttl-margin(ttl)+10*time.Millisecond {
+			t.Errorf("fn's ctx ended %v after the acquire; the lease ends at %v", lostAfter, ttl-margin(ttl))
+		}
+		if now := time.Now(); now.Before(until) && lostAfter > ttl {
+			t.Errorf("fn ran past the TTL")
+		}
+		if took > ttl+100*time.Millisecond {
+			t.Errorf("Lock returned %v after the call: it waited for the stuck renewal", took)
+		}
 	})
-	took := time.Since(start)
-	if !out.Acquired || !errors.Is(err, cache.ErrLockLost) {
-		t.Fatalf("acquired %v, err %v; want acquired and ErrLockLost", out.Acquired, err)
-	}
-	if d.calls.Load() == 0 {
-		t.Fatal("no renewal was tried")
-	}
-	// The first renewal goes out at TTL/3 and gets TTL/3 to answer: fn's ctx ends then,
-	// and in any case no later than the lease.
-	if lostAfter > ttl-margin(ttl)+10*time.Millisecond {
-		t.Errorf("fn's ctx ended %v after the acquire; the lease ends at %v", lostAfter, ttl-margin(ttl))
-	}
-	if now := time.Now(); now.Before(until) && lostAfter > ttl {
-		t.Errorf("fn ran past the TTL")
-	}
-	if took > ttl+100*time.Millisecond {
-		t.Errorf("Lock returned %v after the call: it waited for the stuck renewal", took)
-	}
 }
 
 // A renewal whose answer comes back after the lease ended does not revive it.
 func TestLease_LateRenewalReplyDoesNotExtend(t *testing.T) {
-	d := newHung(t)
-	c := hungCache(t, d)
-	ctx := ctxT(t)
-	const ttl = 300 * time.Millisecond
-	d.delay.Store(int64(ttl)) // every renewal answers a full TTL later: past the lease
-	start := time.Now()
-	out, err := cache.LockWith(ctx, c, "lease.late", cache.LockOptions{TTL: ttl, AutoExtend: true}, func(fctx context.Context) (int, error) {
-		<-fctx.Done()
-		if d := time.Since(start); d > ttl {
-			t.Errorf("fn's ctx ended %v after the acquire, past the TTL %v", d, ttl)
+	synctest.Test(t, func(t *testing.T) {
+		d := newHung(t)
+		defer d.free()
+		c := hungCache(t, d)
+		ctx := ctxT(t)
+		const ttl = 300 * time.Millisecond
+		d.delay.Store(int64(ttl)) // every renewal answers a full TTL later: past the lease
+		start := time.Now()
+		out, err := cache.LockWith(ctx, c, "lease.late", cache.LockOptions{TTL: ttl, AutoExtend: true}, func(fctx context.Context) (int, error) {
+			<-fctx.Done()
+			if d := time.Since(start); d > ttl {
+				t.Errorf("fn's ctx ended %v after the acquire, past the TTL %v", d, ttl)
+			}
+			return 0, context.Cause(fctx)
+		})
+		if !out.Acquired || !errors.Is(err, cache.ErrLockLost) {
+			t.Fatalf("acquired %v, err %v; want acquired and ErrLockLost", out.Acquired, err)
 		}
-		return 0, context.Cause(fctx)
 	})
-	if !out.Acquired || !errors.Is(err, cache.ErrLockLost) {
-		t.Fatalf("acquired %v, err %v; want acquired and ErrLockLost", out.Acquired, err)
-	}
 }
 
 // Confirmed renewals move the lease: fn outlives several TTLs, and its ValidUntil moves.
 func TestLease_ConfirmedRenewalsMoveTheLease(t *testing.T) {
-	c := newCache(t, cache.Config{})
-	ctx := ctxT(t)
-	const ttl = 150 * time.Millisecond
-	out, err := cache.LockWith(ctx, c, "lease.renewed", cache.LockOptions{TTL: ttl, AutoExtend: true}, func(fctx context.Context) (int, error) {
-		first := cache.HeldLock(fctx).ValidUntil()
-		deadline := time.Now().Add(3 * ttl)
-		for time.Now().Before(deadline) {
-			u := cache.HeldLock(fctx).ValidUntil()
-			if !time.Now().Before(u) {
-				t.Errorf("lease ended at %v while renewals were confirmed", u)
-				break
+	synctest.Test(t, func(t *testing.T) {
+		c := newCache(t, cache.Config{})
+		ctx := ctxT(t)
+		const ttl = 150 * time.Millisecond
+		out, err := cache.LockWith(ctx, c, "lease.renewed", cache.LockOptions{TTL: ttl, AutoExtend: true}, func(fctx context.Context) (int, error) {
+			first := cache.HeldLock(fctx).ValidUntil()
+			deadline := time.Now().Add(3 * ttl)
+			for time.Now().Before(deadline) {
+				u := cache.HeldLock(fctx).ValidUntil()
+				if !time.Now().Before(u) {
+					t.Errorf("lease ended at %v while renewals were confirmed", u)
+					break
+				}
+				if fctx.Err() != nil {
+					return 0, context.Cause(fctx)
+				}
+				time.Sleep(5 * time.Millisecond)
 			}
-			if fctx.Err() != nil {
-				return 0, context.Cause(fctx)
+			last := cache.HeldLock(fctx).ValidUntil()
+			if !last.After(first.Add(ttl)) {
+				t.Errorf("lease moved %v in 3 TTLs", last.Sub(first))
 			}
-			time.Sleep(5 * time.Millisecond)
+			return 1, nil
+		})
+		if err != nil || !out.Acquired {
+			t.Fatalf("acquired %v, err %v", out.Acquired, err)
 		}
-		last := cache.HeldLock(fctx).ValidUntil()
-		if !last.After(first.Add(ttl)) {
-			t.Errorf("lease moved %v in 3 TTLs", last.Sub(first))
-		}
-		return 1, nil
 	})
-	if err != nil || !out.Acquired {
-		t.Fatalf("acquired %v, err %v", out.Acquired, err)
-	}
 }
 
 // A handle's lease: set by Acquire, moved only by a confirmed Extend, and a Release
 // after it ended says so.
 func TestLease_Handle(t *testing.T) {
-	d := newHung(t)
-	c := hungCache(t, d)
-	ctx := ctxT(t)
-	const ttl = 100 * time.Millisecond
-	before := time.Now()
-	h, err := cache.Acquire(ctx, c, "lease.handle", cache.LockOptions{TTL: ttl})
-	if err != nil {
-		t.Fatal(err)
-	}
-	u0 := h.ValidUntil()
-	if u0.Before(before.Add(ttl-margin(ttl))) || u0.After(time.Now().Add(ttl-margin(ttl))) {
-		t.Fatalf("ValidUntil %v after the call; want about %v", u0.Sub(before), ttl-margin(ttl))
-	}
-	time.Sleep(10 * time.Millisecond)
-	if err := h.Extend(ctx, 0); err != nil {
-		t.Fatal(err)
-	}
-	u1 := h.ValidUntil()
-	if !u1.After(u0) {
-		t.Fatalf("a confirmed Extend did not move the lease: %v then %v", u0, u1)
-	}
-	// An Extend with no answer in time returns at its deadline (even from a driver that
-	// ignores it) and leaves the lease alone.
-	d.stuck.Store(true)
-	ectx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-	defer cancel()
-	t0 := time.Now()
-	if err := h.Extend(ectx, 0); err == nil {
-		t.Fatal("Extend on a hung driver: nil error")
-	}
-	if took := time.Since(t0); took > 15*time.Millisecond+20*time.Millisecond {
-		t.Errorf("Extend on a hung driver took %v for a 20ms deadline", took)
-	}
-	d.stuck.Store(false)
-	if got := h.ValidUntil(); !got.Equal(u1) {
-		t.Fatalf("an unanswered Extend moved the lease: %v then %v", u1, got)
-	}
-	// Past the lease: Release deletes the key (still ours in the store here) but reports
-	// that the lease had ended.
-	time.Sleep(time.Until(u1) + 5*time.Millisecond)
-	err = h.Release(ctx)
-	if !errors.Is(err, cache.ErrLockLost) {
-		t.Fatalf("Release after the lease's end: %v; want ErrLockLost", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		d := newHung(t)
+		defer d.free()
+		c := hungCache(t, d)
+		ctx := ctxT(t)
+		const ttl = 100 * time.Millisecond
+		before := time.Now()
+		h, err := cache.Acquire(ctx, c, "lease.handle", cache.LockOptions{TTL: ttl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u0 := h.ValidUntil()
+		if u0.Before(before.Add(ttl-margin(ttl))) || u0.After(time.Now().Add(ttl-margin(ttl))) {
+			t.Fatalf("ValidUntil %v after the call; want about %v", u0.Sub(before), ttl-margin(ttl))
+		}
+		time.Sleep(10 * time.Millisecond)
+		if err := h.Extend(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+		u1 := h.ValidUntil()
+		if !u1.After(u0) {
+			t.Fatalf("a confirmed Extend did not move the lease: %v then %v", u0, u1)
+		}
+		// An Extend with no answer in time returns at its deadline (even from a driver that
+		// ignores it) and leaves the lease alone.
+		d.stuck.Store(true)
+		ectx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		defer cancel()
+		t0 := time.Now()
+		if err := h.Extend(ectx, 0); err == nil {
+			t.Fatal("Extend on a hung driver: nil error")
+		}
+		if took := time.Since(t0); took > 15*time.Millisecond+20*time.Millisecond {
+			t.Errorf("Extend on a hung driver took %v for a 20ms deadline", took)
+		}
+		d.stuck.Store(false)
+		if got := h.ValidUntil(); !got.Equal(u1) {
+			t.Fatalf("an unanswered Extend moved the lease: %v then %v", u1, got)
+		}
+		// Past the lease: Release deletes the key (still ours in the store here) but reports
+		// that the lease had ended.
+		time.Sleep(time.Until(u1) + 5*time.Millisecond)
+		err = h.Release(ctx)
+		if !errors.Is(err, cache.ErrLockLost) {
+			t.Fatalf("Release after the lease's end: %v; want ErrLockLost", err)
+		}
+	})
 }
 
 // A TTL of math.MaxInt64 ("forever") gives a lease far in the future, not an overflow.

@@ -193,14 +193,10 @@ func leaseMargin(ttl time.Duration) time.Duration {
 	return min(ttl/100+2*time.Millisecond, ttl/2)
 }
 
-// monoBase is the origin of the leases' monotonic clock: a lease end is stored as the
-// nanoseconds from it, so that it can be read and moved atomically.
-var monoBase = time.Now()
-
-// leaseEnd returns the lease end of a request sent at sent for ttl, in nanoseconds from
-// monoBase, saturating instead of overflowing.
-func leaseEnd(sent time.Time, ttl time.Duration) int64 {
-	from := int64(sent.Sub(monoBase))
+// leaseEnd returns the end of the lease of a request sent at sent for ttl, as
+// nanoseconds from h.since, saturating instead of overflowing.
+func (h *LockHandle) leaseEnd(sent time.Time, ttl time.Duration) int64 {
+	from := int64(sent.Sub(h.since))
 	d := int64(ttl - leaseMargin(ttl))
 	if d > math.MaxInt64-from {
 		return math.MaxInt64
@@ -222,7 +218,7 @@ type LockHandle struct {
 	ttl    time.Duration
 	fence  int64
 	since  time.Time // before the acquiring call: the lease is counted from here
-	// until is the lease's end in nanoseconds from monoBase; 0 while unknown (a
+	// until is the lease's end in nanoseconds from since; 0 while unknown (a
 	// restored handle before its first Extend).
 	until atomic.Int64
 	// sent orders Extend calls: only the one sent last may set the lease.
@@ -257,7 +253,7 @@ func RestoreLock(ctx context.Context, c *Cache, key, token string, o LockOptions
 	if err != nil {
 		return nil, d.fail("RestoreLock", key, err)
 	}
-	return &LockHandle{m: c.m, d: d, key: key, final: k, token: token, stored: stored, ttl: capTTL(o.TTL)}, nil
+	return &LockHandle{m: c.m, d: d, key: key, final: k, token: token, stored: stored, ttl: capTTL(o.TTL), since: time.Now()}, nil
 }
 
 // HeldLock returns the handle of the lock whose fn ctx belongs to ([Lock], [LockWith]),
@@ -361,7 +357,7 @@ func (h *LockHandle) try(ctx context.Context, fencing bool) (ok bool, err error)
 		ok, err = h.d.cond.SetIf(ctx, e, driver.IfAbsent)
 	}
 	if ok && err == nil {
-		h.until.Store(leaseEnd(h.since, h.ttl))
+		h.until.Store(h.leaseEnd(h.since, h.ttl))
 	}
 	return ok, notALock(err)
 }
@@ -390,13 +386,13 @@ func (h *LockHandle) ValidUntil() time.Time {
 	if n == 0 {
 		return time.Time{}
 	}
-	return monoBase.Add(time.Duration(n))
+	return h.since.Add(time.Duration(n))
 }
 
 // lapsed reports whether the lease is known and has ended.
 func (h *LockHandle) lapsed() bool {
 	n := h.until.Load()
-	return n != 0 && int64(time.Since(monoBase)) >= n
+	return n != 0 && int64(time.Since(h.since)) >= n
 }
 
 // newToken returns "<owner>#<26 random base32 characters>" (128 bits), in one
@@ -482,7 +478,7 @@ func waitLoop(ctx context.Context, d *namedDriver, key string, wait time.Duratio
 // cannot hold it up.
 func (h *LockHandle) keepAlive(ctx context.Context, autoExtend bool) (fctx context.Context, stop func()) {
 	if h.until.Load() == 0 { // Once's marker is taken without try
-		h.until.Store(leaseEnd(h.since, h.ttl))
+		h.until.Store(h.leaseEnd(h.since, h.ttl))
 	}
 	if !autoExtend {
 		end := h.ValidUntil()
@@ -538,7 +534,7 @@ func (h *LockHandle) keepAlive(ctx context.Context, autoExtend bool) (fctx conte
 				cancel(errLeaseEnded)
 				return
 			}
-			h.until.Store(leaseEnd(sent, h.ttl))
+			h.until.Store(h.leaseEnd(sent, h.ttl))
 		}
 	}()
 	return fctx, func() {
@@ -690,7 +686,7 @@ func (h *LockHandle) Extend(ctx context.Context, ttl time.Duration) error {
 		return h.d.fail("Extend", h.key, ErrLockNotHeld)
 	}
 	if h.sent.Load() == seq {
-		h.until.Store(leaseEnd(sent, ttl))
+		h.until.Store(h.leaseEnd(sent, ttl))
 	}
 	return nil
 }
