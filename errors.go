@@ -92,37 +92,6 @@ func causeText(err error) string {
 	return strings.ReplaceAll(s, "; cache: ", "; ")
 }
 
-// joined is errors.Join on one line: its message is the messages joined by "; ".
-type joined []error
-
-func (j joined) Error() string {
-	parts := make([]string, len(j))
-	for i, err := range j {
-		parts[i] = err.Error()
-	}
-	return strings.Join(parts, "; ")
-}
-
-func (j joined) Unwrap() []error { return j }
-
-// joinErrs is errors.Join with a one-line message: nil errors are dropped, and nil is
-// returned when none is left; a single error is returned as it is.
-func joinErrs(errs ...error) error {
-	var j joined
-	for _, err := range errs {
-		if err != nil {
-			j = append(j, err)
-		}
-	}
-	switch len(j) {
-	case 0:
-		return nil
-	case 1:
-		return j[0]
-	}
-	return j
-}
-
 // unsupported is the error for a capability that the driver lacks.
 func unsupported(d *namedDriver, op string) error {
 	return &Error{Op: op, Driver: d.name, Err: fmt.Errorf("%T cannot do it atomically: %w", d.d, errors.ErrUnsupported)}

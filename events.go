@@ -94,7 +94,7 @@ type hook struct {
 	times bool   // Durations
 	stamp bool   // it reads Event.Time (every hook but metrics)
 	fn    func(Event)
-	sub   *Subscription // for a subscription's hook: to remove it
+	sub   *subscription // for a subscription's hook: to remove it
 }
 
 func newHook(h Hook, stamp bool) hook {
@@ -232,8 +232,8 @@ func (m *manager) expired(d *namedDriver, key string) {
 	m.end("Expire", d, key, EventExpired, nil, time.Time{})
 }
 
-// Subscription is a handler registered with [Cache.Subscribe]: a hook that queues.
-type Subscription struct {
+// subscription is a handler registered with [Cache.Subscribe]: a hook that queues.
+type subscription struct {
 	m    *manager
 	fn   func(Event)
 	size int // the most events queued
@@ -257,17 +257,18 @@ type Subscription struct {
 // [Hook] that queues each event, in a buffer of the given size (default 1024), for a
 // goroutine of the subscription that hands them to fn one at a time, in order: a slow fn
 // never slows a cache call by more than queueing the event (a short mutex hold and a
-// copy, never a wait for fn); when the buffer is full the event is dropped and counted
-// ([Subscription.Dropped]). A panic in fn is recovered and the delivery goes on. Stop
-// the subscription with [Subscription.Stop]; Close stops them all.
+// copy, never a wait for fn); when the buffer is full the event is dropped and counted.
+// A panic in fn is recovered and the delivery goes on. stop unregisters the
+// subscription, lets it deliver what is queued, waits for that, and returns how many
+// events were dropped; it may be called more than once. Close stops every subscription.
 //
 // A cache call whose event nobody wants pays one atomic load: subscribe to the kinds
 // you need, such as EventError and the lock events, and hits and misses stay free.
-func (c *Cache) Subscribe(buffer int, fn func(Event), kinds ...EventKind) *Subscription {
+func (c *Cache) Subscribe(buffer int, fn func(Event), kinds ...EventKind) (stop func() (dropped int64)) {
 	if buffer <= 0 {
 		buffer = 1024
 	}
-	s := &Subscription{m: c.m, fn: fn, size: buffer, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	s := &subscription{m: c.m, fn: fn, size: buffer, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	h := newHook(Hook{Kinds: kinds, Observe: s.put}, true)
 	h.sub = s
 	m := c.m
@@ -276,15 +277,15 @@ func (c *Cache) Subscribe(buffer int, fn func(Event), kinds ...EventKind) *Subsc
 	if m.closed.Load() {
 		close(s.done)
 		s.once.Do(func() {})
-		return s
+		return s.stop
 	}
 	m.setHooks(append(slices.Clone(m.loadHooks()), h))
 	go s.deliver()
-	return s
+	return s.stop
 }
 
 // put queues e, or drops and counts it when the queue is full.
-func (s *Subscription) put(e Event) {
+func (s *subscription) put(e Event) {
 	e.d = nil
 	s.mu.Lock()
 	if s.stopped {
@@ -307,7 +308,7 @@ func (s *Subscription) put(e Event) {
 
 // deliver hands the queued events to fn, a batch at a time, until Stop; then it delivers
 // what is queued and returns.
-func (s *Subscription) deliver() {
+func (s *subscription) deliver() {
 	defer close(s.done)
 	var spare []Event
 	for {
@@ -333,16 +334,14 @@ func (s *Subscription) deliver() {
 	}
 }
 
-func (s *Subscription) handle(e Event) {
+func (s *subscription) handle(e Event) {
 	defer func() { _ = recover() }() // a panicking handler never breaks the delivery
 	s.fn(e)
 }
 
-// Dropped returns how many events were dropped because the buffer was full.
-func (s *Subscription) Dropped() int64 { return s.dropped.Load() }
-
-// Stop unregisters the subscription, lets it deliver what is queued, and waits for that.
-func (s *Subscription) Stop() {
+// stop unregisters the subscription, lets it deliver what is queued, waits for that, and
+// returns how many events were dropped because the buffer was full.
+func (s *subscription) stop() int64 {
 	s.once.Do(func() {
 		m := s.m
 		m.hookMu.Lock()
@@ -358,6 +357,7 @@ func (s *Subscription) Stop() {
 		}
 	})
 	<-s.done
+	return s.dropped.Load()
 }
 
 // stopSubscriptions stops every subscription. Close calls it after marking the manager
@@ -368,7 +368,7 @@ func (m *manager) stopSubscriptions() {
 	m.hookMu.Unlock()
 	for _, h := range hs {
 		if h.sub != nil {
-			h.sub.Stop()
+			h.sub.stop()
 		}
 	}
 }

@@ -19,7 +19,7 @@ func ExampleCache_Subscribe_kinds() {
 	defer c.Close()
 
 	var seen []string // written by the handler only; read after Stop
-	sub := c.Subscribe(0, func(e cache.Event) {
+	stop := c.Subscribe(0, func(e cache.Event) {
 		seen = append(seen, fmt.Sprintf("%s %s %q", e.Kind, e.Op, e.Key))
 	}, cache.EventError, cache.EventExpired)
 
@@ -30,7 +30,7 @@ func ExampleCache_Subscribe_kinds() {
 	_, _ = c.Get(ctx, "session.42", &s) // a miss, and the driver drops the expired entry
 	_, _ = c.Get(ctx, "", &s)           // an error
 
-	sub.Stop()
+	stop()
 	for _, line := range seen {
 		fmt.Println(line)
 	}

@@ -198,7 +198,7 @@ func TestList(t *testing.T) {
 			if n, _ := l.Unshift(ctx, "a"); n != 3 {
 				t.Fatal(n)
 			}
-			all, _ := l.All(ctx)
+			all, _ := l.Slice(ctx, 0, -1)
 			if !slices.Equal(all, []string{"a", "b", "c"}) {
 				t.Fatalf("All = %q", all)
 			}
@@ -215,7 +215,7 @@ func TestList(t *testing.T) {
 			if err := l.Trim(ctx, -2, -1); err != nil {
 				t.Fatal(err)
 			}
-			if all, _ := l.All(ctx); !slices.Equal(all, []string{"y", "z"}) {
+			if all, _ := l.Slice(ctx, 0, -1); !slices.Equal(all, []string{"y", "z"}) {
 				t.Fatalf("after Trim(-2,-1) = %q; want the last 2", all)
 			}
 			_, _, _ = l.Pop(ctx)
@@ -266,7 +266,7 @@ func TestListSlicesAreCopies(t *testing.T) {
 	c, ctx := newCache(t, cache.Config{}), ctxT(t)
 	l := cache.NewList[string](c, "l", time.Minute)
 	_, _ = l.Push(ctx, "a", "b", "c")
-	all, _ := l.All(ctx)
+	all, _ := l.Slice(ctx, 0, -1)
 	_, _, _ = l.Pop(ctx)
 	_, _ = l.Push(ctx, "x")
 	if !slices.Equal(all, []string{"a", "b", "c"}) {

@@ -141,9 +141,6 @@ func (l *List[T]) Pop(ctx context.Context) (v T, ok bool, err error) { return l.
 // Shift removes and returns the first item; ok is false on an empty list.
 func (l *List[T]) Shift(ctx context.Context) (v T, ok bool, err error) { return l.pop(ctx, true) }
 
-// All returns the whole list (nil when empty).
-func (l *List[T]) All(ctx context.Context) ([]T, error) { return l.Slice(ctx, 0, -1) }
-
 // Slice returns items [start, stop], inclusive, with negative indexes counting from the
 // end, as Redis LRANGE: Slice(ctx, 0, -1) is the whole list, Slice(ctx, -3, -1) the last 3.
 func (l *List[T]) Slice(ctx context.Context, start, stop int) ([]T, error) {

@@ -171,7 +171,7 @@ func LockWith[T any](ctx context.Context, c *Cache, key string, o LockOptions, f
 				lost = nil // fn returned context.Cause(ctx): say it once
 			}
 		}
-		err = h.d.fail("Lock", key, joinErrs(err, lost, rerr))
+		err = h.d.fail("Lock", key, errors.Join(err, lost, rerr))
 	}()
 	out.Value, err = fn(fctx)
 	return out, err
@@ -321,7 +321,7 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 	case err == errWaitOver:
 		return nil, d.fail("Lock", key, fmt.Errorf("%w: %w after %v", ErrNotAcquired, ErrWaitTimeout, o.Wait))
 	case err != nil && ctx.Err() != nil:
-		return nil, d.fail("Lock", key, joinErrs(ErrNotAcquired, err))
+		return nil, d.fail("Lock", key, errors.Join(ErrNotAcquired, err))
 	case err != nil:
 		c.done("Lock", d, key, 0, err, start)
 		return nil, d.fail("Lock", key, err)

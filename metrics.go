@@ -7,18 +7,10 @@ import (
 	"unsafe"
 )
 
-// Metrics is a snapshot of the cache's counters, from [Cache.Metrics]. Counters start
-// when the cache is made with Config.Metrics; [Cache.ResetMetrics] zeroes them.
+// Metrics is a snapshot of the cache's counters, from [Cache.Metrics]: the events
+// counted since the cache was made with Config.Metrics, over every driver, and per
+// driver in Drivers. The counters only grow.
 type Metrics struct {
-	Counters
-	// Drivers holds the same per driver, with latencies per operation.
-	Drivers map[string]DriverMetrics
-	// Since is when counting started.
-	Since time.Time
-}
-
-// Counters are event counts.
-type Counters struct {
 	Hits, Misses, Sets, Removes, Flushes, Errors        int64
 	LockAcquired, LockContended, LockReleased, LockLost int64
 	// Expired counts the entries the drivers dropped because their TTL passed (memory,
@@ -26,14 +18,14 @@ type Counters struct {
 	Expired int64
 	// HitRate is Hits / (Hits + Misses), or 0 without reads.
 	HitRate float64
-}
-
-// DriverMetrics are one driver's counters and latencies.
-type DriverMetrics struct {
-	Counters
-	// Ops holds the latency of the timed operations ("Get" and "Set" today), sampled on
-	// about one call in 64.
+	// Ops holds, in a driver's Metrics, the latency of each timed operation (Get, Set,
+	// Has, Pull, Remove, Many, Remember, SWR, Lock, Once, Modify, Increment), sampled on
+	// about one call in 64. Nil in the totals.
 	Ops map[string]Latency
+	// Drivers holds, in the totals, the same per driver. Nil in a driver's Metrics.
+	Drivers map[string]Metrics
+	// Since is when counting started.
+	Since time.Time
 }
 
 // Latency summarizes sampled durations. The percentiles come from a log-linear
@@ -46,7 +38,7 @@ type Latency struct {
 // metrics is the hook of Config.Metrics: it counts every event on the driver's own
 // counters and keeps the sampled durations.
 type metrics struct {
-	since   atomic.Pointer[time.Time]
+	since   time.Time
 	drivers map[string]*driverMetrics // fixed at New, "" included: read without a lock
 	none    *driverMetrics            // drivers[""]: errors before a driver was chosen
 }
@@ -57,7 +49,7 @@ var timedOps = [...]string{"Get", "Set", "Has", "Pull", "Remove", "Many", "Remem
 
 type driverMetrics struct {
 	counters
-	timed [len(timedOps)]atomic.Pointer[histogram] // nil: no sample since the last reset
+	timed [len(timedOps)]atomic.Pointer[histogram] // nil: no sample yet
 }
 
 // counters are sharded: concurrent operations on several cores mostly add to different
@@ -96,22 +88,12 @@ func (c *counters) get(k EventKind) (sum int64) {
 	return sum
 }
 
-func (c *counters) reset() {
-	for i := range c.shards {
-		for k := range c.shards[i].n {
-			c.shards[i].n[k].Store(0)
-		}
-	}
-}
-
 func newMetrics(names []string) *metrics {
-	mt := &metrics{drivers: make(map[string]*driverMetrics, len(names)+1)}
+	mt := &metrics{drivers: make(map[string]*driverMetrics, len(names)+1), since: time.Now()}
 	for _, n := range append(names, "") { // "": errors before a driver was chosen
 		mt.drivers[n] = new(driverMetrics)
 	}
 	mt.none = mt.drivers[""]
-	now := time.Now()
-	mt.since.Store(&now)
 	return mt
 }
 
@@ -144,8 +126,9 @@ func (dm *driverMetrics) latency(op string, d time.Duration) {
 	}
 }
 
-func (c *counters) snapshot() Counters {
-	s := Counters{
+// snapshot returns the counts, without Ops, Drivers and Since.
+func (c *counters) snapshot() Metrics {
+	s := Metrics{
 		Hits: c.get(EventHit), Misses: c.get(EventMiss), Sets: c.get(EventSet),
 		Removes: c.get(EventRemoved), Flushes: c.get(EventFlushed), Errors: c.get(EventError),
 		LockAcquired: c.get(EventLockAcquired), LockContended: c.get(EventLockContended),
@@ -156,14 +139,14 @@ func (c *counters) snapshot() Counters {
 	return s
 }
 
-func (s *Counters) rate() {
+func (s *Metrics) rate() {
 	s.HitRate = 0
 	if s.Hits+s.Misses > 0 {
 		s.HitRate = float64(s.Hits) / float64(s.Hits+s.Misses)
 	}
 }
 
-func (s *Counters) plus(o Counters) {
+func (s *Metrics) plus(o Metrics) {
 	s.Hits += o.Hits
 	s.Misses += o.Misses
 	s.Sets += o.Sets
@@ -184,14 +167,14 @@ func (c *Cache) Metrics() Metrics {
 	if mt == nil {
 		return Metrics{}
 	}
-	out := Metrics{Since: *mt.since.Load(), Drivers: map[string]DriverMetrics{}}
+	out := Metrics{Since: mt.since, Drivers: map[string]Metrics{}}
 	for name, dm := range mt.drivers {
-		cs := dm.counters.snapshot()
-		out.Counters.plus(cs) // the totals: every driver, and the errors before one was chosen
+		d := dm.counters.snapshot()
+		out.plus(d) // the totals: every driver, and the errors before one was chosen
 		if name == "" {
 			continue
 		}
-		d := DriverMetrics{Counters: cs, Ops: map[string]Latency{}}
+		d.Since, d.Ops = mt.since, map[string]Latency{}
 		for i, op := range timedOps {
 			if h := dm.timed[i].Load(); h != nil {
 				if l := h.summary(); l.Samples > 0 {
@@ -201,24 +184,8 @@ func (c *Cache) Metrics() Metrics {
 		}
 		out.Drivers[name] = d
 	}
-	out.Counters.rate()
+	out.rate()
 	return out
-}
-
-// ResetMetrics zeroes the counters and latencies.
-func (c *Cache) ResetMetrics() {
-	mt := c.m.metrics
-	if mt == nil {
-		return
-	}
-	for _, dm := range mt.drivers {
-		dm.counters.reset()
-		for i := range dm.timed {
-			dm.timed[i].Store(nil)
-		}
-	}
-	now := time.Now()
-	mt.since.Store(&now)
 }
 
 // histogram is log-linear: 4 buckets per power of two of nanoseconds.

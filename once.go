@@ -136,7 +136,7 @@ func runOnce[T any](ctx context.Context, c *Cache, h *LockHandle, ttl time.Durat
 	stop()
 	if lost := context.Cause(fctx); errors.Is(lost, ErrLockLost) {
 		// Another caller may be running fn now: say so, and keep what fn returned.
-		return OnceOutcome[T]{Ran: true, Value: v}, h.d.fail("Once", h.key, joinErrs(err, lost))
+		return OnceOutcome[T]{Ran: true, Value: v}, h.d.fail("Once", h.key, errors.Join(err, lost))
 	}
 	if err != nil {
 		if rerr := h.release(ctx); rerr != nil && !errors.Is(rerr, ErrLockNotHeld) {

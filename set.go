@@ -21,19 +21,6 @@ const (
 	Update
 )
 
-// String returns "Upsert", "Create" or "Update".
-func (o OnConflict) String() string {
-	switch o {
-	case Upsert:
-		return "Upsert"
-	case Create:
-		return "Create"
-	case Update:
-		return "Update"
-	}
-	return fmt.Sprintf("OnConflict(%d)", uint8(o))
-}
-
 // SetOptions are the options of [Cache.SetWith].
 type SetOptions struct {
 	// TTL is how long the value lives. 0: the driver's default TTL, or no expiry if the
@@ -152,7 +139,11 @@ func (d *namedDriver) write(ctx context.Context, e driver.Entry, mode OnConflict
 	switch mode {
 	case Create, Update:
 		if d.cond == nil {
-			return false, unsupported(d, mode.String())
+			op := "Create"
+			if mode == Update {
+				op = "Update"
+			}
+			return false, unsupported(d, op)
 		}
 		cond := driver.IfAbsent
 		if mode == Update {

@@ -26,7 +26,7 @@ var expiryCases = []testCase{
 				got = append(got, ev.Kind.String()+" "+ev.Driver+" "+ev.Key)
 				mu.Unlock()
 			}, cache.EventExpired)
-			defer sub.Stop()
+			defer sub()
 			other := e.sibling(t, e.prefix+"B") // its keys start with the prefix, not "prefix."
 			if err := other.Set(e.ctx, "exp.other", 1, ttlUnit); err != nil {
 				t.Fatal(err)

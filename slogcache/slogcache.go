@@ -1,7 +1,7 @@
 // Package slogcache logs a cache's events with log/slog.
 //
-//	sub := slogcache.Subscribe(c, slog.Default(), slog.LevelDebug)
-//	defer sub.Stop()
+//	stop := slogcache.Subscribe(c, slog.Default(), slog.LevelDebug)
+//	defer stop()
 //
 // Each [cache.Event] becomes one record, with the message "cache <kind>" ("cache hit",
 // "cache lock.acquired") and the attributes kind, op, driver, key and, for errors and
@@ -11,7 +11,7 @@
 //
 // The records are written by the subscription's goroutine, never by the cache call: a
 // slow handler delays the log, not the cache, and when the subscription's buffer (1024
-// events) is full, events are dropped and counted by [cache.Subscription.Dropped].
+// events) is full, events are dropped and counted: stop returns how many.
 // Hits and misses are events too, so on a busy cache pass the kinds you want to log:
 // with slogcache.Subscribe(c, l, level, cache.EventError, cache.EventLockLost) a hit or
 // a miss costs the cache call one atomic load and nothing else. A record the handler
@@ -27,8 +27,9 @@ import (
 
 // Subscribe logs the events of c (of every driver of its manager) of the given kinds
 // (every kind when none is given) to l (nil: slog.Default()) until the subscription is
-// stopped or c is closed.
-func Subscribe(c *cache.Cache, l *slog.Logger, level slog.Level, kinds ...cache.EventKind) *cache.Subscription {
+// stopped or c is closed. stop is [cache.Cache.Subscribe]'s: it returns how many events
+// were dropped.
+func Subscribe(c *cache.Cache, l *slog.Logger, level slog.Level, kinds ...cache.EventKind) (stop func() (dropped int64)) {
 	if l == nil {
 		l = slog.Default()
 	}

@@ -67,7 +67,7 @@ func TestSubscribe(t *testing.T) {
 	if _, err := cache.Lock(ctx, c, "lock.job", time.Minute, func(context.Context) (int, error) { return 1, nil }); err != nil {
 		t.Fatal(err)
 	}
-	sub.Stop() // delivers what is queued
+	sub() // delivers what is queued
 
 	got := records(t, &buf)
 	want := []struct{ msg, level, kind, op, key string }{
@@ -110,7 +110,7 @@ func TestLevel(t *testing.T) {
 	_ = c.Set(ctx, "k", "v", time.Minute)
 	var n int
 	_, _ = c.Get(ctx, "k", &n)
-	sub.Stop()
+	sub()
 	got := records(t, &buf)
 	if len(got) != 1 || got[0]["kind"] != "error" || got[0]["level"] != "ERROR" {
 		t.Fatalf("records at handler level Info = %v; want only the error", got)
@@ -119,7 +119,7 @@ func TestLevel(t *testing.T) {
 	buf.Reset()
 	sub = slogcache.Subscribe(c, slog.New(slog.NewJSONHandler(&buf, nil)), slog.LevelWarn)
 	_, _ = c.Get(ctx, "k", new(string))
-	sub.Stop()
+	sub()
 	if got := records(t, &buf); len(got) != 1 || got[0]["level"] != "WARN" || got[0]["kind"] != "hit" {
 		t.Fatalf("records at level Warn = %v; want the hit at WARN", got)
 	}
@@ -134,7 +134,7 @@ func TestKinds(t *testing.T) {
 	_ = c.Set(ctx, "k", "v", time.Minute)
 	_, _ = c.Get(ctx, "k", new(string))
 	_, _ = c.Get(ctx, "k", new(int))
-	sub.Stop()
+	sub()
 	if got := records(t, &buf); len(got) != 1 || got[0]["kind"] != "error" {
 		t.Fatalf("records for errors only = %v; want the error", got)
 	}
@@ -145,9 +145,8 @@ func TestStopOnClose(t *testing.T) {
 	var buf bytes.Buffer
 	sub := slogcache.Subscribe(c, slog.New(slog.NewJSONHandler(&buf, nil)), slog.LevelInfo)
 	_ = c.Close()
-	sub.Stop() // returns: Close stopped it
-	if sub.Dropped() != 0 {
-		t.Errorf("dropped %d", sub.Dropped())
+	if n := sub(); n != 0 { // returns: Close stopped it
+		t.Errorf("dropped %d", n)
 	}
 }
 
@@ -160,6 +159,6 @@ func ExampleSubscribe() {
 	// and writes are not asked for, so they cost the cache's calls nothing.
 	sub := slogcache.Subscribe(c, slog.Default(), slog.LevelInfo, cache.EventError,
 		cache.EventLockAcquired, cache.EventLockContended, cache.EventLockReleased, cache.EventLockLost)
-	defer sub.Stop()
+	defer sub()
 	_, _ = cache.Lock(context.Background(), c, "lock.report", time.Minute, func(context.Context) (int, error) { return 0, nil })
 }

@@ -35,6 +35,7 @@ type hub struct {
 	watches map[string]map[*watch]struct{}
 	cancel  context.CancelFunc // stops the listener
 	done    chan struct{}      // closed when the listener has returned
+	stopped chan struct{}      // closed by stop
 }
 
 type watch struct {
@@ -91,10 +92,11 @@ func (d *Driver) Watch(ctx context.Context, key string) (<-chan struct{}, error)
 			})
 			return w.ch, nil
 		}
-		upc := h.upc
+		upc, stopped := h.upc, h.stopped
 		h.mu.Unlock()
 		select {
 		case <-upc:
+		case <-stopped: // Close: the next turn says so
 		case <-ctx.Done():
 			return nil, fail("watch", key, ctx.Err())
 		case <-t.C:
@@ -111,6 +113,7 @@ func (h *hub) start(d *Driver) {
 	h.watches = make(map[string]map[*watch]struct{})
 	h.cancel = cancel
 	h.done = make(chan struct{})
+	h.stopped = make(chan struct{})
 	go h.listen(ctx, d)
 }
 
@@ -224,6 +227,7 @@ func (h *hub) stop() {
 	started := h.started
 	if started {
 		h.cancel()
+		close(h.stopped)
 	}
 	h.mu.Unlock()
 	if started {

@@ -54,7 +54,7 @@ func TestListWireFormat(t *testing.T) {
 		if err := raw.RPush(ctx, p+".points", `{"x":3,"y":"from elsewhere"}`).Err(); err != nil {
 			t.Fatal(err)
 		}
-		all, err := pts.All(ctx)
+		all, err := pts.Slice(ctx, 0, -1)
 		if want := []point{{1, "a"}, {2, `q"<`}, {3, "from elsewhere"}}; err != nil || !slices.Equal(all, want) {
 			t.Fatalf("All = %v, %v; want %v", all, err, want)
 		}
@@ -117,7 +117,7 @@ func TestListTTL(t *testing.T) {
 				t.Fatalf("PTTL after %s = %v; want the 5h set before (kept)", s.name, ms)
 			}
 		}
-		if all, _ := l.All(ctx); !slices.Equal(all, []int{1, 2, 3}) {
+		if all, _ := l.Slice(ctx, 0, -1); !slices.Equal(all, []int{1, 2, 3}) {
 			t.Fatalf("All = %v; want [1 2 3]", all)
 		}
 
@@ -168,7 +168,7 @@ func TestListOrder(t *testing.T) {
 				if n, err := l.Unshift(ctx, "a", "b", "c"); n != 3 || err != nil {
 					t.Fatalf("Unshift = %d, %v", n, err)
 				}
-				if got, _ := l.All(ctx); !slices.Equal(got, []string{"a", "b", "c"}) {
+				if got, _ := l.Slice(ctx, 0, -1); !slices.Equal(got, []string{"a", "b", "c"}) {
 					t.Fatalf("after Unshift(a, b, c): %v; want [a b c]", got)
 				}
 				if got := raw.LRange(ctx, p+"."+key, 0, -1).Val(); !slices.Equal(got, []string{`"a"`, `"b"`, `"c"`}) {
@@ -180,7 +180,7 @@ func TestListOrder(t *testing.T) {
 				if n, err := l.Push(ctx, "d", "e"); n != 7 || err != nil {
 					t.Fatalf("Push = %d, %v; want 7", n, err)
 				}
-				if got, _ := l.All(ctx); !slices.Equal(got, []string{"x", "y", "a", "b", "c", "d", "e"}) {
+				if got, _ := l.Slice(ctx, 0, -1); !slices.Equal(got, []string{"x", "y", "a", "b", "c", "d", "e"}) {
 					t.Fatalf("All = %v; want [x y a b c d e]", got)
 				}
 				if v, ok, err := l.Shift(ctx); v != "x" || !ok || err != nil {
@@ -215,7 +215,7 @@ func TestListOrder(t *testing.T) {
 			if front {
 				want = slices.Concat(big, []int{-2, -1})
 			}
-			if got, _ := l.All(ctx); !slices.Equal(got, want) {
+			if got, _ := l.Slice(ctx, 0, -1); !slices.Equal(got, want) {
 				t.Fatalf("after a push of 2500 (front %v) the order is wrong: starts %v", front, got[:5])
 			}
 		}
@@ -252,7 +252,7 @@ func TestListEmptyDeleted(t *testing.T) {
 		if _, ok, err := l.Shift(ctx); ok || err != nil {
 			t.Fatalf("Shift on an empty list = ok %v, %v; want not ok, no error", ok, err)
 		}
-		if all, err := l.All(ctx); all != nil || err != nil {
+		if all, err := l.Slice(ctx, 0, -1); all != nil || err != nil {
 			t.Fatalf("All on a missing list = %v, %v; want nil", all, err)
 		}
 		if _, err := l.Push(ctx, 1, 2, 3); err != nil {
@@ -307,13 +307,13 @@ func TestListNegativeIndexes(t *testing.T) {
 		if err := l.Trim(ctx, 1, -2); err != nil { // drop the first and the last
 			t.Fatal(err)
 		}
-		if got, _ := l.All(ctx); !slices.Equal(got, []int{1, 2, 3, 4, 5, 6, 7, 8}) {
+		if got, _ := l.Slice(ctx, 0, -1); !slices.Equal(got, []int{1, 2, 3, 4, 5, 6, 7, 8}) {
 			t.Fatalf("after Trim(1, -2): %v", got)
 		}
 		if err := l.Trim(ctx, -3, -1); err != nil { // keep the last 3
 			t.Fatal(err)
 		}
-		if got, _ := l.All(ctx); !slices.Equal(got, []int{6, 7, 8}) {
+		if got, _ := l.Slice(ctx, 0, -1); !slices.Equal(got, []int{6, 7, 8}) {
 			t.Fatalf("after Trim(-3, -1): %v", got)
 		}
 		if err := l.Trim(ctx, -100, 100); err != nil { // everything

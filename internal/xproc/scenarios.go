@@ -471,7 +471,7 @@ func ListPush(t *testing.T, tg Target) Store {
 	if n != modProcs*per {
 		t.Fatalf("length = %d; want exactly %d", n, modProcs*per)
 	}
-	all, err := l.All(ctx)
+	all, err := l.Slice(ctx, 0, -1)
 	if err != nil {
 		t.Fatal(err)
 	}

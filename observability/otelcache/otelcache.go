@@ -21,10 +21,10 @@
 // Redis does not report expiry). Per driver and timed operation (attributes driver,
 // op): the gauge cache.operation.duration in seconds with attribute quantile ("0.5",
 // "0.95", "0.99"), and the counter cache.operation.samples. The timed operations are
-// those whose latency the cache samples ([cache.DriverMetrics] Ops: Get, Set, Remember,
-// SWR, Once, Lock and others), on about one call in 64, over everything since the cache started or the last
-// [cache.Cache.ResetMetrics] (not a moving window), within 19% of the true value; the
-// counters are cumulative and restart from zero after ResetMetrics.
+// those whose latency the cache samples (a driver's [cache.Metrics] Ops: Get, Set,
+// Remember, SWR, Once, Lock and others), on about one call in 64, over everything since
+// the cache started (not a moving window), within 19% of the true value; the counters
+// are cumulative.
 //
 // # Traces
 //
@@ -52,21 +52,21 @@ import (
 
 type counter struct {
 	name, unit, desc string
-	get              func(cache.Counters) int64
+	get              func(cache.Metrics) int64
 }
 
 var counters = []counter{
-	{"cache.hits", "{hit}", "Reads that found a value.", func(x cache.Counters) int64 { return x.Hits }},
-	{"cache.misses", "{miss}", "Reads that found no value.", func(x cache.Counters) int64 { return x.Misses }},
-	{"cache.sets", "{write}", "Writes that wrote.", func(x cache.Counters) int64 { return x.Sets }},
-	{"cache.removes", "{key}", "Keys removed (Remove, Pull).", func(x cache.Counters) int64 { return x.Removes }},
-	{"cache.flushes", "{flush}", "Flushes and namespace removals.", func(x cache.Counters) int64 { return x.Flushes }},
-	{"cache.errors", "{error}", "Operations that failed (a miss is not an error).", func(x cache.Counters) int64 { return x.Errors }},
-	{"cache.lock.acquired", "{lock}", "Locks taken.", func(x cache.Counters) int64 { return x.LockAcquired }},
-	{"cache.lock.contended", "{attempt}", "Lock attempts that found the lock held by another holder.", func(x cache.Counters) int64 { return x.LockContended }},
-	{"cache.lock.released", "{lock}", "Locks released by their holder.", func(x cache.Counters) int64 { return x.LockReleased }},
-	{"cache.lock.lost", "{lock}", "Locks that ended while their holder's function ran.", func(x cache.Counters) int64 { return x.LockLost }},
-	{"cache.expired", "{entry}", "Entries the driver dropped because their TTL passed (not reported by Redis).", func(x cache.Counters) int64 { return x.Expired }},
+	{"cache.hits", "{hit}", "Reads that found a value.", func(x cache.Metrics) int64 { return x.Hits }},
+	{"cache.misses", "{miss}", "Reads that found no value.", func(x cache.Metrics) int64 { return x.Misses }},
+	{"cache.sets", "{write}", "Writes that wrote.", func(x cache.Metrics) int64 { return x.Sets }},
+	{"cache.removes", "{key}", "Keys removed (Remove, Pull).", func(x cache.Metrics) int64 { return x.Removes }},
+	{"cache.flushes", "{flush}", "Flushes and namespace removals.", func(x cache.Metrics) int64 { return x.Flushes }},
+	{"cache.errors", "{error}", "Operations that failed (a miss is not an error).", func(x cache.Metrics) int64 { return x.Errors }},
+	{"cache.lock.acquired", "{lock}", "Locks taken.", func(x cache.Metrics) int64 { return x.LockAcquired }},
+	{"cache.lock.contended", "{attempt}", "Lock attempts that found the lock held by another holder.", func(x cache.Metrics) int64 { return x.LockContended }},
+	{"cache.lock.released", "{lock}", "Locks released by their holder.", func(x cache.Metrics) int64 { return x.LockReleased }},
+	{"cache.lock.lost", "{lock}", "Locks that ended while their holder's function ran.", func(x cache.Metrics) int64 { return x.LockLost }},
+	{"cache.expired", "{entry}", "Entries the driver dropped because their TTL passed (not reported by Redis).", func(x cache.Metrics) int64 { return x.Expired }},
 }
 
 // ErrMetricsOff: the cache was built without metrics, so its instruments would observe
@@ -95,7 +95,7 @@ func Register(c *cache.Cache, meter metric.Meter) (metric.Registration, error) {
 		all = append(all, inst)
 	}
 	duration, err := meter.Float64ObservableGauge("cache.operation.duration", metric.WithUnit("s"),
-		metric.WithDescription("Sampled latency of an operation: percentiles (quantile 0.5, 0.95, 0.99) since the start or the last ResetMetrics."))
+		metric.WithDescription("Sampled latency of an operation: percentiles (quantile 0.5, 0.95, 0.99) since the start."))
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +111,7 @@ func Register(c *cache.Cache, meter metric.Meter) (metric.Registration, error) {
 			dm := m.Drivers[drv]
 			byDriver := metric.WithAttributeSet(attribute.NewSet(attribute.String("driver", drv)))
 			for i, ct := range counters {
-				o.ObserveInt64(insts[i], ct.get(dm.Counters), byDriver)
+				o.ObserveInt64(insts[i], ct.get(dm), byDriver)
 			}
 			for _, op := range slices.Sorted(maps.Keys(dm.Ops)) {
 				l := dm.Ops[op]
@@ -133,11 +133,10 @@ func Register(c *cache.Cache, meter metric.Meter) (metric.Registration, error) {
 // c as a span of tracer: named "cache.<Op>" ("cache.Lock", "cache.Get"), of zero
 // duration at the event's time, with the attributes cache.event, cache.op, cache.driver
 // and cache.key, an event named after the kind, and for errors the error recorded and
-// the status Error. Hits, misses and writes make no span. Stop the returned
-// subscription to stop; see the package doc for the limits. Keys go to the tracing
+// the status Error. Hits, misses and writes make no span. Call stop to stop; see the package doc for the limits. Keys go to the tracing
 // backend as they are. The subscription asks for those kinds only, so hits, misses and
 // writes cost the cache's calls nothing.
-func Trace(c *cache.Cache, tracer trace.Tracer) *cache.Subscription {
+func Trace(c *cache.Cache, tracer trace.Tracer) (stop func() (dropped int64)) {
 	return c.Subscribe(0, func(e cache.Event) {
 		at := trace.WithTimestamp(e.Time)
 		kind := e.Kind.String()

@@ -32,11 +32,11 @@
 //	myapp_cache_latency_seconds{quantile="0.5"|"0.95"|"0.99"}  gauge
 //	myapp_cache_latency_samples_total                          counter
 //
-// The timed operations are those whose latency the cache samples ([cache.DriverMetrics]
-// Ops: Get, Set, Remember, SWR, Once, Lock and others), on about one call in 64; their percentiles come from a log-linear histogram
-// (within 19% of the true value), over everything since the cache started or since
-// [cache.Cache.ResetMetrics]: they are not a moving window. The counters too restart
-// from zero after ResetMetrics, which Prometheus's rate() reads as a counter reset.
+// The timed operations are those whose latency the cache samples (a driver's
+// [cache.Metrics] Ops: Get, Set, Remember, SWR, Once, Lock and others), on about one
+// call in 64; their percentiles come from a log-linear histogram (within 19% of the true
+// value), over everything since the cache started: they are not a moving window. The
+// counters only grow.
 // Errors that happen before a driver is chosen (an unknown driver name) count in no
 // driver's series.
 package promcache
@@ -61,7 +61,7 @@ type collector struct {
 
 type counterDesc struct {
 	desc *prometheus.Desc
-	get  func(cache.Counters) int64
+	get  func(cache.Metrics) int64
 }
 
 // ErrMetricsOff: the cache was built without metrics, so a collector would export no
@@ -81,26 +81,26 @@ func NewCollector(c *cache.Cache, namespace string) (prometheus.Collector, error
 	}
 	name := func(n string) string { return prometheus.BuildFQName(namespace, "cache", n) }
 	byDriver := []string{"driver"}
-	counter := func(n, help string, get func(cache.Counters) int64) counterDesc {
+	counter := func(n, help string, get func(cache.Metrics) int64) counterDesc {
 		return counterDesc{desc: prometheus.NewDesc(name(n), help, byDriver, nil), get: get}
 	}
 	return &collector{
 		c: c,
 		counters: []counterDesc{
-			counter("hits_total", "Reads that found a value.", func(x cache.Counters) int64 { return x.Hits }),
-			counter("misses_total", "Reads that found no value.", func(x cache.Counters) int64 { return x.Misses }),
-			counter("sets_total", "Writes that wrote.", func(x cache.Counters) int64 { return x.Sets }),
-			counter("removes_total", "Keys removed (Remove, Pull).", func(x cache.Counters) int64 { return x.Removes }),
-			counter("flushes_total", "Flushes and namespace removals.", func(x cache.Counters) int64 { return x.Flushes }),
-			counter("errors_total", "Operations that failed (a miss is not an error).", func(x cache.Counters) int64 { return x.Errors }),
-			counter("locks_acquired_total", "Locks taken.", func(x cache.Counters) int64 { return x.LockAcquired }),
-			counter("locks_contended_total", "Lock attempts that found the lock held by another holder.", func(x cache.Counters) int64 { return x.LockContended }),
-			counter("locks_released_total", "Locks released by their holder.", func(x cache.Counters) int64 { return x.LockReleased }),
-			counter("locks_lost_total", "Locks that ended while their holder's function ran.", func(x cache.Counters) int64 { return x.LockLost }),
-			counter("expired_total", "Entries the driver dropped because their TTL passed (not reported by Redis).", func(x cache.Counters) int64 { return x.Expired }),
+			counter("hits_total", "Reads that found a value.", func(x cache.Metrics) int64 { return x.Hits }),
+			counter("misses_total", "Reads that found no value.", func(x cache.Metrics) int64 { return x.Misses }),
+			counter("sets_total", "Writes that wrote.", func(x cache.Metrics) int64 { return x.Sets }),
+			counter("removes_total", "Keys removed (Remove, Pull).", func(x cache.Metrics) int64 { return x.Removes }),
+			counter("flushes_total", "Flushes and namespace removals.", func(x cache.Metrics) int64 { return x.Flushes }),
+			counter("errors_total", "Operations that failed (a miss is not an error).", func(x cache.Metrics) int64 { return x.Errors }),
+			counter("locks_acquired_total", "Locks taken.", func(x cache.Metrics) int64 { return x.LockAcquired }),
+			counter("locks_contended_total", "Lock attempts that found the lock held by another holder.", func(x cache.Metrics) int64 { return x.LockContended }),
+			counter("locks_released_total", "Locks released by their holder.", func(x cache.Metrics) int64 { return x.LockReleased }),
+			counter("locks_lost_total", "Locks that ended while their holder's function ran.", func(x cache.Metrics) int64 { return x.LockLost }),
+			counter("expired_total", "Entries the driver dropped because their TTL passed (not reported by Redis).", func(x cache.Metrics) int64 { return x.Expired }),
 		},
 		latency: prometheus.NewDesc(name("latency_seconds"),
-			"Sampled latency of an operation: percentiles (0.5, 0.95, 0.99) since the start or the last ResetMetrics.",
+			"Sampled latency of an operation: percentiles (0.5, 0.95, 0.99) since the start.",
 			[]string{"driver", "op", "quantile"}, nil),
 		samples: prometheus.NewDesc(name("latency_samples_total"),
 			"Latency samples taken (about one call in 64).", []string{"driver", "op"}, nil),
@@ -122,7 +122,7 @@ func (col *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, drv := range slices.Sorted(maps.Keys(m.Drivers)) {
 		dm := m.Drivers[drv]
 		for _, cd := range col.counters {
-			ch <- prometheus.MustNewConstMetric(cd.desc, prometheus.CounterValue, float64(cd.get(dm.Counters)), drv)
+			ch <- prometheus.MustNewConstMetric(cd.desc, prometheus.CounterValue, float64(cd.get(dm)), drv)
 		}
 		for _, op := range slices.Sorted(maps.Keys(dm.Ops)) {
 			l := dm.Ops[op]
