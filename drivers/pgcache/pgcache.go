@@ -47,9 +47,10 @@
 // Every operation is one SQL statement, atomic on the server:
 //
 //   - Get: SELECT. Set: INSERT ... ON CONFLICT DO UPDATE. Delete: DELETE ... = ANY.
-//   - Create (SetIf IfAbsent, a lock's acquisition): INSERT ... ON CONFLICT DO UPDATE
-//     ... WHERE the row has expired; it wrote if a row was affected. Update (IfPresent):
-//     UPDATE ... WHERE live.
+//   - Create (SetIf IfAbsent, a lock's acquisition): an UPDATE of the row if it has
+//     expired and, only if that wrote nothing, INSERT ... ON CONFLICT DO NOTHING, in one
+//     statement; a live row is neither locked nor written, so waiters on a held lock
+//     write nothing. Update (IfPresent): UPDATE ... WHERE live.
 //   - CompareAndDelete (a lock's release): DELETE ... WHERE value = $old AND live, and
 //     pg_notify of the release in the same statement. CompareAndSwap: UPDATE ... WHERE
 //     value = $old AND live (keeping expires_at for KeepTTL), and pg_notify.
@@ -431,9 +432,10 @@ func (d *Driver) Set(ctx context.Context, e driver.Entry) error {
 	return nil
 }
 
-// SetIf writes e if key is absent or expired (IfAbsent: INSERT ... ON CONFLICT DO
-// UPDATE ... WHERE expired), or if it is live (IfPresent: UPDATE ... WHERE live), and
-// reports whether a row was written. An error is never written == false.
+// SetIf writes e if key is absent or expired (IfAbsent: an UPDATE of an expired row, or
+// else an INSERT ... ON CONFLICT DO NOTHING, in one statement), or if it is live
+// (IfPresent: UPDATE ... WHERE live), and reports whether a row was written. An error is
+// never written == false.
 func (d *Driver) SetIf(ctx context.Context, e driver.Entry, cond driver.Condition) (bool, error) {
 	var op, q string
 	switch cond {
@@ -450,6 +452,13 @@ func (d *Driver) SetIf(ctx context.Context, e driver.Entry, cond driver.Conditio
 	b, err := valueBytes(e.Value)
 	if err != nil {
 		return false, fail(op, e.Key, err)
+	}
+	if cond == driver.IfAbsent {
+		var n int64
+		if err := d.pool.QueryRow(ctx, q, e.Key, b, micros(e.TTL)).Scan(&n); err != nil {
+			return false, fail(op, e.Key, err)
+		}
+		return n == 1, nil
 	}
 	tag, err := d.pool.Exec(ctx, q, e.Key, b, micros(e.TTL))
 	if err != nil {

@@ -48,11 +48,22 @@ func newStatements(t tableName) statements {
 		dropExpired: s(`DELETE FROM {T} WHERE key = $1 AND expires_at <= now()`),
 		set: s(`INSERT INTO {T} (key, value, expires_at) VALUES ($1, $2, {EXP3})
 ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`),
-		// Create: a new row, or over an expired one; a live row is left alone, and no row
-		// is affected.
-		create: s(`INSERT INTO {T} AS t (key, value, expires_at) VALUES ($1, $2, {EXP3})
-ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
-WHERE t.expires_at IS NOT NULL AND t.expires_at <= now()`),
+		// Create: over an expired row (the UPDATE), or a new row (the INSERT, only when
+		// the UPDATE wrote nothing); a live row is left alone, and the count is 0. Neither
+		// step locks or writes a live row: an UPDATE locks only rows that pass its WHERE,
+		// and ON CONFLICT DO NOTHING finds the conflict before it writes anything. So the
+		// attempts of waiters on a held lock write nothing (no WAL) and never queue behind
+		// each other or hold up the holder's renewal. Under READ COMMITTED, an UPDATE that
+		// waited for a concurrent writer checks its WHERE again on the row that writer
+		// left, and the INSERT's conflict check sees the latest committed row: of
+		// concurrent creates of one key, exactly one writes.
+		create: s(`WITH u AS (
+  UPDATE {T} SET value = $2, expires_at = {EXP3} WHERE key = $1 AND expires_at <= now() RETURNING key
+), i AS (
+  INSERT INTO {T} (key, value, expires_at) SELECT $1, $2, {EXP3} WHERE NOT EXISTS (SELECT 1 FROM u)
+  ON CONFLICT (key) DO NOTHING RETURNING key
+)
+SELECT (SELECT count(*) FROM u) + (SELECT count(*) FROM i)`),
 		update: s(`UPDATE {T} SET value = $2, expires_at = {EXP3} WHERE key = $1 AND {LIVE}`),
 		del:    s(`DELETE FROM {T} WHERE key = ANY($1::text[])`),
 		// Compare-and-delete, and the release's notification in the same statement (so
@@ -93,11 +104,13 @@ RETURNING t.value`),
 		// Fenced create: the create above and, only if it wrote, the counter's next
 		// value — max(counter + 1, the database clock in microseconds since the Unix
 		// epoch) — in one statement, so one transaction.
-		fenced: s(`WITH c AS (
-  INSERT INTO {T} AS t (key, value, expires_at) VALUES ($1, $2, {EXP3})
-  ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
-  WHERE t.expires_at IS NOT NULL AND t.expires_at <= now()
-  RETURNING key
+		fenced: s(`WITH u AS (
+  UPDATE {T} SET value = $2, expires_at = {EXP3} WHERE key = $1 AND expires_at <= now() RETURNING key
+), i AS (
+  INSERT INTO {T} (key, value, expires_at) SELECT $1, $2, {EXP3} WHERE NOT EXISTS (SELECT 1 FROM u)
+  ON CONFLICT (key) DO NOTHING RETURNING key
+), c AS (
+  SELECT key FROM u UNION ALL SELECT key FROM i
 ), f AS (
   INSERT INTO {F} AS f (key, fence)
   SELECT key, greatest(1, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint) FROM c
