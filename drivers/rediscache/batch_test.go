@@ -3,7 +3,6 @@ package rediscache_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,25 +17,25 @@ import (
 	"github.com/cachekit/cache/internal/redistest"
 )
 
-// The tests of Options.Batch (go-redis's automatic pipelining): the conformance suite
-// and the lock's promises again, with batching on, and proof that batching happened.
+// The tests of batching (go-redis's automatic pipelining, on unless Options.NoBatch).
+// Every other test of the package runs with batching on, the cross-process tests
+// included; a test whose callers are concurrent batches (most are sequential, and a
+// caller alone takes the fast path). These tests make sure that batching happens and
+// that the lock's promises hold through it, and run the conformance suite again without
+// it, so that both paths stay covered.
 
-// batchEnv, set to "1" in a test's environment, makes the child processes of the
-// cross-process tests open their driver with Options.Batch (see child.Open).
-const batchEnv = "CACHEKIT_TEST_REDIS_BATCH"
-
-// TestBatchConformance runs the driver conformance suite with Options.Batch, on a single
-// Redis and on a Cluster.
-func TestBatchConformance(t *testing.T) {
+// TestNoBatchConformance runs the driver conformance suite with Options.NoBatch, on a
+// single Redis and on a Cluster.
+func TestNoBatchConformance(t *testing.T) {
 	for _, tg := range targets {
 		t.Run(tg.name, func(t *testing.T) {
 			tg.url(t)
-			newBatched := func(t *testing.T, ttl time.Duration) driver.Driver {
-				return newDriver(t, rediscache.Options{URL: tg.url(t), DefaultTTL: ttl, Batch: true})
+			newPlain := func(t *testing.T, ttl time.Duration) driver.Driver {
+				return newDriver(t, rediscache.Options{URL: tg.url(t), DefaultTTL: ttl, NoBatch: true})
 			}
 			drivertest.RunWith(t, drivertest.Harness{
-				New:               func(t *testing.T) driver.Driver { return newBatched(t, 0) },
-				NewWithDefaultTTL: newBatched,
+				New:               func(t *testing.T) driver.Driver { return newPlain(t, 0) },
+				NewWithDefaultTTL: newPlain,
 				Plant:             plantHash,
 			})
 		})
@@ -88,7 +87,7 @@ func batchedClient(t *testing.T, url string, h *pipelineCounter) redis.Universal
 	return c
 }
 
-// TestBatchLockExclusion: 64 goroutines over two drivers with Options.Batch (two clients:
+// TestBatchLockExclusion: 64 goroutines over two drivers (two clients:
 // two processes as far as Redis can tell) take turns on 4 keys with cache.Lock, 50
 // attempts each; an overlap detector inside fn never sees two holders of one key, every
 // attempt acquires or is refused (no errors), and the clients did send pipelines of
@@ -100,7 +99,7 @@ func TestBatchLockExclusion(t *testing.T) {
 		var caches [2]*cache.Cache
 		prefix := scope("batchlock")
 		for i := range caches {
-			d := newDriver(t, rediscache.Options{Client: batchedClient(t, url, &hooks[i]), Batch: true})
+			d := newDriver(t, rediscache.Options{Client: batchedClient(t, url, &hooks[i])})
 			c, err := cache.New(cache.Config{Drivers: map[string]cache.Driver{"redis": d}, Prefix: prefix})
 			if err != nil {
 				t.Fatal(err)
@@ -166,9 +165,9 @@ func TestBatchLockExclusion(t *testing.T) {
 	})
 }
 
-// TestBatchHonoursDeadlineOnFrozenConnection: with Options.Batch, concurrent callers
+// TestBatchHonoursDeadlineOnFrozenConnection: with batching, concurrent callers
 // whose commands wait in a pipeline that never answers (a frozen connection) return at
-// their own context's deadline, as without Batch, not after the client's ReadTimeout
+// their own context's deadline, as with NoBatch, not after the client's ReadTimeout
 // (go-redis runs a pipeline on the autopipeliner's context, not the callers').
 func TestBatchHonoursDeadlineOnFrozenConnection(t *testing.T) {
 	srv := redistest.Start(t)
@@ -177,10 +176,10 @@ func TestBatchHonoursDeadlineOnFrozenConnection(t *testing.T) {
 	}
 	px := startFreezeProxy(t, srv.Addr())
 	// ContextTimeoutEnabled, so that a command that takes the fast path (alone, on a
-	// pooled connection) also ends at its deadline, as it does without Batch.
+	// pooled connection) also ends at its deadline, as it does with NoBatch.
 	rdb := redis.NewClient(&redis.Options{Addr: px.addr(), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = rdb.Close() })
-	d := newDriver(t, rediscache.Options{Client: rdb, Batch: true})
+	d := newDriver(t, rediscache.Options{Client: rdb})
 	ctx := context.Background()
 	key := scope("frozen")
 	if err := d.Set(ctx, driver.Entry{Key: key, Value: []byte(`"v"`)}); err != nil {
@@ -227,31 +226,3 @@ func maxDuration(ds []time.Duration) time.Duration {
 	}
 	return m
 }
-
-// TestBatchCrossProcessMutualExclusion is TestCrossProcessMutualExclusion with the child
-// processes' drivers batched.
-func TestBatchCrossProcessMutualExclusion(t *testing.T) {
-	t.Setenv(batchEnv, "1")
-	const procs, attempts = 4, 100
-	forTargets(t, func(t *testing.T, url string) {
-		res := runProcesses(t, "lock", url, scope("xbatch"), procs, attempts)
-		var acquired, skipped, overlaps, errs int
-		for _, r := range res {
-			acquired += r.Acquired
-			skipped += r.Skipped
-			overlaps += r.Overlaps
-			errs += r.Errors
-			if r.FirstErr != "" {
-				t.Logf("process %d: %s", r.ID, r.FirstErr)
-			}
-		}
-		t.Logf("%d processes x %d attempts, batched: acquired %d, skipped %d, overlaps %d, errors %d", procs, attempts, acquired, skipped, overlaps, errs)
-		if overlaps != 0 || errs != 0 || acquired+skipped != procs*attempts || acquired == 0 {
-			t.Fatalf("overlaps %d, errors %d, acquired %d, skipped %d", overlaps, errs, acquired, skipped)
-		}
-	})
-}
-
-// batchFromEnv is Options.Batch for a child process: on when the test that started it
-// set batchEnv.
-func batchFromEnv() bool { return os.Getenv(batchEnv) == "1" }

@@ -22,7 +22,7 @@ import (
 // cache.New with its prefix, and the jobs of the mutual exclusion proof.
 var child = xproc.Child{
 	Open: func(job xproc.Job) (*cache.Cache, func() error, error) {
-		d, err := rediscache.New(rediscache.Options{URL: job.Addr, Batch: batchFromEnv()})
+		d, err := rediscache.New(rediscache.Options{URL: job.Addr})
 		if err != nil {
 			return nil, nil, err
 		}

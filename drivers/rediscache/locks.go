@@ -75,7 +75,7 @@ func (d *Driver) CompareAndSwap(ctx context.Context, old any, e driver.Entry) (b
 	case e.TTL > 0:
 		px = pxMillis(e.TTL)
 	}
-	n, err := compareAndSwapScript.run(ctx, d.c, []string{e.Key}, ob, nb, px).Int64()
+	n, err := compareAndSwapScript.run(ctx, d.exec, []string{e.Key}, ob, nb, px).Int64()
 	if err != nil {
 		return false, fail("compare-and-swap", e.Key, err)
 	}
@@ -137,7 +137,7 @@ func (d *Driver) CreateFenced(ctx context.Context, e driver.Entry) (int64, bool,
 		}
 		return n, true, nil
 	}
-	n, err := createFencedScript.run(ctx, d.c, keys, b, px).Int64()
+	n, err := createFencedScript.run(ctx, d.exec, keys, b, px).Int64()
 	if err != nil {
 		return 0, false, fail("create fenced", e.Key, err)
 	}
@@ -156,7 +156,7 @@ func (d *Driver) TTL(ctx context.Context, key string) (time.Duration, bool, erro
 		return 0, false, fail("ttl", key, err)
 	}
 	cmd := redis.NewIntCmd(ctx, "pttl", key)
-	if err := d.c.Process(ctx, cmd); err != nil {
+	if err := d.exec.Process(ctx, cmd); err != nil {
 		return 0, false, fail("ttl", key, err)
 	}
 	switch ms := cmd.Val(); {
