@@ -60,27 +60,25 @@ type Event struct {
 	Key string
 	// Err is the error of an EventError.
 	Err error
-	// Time is when it happened. It is set for the hooks and subscriptions that asked for
-	// the event's kind; metrics do not read the clock.
+	// Time is when it happened.
 	Time time.Time
 	// Duration is how long the operation took, on a sample of about one operation in 64
 	// while a hook asks for durations (Hook.Durations; Config.Metrics does), and 0
 	// otherwise.
 	Duration time.Duration
-
-	d *namedDriver // the driver's own counters, for metrics
 }
 
-// Hook observes the operations of a cache: every operation ends by reporting an [Event]
-// to the hooks that asked for its kind. This is the one path of the cache's
-// observability: metrics ([Config.Metrics]) and subscriptions ([Cache.Subscribe]) are
-// hooks, and adapters (Prometheus, OpenTelemetry, slog) are built on them. Install hooks
+// Hook observes the operations of a cache: every operation ends in one path that counts
+// it for metrics ([Config.Metrics]) and hands an [Event] to the hooks that asked for its
+// kind. Subscriptions ([Cache.Subscribe]) are hooks that queue, and the adapters
+// (Prometheus, OpenTelemetry, slog) are built on metrics and subscriptions. Install hooks
 // with [Config.Hooks].
 type Hook struct {
 	// Kinds are the event kinds Observe is called for; none: every kind. An operation
 	// whose kind no hook wants costs one atomic load.
 	Kinds []EventKind
-	// Durations asks for Event.Duration on a sample of the operations (about one in 64).
+	// Durations asks for Event.Duration on a sample of the operations (about one in 64;
+	// metrics always do).
 	Durations bool
 	// Observe is called at the end of the operation, synchronously, on the caller's
 	// goroutine: it must be quick and must not block or call the cache. Queue the event
@@ -92,12 +90,11 @@ type Hook struct {
 type hook struct {
 	mask  uint32 // the kinds it wants: bit k for kind k
 	times bool   // Durations
-	stamp bool   // it reads Event.Time (every hook but metrics)
 	fn    func(Event)
 	sub   *subscription // for a subscription's hook: to remove it
 }
 
-func newHook(h Hook, stamp bool) hook {
+func newHook(h Hook) hook {
 	mask := allKinds
 	if len(h.Kinds) > 0 {
 		mask = 0
@@ -105,7 +102,7 @@ func newHook(h Hook, stamp bool) hook {
 			mask |= kindBit(k)
 		}
 	}
-	return hook{mask: mask, times: h.Durations, stamp: stamp, fn: h.Observe}
+	return hook{mask: mask, times: h.Durations, fn: h.Observe}
 }
 
 // kindBit is k's bit in a mask of kinds; 0 for a kind that does not exist.
@@ -117,20 +114,20 @@ func kindBit(k EventKind) uint32 {
 }
 
 // setHooks installs hs and recomputes the masks. hookMu is held (or the manager is being
-// built).
+// built, after its metrics).
 func (m *manager) setHooks(hs []hook) {
-	var want, stamp uint32
-	timed := false
+	var want uint32
+	timed := m.metrics != nil
 	for _, h := range hs {
 		want |= h.mask
-		if h.stamp {
-			stamp |= h.mask
-		}
 		timed = timed || h.times
 	}
 	m.hooks.Store(&hs)
-	m.stamp.Store(stamp)
+	m.hookWant.Store(want)
 	m.timed.Store(timed)
+	if m.metrics != nil {
+		want = allKinds // metrics count every kind
+	}
 	m.want.Store(want)
 }
 
@@ -168,21 +165,24 @@ func (c *Cache) done(op string, d *namedDriver, key string, kind EventKind, err 
 	}
 }
 
-// end hands the event to every hook that wants its kind: the one path of every event.
-// The caller checked [manager.wants].
+// end is the one path of every event: it counts the operation for metrics, on the
+// driver's own counters (found without a map lookup), and hands an Event to every hook
+// that wants its kind; the Event is built only then. The caller checked
+// [manager.wants].
 func (m *manager) end(op string, d *namedDriver, key string, kind EventKind, err error, start time.Time) {
-	e := Event{Kind: kind, Op: op, Key: key, Err: err, d: d}
+	if mt := m.metrics; mt != nil {
+		mt.count(d, op, kind, start)
+	}
+	b := kindBit(kind)
+	if m.hookWant.Load()&b == 0 {
+		return
+	}
+	e := Event{Kind: kind, Op: op, Key: key, Err: err, Time: time.Now()}
 	if d != nil {
 		e.Driver = d.name
 	}
-	b := kindBit(kind)
-	if m.stamp.Load()&b != 0 {
-		e.Time = time.Now()
-		if !start.IsZero() {
-			e.Duration = e.Time.Sub(start)
-		}
-	} else if !start.IsZero() {
-		e.Duration = time.Since(start)
+	if !start.IsZero() {
+		e.Duration = e.Time.Sub(start)
 	}
 	for _, h := range m.loadHooks() {
 		if h.mask&b != 0 {
@@ -269,7 +269,7 @@ func (c *Cache) Subscribe(buffer int, fn func(Event), kinds ...EventKind) (stop 
 		buffer = 1024
 	}
 	s := &subscription{m: c.m, fn: fn, size: buffer, wake: make(chan struct{}, 1), done: make(chan struct{})}
-	h := newHook(Hook{Kinds: kinds, Observe: s.put}, true)
+	h := newHook(Hook{Kinds: kinds, Observe: s.put})
 	h.sub = s
 	m := c.m
 	m.hookMu.Lock()
@@ -286,7 +286,6 @@ func (c *Cache) Subscribe(buffer int, fn func(Event), kinds ...EventKind) (stop 
 
 // put queues e, or drops and counts it when the queue is full.
 func (s *subscription) put(e Event) {
-	e.d = nil
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()

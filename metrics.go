@@ -35,8 +35,8 @@ type Latency struct {
 	P50, P95, P99 time.Duration
 }
 
-// metrics is the hook of Config.Metrics: it counts every event on the driver's own
-// counters and keeps the sampled durations.
+// metrics are Config.Metrics: every event counted on the driver's own counters, and the
+// sampled durations.
 type metrics struct {
 	since   time.Time
 	drivers map[string]*driverMetrics // fixed at New, "" included: read without a lock
@@ -97,16 +97,16 @@ func newMetrics(names []string) *metrics {
 	return mt
 }
 
-// observe is the hook's Observe: one atomic add on the driver's counters, and the
-// duration of a sampled operation.
-func (mt *metrics) observe(e Event) {
+// count counts one operation of d (nil: it failed before a driver was chosen): one
+// atomic add on the driver's counters, and the duration of a sampled operation.
+func (mt *metrics) count(d *namedDriver, op string, k EventKind, start time.Time) {
 	dm := mt.none
-	if e.d != nil && e.d.metrics != nil {
-		dm = e.d.metrics
+	if d != nil && d.metrics != nil {
+		dm = d.metrics
 	}
-	dm.add(e.Kind)
-	if e.Duration > 0 {
-		dm.latency(e.Op, e.Duration)
+	dm.add(k)
+	if !start.IsZero() {
+		dm.latency(op, time.Since(start))
 	}
 }
 
