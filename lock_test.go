@@ -14,8 +14,8 @@ import (
 	"github.com/cachekit/cache/drivers/memorycache"
 )
 
-// Each test here is one promise of the seed page (shared/seed/distributed-locks.txt) or
-// of API.md's Lock section, on the in-process drivers.
+// Each test here checks one promise of cache.Lock (see docs/locks.md), on the
+// in-process drivers.
 
 func TestLock_ReturnShape(t *testing.T) {
 	c, ctx := newCache(t, cache.Config{}), ctxT(t)

@@ -11,8 +11,8 @@ import (
 	"github.com/maypok86/otter/v2"
 )
 
-// The tests in this file measure, rather than check, how ristretto v2 handles writes:
-// issue 2 asked for that before the memory driver was built on it. They log their
+// The tests in this file measure, rather than check, how ristretto v2 handles writes
+// (which is why the memory driver is built on otter instead). They log their
 // numbers (go test -v -run Writes) and pass whatever ristretto does; only otter's
 // side, which the memory driver relies on, is asserted. docs/benchmarks.md quotes them.
 

@@ -19,7 +19,7 @@ import (
 	"github.com/cachekit/cache"
 )
 
-// TestRedisHandoff measures a lock's handoff latency on Redis (issue 5): a holder takes
+// TestRedisHandoff measures a lock's handoff latency on Redis: a holder takes
 // the lock, a waiter starts asking for it (at one of arrivals), the holder releases it
 // holdFor after it took it, and
 // the latency is the time from the holder's call to release to the moment the waiter

@@ -7,7 +7,7 @@ import (
 	"github.com/cachekit/cache/internal/xproc"
 )
 
-// The cross-process proofs of issue 5 on the file driver (waiting, auto-extend,
+// The cross-process proofs of the lock's options on the file driver (waiting, auto-extend,
 // lost-lock cancellation, fencing, distributed Remember, Once), each as a test that fails
 // without its property: OS processes sharing one cache directory, each with its own
 // driver and cache.New. The scenarios and the process plumbing are internal/xproc's,

@@ -6,7 +6,7 @@ import (
 	"github.com/cachekit/cache/internal/xproc"
 )
 
-// Cross-process proofs of cache.Modify (the Update) and of List pushes on the
+// Cross-process proofs of cache.Modify (read-modify-write) and of List pushes on the
 // file driver: OS processes sharing one cache directory. The scenarios are
 // internal/xproc's, shared with the Redis driver.
 

@@ -88,7 +88,7 @@ func TestSlidingHitPushesExpiry(t *testing.T) {
 	}
 }
 
-// An expired entry never comes back, read or not (the seed library's 4.6.1 bug).
+// An expired entry never comes back, read or not.
 func TestSlidingExpiredNeverComesBack(t *testing.T) {
 	d, clk := newFake(t, memorycache.Options{Sliding: true})
 	ctx := context.Background()
@@ -102,7 +102,7 @@ func TestSlidingExpiredNeverComesBack(t *testing.T) {
 }
 
 // The conditional-write probe, Increment and Pull never slide: a probe on a held lock
-// must not extend it (the seed library's 4.6.1 bug).
+// must not extend it.
 func TestSlidingProbeDoesNotExtend(t *testing.T) {
 	d, clk := newFake(t, memorycache.Options{Sliding: true})
 	ctx := context.Background()

@@ -9,7 +9,7 @@ import (
 	"github.com/cachekit/cache/internal/xproc"
 )
 
-// The cross-process proofs of issue 5 (waiting, auto-extend, lost-lock cancellation,
+// The cross-process proofs of the lock's options (waiting, auto-extend, lost-lock cancellation,
 // fencing, distributed Remember, Once), each as a test that fails without its property,
 // on a single Redis and on the 3-master Cluster; negative controls on the single node.
 // Each process has its own client, driver and cache.New. The scenarios and the process

@@ -9,7 +9,7 @@ import (
 	"github.com/cachekit/cache/internal/xproc"
 )
 
-// Cross-process proofs of cache.Modify (the Update) and of native List pushes,
+// Cross-process proofs of cache.Modify (read-modify-write) and of native List pushes,
 // on a single Redis and on the 3-master Cluster. The scenarios are internal/xproc's,
 // shared with the file driver; the checks of how the list is stored are Redis's own.
 

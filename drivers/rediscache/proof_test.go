@@ -17,7 +17,7 @@ import (
 	"github.com/cachekit/cache/internal/redistest"
 )
 
-// The proofs of issue 3: properties of the lock across servers, each as a test that fails
+// The proofs of the lock's properties across servers, each as a test that fails
 // without the property. They go through the public API (cache.New, cache.Lock) and run
 // on a single Redis and on a 3-master Cluster.
 
@@ -276,7 +276,7 @@ func TestOutage(t *testing.T) {
 	goleak.VerifyNone(t, append(redistest.IgnoreGoroutines(), ignore)...)
 }
 
-// TestSeedCron: the seed's cron recipe. Five servers (each its own client and cache)
+// TestSeedCron: the lock guide's cron recipe. Five servers (each its own client and cache)
 // fire the same cron at once; exactly one runs the job, the others skip without error.
 func TestSeedCron(t *testing.T) {
 	forTargets(t, func(t *testing.T, url string) {
@@ -316,7 +316,7 @@ func TestSeedCron(t *testing.T) {
 	})
 }
 
-// TestSeedWebhook: the seed's webhook recipe. 50 concurrent deliveries of one event id,
+// TestSeedWebhook: the lock guide's webhook recipe. 50 concurrent deliveries of one event id,
 // spread over five servers, process it exactly once; the others answer
 // "already-processed". With cache.Once, a retry that arrives after the work finished is
 // not processed again either (a lock alone would let it run).
