@@ -191,7 +191,6 @@ type Driver struct {
 	sweepStop context.CancelFunc
 	sweepDone chan struct{}
 	closeOnce sync.Once
-	closeErr  error
 }
 
 var (
@@ -333,7 +332,7 @@ func (d *Driver) Close() error {
 			d.pool.Close()
 		}
 	})
-	return d.closeErr
+	return nil
 }
 
 // check is the start of every operation: a closed driver or a done context fails before
