@@ -19,7 +19,7 @@ type Metrics struct {
 	// HitRate is Hits / (Hits + Misses), or 0 without reads.
 	HitRate float64
 	// Ops holds, in a driver's Metrics, the latency of each timed operation (Get, Set,
-	// Has, Pull, Remove, Many, Remember, SWR, Lock, Once, Modify, Increment), sampled on
+	// Has, Pull, Remember, SWR, Lock, Once, Modify, Increment, Decrement), sampled on
 	// about one call in 64. Nil in the totals.
 	Ops map[string]Latency
 	// Drivers holds, in the totals, the same per driver. Nil in a driver's Metrics.
@@ -45,7 +45,7 @@ type metrics struct {
 
 // timedOps are the operations whose latency is kept, each with a histogram of its own in
 // driverMetrics.timed.
-var timedOps = [...]string{"Get", "Set", "Has", "Pull", "Remove", "Many", "Remember", "SWR", "Lock", "Once", "Modify", "Increment"}
+var timedOps = [...]string{"Get", "Set", "Has", "Pull", "Remember", "SWR", "Lock", "Once", "Modify", "Increment", "Decrement"}
 
 type driverMetrics struct {
 	counters
