@@ -511,3 +511,20 @@ func TestWatch(t *testing.T) {
 		t.Fatal("a watch whose ctx ended stayed open")
 	}
 }
+
+// TestKeysThatAreNotText: a key that is not valid UTF-8, or holds a NUL byte, is an error
+// from the database for reads and writes alike, never a miss or a silent change.
+func TestKeysThatAreNotText(t *testing.T) {
+	d := newDriver(t, pgcache.Options{})
+	for _, k := range []string{"bad\xff", "nul\x00byte"} {
+		if err := d.Set(bg, driver.Entry{Key: k, Value: []byte(`1`)}); err == nil {
+			t.Errorf("Set(%q): nil error", k)
+		}
+		if _, found, err := d.Get(bg, k); err == nil || found {
+			t.Errorf("Get(%q) = %v, %v; want an error", k, found, err)
+		}
+		if ok, err := d.SetIf(bg, driver.Entry{Key: k, Value: []byte(`1`), TTL: time.Minute}, driver.IfAbsent); err == nil || ok {
+			t.Errorf("SetIf(%q) = %v, %v; want an error", k, ok, err)
+		}
+	}
+}
