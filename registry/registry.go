@@ -16,6 +16,9 @@
 //	                          rediscache (see its package doc for the URL forms); our own
 //	                          parameters ttl and owns_database are taken out, the rest goes
 //	                          to go-redis
+//	postgres://, postgresql://
+//	                          pgcache; our own parameters ttl, table, unlogged,
+//	                          skip_create_table and sweep are taken out, the rest goes to pgx
 //
 // The environment variables, one per field of cache.Config that text can express
 // ([Variables] lists them; PrefixFunc, a function, has none):
@@ -53,6 +56,7 @@ import (
 	"github.com/cachekit/cache/drivers/lrucache"
 	"github.com/cachekit/cache/drivers/memorycache"
 	"github.com/cachekit/cache/drivers/nullcache"
+	"github.com/cachekit/cache/drivers/pgcache"
 	"github.com/cachekit/cache/drivers/rediscache"
 )
 
@@ -106,7 +110,11 @@ func Open(rawURL string) (cache.Driver, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w %q in %s (registered: %s)", ErrUnknownScheme, u.Scheme, u.Redacted(), strings.Join(Schemes(), ", "))
 	}
-	q := &Params{v: u.Query()}
+	v, err := url.ParseQuery(u.RawQuery) // u.Query() would drop a malformed pair silently
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrBadURL, u.Redacted(), err)
+	}
+	q := &Params{v: v}
 	d, err := f(u, q)
 	if err != nil {
 		return nil, fmt.Errorf("registry: open %s: %w", u.Redacted(), scrub(err, u))
@@ -225,6 +233,21 @@ func init() {
 	}
 	for _, s := range []string{"redis", "rediss", "unix", "redis+cluster", "rediss+cluster"} {
 		Register(s, redisFactory)
+	}
+	pgFactory := func(u *url.URL, q *Params) (cache.Driver, error) {
+		o := pgcache.Options{DefaultTTL: q.Duration("ttl"), Table: q.Take("table"), Unlogged: q.Bool("unlogged"),
+			SkipCreateTable: q.Bool("skip_create_table"), SweepInterval: q.Duration("sweep")}
+		if err := q.Err(); err != nil {
+			return nil, err
+		}
+		rest := *u
+		rest.RawQuery = q.Encode()
+		q.v = url.Values{} // pgx checks the rest (sslmode, pool_max_conns, ...) itself
+		o.URL = rest.String()
+		return pgcache.New(o)
+	}
+	for _, s := range []string{"postgres", "postgresql"} {
+		Register(s, pgFactory)
 	}
 }
 

@@ -17,12 +17,19 @@ import (
 	"github.com/cachekit/cache/drivers/lrucache"
 	"github.com/cachekit/cache/drivers/memorycache"
 	"github.com/cachekit/cache/drivers/nullcache"
+	"github.com/cachekit/cache/drivers/pgcache"
 	"github.com/cachekit/cache/drivers/rediscache"
+	"github.com/cachekit/cache/internal/pgtest"
 	"github.com/cachekit/cache/internal/redistest"
 	"github.com/cachekit/cache/registry"
 )
 
-func TestMain(m *testing.M) { redistest.Main(m) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	redistest.StopAll()
+	pgtest.StopAll()
+	os.Exit(code)
+}
 
 func open(t *testing.T, u string) driver.Driver {
 	t.Helper()
@@ -48,6 +55,7 @@ func TestOpenSchemes(t *testing.T) {
 		{"null://", func(d driver.Driver) bool { _, ok := d.(*nullcache.Driver); return ok }, 0, "null"},
 		{"file://" + dir + "?ttl=90&sync=true", func(d driver.Driver) bool { _, ok := d.(*filecache.Driver); return ok }, 90 * time.Second, "file"},
 		{redistest.URL(t) + withParam(redistest.URL(t), "ttl=5m"), func(d driver.Driver) bool { _, ok := d.(*rediscache.Driver); return ok }, 5 * time.Minute, "redis"},
+		{pgtest.URL(t) + withParam(pgtest.URL(t), "ttl=2m&table=registry_entries&unlogged=true&sweep=30s"), func(d driver.Driver) bool { _, ok := d.(*pgcache.Driver); return ok }, 2 * time.Minute, "postgres"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			d := open(t, tc.url)
@@ -94,6 +102,11 @@ func TestErrorsNeverShowThePassword(t *testing.T) {
 		"redis://user:s3cret-pw@[::1/0",
 		"memory://user:s3cret-pw@x?nope=1",
 		"nosuch://user:s3cret-pw@host",
+		"postgres://user:s3cret-pw@127.0.0.1:1/db?ttl=notaduration",
+		"postgres://user:s3cret-pw@127.0.0.1:1/db?table=bad;table",
+		"postgres://user:s3cret-pw@127.0.0.1:1/db?table=bad-table",
+		"memory://?ttl=5m;sliding=true",
+		"postgresql://user:s3cret-pw@127.0.0.1:1/db?pool_max_conns=x",
 	} {
 		_, err := registry.Open(u)
 		if err == nil {
