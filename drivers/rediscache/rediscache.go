@@ -63,6 +63,17 @@
 //   - Watch: one subscriber connection per driver, opened by the first Watch, shared by
 //     all watches; see [Driver.Watch].
 //
+// # Batching
+//
+// Under concurrency the single-key commands above go out in pipelines shared by the
+// driver's callers (go-redis's automatic pipelining): the commands that arrive while a
+// pipeline is in flight go together in the next one, per master on a Cluster, so many
+// concurrent callers share a few round trips instead of taking one pooled connection
+// each. A caller that is alone sends its command directly, as without batching. Each
+// caller still waits for its own answer, and its context still ends its wait. Multi-key
+// commands, WAIT, Watch and a lock's renewal are never batched. Options.NoBatch turns it
+// off; see there for what else differs.
+//
 // # Replicas
 //
 // Redis replicates asynchronously, so a lock the master has not yet passed on dies with
