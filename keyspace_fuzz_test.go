@@ -1,283 +1,50 @@
 package cache_test
 
 import (
-	"context"
-	"errors"
-	"slices"
-	"strings"
 	"testing"
-	"time"
 
-	"github.com/cachekit/cache"
-	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/drivers/filecache"
+	ks "github.com/cachekit/cache/internal/keyspacetest"
 )
 
 // FuzzKeySpace checks the key space on the memory driver, for two (prefix, namespace,
 // key) triples, with static prefixes and with a PrefixFunc: each call either is refused
 // by the rules (docs/keys.md) or stores its value and records where the rules say; two
 // caches with different prefixes never share a key; Flush and RemoveNamespace through one
-// cache remove only what lies under their scope, and never a key of another prefix.
+// cache remove only what lies under their scope, and never a key of another prefix. The
+// property is internal/keyspacetest's, shared with drivers/rediscache.
 //
 //	go test -run '^$' -fuzz FuzzKeySpace -fuzztime 10m .
 func FuzzKeySpace(f *testing.F) {
 	f.Fuzz(func(t *testing.T, prefix1, ns1, key1, prefix2, ns2, key2 string) {
-		x, y := ksTriple{prefix1, ns1, key1}, ksTriple{prefix2, ns2, key2}
+		x, y := ks.Triple{Prefix: prefix1, NS: ns1, Key: key1}, ks.Triple{Prefix: prefix2, NS: ns2, Key: key2}
 		for _, funcPrefix := range []bool{false, true} {
-			checkKeySpace(t, newKSStore(t, newMem(t)), funcPrefix, x, y)
+			ks.Check(t, ks.NewStore(t, newMem(t)), funcPrefix, x, y)
 		}
 	})
 }
 
-// TestKeySpace runs FuzzKeySpace's property on adversarial triples, on the memory and
-// file drivers. (drivers/rediscache's TestKeySpace runs it on Redis.)
+// TestKeySpace runs FuzzKeySpace's property on adversarial triples (ks.Cases), on the
+// memory and file drivers. (drivers/rediscache's TestKeySpace runs it on Redis.)
 func TestKeySpace(t *testing.T) {
-	stores := map[string]func(t *testing.T) ksStore{
-		"memory": func(t *testing.T) ksStore { return newKSStore(t, newMem(t)) },
-		"file": func(t *testing.T) ksStore {
+	stores := map[string]func(t *testing.T) ks.Store{
+		"memory": func(t *testing.T) ks.Store { return ks.NewStore(t, newMem(t)) },
+		"file": func(t *testing.T) ks.Store {
 			d, err := filecache.New(filecache.Options{Dir: t.TempDir()})
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = d.Close() })
-			return newKSStore(t, d)
+			return ks.NewStore(t, d)
 		},
 	}
 	for name, store := range stores {
 		t.Run(name, func(t *testing.T) {
-			for _, tc := range ksCases {
+			for _, tc := range ks.Cases {
 				for _, funcPrefix := range []bool{false, true} {
-					checkKeySpace(t, store(t), funcPrefix, tc[0], tc[1])
+					ks.Check(t, store(t), funcPrefix, tc[0], tc[1])
 				}
 			}
 		})
 	}
-}
-
-type ksTriple struct{ prefix, ns, key string }
-
-// ksCases are adversarial pairs of triples; testdata/fuzz/FuzzKeySpace holds them too.
-var ksCases = [][2]ksTriple{
-	{{"acme", "", "secret"}, {"acme.eu", "", "secret"}},
-	{{"acme", "", "eu.secret"}, {"acme.eu", "", "secret"}},
-	{{"example.com", "", "k"}, {"example.com.au", "", "k"}},
-	{{"", "", "acme.secret"}, {"acme", "", "secret"}},
-	{{"acme", "eu", "secret"}, {"acme", "", "eu.secret"}},
-	{{"app", "users", "1"}, {"app", "users.1", "x"}},
-	{{"app", "", "status:none"}, {"app", "", "status"}},
-	{{"app", "", "k.|none"}, {"app", "", "k"}},
-	{{"app", "|", "k"}, {"app", "", "|"}},
-	{{"a|b", "", "k"}, {"a", "", "k"}},
-	{{"", "", ""}, {"", "", "k"}},
-	{{".app.", ".ns.", ".k."}, {"app", "ns", "k"}},
-	{{"app", "", "."}, {"app", "", ".."}},
-	{{"app", "", strings.Repeat("k", 300)}, {"apq", "", strings.Repeat("k", 300)}},
-	{{strings.Repeat("p", 300), "", "k"}, {strings.Repeat("p", 301), "", "k"}},
-	{{"app", "", "k:fresh"}, {"app", "", "k"}},
-	{{"app", "", "|tag:t"}, {"app", "", "cachekit:tag:t"}},
-}
-
-// ksStore is a store that starts empty, with a way to list and clear it.
-type ksStore struct {
-	d    cache.Driver
-	scan driver.Scanner
-}
-
-func newKSStore(t testing.TB, d interface {
-	cache.Driver
-	driver.Scanner
-}) ksStore {
-	t.Helper()
-	s := ksStore{d: d, scan: d}
-	s.clear(t)
-	return s
-}
-
-func (s ksStore) keys(t testing.TB) []string { t.Helper(); return storedKeys(t, s.scan) }
-
-func (s ksStore) clear(t testing.TB) {
-	t.Helper()
-	if keys := s.keys(t); len(keys) > 0 {
-		if err := s.d.Delete(context.Background(), keys...); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// ksSide is one triple's cache and where the rules say its keys are.
-type ksSide struct {
-	tr     ksTriple
-	c      *cache.Cache // the cache itself, without the namespace
-	ctx    context.Context
-	prefix string   // the prefix in force
-	full   string   // the stored key of tr.key
-	stored []string // full and its records, sorted
-}
-
-func trimDotsT(s string) string { return strings.Trim(s, ".") }
-
-func joinT(a, b string) string {
-	switch {
-	case a == "":
-		return b
-	case b == "":
-		return a
-	}
-	return a + "." + b
-}
-
-// under reports whether the stored key s lies in the scope (s itself or below it).
-func under(s, scope string) bool { return scope == "" || s == scope || strings.HasPrefix(s, scope+".") }
-
-// checkKeySpace runs the key-space property for x and y on st, which starts empty: with
-// static prefixes (a cache per triple) or with funcPrefix (one cache whose PrefixFunc
-// returns each triple's prefix).
-func checkKeySpace(t testing.TB, st ksStore, funcPrefix bool, x, y ksTriple) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	mode := "Prefix"
-	if funcPrefix {
-		mode = "PrefixFunc"
-	}
-	fail := func(format string, args ...any) {
-		t.Helper()
-		t.Fatalf("%s %+v, %+v: "+format, append([]any{mode, x, y}, args...)...)
-	}
-	var shared *cache.Cache // the PrefixFunc cache; never closed: it would close st.d
-	if funcPrefix {
-		var err error
-		if shared, err = cache.New(cache.Config{Drivers: map[string]cache.Driver{"d": st.d}, PrefixFunc: tenantPrefix}); err != nil {
-			fail("New: %v", err)
-		}
-	}
-	// side makes tr's cache, or checks that the rules refuse its prefix, and touch nothing.
-	side := func(tr ksTriple) *ksSide {
-		s := &ksSide{tr: tr, ctx: ctx}
-		if funcPrefix {
-			s.c, s.prefix, s.ctx = shared, tr.prefix, context.WithValue(ctx, tenantKey{}, tr.prefix)
-			if tr.prefix == "" || strings.ContainsAny(tr.prefix, ".|") {
-				before := st.keys(t)
-				if err := s.c.Set(s.ctx, "k", 1, 0); !errors.Is(err, cache.ErrInvalidKey) || !errors.Is(err, cache.ErrInvalidConfig) {
-					fail("Set with the PrefixFunc prefix %q = %v; want it refused", tr.prefix, err)
-				}
-				if err := s.c.Flush(s.ctx); !errors.Is(err, cache.ErrInvalidKey) {
-					fail("Flush with the PrefixFunc prefix %q = %v; want it refused", tr.prefix, err)
-				}
-				if after := st.keys(t); !slices.Equal(before, after) {
-					fail("a refused call changed the store from %q to %q", before, after)
-				}
-				return nil
-			}
-		} else {
-			s.prefix = trimDotsT(tr.prefix)
-			c, err := cache.New(cache.Config{Drivers: map[string]cache.Driver{"d": st.d}, Prefix: tr.prefix})
-			if valid := !strings.ContainsAny(s.prefix, ".|"); valid != (err == nil) || err != nil && !errors.Is(err, cache.ErrInvalidConfig) {
-				fail("New with Prefix %q = %v", tr.prefix, err)
-			}
-			if err != nil {
-				return nil
-			}
-			s.c = c // never closed: it would close st.d
-		}
-		s.full = joinT(joinT(s.prefix, trimDotsT(tr.ns)), tr.key)
-		s.stored = []string{s.full, s.full + ".|fresh", s.full + ".|none"}
-		return s
-	}
-	// write stores a negative mark, then a value with its freshness mark, through s's
-	// namespace view; it reports false when the rules refuse the key or namespace (and
-	// checks that nothing was written).
-	write := func(s *ksSide, val, want string) bool {
-		t.Helper()
-		v := s.c.Namespace(s.tr.ns)
-		before := st.keys(t)
-		_, err := cache.RememberWith(s.ctx, v, s.tr.key, cache.RememberOptions{NegativeTTL: time.Minute},
-			func(context.Context) (string, error) { return "", cache.ErrNotFound })
-		if s.tr.key == "" || strings.Contains(s.tr.key, "|") || strings.Contains(s.tr.ns, "|") {
-			if !errors.Is(err, cache.ErrInvalidKey) {
-				fail("Remember of %+v = %v; want ErrInvalidKey", s.tr, err)
-			}
-			if after := st.keys(t); !slices.Equal(before, after) {
-				fail("a refused call changed the store from %q to %q", before, after)
-			}
-			return false
-		}
-		if want == val && !errors.Is(err, cache.ErrNotFound) || want != val && err != nil {
-			fail("Remember of %+v = %v; want ErrNotFound, or a hit on the entry already there", s.tr, err)
-		}
-		got, err := cache.SWR(s.ctx, v, s.tr.key, cache.SWROptions{Fresh: time.Minute, Stale: time.Hour},
-			func(context.Context) (string, error) { return val, nil })
-		if err != nil || got != want {
-			fail("SWR of %+v = %q, %v; want %q", s.tr, got, err, want)
-		}
-		return true
-	}
-	a, b := side(x), side(y)
-	if a == nil || b == nil {
-		return
-	}
-	// Both sides write; the store then holds exactly the keys the rules name.
-	writeBoth := func() bool {
-		st.clear(t)
-		if !write(a, "A", "A") {
-			return false
-		}
-		if got := st.keys(t); !slices.Equal(got, a.stored) {
-			fail("after %+v wrote, the store holds %q; want %q", a.tr, got, a.stored)
-		}
-		same := a.full == b.full
-		want := "B"
-		if same {
-			want = "A" // the same stored key: by the rules, the same entry
-		}
-		if !write(b, "B", want) {
-			return false
-		}
-		union := slices.Sorted(slices.Values(slices.Compact(slices.Sorted(slices.Values(slices.Concat(a.stored, b.stored))))))
-		if got := st.keys(t); !slices.Equal(got, union) {
-			fail("after both wrote, the store holds %q; want %q", got, union)
-		}
-		if a.prefix != b.prefix && a.prefix != "" && b.prefix != "" && len(union) != 6 {
-			fail("caches with the prefixes %q and %q share keys: %q", a.prefix, b.prefix, union)
-		}
-		return true
-	}
-	// expectLeft checks that exactly the written keys outside scope are left.
-	expectLeft := func(op, scope string) {
-		t.Helper()
-		var want []string
-		for _, k := range slices.Concat(a.stored, b.stored) {
-			if !under(k, scope) && !slices.Contains(want, k) {
-				want = append(want, k)
-			}
-		}
-		slices.Sort(want)
-		got := st.keys(t)
-		if !slices.Equal(got, want) {
-			fail("after %s (scope %q) the store holds %q; want %q", op, scope, got, want)
-		}
-		if a.prefix != b.prefix && a.prefix != "" && b.prefix != "" {
-			for _, k := range b.stored {
-				if !slices.Contains(got, k) {
-					fail("%s through the prefix %q removed %q, a key of the prefix %q", op, a.prefix, k, b.prefix)
-				}
-			}
-		}
-	}
-
-	if !writeBoth() {
-		return
-	}
-	if path := trimDotsT(joinT(trimDotsT(a.tr.ns), a.tr.key)); path != "" {
-		if err := a.c.RemoveNamespace(a.ctx, path); err != nil {
-			fail("RemoveNamespace(%q): %v", path, err)
-		}
-		expectLeft("RemoveNamespace("+path+")", joinT(a.prefix, path))
-		writeBoth()
-	}
-	if err := a.c.Namespace(a.tr.ns).Flush(a.ctx); err != nil {
-		fail("Flush: %v", err)
-	}
-	expectLeft("Flush", joinT(a.prefix, trimDotsT(a.tr.ns)))
-	st.clear(t)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/drivers/memorycache"
+	ks "github.com/cachekit/cache/internal/keyspacetest"
 )
 
 // tenantKey carries the tenant a test's PrefixFunc returns.
@@ -25,15 +26,7 @@ func tenantCtx(t testing.TB, tenant string) context.Context {
 func tenantPrefix(ctx context.Context) string { s, _ := ctx.Value(tenantKey{}).(string); return s }
 
 // storedKeys lists every key the driver holds, sorted.
-func storedKeys(t testing.TB, d driver.Scanner) []string {
-	t.Helper()
-	var keys []string
-	if err := d.Scan(context.Background(), "", func(k string) bool { keys = append(keys, k); return true }); err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(keys)
-	return keys
-}
+func storedKeys(t testing.TB, d driver.Scanner) []string { t.Helper(); return ks.StoredKeys(t, d) }
 
 func newMem(t testing.TB) *memorycache.Driver {
 	t.Helper()
