@@ -77,16 +77,12 @@ var child = xproc.Child{
 	},
 }
 
-// lxDeafWatch is the driver whose Watch never reports a release (its channel closes only
-// when the watch's ctx ends), as if inotify (or the stat poller) missed the release: a
-// lock waiter then wakes on its backoff-and-jitter poll alone. The handoff's negative
-// control.
+// lxDeafWatch is the driver whose Watch never reports a release, as if inotify (or the
+// stat poller) missed the release (xproc.DeafWatch). The handoff's negative control.
 type lxDeafWatch struct{ *filecache.Driver }
 
 func (lxDeafWatch) Watch(ctx context.Context, _ string) (<-chan struct{}, error) {
-	ch := make(chan struct{})
-	context.AfterFunc(ctx, func() { close(ch) })
-	return ch, nil
+	return xproc.DeafWatch(ctx)
 }
 
 // files is the file driver as the shared scenarios see it: a fresh directory for each

@@ -10,53 +10,16 @@ import (
 
 // The cross-process proofs on PostgreSQL: OS processes, each with its own pool, driver
 // and cache.New, on one table. The scenarios and the process plumbing are
-// internal/xproc's, shared with the other drivers; the mutual exclusion proof's jobs are
-// in child_test.go.
+// internal/xproc's, shared with the other drivers.
 
 // TestXProcMutualExclusion: 4 OS processes make 100 lock attempts each on one key; inside
 // fn an overlap detector (Increment a marker, check it is 1, Decrement) never sees two
 // holders. The negative control runs the same processes with a get-then-set lock and
-// must see overlaps: the detector works.
+// must see overlaps: the detector works. See xproc.MutualExclusion.
 func TestXProcMutualExclusion(t *testing.T) {
-	const procs, attempts = 4, 100
-	url := pgtest.URL(t)
-	t.Run("lock", func(t *testing.T) {
-		start := time.Now()
-		var acquired, skipped, overlaps, errs int
-		for _, r := range runProcesses(t, "lock", url, scope("xproc"), procs, attempts) {
-			t.Logf("process %d (pid %d): acquired %d, skipped %d, overlaps %d, errors %d %s",
-				r.ID, r.PID, r.Acquired, r.Skipped, r.Overlaps, r.Errors, r.FirstErr)
-			acquired += r.Acquired
-			skipped += r.Skipped
-			overlaps += r.Overlaps
-			errs += r.Errors
-		}
-		t.Logf("total over %d processes x %d attempts in %v: acquired %d, skipped %d, overlaps %d, errors %d",
-			procs, attempts, time.Since(start).Round(time.Millisecond), acquired, skipped, overlaps, errs)
-		switch {
-		case overlaps != 0:
-			t.Fatalf("%d overlaps: two processes held the lock at once", overlaps)
-		case errs != 0:
-			t.Fatalf("%d lock attempts failed", errs)
-		case acquired+skipped != procs*attempts:
-			t.Fatalf("acquired %d + skipped %d != %d attempts", acquired, skipped, procs*attempts)
-		case acquired == 0 || skipped == 0:
-			t.Fatalf("acquired %d, skipped %d: the processes did not contend", acquired, skipped)
-		}
-	})
-	t.Run("negative-control", func(t *testing.T) {
-		var overlaps, acquired int
-		for round := 0; round < 3 && overlaps == 0; round++ {
-			for _, r := range runProcesses(t, "naive", url, scope("naive"), procs, attempts) {
-				overlaps += r.Overlaps
-				acquired += r.Acquired
-			}
-		}
-		t.Logf("get-then-set lock: acquired %d, overlaps %d", acquired, overlaps)
-		if overlaps == 0 {
-			t.Fatal("the get-then-set lock showed no overlap in 3 rounds: the detector does not detect")
-		}
-	})
+	tg := xtarget(pgtest.URL(t))
+	t.Run("lock", func(t *testing.T) { xproc.MutualExclusion(t, tg) })
+	t.Run("negative-control", func(t *testing.T) { xproc.MutualExclusionNegative(t, tg) })
 }
 
 // TestXProcFencing: 4 OS processes × 250 fenced acquisitions of one key, each waiting

@@ -15,6 +15,7 @@ import (
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/drivers/rediscache"
 	"github.com/cachekit/cache/internal/redistest"
+	"github.com/cachekit/cache/internal/xproc"
 )
 
 // The proofs of the lock's properties across servers, each as a test that fails
@@ -24,50 +25,11 @@ import (
 // TestCrossProcessMutualExclusion: 4 OS processes, each with its own client, make 100
 // lock attempts each on one key; inside fn an overlap detector (INCR a marker, check it
 // is 1, DECR) never sees two holders. The negative control runs the same processes with
-// a get-then-set lock and must see overlaps: the detector works.
+// a get-then-set lock and must see overlaps: the detector works. See
+// xproc.MutualExclusion.
 func TestCrossProcessMutualExclusion(t *testing.T) {
-	const procs, attempts = 4, 100
-	forTargets(t, func(t *testing.T, url string) {
-		start := time.Now()
-		res := runProcesses(t, "lock", url, scope("xproc"), procs, attempts)
-		var acquired, skipped, overlaps, errs int
-		for _, r := range res {
-			t.Logf("process %d (pid %d): acquired %d, skipped %d, overlaps %d, errors %d %s",
-				r.ID, r.PID, r.Acquired, r.Skipped, r.Overlaps, r.Errors, r.FirstErr)
-			acquired += r.Acquired
-			skipped += r.Skipped
-			overlaps += r.Overlaps
-			errs += r.Errors
-		}
-		t.Logf("total over %d processes x %d attempts in %v: acquired %d, skipped %d, overlaps %d, errors %d",
-			procs, attempts, time.Since(start).Round(time.Millisecond), acquired, skipped, overlaps, errs)
-		if overlaps != 0 {
-			t.Fatalf("%d overlaps: two processes held the lock at once", overlaps)
-		}
-		if errs != 0 {
-			t.Fatalf("%d lock attempts failed", errs)
-		}
-		if acquired+skipped != procs*attempts {
-			t.Fatalf("acquired %d + skipped %d != %d attempts", acquired, skipped, procs*attempts)
-		}
-		if acquired == 0 || skipped == 0 {
-			t.Fatalf("acquired %d, skipped %d: the processes did not contend", acquired, skipped)
-		}
-	})
-	t.Run("negative-control", func(t *testing.T) {
-		url := redistest.URL(t)
-		var overlaps, acquired int
-		for round := 0; round < 3 && overlaps == 0; round++ {
-			for _, r := range runProcesses(t, "naive", url, scope("naive"), procs, attempts) {
-				overlaps += r.Overlaps
-				acquired += r.Acquired
-			}
-		}
-		t.Logf("get-then-set lock: %d acquisitions, %d overlaps", acquired, overlaps)
-		if overlaps == 0 {
-			t.Fatal("the overlap detector saw no overlap under a lock that does not exclude: it proves nothing")
-		}
-	})
+	forTargets(t, func(t *testing.T, url string) { xproc.MutualExclusion(t, xtarget(url)) })
+	t.Run("negative-control", func(t *testing.T) { xproc.MutualExclusionNegative(t, xtarget(redistest.URL(t))) })
 }
 
 // TestExpirySafety: holder A's TTL runs out while its fn still runs; B acquires; A's

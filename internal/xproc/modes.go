@@ -29,6 +29,8 @@ var modes = map[string]Mode{
 	"modify":         OnGo(modify),
 	"modify-naive":   OnGo(modify),
 	"push":           OnGo(modify),
+	"mutex":          OnGo(mutex),
+	"mutex-naive":    OnGo(mutex),
 }
 
 // fence: on "go", N fenced acquisitions, waiting for each. Inside fn: the token must be
@@ -367,6 +369,84 @@ func modify(ctx context.Context, w *Worker) (ModResult, error) {
 			}
 		}
 		res.Done++
+	}
+	return res, nil
+}
+
+// mutexResult is what one process of the mutual exclusion proof reports.
+type mutexResult struct {
+	ID       int    `json:"id"`
+	PID      int    `json:"pid"`
+	Acquired int    `json:"acquired"`
+	Skipped  int    `json:"skipped"`
+	Overlaps int    `json:"overlaps"`
+	Errors   int    `json:"errors"`
+	FirstErr string `json:"first_err,omitempty"`
+}
+
+// mutex: on "go", N attempts at one lock key with the process's own driver ("mutex":
+// cache.Lock, which does not wait). Inside fn an overlap detector increments a marker,
+// which must be 1, holds a moment and decrements it.
+//
+// Mode "mutex-naive" locks with a get-then-set instead of the driver's lock: the negative
+// control, which shows that the detector catches a lock that does not exclude.
+func mutex(ctx context.Context, w *Worker) (mutexResult, error) {
+	c := w.C
+	res := mutexResult{ID: w.Job.ID, PID: os.Getpid()}
+	inside := func(ctx context.Context) (struct{}, error) {
+		n, err := c.Increment(ctx, "inside", 1)
+		if err != nil {
+			return struct{}{}, err
+		}
+		if n != 1 {
+			res.Overlaps++
+		}
+		time.Sleep(300 * time.Microsecond) // hold it: an overlap has time to show
+		_, err = c.Decrement(ctx, "inside", 1)
+		return struct{}{}, err
+	}
+	note := func(err error) {
+		res.Errors++
+		if res.FirstErr == "" {
+			res.FirstErr = err.Error()
+		}
+	}
+	for range w.Job.N {
+		switch w.Job.Mode {
+		case "mutex":
+			out, err := cache.Lock(ctx, c, "lock.shared", 10*time.Second, inside)
+			switch {
+			case err != nil:
+				note(err)
+			case out.Acquired:
+				res.Acquired++
+			default:
+				res.Skipped++
+			}
+		case "mutex-naive": // check, then set: two steps, so two processes can both pass
+			held, err := c.Has(ctx, "lock.naive")
+			if err != nil {
+				note(err)
+				continue
+			}
+			if held {
+				res.Skipped++
+				continue
+			}
+			if err := c.Set(ctx, "lock.naive", "me", 10*time.Second); err != nil {
+				note(err)
+				continue
+			}
+			res.Acquired++
+			if _, err := inside(ctx); err != nil {
+				note(err)
+			}
+			if err := c.Remove(ctx, "lock.naive"); err != nil {
+				note(err)
+			}
+		default:
+			return res, fmt.Errorf("unknown mode %q", w.Job.Mode)
+		}
 	}
 	return res, nil
 }

@@ -90,6 +90,39 @@ type Child struct {
 	Modes map[string]Mode
 }
 
+// NewChild is the Child of a driver that its address alone opens (a Redis URL, a
+// PostgreSQL URL), with no modes of its own: open makes the driver on job.Addr; for
+// job.DeafWatch, deaf wraps it (a type of the driver's tests that embeds the driver and
+// whose Watch is [DeafWatch]); cache.New puts it under name, with job.Prefix.
+func NewChild[D cache.Driver](name string, open func(addr string) (D, error), deaf func(D) cache.Driver) Child {
+	return Child{Open: func(job Job) (*cache.Cache, func() error, error) {
+		d, err := open(job.Addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		var drv cache.Driver = d
+		if job.DeafWatch {
+			drv = deaf(d)
+		}
+		c, err := cache.New(cache.Config{Drivers: map[string]cache.Driver{name: drv}, Prefix: job.Prefix})
+		if err != nil {
+			_ = d.Close()
+			return nil, nil, err
+		}
+		return c, nil, nil
+	}}
+}
+
+// DeafWatch is the Watch of a driver that never reports a release: its channel closes
+// only when ctx ends, as if the release's message (a Redis PUBLISH, a PostgreSQL NOTIFY,
+// the file driver's inotify event or stat poll) were lost, so that a lock waiter wakes
+// on its backoff-and-jitter poll alone. The handoff's negative control (Job.DeafWatch).
+func DeafWatch(ctx context.Context) (<-chan struct{}, error) {
+	ch := make(chan struct{})
+	context.AfterFunc(ctx, func() { close(ch) })
+	return ch, nil
+}
+
 // Mode is a child's job: it runs once the process has said "ready".
 type Mode func(ctx context.Context, w *Worker) error
 
