@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/drivers/filecache"
+	"github.com/cachekit/cache/drivers/pgcache"
 	"github.com/cachekit/cache/drivers/rediscache"
 	"github.com/cachekit/cache/internal/faultproxy"
 )
@@ -29,6 +31,9 @@ const (
 	TargetRedis    = "redis"    // Job.Addr: host:port of a single node
 	TargetCluster  = "cluster"  // Job.Addr: host:port of the nodes, comma-separated
 	TargetSentinel = "sentinel" // Job.Addr: host:port of the Sentinels, comma-separated; Job.Master
+	// TargetPostgres: Job.Addr is the server's URL (postgres://user@host:port/db?...); the
+	// holder dials the route of its host:port instead.
+	TargetPostgres = "postgres"
 )
 
 // Modes of a holder.
@@ -60,6 +65,12 @@ type Job struct {
 	MinTTL  time.Duration `json:"min_ttl"`
 	MaxTTL  time.Duration `json:"max_ttl"`
 	MaxWait time.Duration `json:"max_wait"`
+	// AcquireTimeout, if set, bounds each Lock call until fn starts (the acquisition and
+	// its waiting): the ctx given to LockWith is cancelled after it, unless fn is running
+	// by then. It stands in for a client's read timeout where the client has none: pgx
+	// waits for a reply as long as its ctx lets it, and a request that a black hole ate
+	// would otherwise be waited for forever.
+	AcquireTimeout time.Duration `json:"acquire_timeout,omitempty"`
 }
 
 // ChildMain runs this process's job and exits if this process is a holder ([Env] is
@@ -127,6 +138,17 @@ func openCache(job Job) (*cache.Cache, func(), error) {
 		}
 		d = rd
 		closers = append(closers, rd.Close, client.Close)
+	case TargetPostgres:
+		u, err := routedURL(job)
+		if err != nil {
+			return nil, nil, err
+		}
+		pd, err := pgcache.New(pgcache.Options{URL: u})
+		if err != nil {
+			return nil, nil, err
+		}
+		d = pd
+		closers = append(closers, pd.Close)
 	default:
 		return nil, nil, fmt.Errorf("unknown target %q", job.Target)
 	}
@@ -141,6 +163,26 @@ func openCache(job Job) (*cache.Cache, func(), error) {
 		return nil, nil, err
 	}
 	return c, func() { _ = c.Close(); closeAll() }, nil
+}
+
+// routedURL returns job.Addr, a PostgreSQL URL, with its host:port replaced by the
+// holder's route to it: pgx then dials the holder's proxy, and every connection of the
+// pool (and Watch's listening one) goes through it.
+func routedURL(job Job) (string, error) {
+	routes, err := faultproxy.DecodeRoutes(job.Routes)
+	if err != nil {
+		return "", err
+	}
+	u, err := url.Parse(job.Addr)
+	if err != nil {
+		return "", err
+	}
+	to, ok := routes[u.Host]
+	if !ok {
+		return "", fmt.Errorf("no route for %s among %v", u.Host, routes)
+	}
+	u.Host = to
+	return u.String(), nil
 }
 
 func runChild(job Job) error {
@@ -207,7 +249,16 @@ func (h *holder) round(ctx context.Context) error {
 		return h.racy(ctx, key, o, work)
 	}
 	opened, noAction := false, false
+	inFn := func() {}
+	if job.AcquireTimeout > 0 {
+		actx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		t := time.AfterFunc(job.AcquireTimeout, func() { cancel(errAcquireTimeout) })
+		defer t.Stop()
+		ctx, inFn = actx, func() { t.Stop() } // fired already: fctx is done, fn acts not
+	}
 	out, err := cache.LockWith(ctx, h.c, key, o, func(fctx context.Context) (struct{}, error) {
+		inFn()
 		tok := cache.HeldLock(fctx).FencingToken()
 		end := time.Now().Add(work)
 		for {
@@ -258,6 +309,9 @@ func (h *holder) round(ctx context.Context) error {
 	}
 	return nil
 }
+
+// errAcquireTimeout is the cause of a Lock call cut short by Job.AcquireTimeout.
+var errAcquireTimeout = errors.New("acquisition timed out (Job.AcquireTimeout)")
 
 // fail counts a failed Lock and backs off a little: a store that cannot be reached
 // fails at once, and a tight loop would starve the others of the CPU.

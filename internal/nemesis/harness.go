@@ -88,7 +88,7 @@ func (b *buffer) String() string {
 	return b.b.String()
 }
 
-// NewHarness returns the harness of a run of job's holders, whose Redis dials go
+// NewHarness returns the harness of a run of job's holders, whose store dials go
 // through proxies for targets.
 func NewHarness(t testing.TB, job Job, targets []string) *Harness {
 	return &Harness{t: t, job: job, dir: t.TempDir(), targets: targets, faults: map[string]int{}}

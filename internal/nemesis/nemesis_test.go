@@ -19,9 +19,9 @@ import (
 )
 
 // duration is how long each target's run lasts. The default keeps the whole package
-// (every target) near 90–120 s on a 2-core machine; a soak run sets it longer:
+// (every target) near 110–140 s on a 2-core machine; a soak run sets it longer:
 //
-//	go test ./internal/nemesis -run Nemesis -nemesis.duration=30m -timeout 3h
+//	go test ./internal/nemesis -run Nemesis -nemesis.duration=30m -timeout 4h
 var duration = flag.Duration("nemesis.duration", 12*time.Second, "how long each target's run lasts")
 
 // dump, if set, is a directory where each run writes its sections and faults as JSON,

@@ -208,6 +208,7 @@ type Server struct {
 	port    int
 	who     runAs // the postgres user, when running as root
 	p       *proc // nil while stopped
+	paused  []int // the processes Pause stopped, until Resume
 	removed bool
 }
 
@@ -238,12 +239,65 @@ func (s *Server) URL() string {
 // Addr returns the server's host:port.
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
 
+// Pid returns the postmaster's process id, or 0 while the server is stopped.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.p == nil {
+		return 0
+	}
+	return s.p.cmd.Process.Pid
+}
+
+// Pause stops the whole server with SIGSTOP, as a stalled machine would: the postmaster
+// first, once it has stopped (so that it forks no backend after the list is read) every
+// process it started (backends, checkpointer, WAL writer, ...). Connections stay open;
+// new ones wait in the listen queue. [Server.Resume] resumes it; Stop, Restart and the
+// test's cleanup resume a paused server first. Pausing a paused server does nothing. It
+// needs Linux (/proc); elsewhere it returns an error.
+func (s *Server) Pause() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.p == nil {
+		return errors.New("pgtest: pause: the server is stopped")
+	}
+	if s.paused != nil {
+		return nil
+	}
+	pids, err := stopTree(s.p.cmd.Process.Pid)
+	if pids != nil {
+		s.paused = pids
+	}
+	if err != nil {
+		return fmt.Errorf("pgtest: pause: %w", err)
+	}
+	return nil
+}
+
+// Resume resumes a server that [Server.Pause] stopped (SIGCONT to every process it
+// stopped). Resuming a server that is not paused does nothing.
+func (s *Server) Resume() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.resume()
+}
+
+func (s *Server) resume() error {
+	pids := s.paused
+	s.paused = nil
+	if err := contAll(pids); err != nil {
+		return fmt.Errorf("pgtest: resume: %w", err)
+	}
+	return nil
+}
+
 // Stop stops the server at once, as a crash would: an immediate shutdown (SIGQUIT), after
-// which the next start runs crash recovery (and empties UNLOGGED tables). Stopping a
-// stopped server does nothing.
+// which the next start runs crash recovery (and empties UNLOGGED tables). A paused server
+// is resumed first. Stopping a stopped server does nothing.
 func (s *Server) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_ = s.resume()
 	if s.p != nil {
 		s.p.stop()
 		s.p = nil
@@ -256,6 +310,7 @@ func (s *Server) Restart(tb testing.TB) {
 	tb.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_ = s.resume()
 	if s.p != nil {
 		s.p.stop()
 		s.p = nil

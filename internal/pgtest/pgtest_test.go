@@ -2,6 +2,7 @@ package pgtest_test
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"time"
 
@@ -67,5 +68,57 @@ func TestStartStopRestart(t *testing.T) {
 	s.Restart(t)
 	if v, err := query(t, s.URL(), "SELECT v FROM kept2"); err != nil || v != "yes" {
 		t.Fatalf("after a crash and restart: %q, %v; want the row kept", v, err)
+	}
+}
+
+// TestPause: a paused server answers nothing, neither on a connection opened before nor
+// on a new one, and answers again once resumed; a paused server can still be stopped
+// and restarted.
+func TestPause(t *testing.T) {
+	s := pgtest.Start(t)
+	if s.Pid() == 0 {
+		t.Fatal("Pid() = 0 for a running server")
+	}
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, s.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if err := s.Pause(); err != nil {
+		if runtime.GOOS != "linux" {
+			t.Skip(err)
+		}
+		t.Fatal(err)
+	}
+	qctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	err = c.Ping(qctx)
+	cancel()
+	if err == nil {
+		t.Fatal("a paused server answered on an open connection")
+	}
+	qctx, cancel = context.WithTimeout(ctx, 300*time.Millisecond)
+	c2, err := pgx.Connect(qctx, s.URL())
+	cancel()
+	if err == nil {
+		c2.Close(ctx)
+		t.Fatal("a paused server accepted a new connection")
+	}
+	if err := s.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := query(t, s.URL(), "SELECT 1::text"); err != nil || v != "1" {
+		t.Fatalf("after Resume: %q, %v", v, err)
+	}
+	if err := s.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	s.Stop() // resumes, then stops
+	if s.Pid() != 0 {
+		t.Fatal("Pid() != 0 for a stopped server")
+	}
+	s.Restart(t)
+	if v, err := query(t, s.URL(), "SELECT 1::text"); err != nil || v != "1" {
+		t.Fatalf("after Stop of a paused server and Restart: %q, %v", v, err)
 	}
 }
