@@ -154,9 +154,10 @@ var lockCases = []testCase{
 			var intruders atomic.Int64
 			stop := make(chan struct{})
 			var wg sync.WaitGroup
-			// 2 × ttlUnit: a renewal gets one interval (TTL/3), which must hold on a loaded
-			// CI machine with the race detector.
-			ttl := 2 * ttlUnit
+			// 4 × ttlUnit: a renewal gets one interval (TTL/3), and the lease ends a TTL after
+			// the last confirmed renewal was sent, which must hold on a loaded CI machine with
+			// the race detector.
+			ttl := 4 * ttlUnit
 			out, err := cache.LockWith(e.ctx, e.c, "lock.long", cache.LockOptions{TTL: ttl, AutoExtend: true},
 				func(ctx context.Context) (int, error) {
 					wg.Go(func() {

@@ -63,7 +63,7 @@ func partitionRun(t *testing.T, holder, other *cache.Cache, proxies *faultproxy.
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	acquired := make(chan time.Time, 1)
+	acquired := make(chan context.Context, 1)
 	type result struct {
 		cancelled, until time.Time
 		err              error
@@ -72,7 +72,7 @@ func partitionRun(t *testing.T, holder, other *cache.Cache, proxies *faultproxy.
 	go func() {
 		var r result
 		_, err := cache.LockWith(ctx, holder, key, cache.LockOptions{TTL: ttl, AutoExtend: autoExtend}, func(fctx context.Context) (int, error) {
-			acquired <- time.Now()
+			acquired <- fctx
 			<-fctx.Done()
 			r.cancelled = time.Now()
 			r.until = cache.HeldLock(fctx).ValidUntil()
@@ -81,18 +81,21 @@ func partitionRun(t *testing.T, holder, other *cache.Cache, proxies *faultproxy.
 		r.err = err
 		done <- r
 	}()
-	var start time.Time
+	var fctx context.Context
 	select {
-	case start = <-acquired:
+	case fctx = <-acquired:
 	case r := <-done:
 		t.Fatalf("holder did not acquire: %v", r.err)
 	}
+	start := time.Now()
 	proxies.Freeze()
 	var otherAt time.Time
+	var heldThen bool // the holder's fn ctx had not ended when another holder got the lock
 	for {
 		h, err := cache.Acquire(ctx, other, key, cache.LockOptions{TTL: ttl})
 		if err == nil {
 			otherAt = time.Now()
+			heldThen = fctx.Err() == nil
 			if err := h.Release(ctx); err != nil {
 				t.Errorf("other's release: %v", err)
 			}
@@ -115,12 +118,12 @@ func partitionRun(t *testing.T, holder, other *cache.Cache, proxies *faultproxy.
 		t.Errorf("holder's Lock error %v; want ErrLockLost", r.err)
 	}
 	// The timer that ends fn's ctx fires at the lease's end; on a loaded machine the
-	// runtime may wake it a few milliseconds late.
-	if late := r.cancelled.Sub(r.until); late > 25*time.Millisecond {
+	// runtime may wake it, and fn's goroutine, some milliseconds late.
+	if late := r.cancelled.Sub(r.until); late > 100*time.Millisecond {
 		t.Errorf("fn's ctx ended %v after the lease's end", late)
 	}
-	if !otherAt.After(r.cancelled) {
-		t.Errorf("two holders: another acquired %v before the partitioned holder's fn ctx ended", r.cancelled.Sub(otherAt))
+	if heldThen {
+		t.Errorf("two holders: another acquired while the partitioned holder's fn ctx was live (lease end %v before)", otherAt.Sub(r.until))
 	}
 	return gap{lease: otherAt.Sub(r.until), ctx: otherAt.Sub(r.cancelled)}
 }
