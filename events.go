@@ -77,8 +77,8 @@ type Hook struct {
 	// Kinds are the event kinds Observe is called for; none: every kind. An operation
 	// whose kind no hook wants costs one atomic load.
 	Kinds []EventKind
-	// Durations asks for Event.Duration on a sample of the operations (about one in 64;
-	// metrics always do).
+	// Durations asks for Event.Duration on a sample of the operations (about one in 64).
+	// With Config.Metrics every hook gets the metrics' sample anyway.
 	Durations bool
 	// Observe is called at the end of the operation, synchronously, on the caller's
 	// goroutine: it must be quick and must not block or call the cache. Queue the event
@@ -117,7 +117,7 @@ func kindBit(k EventKind) uint32 {
 // built, after its metrics).
 func (m *manager) setHooks(hs []hook) {
 	var want uint32
-	timed := m.metrics != nil
+	timed := false
 	for _, h := range hs {
 		want |= h.mask
 		timed = timed || h.times
@@ -146,10 +146,18 @@ func (m *manager) wants(k EventKind) bool { return m.want.Load()&(1<<k) != 0 }
 // one call in sampleEvery.
 const sampleEvery = 64
 
-// sampleStart returns now for about one operation in sampleEvery while a hook asks for
-// durations, else zero: reading the clock twice on every call would cost more than a
-// memory Get.
+// sampleStart returns now for about one operation in sampleEvery while metrics or a hook
+// ask for durations, else zero: reading the clock twice on every call would cost more
+// than a memory Get. With metrics the counters pick the sample (the next timed call of a
+// goroutine after every sampleEvery-th event of its counter shard: a load of a flag that
+// stays in the core's cache); without them a random draw does.
 func (m *manager) sampleStart() time.Time {
+	if mt := m.metrics; mt != nil {
+		if mt.sampling() {
+			return time.Now()
+		}
+		return time.Time{}
+	}
 	if m.timed.Load() && rand.Uint32()%sampleEvery == 0 {
 		return time.Now()
 	}
@@ -173,10 +181,14 @@ func (m *manager) end(op string, d *namedDriver, key string, kind EventKind, err
 	if mt := m.metrics; mt != nil {
 		mt.count(d, op, kind, start)
 	}
-	b := kindBit(kind)
-	if m.hookWant.Load()&b == 0 {
-		return
+	if m.hookWant.Load()&(1<<kind) != 0 {
+		m.deliver(op, d, key, kind, err, start)
 	}
+}
+
+// deliver builds the Event and hands it to every hook that wants its kind.
+func (m *manager) deliver(op string, d *namedDriver, key string, kind EventKind, err error, start time.Time) {
+	b := kindBit(kind)
 	e := Event{Kind: kind, Op: op, Key: key, Err: err, Time: time.Now()}
 	if d != nil {
 		e.Driver = d.name

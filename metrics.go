@@ -38,6 +38,12 @@ type Latency struct {
 // metrics are Config.Metrics: every event counted on the driver's own counters, and the
 // sampled durations.
 type metrics struct {
+	// sample[i] is set when the operations of shard i should time their next timed
+	// call: every sampleEvery-th event of a shard sets it, the next timed call clears it.
+	sample [numShards]struct {
+		on atomic.Bool
+		_  [cacheLine - 4]byte
+	}
 	since   time.Time
 	drivers map[string]*driverMetrics // fixed at New, "" included: read without a lock
 	none    *driverMetrics            // drivers[""]: errors before a driver was chosen
@@ -68,8 +74,11 @@ const (
 	numShards = 16
 )
 
-// add counts one event of kind k.
-func (c *counters) add(k EventKind) { c.shards[shard()].n[k].Add(1) }
+// add counts one event of kind k, and returns the shard and the shard's count of k.
+func (c *counters) add(k EventKind) (uintptr, int64) {
+	i := shard()
+	return i, c.shards[i].n[k].Add(1)
+}
 
 // shard picks a shard for the calling goroutine, from the address of its stack: a
 // goroutine keeps adding to the same cache line, which stays in its core's cache, where a
@@ -104,10 +113,19 @@ func (mt *metrics) count(d *namedDriver, op string, k EventKind, start time.Time
 	if d != nil && d.metrics != nil {
 		dm = d.metrics
 	}
-	dm.add(k)
+	if i, n := dm.add(k); n%sampleEvery == 0 {
+		mt.sample[i].on.Store(true)
+	}
 	if !start.IsZero() {
 		dm.latency(op, time.Since(start))
 	}
+}
+
+// sampling reports whether the calling goroutine should time this call: once after
+// every sampleEvery-th event of its counter shard.
+func (mt *metrics) sampling() bool {
+	s := &mt.sample[shard()].on
+	return s.Load() && s.Swap(false)
 }
 
 // latency records one sample of op; ops other than timedOps are not kept.
