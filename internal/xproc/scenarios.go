@@ -346,8 +346,15 @@ func handoff(t *testing.T, tg Target, rounds int, deaf bool) []time.Duration {
 		holder.Next("held")
 		waiter.Send("wait")
 		waiter.Next("waiting")
-		// The waiter finds the lock held and waits; its backoff poll grows meanwhile.
-		time.Sleep(60 * time.Millisecond)
+		// The waiter finds the lock held and waits; its backoff poll grows meanwhile. A
+		// deaf waiter (the negative control) is held longer, so that its poll has backed
+		// off to tens of milliseconds whatever the jitter drew: a median of 20 handoffs
+		// under the limit would then be chance, not a missing notification.
+		if deaf {
+			time.Sleep(200 * time.Millisecond)
+		} else {
+			time.Sleep(60 * time.Millisecond)
+		}
 		holder.Send("release")
 		rel := holder.Next("rel")
 		acq := waiter.Next("acq")
