@@ -29,7 +29,6 @@
 package pgtest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -45,14 +44,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/cachekit/cache/internal/testproc"
 )
 
 var (
 	mu     sync.Mutex // guards shared; held while it starts
 	shared *sharedServer
-
-	stopMu   sync.Mutex
-	stoppers []func()
 )
 
 type sharedServer struct {
@@ -76,30 +74,14 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// StopAll stops every server started so far and removes its directory. [Main] calls it;
-// a TestMain that does more may call it itself.
-func StopAll() {
-	stopMu.Lock()
-	s := stoppers
-	stoppers = nil
-	stopMu.Unlock()
-	for i := len(s) - 1; i >= 0; i-- {
-		s[i]()
-	}
-}
-
-func onStop(f func()) {
-	stopMu.Lock()
-	stoppers = append(stoppers, f)
-	stopMu.Unlock()
-}
+// StopAll stops every server started so far, by this package or by the other test
+// packages that start servers (they share one registry). [Main] calls it; a TestMain that
+// does more may call it itself.
+func StopAll() { testproc.StopAll() }
 
 // InCI reports whether the CI environment variable is set (to anything but "", "false"
-// or "0"): then a missing PostgreSQL fails the test instead of skipping it.
-func InCI() bool {
-	v := os.Getenv("CI")
-	return v != "" && v != "false" && v != "0"
-}
+// or "0"): then a missing server fails the test instead of skipping it.
+func InCI() bool { return testproc.InCI() }
 
 // BinDir returns the directory that holds initdb and postgres, or "" if there is none.
 func BinDir() string {
@@ -185,7 +167,7 @@ func startShared() *sharedServer {
 	if err != nil {
 		return &sharedServer{err: err}
 	}
-	onStop(s.remove)
+	testproc.OnStop(s.remove)
 	return &sharedServer{url: s.URL(), kind: KindLocal}
 }
 
@@ -358,10 +340,10 @@ func newServer() (*Server, error) {
 	cmd.Env = childEnv()
 	setProc(cmd, s.who)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fail(fmt.Errorf("initdb: %v: %s", err, tail(out)))
+		return fail(fmt.Errorf("initdb: %v: %s", err, testproc.Tail(out)))
 	}
 	for range 5 {
-		if s.port, err = freePort(); err != nil {
+		if s.port, err = testproc.FreePort(); err != nil {
 			return fail(err)
 		}
 		if s.p, err = s.startProc(); err == nil {
@@ -460,22 +442,11 @@ func (p *proc) stop() {
 	})
 }
 
-func (s *Server) logTail() string { return tail(readFile(filepath.Join(s.dir, "server.log"))) }
+func (s *Server) logTail() string { return testproc.Tail(readFile(filepath.Join(s.dir, "server.log"))) }
 
 func readFile(path string) []byte {
 	b, _ := os.ReadFile(path)
 	return b
-}
-
-func tail(b []byte) string {
-	b = bytes.TrimSpace(b)
-	if len(b) > 800 {
-		b = b[len(b)-800:]
-	}
-	if len(b) == 0 {
-		return "(no output)"
-	}
-	return string(b)
 }
 
 // ping connects to url and runs SELECT 1.
@@ -488,29 +459,4 @@ func ping(url string) error {
 	}
 	defer c.Close(context.Background())
 	return c.Ping(ctx)
-}
-
-var (
-	portsMu sync.Mutex
-	ports   = map[int]bool{} // ports handed out in this process, never handed out twice
-)
-
-// freePort returns a loopback TCP port that nothing listens on now.
-func freePort() (int, error) {
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		portsMu.Lock()
-		used := ports[port]
-		ports[port] = true
-		portsMu.Unlock()
-		if !used {
-			return port, nil
-		}
-	}
-	return 0, errors.New("no free loopback port")
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cachekit/cache/internal/testproc"
 )
 
 // clusterNodes is a Redis Cluster of redis-server processes, masters only.
@@ -45,7 +47,7 @@ func startCluster(n int) (*clusterNodes, error) {
 	}
 	c := &clusterNodes{}
 	for range n {
-		bus, err := freePort()
+		bus, err := testproc.FreePort()
 		if err != nil {
 			c.stop()
 			return nil, err
@@ -74,7 +76,7 @@ func startCluster(n int) (*clusterNodes, error) {
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput(); err != nil {
 		c.stop()
-		return nil, fmt.Errorf("redis-cli --cluster create: %w: %s", err, tail(out))
+		return nil, fmt.Errorf("redis-cli --cluster create: %w: %s", err, testproc.Tail(out))
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for _, p := range c.nodes {
@@ -97,14 +99,6 @@ func startCluster(n int) (*clusterNodes, error) {
 		}
 	}
 	return c, nil
-}
-
-func tail(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > 800 {
-		s = s[len(s)-800:]
-	}
-	return s
 }
 
 // Cluster is a 3-master Redis Cluster of one test's own, whose nodes the test may stop.

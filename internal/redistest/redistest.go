@@ -43,6 +43,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"go.uber.org/goleak"
+
+	"github.com/cachekit/cache/internal/testproc"
 )
 
 // Kinds of Redis, as [Kind] reports them.
@@ -56,9 +58,6 @@ var (
 	mu      sync.Mutex // guards single and cluster; held while they start
 	single  *shared
 	cluster *shared
-
-	stopMu   sync.Mutex
-	stoppers []func() // everything started, stopped by Main (or StopAll)
 )
 
 type shared struct {
@@ -76,30 +75,14 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// StopAll stops every server started so far. [Main] calls it; a TestMain that does more
-// may call it itself.
-func StopAll() {
-	stopMu.Lock()
-	s := stoppers
-	stoppers = nil
-	stopMu.Unlock()
-	for i := len(s) - 1; i >= 0; i-- {
-		s[i]()
-	}
-}
+// StopAll stops every server started so far, by this package or by the other test
+// packages that start servers (they share one registry). [Main] calls it; a TestMain that
+// does more may call it itself.
+func StopAll() { testproc.StopAll() }
 
-func onStop(f func()) {
-	stopMu.Lock()
-	stoppers = append(stoppers, f)
-	stopMu.Unlock()
-}
-
-// InCI reports whether the CI environment variable is set (to anything but "" or
-// "false"): then a missing Redis fails the test instead of falling back.
-func InCI() bool {
-	v := os.Getenv("CI")
-	return v != "" && v != "false" && v != "0"
-}
+// InCI reports whether the CI environment variable is set (to anything but "", "false"
+// or "0"): then a missing server fails the test instead of skipping it.
+func InCI() bool { return testproc.InCI() }
 
 // Binary returns the path of redis-server, or "" if it is not on PATH.
 func Binary() string {
@@ -146,7 +129,7 @@ func startShared() *shared {
 		if err != nil {
 			return &shared{err: err}
 		}
-		onStop(p.stop)
+		testproc.OnStop(p.stop)
 		return &shared{url: p.url(), kind: KindRedisServer, owned: true}
 	}
 	if InCI() {
@@ -156,7 +139,7 @@ func startShared() *shared {
 	if err != nil {
 		return &shared{err: err}
 	}
-	onStop(m.stop)
+	testproc.OnStop(m.stop)
 	return &shared{url: m.url(), kind: KindMiniredis, owned: true}
 }
 
@@ -205,7 +188,7 @@ func startSharedCluster() *shared {
 	if err != nil {
 		return &shared{err: err}
 	}
-	onStop(c.stop)
+	testproc.OnStop(c.stop)
 	return &shared{url: c.url(), kind: KindRedisServer, owned: true}
 }
 
@@ -324,7 +307,7 @@ func startProcWith(port int, leading, extra func(dir string) []string) (*proc, e
 		pt := port
 		if pt == 0 {
 			var err error
-			if pt, err = freePort(); err != nil {
+			if pt, err = testproc.FreePort(); err != nil {
 				return nil, err
 			}
 		}
@@ -419,31 +402,6 @@ func (p *proc) logTail() string {
 		return "(empty log)"
 	}
 	return string(b)
-}
-
-var (
-	portsMu sync.Mutex
-	ports   = map[int]bool{} // ports handed out in this process, never handed out twice
-)
-
-// freePort returns a loopback TCP port that nothing listens on now.
-func freePort() (int, error) {
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		portsMu.Lock()
-		used := ports[port]
-		ports[port] = true
-		portsMu.Unlock()
-		if !used {
-			return port, nil
-		}
-	}
-	return 0, errors.New("no free loopback port")
 }
 
 // ping sends PING in the inline protocol and waits for +PONG.

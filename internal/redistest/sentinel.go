@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cachekit/cache/internal/testproc"
 )
 
 // SentinelMaster is the master name the shared Sentinel monitors.
@@ -50,7 +52,7 @@ func startSentinel() *shared {
 	if err != nil {
 		return &shared{err: err}
 	}
-	onStop(master.stop)
+	testproc.OnStop(master.stop)
 	s, err := startProcWith(0, func(dir string) []string {
 		// Sentinel rewrites its config file: it must exist and be writable.
 		conf := filepath.Join(dir, "sentinel.conf")
@@ -62,7 +64,7 @@ func startSentinel() *shared {
 	if err != nil {
 		return &shared{err: err}
 	}
-	onStop(s.stop)
+	testproc.OnStop(s.stop)
 	// Wait until the Sentinel knows the master.
 	deadline := time.Now().Add(10 * time.Second)
 	want := strconv.Itoa(master.port)
