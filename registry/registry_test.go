@@ -336,3 +336,22 @@ func TestConfigFromLookupAndCheck(t *testing.T) {
 		t.Errorf("New with Cache.Drivers = %v; want ErrInvalidConfig", err)
 	}
 }
+
+// ConfigFromEnv reads the same variables as FromEnv, so that a program can add what text
+// cannot express (Hooks, PrefixFunc) before New.
+func TestConfigFromEnv(t *testing.T) {
+	t.Setenv("CACHE_DRIVERS", "memory://")
+	t.Setenv("CACHE_PREFIX", "app")
+	t.Setenv("CACHE_METRICS", "true")
+	cfg, err := registry.ConfigFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Drivers["default"] != "memory://" || cfg.Cache.Prefix != "app" || !cfg.Cache.Metrics {
+		t.Fatalf("ConfigFromEnv = %+v", cfg)
+	}
+	t.Setenv("CACHE_METRICS", "yes")
+	if _, err := registry.ConfigFromEnv(); err == nil || !strings.Contains(err.Error(), "CACHE_METRICS") {
+		t.Fatalf("CACHE_METRICS=yes: %v; want an error naming the variable", err)
+	}
+}

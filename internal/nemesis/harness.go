@@ -187,9 +187,6 @@ func (h *Harness) spawn(s *slot) *Proc {
 	return p
 }
 
-// Pid is the process's id.
-func (p *Proc) Pid() int { return p.cmd.Process.Pid }
-
 func (p *Proc) signal(sig syscall.Signal) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
