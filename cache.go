@@ -116,6 +116,7 @@ type namedDriver struct {
 	mod    driver.Modifier
 	lister driver.Lister
 	scan   driver.Scanner
+	near   driver.Near
 
 	metrics *driverMetrics // with Config.Metrics: the driver's counters; set at New
 }
@@ -144,6 +145,7 @@ func newNamedDriver(m *manager, name string, d driver.Driver) *namedDriver {
 	nd.mod, _ = d.(driver.Modifier)
 	nd.lister, _ = d.(driver.Lister)
 	nd.scan, _ = d.(driver.Scanner)
+	nd.near, _ = d.(driver.Near)
 	if en, ok := d.(driver.ExpiryNotifier); ok {
 		en.OnExpire(func(key string) { m.expired(nd, key) })
 	}
@@ -316,8 +318,10 @@ func (c *Cache) Get(ctx context.Context, key string, dst any) (found bool, err e
 	d, k, err := c.prep(ctx, "", key)
 	if err == nil {
 		var v any
-		if v, found, err = d.d.Get(ctx, k); err == nil && found {
-			err = d.decode(v, dst)
+		var near bool
+		var ticket uint64
+		if v, found, near, ticket, err = d.read(ctx, k); err == nil && found {
+			err = d.decodeRead(k, v, near, ticket, dst)
 		}
 	}
 	if kind := eventKind(found, err); c.m.wants(kind) {

@@ -95,7 +95,7 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 	}
 	// The hit path, without closures: one interface call and, on an in-process driver,
 	// a type assertion.
-	v, found, err := d.d.Get(ctx, k)
+	v, found, near, ticket, err := d.read(ctx, k)
 	if kind := eventKind(found, err); c.m.wants(kind) {
 		c.m.end("Remember", d, key, kind, err, start)
 	}
@@ -103,11 +103,11 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 		return zero, d.fail("Remember", key, err)
 	}
 	if found {
-		if t, ok := v.(T); ok && d.codec == nil {
+		if t, ok := v.(T); ok && (d.codec == nil || near) {
 			return t, nil
 		}
-		var t T
-		if err := d.decode(v, &t); err != nil {
+		t, err := decodeT[T](d, k, v, near, ticket)
+		if err != nil {
 			return zero, d.fail("Remember", key, err)
 		}
 		return t, nil
@@ -125,12 +125,13 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 	// load takes that answer too, rather than load again.
 	read := func() (T, bool, error) {
 		var t T
-		v, found, err := d.d.Get(ctx, k)
+		v, found, near, ticket, err := d.read(ctx, k)
 		if err != nil {
 			return t, false, err
 		}
 		if found {
-			return t, true, d.decode(v, &t)
+			t, err := decodeT[T](d, k, v, near, ticket)
+			return t, true, err
 		}
 		if o.NegativeTTL > 0 {
 			if _, none, err := d.d.Get(ctx, noneKey); err != nil {

@@ -62,6 +62,50 @@ func (d *namedDriver) decode(v any, dst any) error {
 	return nil
 }
 
+// read is the driver's Get, through its near tier ([driver.Near]) when it has one: a
+// copy kept there is returned already decoded (near is true). A ticket other than 0 asks
+// for the value read from the store to be kept there once decoded ([decodeRead]).
+func (d *namedDriver) read(ctx context.Context, k string) (v any, found, near bool, ticket uint64, err error) {
+	if d.near != nil {
+		if v, ok := d.near.NearGet(k); ok {
+			return v, true, true, 0, nil
+		}
+		ticket = d.near.NearReserve(k)
+	}
+	v, found, err = d.d.Get(ctx, k)
+	return v, found, false, ticket, err
+}
+
+// decodeRead decodes what read returned into dst, and keeps the decoded value in the
+// near tier under ticket.
+func (d *namedDriver) decodeRead(k string, v any, near bool, ticket uint64, dst any) error {
+	if near {
+		return assign(dst, v)
+	}
+	if err := d.decode(v, dst); err != nil {
+		return err
+	}
+	if ticket != 0 {
+		d.near.NearFill(k, reflect.ValueOf(dst).Elem().Interface(), ticket)
+	}
+	return nil
+}
+
+// decodeT is decodeRead into a new T.
+func decodeT[T any](d *namedDriver, k string, v any, near bool, ticket uint64) (T, error) {
+	var t T
+	if near {
+		return t, assign(&t, v)
+	}
+	if err := d.decode(v, &t); err != nil {
+		return t, err
+	}
+	if ticket != 0 {
+		d.near.NearFill(k, t, ticket)
+	}
+	return t, nil
+}
+
 // plainJSON reports whether encoding/json writes s as it is between quotes: printable
 // ASCII without the characters it escapes (", \, and <, >, & for HTML safety).
 func plainJSON(s string) bool {
@@ -161,7 +205,7 @@ func GetAs[T any](ctx context.Context, c *Cache, key string) (v T, found bool, e
 	if err != nil {
 		return v, false, d.fail("Get", key, err)
 	}
-	raw, found, err := d.d.Get(ctx, k)
+	raw, found, near, ticket, err := d.read(ctx, k)
 	if kind := eventKind(found, err); c.m.wants(kind) {
 		c.m.end("Get", d, key, kind, err, start)
 	}
@@ -171,17 +215,17 @@ func GetAs[T any](ctx context.Context, c *Cache, key string) (v T, found bool, e
 		}
 		return v, false, err
 	}
-	if t, ok := raw.(T); ok && d.codec == nil {
+	if t, ok := raw.(T); ok && (d.codec == nil || near) {
 		return t, true, nil
 	}
-	return decodeAs[T](d, key, raw)
+	return decodeAs[T](d, k, key, raw, near, ticket)
 }
 
 // decodeAs is GetAs's slow path, apart so that its &t does not send the fast path's
 // result to the heap.
-func decodeAs[T any](d *namedDriver, key string, raw any) (T, bool, error) {
-	var t T
-	if err := d.decode(raw, &t); err != nil {
+func decodeAs[T any](d *namedDriver, k, key string, raw any, near bool, ticket uint64) (T, bool, error) {
+	t, err := decodeT[T](d, k, raw, near, ticket)
+	if err != nil {
 		return t, true, d.fail("Get", key, err)
 	}
 	return t, true, nil

@@ -65,6 +65,8 @@
 //     and fails with errors.ErrUnsupported without it either.
 //   - [ExpiryNotifier]: a call for each entry the driver drops because its TTL passed.
 //     Absent: expiry is not reported (no "expired" events).
+//   - [Near]: decoded copies kept in process and dropped when the store reports a
+//     change (a near cache). Absent: every read goes to the store.
 //   - [Encoder]: the driver stores bytes; see above.
 package driver
 

@@ -193,6 +193,14 @@ type Options struct {
 	// (the first one's AutoPipelineOptions win); it stops when the client is closed,
 	// and if someone closes it earlier the driver sends directly again.
 	NoBatch bool
+	// Near, when set, keeps a near cache: decoded copies of the values the manager reads,
+	// in process, dropped as soon as Redis reports (server-assisted client-side caching,
+	// CLIENT TRACKING) that their key changed. See [NearOptions] and docs/near-cache.md.
+	// Default: nil, off.
+	Near *NearOptions
+	// Breaker configures the circuit breaker that makes the driver fail fast while Redis
+	// cannot be reached. See [BreakerOptions].
+	Breaker BreakerOptions
 }
 
 // ErrSharedDatabase is returned, wrapped, by Flush when Options.OwnsDatabase is false. It
@@ -215,6 +223,7 @@ type Driver struct {
 	replTimeout time.Duration // Options.LockReplicasTimeout
 	exec        processor     // c, or batched on c (see Options.NoBatch)
 	release     processor     // CompareAndDelete's: lockc, or batched on c (see New)
+	near        *near         // Options.Near; nil: off
 }
 
 // topology decides how multi-key commands are split.
@@ -314,6 +323,15 @@ func New(o Options) (*Driver, error) {
 			d.exec, d.release = batched{p, d.c}, batched{p, d.lockc}
 		}
 	}
+	d.installBreaker(o.Breaker)
+	if o.Near != nil {
+		n, err := startNear(d, *o.Near)
+		if err != nil {
+			_ = d.Close()
+			return nil, err
+		}
+		d.near = n
+	}
 	return d, nil
 }
 
@@ -335,6 +353,9 @@ func (d *Driver) Close() error {
 		return nil
 	}
 	var errs []error
+	if err := d.near.stop(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := d.hub.stop(); err != nil && !errors.Is(err, redis.ErrClosed) {
 		errs = append(errs, err)
 	}
