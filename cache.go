@@ -61,6 +61,7 @@ type Cache struct {
 	m      *manager
 	pinned *namedDriver // nil: the manager's current driver
 	ns     string       // the namespace of a Namespace view, "" for none
+	fixed  string       // without PrefixFunc: Config.Prefix and ns, joined once
 	tags   []string     // the tags of a Tags view, sorted
 }
 
@@ -117,6 +118,7 @@ type namedDriver struct {
 	lister driver.Lister
 	scan   driver.Scanner
 	near   driver.Near
+	jget   driver.JoinGetter
 
 	metrics *driverMetrics // with Config.Metrics: the driver's counters; set at New
 }
@@ -146,6 +148,7 @@ func newNamedDriver(m *manager, name string, d driver.Driver) *namedDriver {
 	nd.lister, _ = d.(driver.Lister)
 	nd.scan, _ = d.(driver.Scanner)
 	nd.near, _ = d.(driver.Near)
+	nd.jget, _ = d.(driver.JoinGetter)
 	if en, ok := d.(driver.ExpiryNotifier); ok {
 		en.OnExpire(func(key string) { m.expired(nd, key) })
 	}
@@ -203,7 +206,7 @@ func New(cfg Config) (*Cache, error) {
 		return nil, fmt.Errorf("%w: Default %q: %w", ErrInvalidConfig, def, ErrUnknownDriver)
 	}
 	m.current.Store(nd)
-	return &Cache{m: m}, nil
+	return &Cache{m: m, fixed: m.prefix}, nil
 }
 
 var defaultCache atomic.Pointer[Cache]
@@ -245,7 +248,7 @@ func (c *Cache) Driver(name string) (*Cache, error) {
 	if err != nil {
 		return nil, opError("Driver", "", err)
 	}
-	return &Cache{m: c.m, pinned: nd, ns: c.ns, tags: c.tags}, nil
+	return &Cache{m: c.m, pinned: nd, ns: c.ns, fixed: c.fixed, tags: c.tags}, nil
 }
 
 // Close closes every driver of the manager, once, after cancelling and waiting for the
@@ -307,6 +310,20 @@ func (c *Cache) prep(ctx context.Context, override, key string) (*namedDriver, s
 	return d, k, nil
 }
 
+// prepScope is prep for the reads that go through readAt: the scope instead of the
+// final key.
+func (c *Cache) prepScope(ctx context.Context, override, key string) (*namedDriver, string, error) {
+	d, err := c.driverFor(override)
+	if err != nil {
+		return nil, "", err
+	}
+	scope, err := c.keyScope(ctx, key)
+	if err != nil {
+		return nil, "", err
+	}
+	return d, scope, nil
+}
+
 // Get reads the value under key into dst, a non-nil pointer. On a miss it returns
 // found == false and a nil error, and leaves dst alone. A stored zero value is a hit.
 //
@@ -315,12 +332,13 @@ func (c *Cache) prep(ctx context.Context, override, key string) (*namedDriver, s
 // into an int, say). Byte drivers decode with their codec.
 func (c *Cache) Get(ctx context.Context, key string, dst any) (found bool, err error) {
 	start := c.m.sampleStart()
-	d, k, err := c.prep(ctx, "", key)
+	d, scope, err := c.prepScope(ctx, "", key)
 	if err == nil {
 		var v any
 		var near bool
 		var ticket uint64
-		if v, found, near, ticket, err = d.read(ctx, k); err == nil && found {
+		var k string
+		if v, found, near, ticket, k, err = d.readAt(ctx, scope, key); err == nil && found {
 			err = d.decodeRead(k, v, near, ticket, dst)
 		}
 	}

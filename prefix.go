@@ -31,7 +31,7 @@ func (c *Cache) Namespace(ns string) *Cache {
 	if ns == "" {
 		return c
 	}
-	return &Cache{m: c.m, pinned: c.pinned, ns: join(c.ns, ns), tags: c.tags}
+	return &Cache{m: c.m, pinned: c.pinned, ns: join(c.ns, ns), fixed: join(c.fixed, ns), tags: c.tags}
 }
 
 // prefix returns the global prefix of a call: Config.Prefix, or PrefixFunc's result,
@@ -67,12 +67,16 @@ func checkPrefix(p string) error {
 }
 
 // scope is everything a key is joined under: the global prefix, then the namespace.
+// Without PrefixFunc it is joined once, when the view is made.
 func (c *Cache) scope(ctx context.Context) (string, error) {
-	p, err := c.prefix(ctx)
-	if err != nil {
+	if err := c.checkNamespace(); err != nil {
 		return "", err
 	}
-	if err := c.checkNamespace(); err != nil {
+	if c.m.prefixFunc == nil {
+		return c.fixed, nil
+	}
+	p, err := c.prefix(ctx)
+	if err != nil {
 		return "", err
 	}
 	return join(p, c.ns), nil
@@ -101,20 +105,20 @@ func checkKey(key string) error {
 // finalKey is the key as the driver sees it. The only allocation is the join, and only
 // when there is a prefix or a namespace.
 func (c *Cache) finalKey(ctx context.Context, key string) (string, error) {
-	if err := checkKey(key); err != nil {
-		return "", err
-	}
-	if c.m.prefixFunc == nil && c.ns == "" {
-		if c.m.prefix == "" {
-			return key, nil
-		}
-		return c.m.prefix + separator + key, nil
-	}
-	scope, err := c.scope(ctx)
+	scope, err := c.keyScope(ctx, key)
 	if err != nil {
 		return "", err
 	}
 	return join(scope, key), nil
+}
+
+// keyScope checks key and returns its scope: finalKey without the join, for the reads
+// that hand a driver.JoinGetter the two parts.
+func (c *Cache) keyScope(ctx context.Context, key string) (string, error) {
+	if err := checkKey(key); err != nil {
+		return "", err
+	}
+	return c.scope(ctx)
 }
 
 // The records the cache keeps for itself. A key's records are named recordKey(k, name):

@@ -82,7 +82,10 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 		o.WaitTimeout = o.LockTTL
 	}
 	o.TTL, o.LockTTL, o.NegativeTTL = capTTL(o.TTL), capTTL(o.LockTTL), capTTL(o.NegativeTTL)
-	d, k, err := c.prepTagged(ctx, o.Driver, key, nil)
+	d, scope, err := c.prepScope(ctx, o.Driver, key)
+	if err == nil {
+		err = c.checkTags(d, nil)
+	}
 	if err != nil {
 		return zero, d.fail("Remember", key, err)
 	}
@@ -95,7 +98,7 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 	}
 	// The hit path, without closures: one interface call and, on an in-process driver,
 	// a type assertion.
-	v, found, near, ticket, err := d.read(ctx, k)
+	v, found, near, ticket, k, err := d.readAt(ctx, scope, key)
 	if kind := eventKind(found, err); c.m.wants(kind) {
 		c.m.end("Remember", d, key, kind, err, start)
 	}
@@ -111,6 +114,9 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 			return zero, d.fail("Remember", key, err)
 		}
 		return t, nil
+	}
+	if k == "" {
+		k = join(scope, key)
 	}
 	return rememberMiss(ctx, c, d, k, key, ttl, o, fn, start)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"unsafe"
 
 	"github.com/cachekit/cache/driver"
 )
@@ -44,22 +45,49 @@ func (d *namedDriver) encodeString(s string) (any, error) {
 	return b, nil
 }
 
-// decode reads a stored value into dst.
+// decode reads a stored value into dst. A codec decodes into a new value that is then
+// copied into *dst, so that dst does not escape: see [assign].
 func (d *namedDriver) decode(v any, dst any) error {
 	if d.codec == nil {
 		return assign(dst, v)
 	}
 	b, ok := v.([]byte)
 	if !ok {
-		return fmt.Errorf("driver %q returned %T, want []byte from a byte driver", d.name, v)
+		return fmt.Errorf("driver %q returned %v, want []byte from a byte driver", d.name, reflect.TypeOf(v))
 	}
-	if dst == nil {
-		return errNilDst
+	ev, err := target(dst)
+	if err != nil {
+		return err
 	}
-	if err := d.codec.Unmarshal(b, dst); err != nil {
-		return fmt.Errorf("decode into %T: %w", dst, err)
+	tmp := reflect.New(ev.Type())
+	if err := d.codec.Unmarshal(b, tmp.Interface()); err != nil {
+		return fmt.Errorf("decode into %v: %w", reflect.TypeOf(dst), err)
 	}
+	ev.Set(tmp.Elem())
 	return nil
+}
+
+// target is *dst, settable, or an error when dst is not a non-nil pointer.
+//
+// reflect.Value.Set makes its receiver escape (the compiler cannot see that Set only
+// writes through it), and through Get's dst that would move every caller's variable to
+// the heap: an allocation on every Get, hits included. So the Value is rebuilt from
+// dst's address passed through a uintptr, which hides it from escape analysis as the
+// runtime's noescape does. The pointer is only written through, during the call that
+// made it, and never kept; the Value lives on the stack, where a stack move updates it.
+func target(dst any) (reflect.Value, error) {
+	rv := reflect.ValueOf(dst)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return reflect.Value{}, fmt.Errorf("dst must be a non-nil pointer, got %v", reflect.TypeOf(dst))
+	}
+	return reflect.NewAt(rv.Type().Elem(), noescape(dst)).Elem(), nil
+}
+
+// noescape returns the pointer held by p (a pointer in an interface), hidden from escape
+// analysis: see target.
+func noescape(p any) unsafe.Pointer {
+	var x uintptr = uintptr((*[2]unsafe.Pointer)(unsafe.Pointer(&p))[1])
+	return *(*unsafe.Pointer)(unsafe.Pointer(&x))
 }
 
 // read is the driver's Get, through its near tier ([driver.Near]) when it has one: a
@@ -76,6 +104,19 @@ func (d *namedDriver) read(ctx context.Context, k string) (v any, found, near bo
 	return v, found, false, ticket, err
 }
 
+// readAt is read of key under scope (its prefix and namespace, see keyScope): a
+// driver.JoinGetter is handed the two parts, so that a hit builds no joined key;
+// otherwise the key is joined, and k is it.
+func (d *namedDriver) readAt(ctx context.Context, scope, key string) (v any, found, near bool, ticket uint64, k string, err error) {
+	if d.jget != nil && scope != "" {
+		v, found, err = d.jget.GetJoined(ctx, scope, key)
+		return v, found, false, 0, "", err
+	}
+	k = join(scope, key)
+	v, found, near, ticket, err = d.read(ctx, k)
+	return v, found, near, ticket, k, err
+}
+
 // decodeRead decodes what read returned into dst, and keeps the decoded value in the
 // near tier under ticket.
 func (d *namedDriver) decodeRead(k string, v any, near bool, ticket uint64, dst any) error {
@@ -86,7 +127,9 @@ func (d *namedDriver) decodeRead(k string, v any, near bool, ticket uint64, dst 
 		return err
 	}
 	if ticket != 0 {
-		d.near.NearFill(k, reflect.ValueOf(dst).Elem().Interface(), ticket)
+		if ev, err := target(dst); err == nil {
+			d.near.NearFill(k, ev.Interface(), ticket)
+		}
 	}
 	return nil
 }
@@ -118,10 +161,10 @@ func plainJSON(s string) bool {
 	return true
 }
 
-var errNilDst = fmt.Errorf("dst must be a non-nil pointer, got nil")
-
 // assign stores the Go value v into *dst: directly when v's type fits, else through JSON,
-// so that the same code reads the same value on every driver.
+// so that the same code reads the same value on every driver. dst never escapes (it is
+// only type-switched, reflected on and written through, and JSON decodes into a value of
+// its own): a caller's `var s string; c.Get(ctx, key, &s)` keeps s on its stack.
 func assign(dst any, v any) error {
 	switch d := dst.(type) { // the common cases, without reflection
 	case *string:
@@ -152,14 +195,11 @@ func assign(dst any, v any) error {
 	case *any:
 		*d = v
 		return nil
-	case nil:
-		return errNilDst
 	}
-	rv := reflect.ValueOf(dst)
-	if rv.Kind() != reflect.Pointer || rv.IsNil() {
-		return fmt.Errorf("dst must be a non-nil pointer, got %T", dst)
+	ev, err := target(dst)
+	if err != nil {
+		return err
 	}
-	ev := rv.Elem()
 	if v == nil {
 		ev.SetZero()
 		return nil
@@ -183,11 +223,13 @@ func assign(dst any, v any) error {
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("stored %T does not fit %T and cannot be converted: %w", v, dst, err)
+		return fmt.Errorf("stored %T does not fit %v and cannot be converted: %w", v, reflect.TypeOf(dst), err)
 	}
-	if err := json.Unmarshal(b, dst); err != nil {
-		return fmt.Errorf("stored %T does not fit %T: %w", v, dst, err)
+	tmp := reflect.New(ev.Type())
+	if err := json.Unmarshal(b, tmp.Interface()); err != nil {
+		return fmt.Errorf("stored %T does not fit %v: %w", v, reflect.TypeOf(dst), err)
 	}
+	ev.Set(tmp.Elem())
 	return nil
 }
 
@@ -201,11 +243,11 @@ func isInt(k reflect.Kind) bool {
 // heap; other values convert as Get converts them.
 func GetAs[T any](ctx context.Context, c *Cache, key string) (v T, found bool, err error) {
 	start := c.m.sampleStart()
-	d, k, err := c.prep(ctx, "", key)
+	d, scope, err := c.prepScope(ctx, "", key)
 	if err != nil {
 		return v, false, d.fail("Get", key, err)
 	}
-	raw, found, near, ticket, err := d.read(ctx, k)
+	raw, found, near, ticket, k, err := d.readAt(ctx, scope, key)
 	if kind := eventKind(found, err); c.m.wants(kind) {
 		c.m.end("Get", d, key, kind, err, start)
 	}

@@ -65,6 +65,8 @@
 //     and fails with errors.ErrUnsupported without it either.
 //   - [ExpiryNotifier]: a call for each entry the driver drops because its TTL passed.
 //     Absent: expiry is not reported (no "expired" events).
+//   - [JoinGetter]: a read of scope + "." + key without the manager joining them. Absent:
+//     the manager joins (one allocation under a prefix or namespace).
 //   - [Near]: decoded copies kept in process and dropped when the store reports a
 //     change (a near cache). Absent: every read goes to the store.
 //   - [Encoder]: the driver stores bytes; see above.

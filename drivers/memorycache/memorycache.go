@@ -28,6 +28,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/maypok86/otter/v2"
 
@@ -236,6 +237,28 @@ func (d *Driver) Get(ctx context.Context, key string) (any, bool, error) {
 		return nil, false, err
 	}
 	it, ok := d.c.GetIfPresent(key)
+	if !ok {
+		return nil, false, nil
+	}
+	return it.v, true, nil
+}
+
+// GetJoined is Get(ctx, scope+"."+key) (driver.JoinGetter): the key is joined in a
+// buffer on the stack and only looked up, never kept, so a read under a prefix or a
+// namespace allocates nothing.
+func (d *Driver) GetJoined(ctx context.Context, scope, key string) (any, bool, error) {
+	if err := d.check(); err != nil {
+		return nil, false, err
+	}
+	var buf [128]byte
+	var k string
+	if n := len(scope) + 1 + len(key); n <= len(buf) {
+		b := append(append(append(buf[:0], scope...), '.'), key...)
+		k = unsafe.String(unsafe.SliceData(b), n)
+	} else {
+		k = scope + "." + key
+	}
+	it, ok := d.c.GetIfPresent(k)
 	if !ok {
 		return nil, false, nil
 	}
