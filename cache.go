@@ -49,6 +49,14 @@ type Config struct {
 	Metrics bool
 	// Hooks observe every operation: see [Hook]. They run in order, after metrics.
 	Hooks []Hook
+	// FailOpen makes reads go on without a store that cannot be reached: Get and GetAs
+	// report a miss, and Remember and SWR run the loader (still once per key in the
+	// process) and return its value, storing it if they can. The failure is still
+	// reported, as an error event and in the metrics. It never applies to Lock, Once,
+	// Modify or any write, which fail closed, nor to a key that holds data the cache
+	// cannot read (driver.ErrForeign), a closed cache, or a caller whose ctx has ended.
+	// [WithFailOpen] overrides it per call. Default: false. See docs/outages.md.
+	FailOpen bool
 }
 
 // Cache is the cache manager: a registry of named drivers, one of them current, and the
@@ -92,6 +100,7 @@ type manager struct {
 	hookMu   sync.Mutex
 	hooks    atomic.Pointer[[]hook]
 	metrics  *metrics // nil: off; set once at New
+	failOpen bool     // Config.FailOpen
 }
 
 // namedDriver is a registered driver with its capabilities discovered once, here: the
@@ -165,6 +174,7 @@ func New(cfg Config) (*Cache, error) {
 		drivers:    make(map[string]*namedDriver, len(cfg.Drivers)),
 		prefix:     trimDots(cfg.Prefix),
 		prefixFunc: cfg.PrefixFunc,
+		failOpen:   cfg.FailOpen,
 	}
 	if m.prefix != "" {
 		if err := checkPrefix(m.prefix); err != nil {
@@ -340,6 +350,9 @@ func (c *Cache) Get(ctx context.Context, key string, dst any) (found bool, err e
 		var k string
 		if v, found, near, ticket, k, err = d.readAt(ctx, scope, key); err == nil && found {
 			err = d.decodeRead(k, v, near, ticket, dst)
+		} else if err != nil && c.failsOpen(ctx, err) {
+			c.done("Get", d, key, 0, err, start)
+			return false, nil
 		}
 	}
 	if kind := eventKind(found, err); c.m.wants(kind) {

@@ -87,6 +87,10 @@ func (f *flaky) Get(ctx context.Context, key string) (any, bool, error) {
 	return f.Driver.Get(ctx, key)
 }
 
+func (f *flaky) GetJoined(ctx context.Context, scope, key string) (any, bool, error) {
+	return f.Get(ctx, scope+"."+key)
+}
+
 func (f *flaky) Set(ctx context.Context, e driver.Entry) error {
 	if err := f.err(); err != nil {
 		return err

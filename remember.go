@@ -103,7 +103,10 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 		c.m.end("Remember", d, key, kind, err, start)
 	}
 	if err != nil {
-		return zero, d.fail("Remember", key, err)
+		if !c.failsOpen(ctx, err) {
+			return zero, d.fail("Remember", key, err)
+		}
+		o.Distributed = false // the store is out of reach: load here, once per key
 	}
 	if found {
 		if t, ok := v.(T); ok && (d.codec == nil || near) {
@@ -133,7 +136,7 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 		var t T
 		v, found, near, ticket, err := d.read(ctx, k)
 		if err != nil {
-			return t, false, err
+			return t, false, c.soft(ctx, "Remember", d, key, err)
 		}
 		if found {
 			t, err := decodeT[T](d, k, v, near, ticket)
@@ -141,7 +144,7 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 		}
 		if o.NegativeTTL > 0 {
 			if _, none, err := d.d.Get(ctx, noneKey); err != nil {
-				return t, false, err
+				return t, false, c.soft(ctx, "Remember", d, key, err)
 			} else if none {
 				return t, false, ErrNotFound
 			}
@@ -151,7 +154,9 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 	if o.NegativeTTL > 0 {
 		// A recent load found nothing: say so again without loading.
 		if _, none, err := d.d.Get(ctx, noneKey); err != nil {
-			return zero, d.fail("Remember", key, err)
+			if err = c.soft(ctx, "Remember", d, key, err); err != nil {
+				return zero, d.fail("Remember", key, err)
+			}
 		} else if none {
 			return zero, d.fail("Remember", key, ErrNotFound)
 		}
@@ -160,18 +165,22 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 		t, err := callLoader(ctx, fn)
 		if err != nil {
 			if o.NegativeTTL > 0 && errors.Is(err, ErrNotFound) {
-				if _, werr := d.write(ctx, driver.Entry{Key: noneKey, Value: true, TTL: o.NegativeTTL}, Upsert); werr != nil {
+				if _, werr := d.write(ctx, driver.Entry{Key: noneKey, Value: true, TTL: o.NegativeTTL}, Upsert); c.soft(ctx, "Remember", d, key, werr) != nil {
 					return t, errors.Join(err, fmt.Errorf("store the negative mark: %w", werr))
 				}
 			}
 			return t, err
 		}
 		_, err = d.write(ctx, driver.Entry{Key: k, Value: t, TTL: ttl}, Upsert)
+		if err != nil && c.failsOpen(ctx, err) {
+			c.done("Remember", d, key, 0, err, start)
+			return t, nil // best effort: the store is out of reach
+		}
 		c.done("Remember", d, key, EventSet, err, start)
 		if err != nil {
 			return t, &storeError{err}
 		}
-		if err := c.indexTags(ctx, d, k, ttl, nil); err != nil {
+		if err := c.soft(ctx, "Remember", d, key, c.indexTags(ctx, d, k, ttl, nil)); err != nil {
 			return t, &storeError{err}
 		}
 		return t, nil

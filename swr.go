@@ -49,7 +49,10 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 	vals, found, err := getMany(ctx, d, []string{k, fk})
 	if err != nil {
 		c.done("SWR", d, key, 0, err, start)
-		return zero, d.fail("SWR", key, err)
+		if !c.failsOpen(ctx, err) {
+			return zero, d.fail("SWR", key, err)
+		}
+		found = []bool{false, false} // the store is out of reach: load, once per key
 	}
 	if found[0] {
 		var t T
@@ -80,7 +83,9 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 		// A caller that missed just before a previous flight stored the value. Any error
 		// stops the load: what could not be read or decoded is never overwritten.
 		if v, found, err := d.d.Get(ctx, k); err != nil {
-			return nil, err
+			if err = c.soft(ctx, "SWR", d, key, err); err != nil {
+				return nil, err
+			}
 		} else if found {
 			var t T
 			if err := d.decode(v, &t); err != nil {
@@ -93,6 +98,10 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 			return t, err
 		}
 		err = c.storeSWR(ctx, d, k, t, o)
+		if err != nil && c.failsOpen(ctx, err) {
+			c.done("SWR", d, key, 0, err, time.Time{})
+			return t, nil // best effort: the store is out of reach
+		}
 		c.done("SWR", d, key, EventSet, err, time.Time{})
 		if err != nil {
 			return t, &storeError{err}

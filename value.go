@@ -252,8 +252,10 @@ func GetAs[T any](ctx context.Context, c *Cache, key string) (v T, found bool, e
 		c.m.end("Get", d, key, kind, err, start)
 	}
 	if err != nil || !found {
-		if err != nil {
+		if err != nil && !c.failsOpen(ctx, err) {
 			err = d.fail("Get", key, err)
+		} else {
+			err = nil
 		}
 		return v, false, err
 	}
