@@ -60,15 +60,24 @@ func pick(keys []string, idx []int) []string {
 
 // process sends cmds: one command as it is, several in one pipeline (go-redis sends a
 // Cluster pipeline to each node concurrently). It returns the first command error.
+// Both go through the circuit breaker: while it is open, every command holds an error
+// matching ErrUnavailable.
 func (d *Driver) process(ctx context.Context, cmds []redis.Cmder) error {
 	if len(cmds) == 1 {
-		return d.c.Process(ctx, cmds[0])
+		return d.send(ctx, cmds[0])
+	}
+	if err := d.brk.allow(); err != nil {
+		for _, c := range cmds {
+			c.SetErr(err)
+		}
+		return err
 	}
 	p := d.c.Pipeline()
 	for _, c := range cmds {
 		_ = p.Process(ctx, c)
 	}
 	_, err := p.Exec(ctx)
+	d.brk.record(ctx, err)
 	return err
 }
 
@@ -106,7 +115,7 @@ func (d *Driver) GetMany(ctx context.Context, keys []string) ([]any, []bool, err
 		return vals, found, nil
 	case len(keys) == 1:
 		cmd := redis.NewStringCmd(ctx, "get", keys[0])
-		if err := d.c.Process(ctx, cmd); err != nil {
+		if err := d.send(ctx, cmd); err != nil {
 			if err == redis.Nil {
 				return vals, found, nil
 			}
@@ -117,7 +126,7 @@ func (d *Driver) GetMany(ctx context.Context, keys []string) ([]any, []bool, err
 		return vals, found, nil
 	case d.topo == topoSingle && len(keys) <= maxBatch:
 		cmd := redis.NewSliceCmd(ctx, keyArgs("mget", keys)...)
-		if err := d.c.Process(ctx, cmd); err != nil {
+		if err := d.send(ctx, cmd); err != nil {
 			return nil, nil, fail("get many", "", err)
 		}
 		if fill(vals, found, nil, cmd.Val()) {
@@ -257,7 +266,7 @@ func (d *Driver) Delete(ctx context.Context, keys ...string) error {
 		return nil
 	}
 	if len(keys) == 1 || (d.topo == topoSingle && len(keys) <= maxBatch) {
-		if err := d.c.Process(ctx, redis.NewIntCmd(ctx, keyArgs("del", keys)...)); err != nil {
+		if err := d.send(ctx, redis.NewIntCmd(ctx, keyArgs("del", keys)...)); err != nil {
 			if len(keys) == 1 {
 				return fail("delete", keys[0], err)
 			}

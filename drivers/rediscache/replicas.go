@@ -70,9 +70,19 @@ func (d *Driver) waitMillis(ctx context.Context) int64 {
 // connection to the master that serves key (a pool would otherwise be free to send
 // WAIT on another connection, where it would wait for nothing), and returns the WAIT
 // command. Each command carries its own result; an error that prevents sending (no
-// node for key) is set on all of them.
+// node for key, or an open circuit breaker) is set on all of them. The breaker stops
+// an acquisition but never a renewal (Extend), like Extend without LockReplicas.
 func (d *Driver) withWait(ctx context.Context, c redis.UniversalClient, key string, cmds ...redis.Cmder) *redis.IntCmd {
 	wait := redis.NewIntCmd(ctx, "wait", d.replicas, d.waitMillis(ctx))
+	if !isRenewal(cmds) {
+		if err := d.brk.allow(); err != nil {
+			for _, cmd := range cmds {
+				cmd.SetErr(err)
+			}
+			wait.SetErr(err)
+			return wait
+		}
+	}
 	var node *redis.Client
 	switch c := c.(type) {
 	case *redis.Client:
@@ -110,8 +120,18 @@ func (d *Driver) withWait(ctx context.Context, c redis.UniversalClient, key stri
 		_ = pipe.Process(ctx, cmd)
 	}
 	_ = pipe.Process(ctx, wait)
-	_, _ = pipe.Exec(ctx) // each command holds its own error
+	_, err := pipe.Exec(ctx) // each command holds its own error
+	d.brk.record(ctx, err)
 	return wait
+}
+
+// isRenewal reports whether cmds is Extend's script.
+func isRenewal(cmds []redis.Cmder) bool {
+	if len(cmds) == 0 {
+		return false
+	}
+	a := cmds[0].Args()
+	return len(a) > 1 && (a[1] == extendScript.sha || a[1] == extendScript.src)
 }
 
 // runWait is script.run followed by WAIT on the same connection (see withWait).

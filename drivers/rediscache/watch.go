@@ -57,6 +57,9 @@ func (d *Driver) Watch(ctx context.Context, key string) (<-chan struct{}, error)
 	if err := d.check(ctx); err != nil {
 		return nil, fail("watch", key, err)
 	}
+	if err := d.brk.allow(); err != nil { // the waiter polls, and its attempt fails fast
+		return nil, fail("watch", key, err)
+	}
 	name := releasedChannel(key)
 	w := &watch{ch: make(chan struct{})}
 	h := &d.hub
