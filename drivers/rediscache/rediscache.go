@@ -460,7 +460,6 @@ func (d *Driver) Set(ctx context.Context, e driver.Entry) error {
 		return fail("set", e.Key, err)
 	}
 	b, err := valueBytes(e.Value)
-	defer d.near.evict(e.Key)
 	if err != nil {
 		return fail("set", e.Key, err)
 	}
@@ -488,7 +487,6 @@ func (d *Driver) SetIf(ctx context.Context, e driver.Entry, cond driver.Conditio
 		return false, fail(op, e.Key, err)
 	}
 	b, err := valueBytes(e.Value)
-	defer d.near.evict(e.Key)
 	if err != nil {
 		return false, fail(op, e.Key, err)
 	}
@@ -532,7 +530,6 @@ func (d *Driver) CompareAndDelete(ctx context.Context, key string, old any) (boo
 		return false, fail("compare-and-delete", key, err)
 	}
 	b, err := valueBytes(old)
-	defer d.near.evict(key)
 	if err != nil {
 		return false, fail("compare-and-delete", key, err)
 	}
@@ -554,7 +551,6 @@ func (d *Driver) Increment(ctx context.Context, key string, delta int64, ttlIfNe
 		return 0, fail("increment", key, err)
 	}
 	if ttlIfNew <= 0 {
-	defer d.near.evict(key)
 		var cmd *redis.IntCmd
 		if delta < 0 && delta != math.MinInt64 {
 			cmd = redis.NewIntCmd(ctx, "decrby", key, -delta)
@@ -598,7 +594,6 @@ func (d *Driver) Pull(ctx context.Context, key string) (any, bool, error) {
 		return nil, false, fail("pull", key, err)
 	}
 	cmd := redis.NewStringCmd(ctx, "getdel", key)
-	defer d.near.evict(key)
 	if err := d.exec.Process(ctx, cmd); err != nil {
 		if err == redis.Nil {
 			return nil, false, nil
