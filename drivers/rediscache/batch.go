@@ -234,6 +234,7 @@ func (d *Driver) SetMany(ctx context.Context, entries []driver.Entry) error {
 	if err := d.check(ctx); err != nil {
 		return fail("set many", "", err)
 	}
+	defer d.near.evictEntries(entries)
 	if len(entries) == 0 {
 		return nil
 	}
@@ -262,6 +263,7 @@ func (d *Driver) Delete(ctx context.Context, keys ...string) error {
 	if err := d.check(ctx); err != nil {
 		return fail("delete", "", err)
 	}
+	defer d.near.evictKeys(keys)
 	if len(keys) == 0 {
 		return nil
 	}

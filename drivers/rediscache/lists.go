@@ -56,6 +56,7 @@ func (d *Driver) ListPush(ctx context.Context, key string, vals []any, front boo
 	if err := d.check(ctx); err != nil {
 		return 0, fail("list push", key, err)
 	}
+	defer d.near.evict(key)
 	if len(vals) == 0 {
 		n, err := d.ListLen(ctx, key)
 		if err != nil {
@@ -100,6 +101,7 @@ func (d *Driver) ListPop(ctx context.Context, key string, front bool) (any, bool
 	if err := d.check(ctx); err != nil {
 		return nil, false, fail("list pop", key, err)
 	}
+	defer d.near.evict(key)
 	name := "rpop"
 	if front {
 		name = "lpop"
@@ -150,6 +152,7 @@ func (d *Driver) ListTrim(ctx context.Context, key string, start, stop int64) er
 	if err := d.check(ctx); err != nil {
 		return fail("list trim", key, err)
 	}
+	defer d.near.evict(key)
 	cmd := redis.NewStatusCmd(ctx, "ltrim", key, start, stop)
 	if err := d.c.Process(ctx, cmd); err != nil {
 		return fail("list trim", key, listError(err))

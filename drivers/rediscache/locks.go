@@ -60,6 +60,7 @@ func (d *Driver) CompareAndSwap(ctx context.Context, old any, e driver.Entry) (b
 	if err := d.check(ctx); err != nil {
 		return false, fail("compare-and-swap", e.Key, err)
 	}
+	defer d.near.evict(e.Key)
 	ob, err := valueBytes(old)
 	if err != nil {
 		return false, fail("compare-and-swap", e.Key, err)
@@ -109,6 +110,7 @@ func (d *Driver) CreateFenced(ctx context.Context, e driver.Entry) (int64, bool,
 	if err := d.check(ctx); err != nil {
 		return 0, false, fail("create fenced", e.Key, err)
 	}
+	defer d.near.evict(e.Key)
 	b, err := valueBytes(e.Value)
 	if err != nil {
 		return 0, false, fail("create fenced", e.Key, err)

@@ -20,6 +20,7 @@ func (d *Driver) DeleteNamespace(ctx context.Context, ns string) error {
 	if err := d.check(ctx); err != nil {
 		return fail("delete namespace", ns, err)
 	}
+	defer d.near.evictAll()
 	if ns == "" {
 		return fail("delete namespace", ns, errors.New("empty namespace"))
 	}
@@ -120,6 +121,7 @@ func (d *Driver) Flush(ctx context.Context) error {
 	if !d.ownsDB {
 		return fail("flush", "", ErrSharedDatabase)
 	}
+	defer d.near.evictAll()
 	if err := d.eachNode(ctx, func(ctx context.Context, node redis.Cmdable) error {
 		return node.FlushDB(ctx).Err()
 	}); err != nil {

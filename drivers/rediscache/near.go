@@ -1,23 +1,695 @@
 package rediscache
 
-// NearOptions configure the near cache (Options.Near).
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/cachekit/cache/driver"
+)
+
+// The near cache (Options.Near): decoded copies of the values the manager reads, kept in
+// process, and dropped when Redis reports that their key changed (server-assisted
+// client-side caching). See docs/near-cache.md for what it guarantees and costs.
+//
+// How it works:
+//
+//   - One tracking connection per Redis master (one for a single node or a Sentinel
+//     master, one per master of a Cluster), in RESP2: when it connects it runs CLIENT ID
+//     and CLIENT TRACKING on REDIRECT <its own id> BCAST [PREFIX p ...], then SUBSCRIBE
+//     __redis__:invalidate. From then on Redis sends it the names of the keys that any
+//     client writes (under the prefixes), and of the keys that expire or are evicted; a
+//     FLUSHALL or FLUSHDB arrives as a message without keys.
+//   - A read that misses takes a ticket (NearReserve); the copy it brings back is kept
+//     (NearFill) only if no invalidation of its key, and no reset, came in since: so a
+//     GET reply that raced with a write is never kept.
+//   - Freshness: every MaxStaleness/4 the tracking connection sends PING with a sequence
+//     number. Redis is single-threaded and puts a write's invalidation on the tracking
+//     connection before it answers the write, so the PONG of a PING sent at time s
+//     proves that every write acknowledged before s has had its invalidation read and
+//     applied (they are read in order). NearGet answers only while the send time of the
+//     last such PING is at most MaxStaleness old; otherwise every read goes to Redis.
+//   - A new or lost tracking connection, or a change of the Cluster's masters, empties
+//     the near tier and voids every ticket.
+
+// NearOptions configure the near cache (Options.Near). The zero value is the defaults.
+//
+// Values kept in the near tier are shared by every reader, as with the memory driver: a
+// caller must not modify a map, slice or pointer it got from Get or GetAs.
 type NearOptions struct {
+	// MaxEntries bounds the number of values kept; beyond it, the ones least likely to
+	// be read again are dropped. Default: 10 000.
+	MaxEntries int
+	// MaxStaleness bounds how long after a write by another client a read may still
+	// return the value that the write replaced: a read returns a kept value only while
+	// the tracking connection has proved, within MaxStaleness, that it is receiving
+	// invalidations; otherwise it reads Redis. The tracking connection is pinged every
+	// MaxStaleness/4. Default: 100 ms; at least 1 ms.
+	MaxStaleness time.Duration
+	// Prefixes limits the near cache to the keys that start with one of them (final keys,
+	// as stored in Redis: a cache's prefix and its "." included, e.g. "app."): only
+	// those are kept, and Redis sends invalidations only for those. They must not
+	// overlap (neither may start with another: Redis refuses that). Default: every key.
+	Prefixes []string
 }
 
-// near is the near cache's state. nil: off.
-type near struct{}
+// Defaults of NearOptions.
+const (
+	DefaultNearMaxEntries   = 10_000
+	DefaultNearMaxStaleness = 100 * time.Millisecond
+)
 
-// startNear starts the near cache of d.
-func startNear(d *Driver, o NearOptions) (*near, error) { return &near{}, nil }
+const (
+	invalidateChannel = "__redis__:invalidate"
+	nearStripes       = 1024 // ticket stripes
+	nearPings         = 64   // pings remembered per tracking connection
+	// mastersEvery is how often a Cluster's master set is read again.
+	mastersEvery = time.Second
+	// connectWait bounds New's first tracking connection: enough to see whether Redis
+	// accepts CLIENT TRACKING; a Redis that cannot be reached is not an error there.
+	connectWait = 2 * time.Second
+)
+
+// near is the near cache's state. nil: off.
+type near struct {
+	maxStale  int64         // ns
+	interval  time.Duration // between pings
+	deadAfter time.Duration // a tracking connection silent this long is replaced
+	prefixes  []string
+	local     *otter.Cache[string, any]
+	seed      maphash.Seed
+
+	// seq hands out tickets and stamps invalidations: an invalidation of a key (or a
+	// reset) after a ticket was taken has a higher number.
+	seq      atomic.Uint64
+	resetSeq uint64 // written holding every stripe's lock; read holding one
+	stripes  [nearStripes]stripe
+
+	// confirmed is the oldest, over the tracking connections, of the send time (mono) of
+	// the last ping answered on the current connection; 0 while any has none.
+	confirmed atomic.Int64
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the Cluster's master watcher
+
+	mu       sync.Mutex // guards trackers and the stores of confirmed
+	trackers []*tracker
+	cluster  *redis.ClusterClient // nil: one tracker
+	stopped  bool
+}
+
+type stripe struct {
+	mu    sync.Mutex
+	inval uint64 // seq of the last invalidation of a key of the stripe
+}
+
+// start is the origin of mono.
+var start = time.Now()
+
+// mono is a monotonic clock in nanoseconds, as cheap as runtime.nanotime.
+func mono() int64 { return int64(time.Since(start)) }
+
+// errTrackingRefused marks a Redis that refused CLIENT TRACKING.
+var errTrackingRefused = errors.New("Redis refused CLIENT TRACKING (Options.Near needs Redis 6 or later with client-side caching; miniredis and some proxies lack it)")
+
+// startNear starts the near cache of d: the tracking connections, and their pingers.
+func startNear(d *Driver, o NearOptions) (*near, error) {
+	if o.MaxEntries == 0 {
+		o.MaxEntries = DefaultNearMaxEntries
+	}
+	if o.MaxStaleness == 0 {
+		o.MaxStaleness = DefaultNearMaxStaleness
+	}
+	switch {
+	case o.MaxEntries < 0:
+		return nil, fmt.Errorf("rediscache: NearOptions.MaxEntries %d is negative", o.MaxEntries)
+	case o.MaxStaleness < time.Millisecond:
+		return nil, fmt.Errorf("rediscache: NearOptions.MaxStaleness %v is under 1ms", o.MaxStaleness)
+	}
+	if err := checkPrefixes(o.Prefixes); err != nil {
+		return nil, err
+	}
+	local, err := otter.New(&otter.Options[string, any]{MaximumSize: o.MaxEntries})
+	if err != nil {
+		return nil, fmt.Errorf("rediscache: near cache: %w", err)
+	}
+	n := &near{
+		maxStale:  int64(o.MaxStaleness),
+		interval:  o.MaxStaleness / 4,
+		deadAfter: max(2*time.Second, 10*o.MaxStaleness),
+		prefixes:  slices.Clone(o.Prefixes),
+		local:     local,
+		seed:      maphash.MakeSeed(),
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	switch c := d.c.(type) {
+	case *redis.Client:
+		t := n.newTracker(c.Options())
+		n.trackers = []*tracker{t}
+		if err := t.start(true); err != nil {
+			_ = n.stop()
+			return nil, err
+		}
+	case *redis.ClusterClient:
+		n.cluster = c
+		if err := n.refreshMasters(true); err != nil {
+			_ = n.stop()
+			return nil, err
+		}
+		n.wg.Add(1)
+		go n.watchMasters()
+	default:
+		n.cancel()
+		local.StopAllGoroutines()
+		return nil, fmt.Errorf("rediscache: Options.Near needs a single node or Sentinel client (*redis.Client) or a Cluster client (*redis.ClusterClient), not %T", d.c)
+	}
+	return n, nil
+}
+
+// checkPrefixes refuses what Redis's CLIENT TRACKING BCAST PREFIX refuses.
+func checkPrefixes(ps []string) error {
+	for i, p := range ps {
+		if p == "" {
+			return errors.New("rediscache: NearOptions.Prefixes has an empty prefix (leave Prefixes empty for every key)")
+		}
+		for _, q := range ps[i+1:] {
+			if strings.HasPrefix(p, q) || strings.HasPrefix(q, p) {
+				return fmt.Errorf("rediscache: NearOptions.Prefixes %q and %q overlap (Redis refuses overlapping tracking prefixes)", p, q)
+			}
+		}
+	}
+	return nil
+}
 
 // stop stops the near cache; nil does nothing.
-func (n *near) stop() error { return nil }
+func (n *near) stop() error {
+	if n == nil {
+		return nil
+	}
+	n.cancel()
+	n.wg.Wait()
+	n.mu.Lock()
+	ts := n.trackers
+	n.trackers, n.stopped = nil, true
+	n.confirmed.Store(0)
+	n.mu.Unlock()
+	var errs []error
+	for _, t := range ts {
+		if err := t.stop(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	n.reset()
+	n.local.StopAllGoroutines()
+	return errors.Join(errs...)
+}
 
-// NearGet implements driver.Near.
-func (d *Driver) NearGet(key string) (any, bool) { return nil, false }
+// fresh reports whether the tracking connections have proved, within MaxStaleness, that
+// every invalidation of a write acknowledged before then has been applied.
+func (n *near) fresh() bool {
+	c := n.confirmed.Load()
+	return c != 0 && mono()-c <= n.maxStale
+}
 
-// NearReserve implements driver.Near.
-func (d *Driver) NearReserve(key string) uint64 { return 0 }
+// tracked reports whether key is under the prefixes.
+func (n *near) tracked(key string) bool {
+	if len(n.prefixes) == 0 {
+		return true
+	}
+	for _, p := range n.prefixes {
+		if strings.HasPrefix(key, p) {
+			return true
+		}
+	}
+	return false
+}
 
-// NearFill implements driver.Near.
-func (d *Driver) NearFill(key string, v any, ticket uint64) {}
+func (n *near) stripe(key string) *stripe {
+	return &n.stripes[maphash.String(n.seed, key)%nearStripes]
+}
+
+// invalidate drops key's copy and voids the tickets taken for it so far.
+func (n *near) invalidate(key string) {
+	s := n.stripe(key)
+	s.mu.Lock()
+	s.inval = n.seq.Add(1)
+	n.local.Invalidate(key)
+	s.mu.Unlock()
+}
+
+// reset drops every copy and voids every ticket taken so far.
+func (n *near) reset() {
+	for i := range n.stripes {
+		n.stripes[i].mu.Lock()
+	}
+	n.resetSeq = n.seq.Add(1)
+	n.local.InvalidateAll()
+	for i := range n.stripes {
+		n.stripes[i].mu.Unlock()
+	}
+}
+
+// evict drops key's copy: a write of the driver's own, after it returned, so that this
+// process reads its own writes without waiting for Redis's invalidation. nil does
+// nothing.
+func (n *near) evict(key string) {
+	if n != nil {
+		n.invalidate(key)
+	}
+}
+
+// evictKeys is evict for each of keys.
+func (n *near) evictKeys(keys []string) {
+	if n != nil {
+		for _, k := range keys {
+			n.invalidate(k)
+		}
+	}
+}
+
+// evictEntries is evict for the key of each of es.
+func (n *near) evictEntries(es []driver.Entry) {
+	if n != nil {
+		for _, e := range es {
+			n.invalidate(e.Key)
+		}
+	}
+}
+
+// evictAll drops every copy (a Flush, a DeleteNamespace). nil does nothing.
+func (n *near) evictAll() {
+	if n != nil {
+		n.reset()
+	}
+}
+
+// recompute sets confirmed to the oldest of the trackers'.
+func (n *near) recompute() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopped || len(n.trackers) == 0 {
+		n.confirmed.Store(0)
+		return
+	}
+	oldest := int64(0)
+	for i, t := range n.trackers {
+		c := t.confirmed.Load()
+		if c == 0 {
+			oldest = 0
+			break
+		}
+		if i == 0 || c < oldest {
+			oldest = c
+		}
+	}
+	n.confirmed.Store(oldest)
+}
+
+// watchMasters follows a Cluster's master set.
+func (n *near) watchMasters() {
+	defer n.wg.Done()
+	tk := time.NewTicker(mastersEvery)
+	defer tk.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-tk.C:
+		}
+		_ = n.refreshMasters(false)
+	}
+}
+
+// refreshMasters reads a Cluster's masters and tracks each: a master that is new gets a
+// tracker, one that is gone loses its tracker, and any change empties the near tier.
+// With first (New), a master that refuses CLIENT TRACKING is an error; one that cannot
+// be reached is not.
+func (n *near) refreshMasters(first bool) error {
+	ctx, cancel := context.WithTimeout(n.ctx, connectWait)
+	defer cancel()
+	var mu sync.Mutex
+	opts := make(map[string]*redis.Options)
+	if err := n.cluster.ForEachMaster(ctx, func(_ context.Context, c *redis.Client) error {
+		o := c.Options()
+		mu.Lock()
+		opts[o.Addr] = o
+		mu.Unlock()
+		return nil
+	}); err != nil {
+		return nil // keep what is tracked; freshness says whether it is enough
+	}
+	n.mu.Lock()
+	if n.stopped {
+		n.mu.Unlock()
+		return nil
+	}
+	var keep, gone []*tracker
+	have := make(map[string]bool)
+	for _, t := range n.trackers {
+		if opts[t.addr] != nil {
+			keep = append(keep, t)
+			have[t.addr] = true
+		} else {
+			gone = append(gone, t)
+		}
+	}
+	var added []*tracker
+	for addr, o := range opts {
+		if !have[addr] {
+			added = append(added, n.newTracker(o))
+		}
+	}
+	if len(added) == 0 && len(gone) == 0 {
+		n.mu.Unlock()
+		return nil
+	}
+	n.trackers = append(keep, added...)
+	n.confirmed.Store(0)
+	n.mu.Unlock()
+	n.reset()
+	for _, t := range gone {
+		_ = t.stop()
+	}
+	var errs []error
+	for _, t := range added {
+		if err := t.start(first); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	n.recompute()
+	return errors.Join(errs...)
+}
+
+// tracker is one tracking connection: to a single node, a Sentinel master, or one
+// master of a Cluster.
+type tracker struct {
+	n    *near
+	addr string
+	c    *redis.Client // of its own: its only connection is the PubSub's
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	ps     *redis.PubSub
+	closed bool
+
+	// pmu guards epoch, live, pings and the stores of confirmed.
+	pmu       sync.Mutex
+	epoch     uint64 // connections made so far
+	live      bool   // subscribed on the current connection
+	pings     [nearPings]pingRec
+	confirmed atomic.Int64
+}
+
+type pingRec struct {
+	seq   uint64
+	sent  int64 // mono
+	epoch uint64
+}
+
+// newTracker makes a tracker on a copy of o (a single node's, a Sentinel client's, a
+// Cluster master's options), not started.
+func (n *near) newTracker(o *redis.Options) *tracker {
+	t := &tracker{n: n, addr: o.Addr}
+	t.ctx, t.cancel = context.WithCancel(n.ctx)
+	to := *o
+	to.Protocol = 2 // invalidations as Pub/Sub messages on the connection itself
+	to.MinIdleConns = 0
+	to.ContextTimeoutEnabled = true
+	// As for the lock client (see lockClient): per-client machinery that must not be
+	// shared or is not needed.
+	to.PushNotificationProcessor = nil
+	to.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	to.ClientSideCache, to.ClientSideCacheConfig = nil, nil
+	user := o.OnConnect
+	to.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
+		if user != nil {
+			if err := user(ctx, cn); err != nil {
+				return err
+			}
+		}
+		return t.onConnect(ctx, cn)
+	}
+	t.c = redis.NewClient(&to)
+	return t
+}
+
+// start subscribes and starts the receiver and the pinger. With check, it waits for the
+// first connection (up to connectWait) and returns errTrackingRefused if Redis refuses
+// tracking.
+func (t *tracker) start(check bool) error {
+	t.mu.Lock()
+	t.ps = t.c.Subscribe(t.ctx)
+	ps := t.ps
+	t.mu.Unlock()
+	if check {
+		ctx, cancel := context.WithTimeout(t.ctx, connectWait)
+		err := ps.Subscribe(ctx, invalidateChannel)
+		cancel()
+		if errors.Is(err, errTrackingRefused) {
+			return fmt.Errorf("rediscache: Options.Near on %s: %w", t.where(), err)
+		}
+	} else {
+		_ = ps.Subscribe(t.ctx, invalidateChannel) // the receiver retries
+	}
+	t.wg.Add(2)
+	go t.receive()
+	go t.ping()
+	return nil
+}
+
+func (t *tracker) where() string {
+	if t.addr == failoverAddr {
+		return "the Sentinel master"
+	}
+	return t.addr
+}
+
+// stop closes the tracker's connection and waits for its goroutines.
+func (t *tracker) stop() error {
+	t.cancel()
+	t.mu.Lock()
+	t.closed = true
+	ps := t.ps
+	t.mu.Unlock()
+	if ps != nil {
+		_ = ps.Close()
+	}
+	t.wg.Wait()
+	t.pmu.Lock()
+	t.live = false
+	t.confirmed.Store(0)
+	t.pmu.Unlock()
+	return t.c.Close()
+}
+
+// onConnect runs on each new tracking connection, before it subscribes: whatever the
+// previous connection had not delivered is lost, so the near tier starts over.
+func (t *tracker) onConnect(ctx context.Context, cn *redis.Conn) error {
+	t.lost(true)
+	id, err := cn.ClientID(ctx).Result()
+	if err != nil {
+		return trackingError(err)
+	}
+	args := make([]any, 0, 6+2*len(t.n.prefixes))
+	args = append(args, "client", "tracking", "on", "redirect", id, "bcast")
+	for _, p := range t.n.prefixes {
+		args = append(args, "prefix", p)
+	}
+	if err := cn.Do(ctx, args...).Err(); err != nil {
+		return trackingError(err)
+	}
+	return nil
+}
+
+// trackingError marks Redis's refusal of CLIENT ID or CLIENT TRACKING.
+func trackingError(err error) error {
+	var re redis.Error
+	if errors.As(err, &re) {
+		return fmt.Errorf("%w: %w", errTrackingRefused, err)
+	}
+	return err
+}
+
+// lost says that the tracking connection is gone (or new, with newConn): nothing it
+// confirmed counts any more, and the near tier starts over.
+func (t *tracker) lost(newConn bool) {
+	t.pmu.Lock()
+	if newConn {
+		t.epoch++
+	}
+	t.live = false
+	t.confirmed.Store(0)
+	t.pmu.Unlock()
+	t.n.recompute()
+	t.n.reset()
+}
+
+// current is the tracker's PubSub.
+func (t *tracker) current() *redis.PubSub {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.ps
+}
+
+// renew replaces the PubSub, and so its connection: the way to drop a connection that
+// has gone silent (a partition, a frozen server), which go-redis would keep.
+func (t *tracker) renew() {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return
+	}
+	old := t.ps
+	t.ps = t.c.Subscribe(t.ctx)
+	ps := t.ps
+	t.mu.Unlock()
+	_ = old.Close()
+	_ = ps.Subscribe(t.ctx, invalidateChannel)
+}
+
+// receive reads the tracking connection: invalidations, the subscription's
+// confirmation, and the pongs.
+func (t *tracker) receive() {
+	defer t.wg.Done()
+	var backoff time.Duration
+	for {
+		msg, err := t.current().ReceiveTimeout(t.ctx, t.n.deadAfter)
+		if t.ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			if strings.Contains(err.Error(), "unsupported pubsub message payload: <nil>") {
+				// An invalidation without keys: FLUSHALL or FLUSHDB (go-redis cannot parse
+				// it, but has read it whole).
+				t.n.reset()
+				continue
+			}
+			t.lost(false)
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.renew()
+			}
+			backoff = min(max(2*backoff, 10*time.Millisecond), time.Second)
+			select {
+			case <-t.ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			continue
+		}
+		backoff = 0
+		switch m := msg.(type) {
+		case *redis.Message:
+			if m.Channel != invalidateChannel {
+				continue
+			}
+			for _, k := range m.PayloadSlice {
+				t.n.invalidate(k)
+			}
+			if m.PayloadSlice == nil && m.Payload != "" {
+				t.n.invalidate(m.Payload)
+			}
+		case *redis.Subscription:
+			if m.Kind == "subscribe" && m.Channel == invalidateChannel {
+				// Invalidations reach this connection from here on; a read that started
+				// before may have missed one.
+				t.n.reset()
+				t.pmu.Lock()
+				t.live = true
+				t.pmu.Unlock()
+			}
+		case *redis.Pong:
+			t.pong(m.Payload)
+		}
+	}
+}
+
+// ping sends a numbered PING every interval.
+func (t *tracker) ping() {
+	defer t.wg.Done()
+	tk := time.NewTicker(t.n.interval)
+	defer tk.Stop()
+	var seq uint64
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case <-tk.C:
+		}
+		seq++
+		t.pmu.Lock()
+		t.pings[seq%nearPings] = pingRec{seq: seq, sent: mono(), epoch: t.epoch}
+		t.pmu.Unlock()
+		_ = t.current().Ping(t.ctx, strconv.FormatUint(seq, 10))
+	}
+}
+
+// pong counts the answer to a ping: if it was sent on the current connection, once
+// subscribed, every invalidation written before it has been applied.
+func (t *tracker) pong(payload string) {
+	seq, err := strconv.ParseUint(payload, 10, 64)
+	if err != nil {
+		return
+	}
+	t.pmu.Lock()
+	p := t.pings[seq%nearPings]
+	ok := p.seq == seq && p.epoch == t.epoch && t.live && p.sent > t.confirmed.Load()
+	if ok {
+		t.confirmed.Store(p.sent)
+	}
+	t.pmu.Unlock()
+	if ok {
+		t.n.recompute()
+	}
+}
+
+// NearGet implements driver.Near: the value kept for key, if the tracking connections
+// have proved within MaxStaleness that they are receiving invalidations.
+func (d *Driver) NearGet(key string) (any, bool) {
+	n := d.near
+	if n == nil || !n.fresh() {
+		return nil, false
+	}
+	return n.local.GetIfPresent(key)
+}
+
+// NearReserve implements driver.Near: a ticket for NearFill, or 0 when the near cache is
+// off, key is not under NearOptions.Prefixes, or the tracking is not current.
+func (d *Driver) NearReserve(key string) uint64 {
+	n := d.near
+	if n == nil || !n.tracked(key) || !n.fresh() {
+		return 0
+	}
+	return n.seq.Add(1)
+}
+
+// NearFill implements driver.Near: it keeps v for key unless an invalidation of key, or
+// a reset of the near tier, came in after NearReserve returned ticket.
+func (d *Driver) NearFill(key string, v any, ticket uint64) {
+	n := d.near
+	if n == nil || ticket == 0 {
+		return
+	}
+	s := n.stripe(key)
+	s.mu.Lock()
+	if ticket > s.inval && ticket > n.resetSeq {
+		n.local.Set(key, v)
+	}
+	s.mu.Unlock()
+}

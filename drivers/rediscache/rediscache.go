@@ -459,6 +459,7 @@ func (d *Driver) Set(ctx context.Context, e driver.Entry) error {
 	if err := d.check(ctx); err != nil {
 		return fail("set", e.Key, err)
 	}
+	defer d.near.evict(e.Key)
 	b, err := valueBytes(e.Value)
 	if err != nil {
 		return fail("set", e.Key, err)
@@ -486,6 +487,7 @@ func (d *Driver) SetIf(ctx context.Context, e driver.Entry, cond driver.Conditio
 	if err := d.check(ctx); err != nil {
 		return false, fail(op, e.Key, err)
 	}
+	defer d.near.evict(e.Key)
 	b, err := valueBytes(e.Value)
 	if err != nil {
 		return false, fail(op, e.Key, err)
@@ -529,6 +531,7 @@ func (d *Driver) CompareAndDelete(ctx context.Context, key string, old any) (boo
 	if err := d.check(ctx); err != nil {
 		return false, fail("compare-and-delete", key, err)
 	}
+	defer d.near.evict(key)
 	b, err := valueBytes(old)
 	if err != nil {
 		return false, fail("compare-and-delete", key, err)
@@ -550,6 +553,7 @@ func (d *Driver) Increment(ctx context.Context, key string, delta int64, ttlIfNe
 	if err := d.check(ctx); err != nil {
 		return 0, fail("increment", key, err)
 	}
+	defer d.near.evict(key)
 	if ttlIfNew <= 0 {
 		var cmd *redis.IntCmd
 		if delta < 0 && delta != math.MinInt64 {
@@ -593,6 +597,7 @@ func (d *Driver) Pull(ctx context.Context, key string) (any, bool, error) {
 	if err := d.check(ctx); err != nil {
 		return nil, false, fail("pull", key, err)
 	}
+	defer d.near.evict(key)
 	cmd := redis.NewStringCmd(ctx, "getdel", key)
 	if err := d.exec.Process(ctx, cmd); err != nil {
 		if err == redis.Nil {
