@@ -3,6 +3,7 @@ package rediscache_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/drivers/rediscache"
+	"github.com/cachekit/cache/internal/faultproxy"
 	"github.com/cachekit/cache/internal/redistest"
 )
 
@@ -602,6 +604,73 @@ func TestNearTrackingKilled(t *testing.T) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
+	})
+	waitFresh(t, d)
+}
+
+// routedClient is a client of addr whose connections dial where route says at the time
+// of the dial.
+func routedClient(t *testing.T, addr string, route *atomic.Pointer[string]) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{
+		Addr:                  addr,
+		ContextTimeoutEnabled: true,
+		Dialer: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, *route.Load())
+		},
+	})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// TestNearTrackingFrozen: the tracking connection alone is frozen (a partition of that
+// link: bytes held, nothing closed) while readers read and another client writes. The
+// pongs stop, so after MaxStaleness every read goes to Redis: no read beyond the window.
+// The silent connection is replaced after a while, and the near tier works again.
+func TestNearTrackingFrozen(t *testing.T) {
+	srv := redistest.Start(t)
+	p, err := faultproxy.New(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var route atomic.Pointer[string]
+	pa, direct := p.Addr(), srv.Addr()
+	route.Store(&pa) // New dials the tracking connection first, through the proxy
+	rdb := routedClient(t, srv.Addr(), &route)
+	c, d := newNear(t, rediscache.Options{Client: rdb}, rediscache.NearOptions{})
+	route.Store(&direct) // the reads, and a new tracking connection, go direct
+	other := plain(t, srv.URL())
+	waitFresh(t, d)
+	coherence(t, c, other, "freeze", 4*time.Second, func() {
+		p.Freeze()
+		time.Sleep(2 * nearWindow)
+		if rediscache.NearFresh(d) {
+			t.Error("still fresh 2×MaxStaleness into the freeze of the tracking connection")
+		}
+	})
+	p.Thaw()
+	waitFresh(t, d)
+}
+
+// TestNearAllFrozen: every connection of the driver is frozen for a second (Redis as
+// good as paused, for this process) while another client keeps writing: reads fail or
+// wait, but none returns a value replaced more than MaxStaleness before it began.
+func TestNearAllFrozen(t *testing.T) {
+	srv := redistest.Start(t)
+	p, err := faultproxy.New(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c, d := newNear(t, rediscache.Options{URL: "redis://" + p.Addr() + "/0"}, rediscache.NearOptions{})
+	other := plain(t, srv.URL())
+	waitFresh(t, d)
+	coherence(t, c, other, "pause", 4*time.Second, func() {
+		p.Freeze()
+		time.Sleep(time.Second)
+		p.Thaw()
 	})
 	waitFresh(t, d)
 }
