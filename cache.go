@@ -428,7 +428,7 @@ func (c *Cache) remove(ctx context.Context, op, override string, keys []string, 
 	err = d.d.Delete(ctx, final...)
 	if withKey && c.m.wants(EventRemoved) || err != nil && c.m.wants(EventError) {
 		for _, key := range keys {
-			c.done(op, d, key, EventRemoved, err, time.Time{})
+			c.done(op, d, key, EventRemoved, err, 0)
 		}
 	}
 	if err != nil {
@@ -457,7 +457,7 @@ func (c *Cache) Pull(ctx context.Context, key string, dst any) (found bool, err 
 	if !found {
 		return false, nil
 	}
-	c.done("Pull", d, key, EventRemoved, nil, time.Time{})
+	c.done("Pull", d, key, EventRemoved, nil, 0)
 	if err := d.decode(v, dst); err != nil {
 		return true, d.fail("Pull", key, err)
 	}
@@ -475,7 +475,7 @@ func (c *Cache) RemoveNamespace(ctx context.Context, ns string) error {
 		return unsupported(d, "RemoveNamespace")
 	}
 	err = d.nsDel.DeleteNamespace(ctx, k)
-	c.done("RemoveNamespace", d, ns, EventFlushed, err, time.Time{})
+	c.done("RemoveNamespace", d, ns, EventFlushed, err, 0)
 	if err != nil {
 		return d.fail("RemoveNamespace", ns, err)
 	}
@@ -499,7 +499,7 @@ func (c *Cache) Flush(ctx context.Context) error {
 			return unsupported(d, "Flush with a prefix")
 		}
 		err := d.nsDel.DeleteNamespace(ctx, scope)
-		c.done("Flush", d, "", EventFlushed, err, time.Time{})
+		c.done("Flush", d, "", EventFlushed, err, 0)
 		if err != nil {
 			return d.fail("Flush", scope, err)
 		}
@@ -509,7 +509,7 @@ func (c *Cache) Flush(ctx context.Context) error {
 		return unsupported(d, "Flush")
 	}
 	err = d.flush.Flush(ctx)
-	c.done("Flush", d, "", EventFlushed, err, time.Time{})
+	c.done("Flush", d, "", EventFlushed, err, 0)
 	if err != nil {
 		return d.fail("Flush", "", err)
 	}

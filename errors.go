@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/cachekit/cache/driver"
 )
@@ -130,7 +129,7 @@ func (c *Cache) soft(ctx context.Context, op string, d *namedDriver, key string,
 	if err == nil || !c.failsOpen(ctx, err) {
 		return err
 	}
-	c.done(op, d, key, 0, err, time.Time{})
+	c.done(op, d, key, 0, err, 0)
 	return nil
 }
 

@@ -146,28 +146,40 @@ func (m *manager) wants(k EventKind) bool { return m.want.Load()&(1<<k) != 0 }
 // one call in sampleEvery.
 const sampleEvery = 64
 
+// stamp is a time on the monotonic clock, in nanoseconds since epoch (plus one, so that
+// 0 means "not sampled"): reading it costs one clock read, where time.Now costs two (the
+// wall clock too), and a clock read can cost as much as half a memory Get.
+type stamp int64
+
+var epoch = time.Now()
+
+func now() stamp { return stamp(time.Since(epoch)) + 1 }
+
+// since is the time elapsed from s.
+func (s stamp) since() time.Duration { return time.Duration(now() - s) }
+
 // sampleStart returns now for about one operation in sampleEvery while metrics or a hook
 // ask for durations, else zero: reading the clock twice on every call would cost more
 // than a memory Get. With metrics the counters pick the sample (the next timed call of a
 // goroutine after every sampleEvery-th event of its counter shard: a load of a flag that
 // stays in the core's cache); without them a random draw does.
-func (m *manager) sampleStart() time.Time {
+func (m *manager) sampleStart() stamp {
 	if mt := m.metrics; mt != nil {
 		if mt.sampling() {
-			return time.Now()
+			return now()
 		}
-		return time.Time{}
+		return 0
 	}
 	if m.timed.Load() && rand.Uint32()%sampleEvery == 0 {
-		return time.Now()
+		return now()
 	}
-	return time.Time{}
+	return 0
 }
 
 // done reports the end of an operation of c: kind, or EventError when err is not nil;
 // start is zero for an operation that was not sampled. A zero kind without an error
 // reports nothing.
-func (c *Cache) done(op string, d *namedDriver, key string, kind EventKind, err error, start time.Time) {
+func (c *Cache) done(op string, d *namedDriver, key string, kind EventKind, err error, start stamp) {
 	if kind = orError(kind, err); kind != 0 && c.m.wants(kind) {
 		c.m.end(op, d, key, kind, err, start)
 	}
@@ -177,7 +189,7 @@ func (c *Cache) done(op string, d *namedDriver, key string, kind EventKind, err 
 // driver's own counters (found without a map lookup), and hands an Event to every hook
 // that wants its kind; the Event is built only then. The caller checked
 // [manager.wants].
-func (m *manager) end(op string, d *namedDriver, key string, kind EventKind, err error, start time.Time) {
+func (m *manager) end(op string, d *namedDriver, key string, kind EventKind, err error, start stamp) {
 	if mt := m.metrics; mt != nil {
 		mt.count(d, op, kind, start)
 	}
@@ -187,14 +199,14 @@ func (m *manager) end(op string, d *namedDriver, key string, kind EventKind, err
 }
 
 // deliver builds the Event and hands it to every hook that wants its kind.
-func (m *manager) deliver(op string, d *namedDriver, key string, kind EventKind, err error, start time.Time) {
+func (m *manager) deliver(op string, d *namedDriver, key string, kind EventKind, err error, start stamp) {
 	b := kindBit(kind)
 	e := Event{Kind: kind, Op: op, Key: key, Err: err, Time: time.Now()}
 	if d != nil {
 		e.Driver = d.name
 	}
-	if !start.IsZero() {
-		e.Duration = e.Time.Sub(start)
+	if start != 0 {
+		e.Duration = start.since()
 	}
 	for _, h := range m.loadHooks() {
 		if h.mask&b != 0 {
@@ -241,7 +253,7 @@ func (m *manager) expired(d *namedDriver, key string) {
 		}
 		key = key[len(m.prefix)+1:]
 	}
-	m.end("Expire", d, key, EventExpired, nil, time.Time{})
+	m.end("Expire", d, key, EventExpired, nil, 0)
 }
 
 // subscription is a handler registered with [Cache.Subscribe]: a hook that queues.

@@ -70,7 +70,7 @@ func (l *List[T]) push(ctx context.Context, front bool, items []T) (int, error) 
 			ttl = d.defTTL
 		}
 		n, err := d.lister.ListPush(ctx, k, vals, front, ttl)
-		l.c.done("List", d, l.key, EventSet, err, time.Time{})
+		l.c.done("List", d, l.key, EventSet, err, 0)
 		if err != nil {
 			return 0, opError("List", l.key, err)
 		}
@@ -107,7 +107,7 @@ func (l *List[T]) pop(ctx context.Context, front bool) (v T, ok bool, err error)
 		if found || err != nil {
 			// An item was taken: the list changed (a native list cannot say whether it
 			// is now empty, and so deleted).
-			l.c.done("List", d, l.key, EventSet, err, time.Time{})
+			l.c.done("List", d, l.key, EventSet, err, 0)
 		}
 		if err != nil || !found {
 			if err != nil {
@@ -150,7 +150,7 @@ func (l *List[T]) Slice(ctx context.Context, start, stop int) ([]T, error) {
 	}
 	if native {
 		raws, err := d.lister.ListRange(ctx, k, int64(start), int64(stop))
-		l.c.done("List", d, l.key, hitOrMiss(len(raws) > 0), err, time.Time{})
+		l.c.done("List", d, l.key, hitOrMiss(len(raws) > 0), err, 0)
 		if err != nil {
 			return nil, opError("List", l.key, err)
 		}
@@ -184,7 +184,7 @@ func (l *List[T]) Len(ctx context.Context) (int, error) {
 	}
 	if native {
 		n, err := d.lister.ListLen(ctx, k)
-		l.c.done("List", d, l.key, hitOrMiss(n > 0), err, time.Time{})
+		l.c.done("List", d, l.key, hitOrMiss(n > 0), err, 0)
 		if err != nil {
 			return 0, opError("List", l.key, err)
 		}
@@ -201,7 +201,7 @@ func (l *List[T]) read(ctx context.Context, d *namedDriver, k string) ([]T, erro
 	if err == nil && found {
 		err = d.decode(raw, &all)
 	}
-	l.c.done("List", d, l.key, hitOrMiss(found), err, time.Time{})
+	l.c.done("List", d, l.key, hitOrMiss(found), err, 0)
 	if err != nil {
 		return nil, d.fail("List", l.key, err)
 	}
@@ -217,7 +217,7 @@ func (l *List[T]) Trim(ctx context.Context, start, stop int) error {
 	}
 	if native {
 		err := d.lister.ListTrim(ctx, k, int64(start), int64(stop))
-		l.c.done("List", d, l.key, EventSet, err, time.Time{})
+		l.c.done("List", d, l.key, EventSet, err, 0)
 		if err != nil {
 			return opError("List", l.key, err)
 		}

@@ -166,7 +166,7 @@ func LockWith[T any](ctx context.Context, c *Cache, key string, o LockOptions, f
 			return
 		}
 		if lost != nil {
-			c.done("Lock", h.d, key, EventLockLost, nil, time.Time{})
+			c.done("Lock", h.d, key, EventLockLost, nil, 0)
 			if errors.Is(err, lost) {
 				lost = nil // fn returned context.Cause(ctx): say it once
 			}
@@ -594,7 +594,7 @@ func (h *LockHandle) release(ctx context.Context) error {
 			kind = 0
 		}
 		if kind = orError(kind, err); kind != 0 && h.m.wants(kind) {
-			h.m.end("Release", h.d, h.key, kind, err, time.Time{})
+			h.m.end("Release", h.d, h.key, kind, err, 0)
 		}
 	}
 	if err != nil {

@@ -108,7 +108,7 @@ func newMetrics(names []string) *metrics {
 
 // count counts one operation of d (nil: it failed before a driver was chosen): one
 // atomic add on the driver's counters, and the duration of a sampled operation.
-func (mt *metrics) count(d *namedDriver, op string, k EventKind, start time.Time) {
+func (mt *metrics) count(d *namedDriver, op string, k EventKind, start stamp) {
 	dm := mt.none
 	if d != nil && d.metrics != nil {
 		dm = d.metrics
@@ -116,8 +116,8 @@ func (mt *metrics) count(d *namedDriver, op string, k EventKind, start time.Time
 	if i, n := dm.add(k); n%sampleEvery == 0 {
 		mt.sample[i].on.Store(true)
 	}
-	if !start.IsZero() {
-		dm.latency(op, time.Since(start))
+	if start != 0 {
+		dm.latency(op, start.since())
 	}
 }
 

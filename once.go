@@ -153,7 +153,7 @@ func runOnce[T any](ctx context.Context, c *Cache, h *LockHandle, ttl time.Durat
 	defer scancel()
 	swapped, err := h.d.swap.CompareAndSwap(sctx, h.stored, driver.Entry{Key: h.final, Value: rec, TTL: ttl, NoSlide: true})
 	if swapped || err != nil {
-		c.done("Once", h.d, h.key, EventSet, err, time.Time{})
+		c.done("Once", h.d, h.key, EventSet, err, 0)
 	}
 	switch {
 	case err != nil:

@@ -126,7 +126,7 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 
 // rememberMiss is Remember's miss path: single-flight in the process, and across
 // processes with Distributed.
-func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key string, ttl time.Duration, o RememberOptions, fn func(context.Context) (T, error), start time.Time) (T, error) {
+func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key string, ttl time.Duration, o RememberOptions, fn func(context.Context) (T, error), start stamp) (T, error) {
 	var zero T
 	noneKey := recordKey(k, recNone)
 	// read looks for a value another caller stored, or, with NegativeTTL, its mark that

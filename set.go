@@ -97,7 +97,7 @@ func (c *Cache) SetWith(ctx context.Context, key string, v any, o SetOptions) (S
 	}
 	written, err := d.write(ctx, driver.Entry{Key: k, Value: v, TTL: ttl, Tags: o.Tags}, o.OnConflict)
 	if written || err != nil {
-		c.done("SetWith", d, key, EventSet, err, time.Time{})
+		c.done("SetWith", d, key, EventSet, err, 0)
 	}
 	if err != nil {
 		return SetResult{}, d.fail("SetWith", key, err)
@@ -117,7 +117,7 @@ func (c *Cache) Forever(ctx context.Context, key string, v any) error {
 		return d.fail("Forever", key, err)
 	}
 	_, err = d.write(ctx, driver.Entry{Key: k, Value: v}, Upsert)
-	c.done("Forever", d, key, EventSet, err, time.Time{})
+	c.done("Forever", d, key, EventSet, err, 0)
 	if err != nil {
 		return d.fail("Forever", key, err)
 	}
@@ -214,20 +214,20 @@ func (c *Cache) SetMany(ctx context.Context, items map[string]any, ttl time.Dura
 	}
 	if d.bset != nil {
 		if err := d.bset.SetMany(ctx, entries); err != nil {
-			c.done("SetMany", d, "", 0, err, time.Time{})
+			c.done("SetMany", d, "", 0, err, 0)
 			return d.fail("SetMany", "", err)
 		}
 	} else {
 		for i, e := range entries {
 			if err := d.d.Set(ctx, e); err != nil {
-				c.done("SetMany", d, keys[i], 0, err, time.Time{})
+				c.done("SetMany", d, keys[i], 0, err, 0)
 				return d.fail("SetMany", e.Key, err)
 			}
 		}
 	}
 	if c.m.wants(EventSet) {
 		for _, key := range keys {
-			c.m.end("SetMany", d, key, EventSet, nil, time.Time{})
+			c.m.end("SetMany", d, key, EventSet, nil, 0)
 		}
 	}
 	for _, e := range entries {
@@ -263,12 +263,12 @@ func Many[T any](ctx context.Context, c *Cache, keys ...string) (map[string]T, e
 	if d.bget != nil {
 		vals, found, err := d.bget.GetMany(ctx, final)
 		if err != nil {
-			c.done("Many", d, "", 0, err, time.Time{})
+			c.done("Many", d, "", 0, err, 0)
 			return nil, d.fail("Many", "", err)
 		}
 		for i := range final {
 			if kind := hitOrMiss(found[i]); c.m.wants(kind) {
-				c.m.end("Many", d, keys[i], kind, nil, time.Time{})
+				c.m.end("Many", d, keys[i], kind, nil, 0)
 			}
 			if found[i] {
 				if err := put(i, vals[i]); err != nil {
@@ -281,7 +281,7 @@ func Many[T any](ctx context.Context, c *Cache, keys ...string) (map[string]T, e
 	for i, k := range final {
 		v, found, err := d.d.Get(ctx, k)
 		if kind := eventKind(found, err); c.m.wants(kind) {
-			c.m.end("Many", d, keys[i], kind, err, time.Time{})
+			c.m.end("Many", d, keys[i], kind, err, 0)
 		}
 		if err != nil {
 			return nil, d.fail("Many", keys[i], err)

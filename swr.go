@@ -66,9 +66,9 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 				t, err := callLoader(rctx, fn)
 				if err == nil {
 					err = c.storeSWR(rctx, d, k, t, o)
-					c.done("SWR", d, key, EventSet, err, time.Time{})
+					c.done("SWR", d, key, EventSet, err, 0)
 				} else {
-					c.done("SWR", d, key, 0, err, time.Time{}) // the loader failed: nobody else hears of it
+					c.done("SWR", d, key, 0, err, 0) // the loader failed: nobody else hears of it
 				}
 				if err != nil && o.OnRefreshError != nil {
 					o.OnRefreshError(key, err)
@@ -99,10 +99,10 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 		}
 		err = c.storeSWR(ctx, d, k, t, o)
 		if err != nil && c.failsOpen(ctx, err) {
-			c.done("SWR", d, key, 0, err, time.Time{})
+			c.done("SWR", d, key, 0, err, 0)
 			return t, nil // best effort: the store is out of reach
 		}
-		c.done("SWR", d, key, EventSet, err, time.Time{})
+		c.done("SWR", d, key, EventSet, err, 0)
 		if err != nil {
 			return t, &storeError{err}
 		}

@@ -53,18 +53,18 @@ func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
 				return nil, DeleteKey
 			})
 		if err != nil {
-			c.done("InvalidateTags", d, tag, 0, err, time.Time{})
+			c.done("InvalidateTags", d, tag, 0, err, 0)
 			return d.fail("Invalidate", tag, err)
 		}
 		for batch := range slices.Chunk(members, 500) {
 			if err := d.d.Delete(ctx, batch...); err != nil {
-				c.done("InvalidateTags", d, tag, 0, err, time.Time{})
+				c.done("InvalidateTags", d, tag, 0, err, 0)
 				return d.fail("Invalidate", tag, err)
 			}
 		}
 		// One flushed event per tag, with the tag as Key: the entries' keys in the index
 		// are final keys, not the caller's.
-		c.done("InvalidateTags", d, tag, EventFlushed, nil, time.Time{})
+		c.done("InvalidateTags", d, tag, EventFlushed, nil, 0)
 	}
 	return nil
 }
