@@ -431,6 +431,9 @@ func (n *near) newTracker(o *redis.Options) *tracker {
 	to.Protocol = 2 // invalidations as Pub/Sub messages on the connection itself
 	to.MinIdleConns = 0
 	to.ContextTimeoutEnabled = true
+	// One dial per attempt: a lost connection is reported to the receiver at once (which
+	// retries with its own backoff) rather than after go-redis's redials.
+	to.DialerRetries = 1
 	// As for the lock client (see lockClient): per-client machinery that must not be
 	// shared or is not needed.
 	to.PushNotificationProcessor = nil

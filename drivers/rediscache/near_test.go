@@ -674,3 +674,8 @@ func TestNearAllFrozen(t *testing.T) {
 	})
 	waitFresh(t, d)
 }
+
+// cacheGetString is GetAs[string] with its error.
+func cacheGetString(ctx context.Context, c *cache.Cache, key string) (string, bool, error) {
+	return cache.GetAs[string](ctx, c, key)
+}
