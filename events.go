@@ -3,9 +3,9 @@ package cache
 import (
 	"math/rand/v2"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/cachekit/cache/internal/queue"
 )
 
 // EventKind says what an [Event] reports.
@@ -91,7 +91,7 @@ type hook struct {
 	mask  uint32 // the kinds it wants: bit k for kind k
 	times bool   // Durations
 	fn    func(Event)
-	sub   *subscription // for a subscription's hook: to remove it
+	sub   *queue.Queue[Event] // for a subscription's hook: to remove it
 }
 
 func newHook(h Hook) hook {
@@ -256,26 +256,6 @@ func (m *manager) expired(d *namedDriver, key string) {
 	m.end("Expire", d, key, EventExpired, nil, 0)
 }
 
-// subscription is a handler registered with [Cache.Subscribe]: a hook that queues.
-type subscription struct {
-	m    *manager
-	fn   func(Event)
-	size int // the most events queued
-
-	// The queue: a cache call appends under mu; the delivery goroutine takes the whole
-	// queue at once, so it locks once per batch, not per event, and a call wakes it
-	// only when it sleeps.
-	mu       sync.Mutex
-	queue    []Event
-	sleeping bool // the delivery goroutine waits on wake
-	stopped  bool
-	wake     chan struct{} // buffered (1): at most one wake-up per sleep
-
-	dropped atomic.Int64
-	done    chan struct{}
-	once    sync.Once
-}
-
 // Subscribe registers fn for the events of every driver of c's manager, now and later:
 // the events of the given kinds, or of every kind when none is given. It installs a
 // [Hook] that queues each event, in a buffer of the given size (default 1024), for a
@@ -292,95 +272,26 @@ func (c *Cache) Subscribe(buffer int, fn func(Event), kinds ...EventKind) (stop 
 	if buffer <= 0 {
 		buffer = 1024
 	}
-	s := &subscription{m: c.m, fn: fn, size: buffer, wake: make(chan struct{}, 1), done: make(chan struct{})}
-	h := newHook(Hook{Kinds: kinds, Observe: s.put})
-	h.sub = s
 	m := c.m
 	m.hookMu.Lock()
 	defer m.hookMu.Unlock()
 	if m.closed.Load() {
-		close(s.done)
-		s.once.Do(func() {})
-		return s.stop
+		return func() int64 { return 0 }
 	}
+	q := queue.New(buffer, fn)
+	h := newHook(Hook{Kinds: kinds, Observe: q.Put})
+	h.sub = q
 	m.setHooks(append(slices.Clone(m.loadHooks()), h))
-	go s.deliver()
-	return s.stop
+	return func() int64 { return m.unsubscribe(q) }
 }
 
-// put queues e, or drops and counts it when the queue is full.
-func (s *subscription) put(e Event) {
-	s.mu.Lock()
-	if s.stopped {
-		s.mu.Unlock()
-		return
-	}
-	if len(s.queue) >= s.size {
-		s.mu.Unlock()
-		s.dropped.Add(1)
-		return
-	}
-	s.queue = append(s.queue, e)
-	wake := s.sleeping
-	s.sleeping = false
-	s.mu.Unlock()
-	if wake {
-		s.wake <- struct{}{} // never blocks: one wake-up per sleep, into a buffer of one
-	}
-}
-
-// deliver hands the queued events to fn, a batch at a time, until Stop; then it delivers
-// what is queued and returns.
-func (s *subscription) deliver() {
-	defer close(s.done)
-	var spare []Event
-	for {
-		s.mu.Lock()
-		for len(s.queue) == 0 {
-			if s.stopped {
-				s.mu.Unlock()
-				return
-			}
-			s.sleeping = true
-			s.mu.Unlock()
-			<-s.wake
-			s.mu.Lock()
-		}
-		batch := s.queue
-		s.queue = spare[:0]
-		s.mu.Unlock()
-		for i := range batch {
-			s.handle(batch[i])
-			batch[i] = Event{} // let the keys and errors go
-		}
-		spare = batch
-	}
-}
-
-func (s *subscription) handle(e Event) {
-	defer func() { _ = recover() }() // a panicking handler never breaks the delivery
-	s.fn(e)
-}
-
-// stop unregisters the subscription, lets it deliver what is queued, waits for that, and
-// returns how many events were dropped because the buffer was full.
-func (s *subscription) stop() int64 {
-	s.once.Do(func() {
-		m := s.m
-		m.hookMu.Lock()
-		m.setHooks(slices.DeleteFunc(slices.Clone(m.loadHooks()), func(h hook) bool { return h.sub == s }))
-		m.hookMu.Unlock()
-		s.mu.Lock()
-		s.stopped = true
-		wake := s.sleeping
-		s.sleeping = false
-		s.mu.Unlock()
-		if wake {
-			s.wake <- struct{}{}
-		}
-	})
-	<-s.done
-	return s.dropped.Load()
+// unsubscribe removes q's hook, lets q deliver what is queued, waits for that, and
+// returns how many events q dropped. It may be called more than once.
+func (m *manager) unsubscribe(q *queue.Queue[Event]) int64 {
+	m.hookMu.Lock()
+	m.setHooks(slices.DeleteFunc(slices.Clone(m.loadHooks()), func(h hook) bool { return h.sub == q }))
+	m.hookMu.Unlock()
+	return q.Stop()
 }
 
 // stopSubscriptions stops every subscription. Close calls it after marking the manager
@@ -391,7 +302,7 @@ func (m *manager) stopSubscriptions() {
 	m.hookMu.Unlock()
 	for _, h := range hs {
 		if h.sub != nil {
-			h.sub.stop()
+			m.unsubscribe(h.sub)
 		}
 	}
 }
