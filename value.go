@@ -2,12 +2,11 @@ package cache
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"reflect"
-	"unsafe"
 
 	"github.com/cachekit/cache/driver"
+	"github.com/cachekit/cache/internal/conv"
 )
 
 // encode turns v into what the driver stores: v itself for an in-process driver, the
@@ -32,7 +31,7 @@ func (d *namedDriver) encodeString(s string) (any, error) {
 	if d.codec == nil {
 		return s, nil
 	}
-	if d.codec == driver.JSON && plainJSON(s) {
+	if d.codec == driver.JSON && conv.PlainJSON(s) {
 		// What encoding/json makes of a plain string, in one allocation: lock tokens,
 		// most string values.
 		b := make([]byte, 0, len(s)+2)
@@ -46,16 +45,16 @@ func (d *namedDriver) encodeString(s string) (any, error) {
 }
 
 // decode reads a stored value into dst. A codec decodes into a new value that is then
-// copied into *dst, so that dst does not escape: see [assign].
+// copied into *dst, so that dst does not escape: see [conv.Target].
 func (d *namedDriver) decode(v any, dst any) error {
 	if d.codec == nil {
-		return assign(dst, v)
+		return conv.Assign(dst, v)
 	}
 	b, ok := v.([]byte)
 	if !ok {
 		return fmt.Errorf("driver %q returned %v, want []byte from a byte driver", d.name, reflect.TypeOf(v))
 	}
-	ev, err := target(dst)
+	ev, err := conv.Target(dst)
 	if err != nil {
 		return err
 	}
@@ -65,29 +64,6 @@ func (d *namedDriver) decode(v any, dst any) error {
 	}
 	ev.Set(tmp.Elem())
 	return nil
-}
-
-// target is *dst, settable, or an error when dst is not a non-nil pointer.
-//
-// reflect.Value.Set makes its receiver escape (the compiler cannot see that Set only
-// writes through it), and through Get's dst that would move every caller's variable to
-// the heap: an allocation on every Get, hits included. So the Value is rebuilt from
-// dst's address passed through a uintptr, which hides it from escape analysis as the
-// runtime's noescape does. The pointer is only written through, during the call that
-// made it, and never kept; the Value lives on the stack, where a stack move updates it.
-func target(dst any) (reflect.Value, error) {
-	rv := reflect.ValueOf(dst)
-	if rv.Kind() != reflect.Pointer || rv.IsNil() {
-		return reflect.Value{}, fmt.Errorf("dst must be a non-nil pointer, got %v", reflect.TypeOf(dst))
-	}
-	return reflect.NewAt(rv.Type().Elem(), noescape(dst)).Elem(), nil
-}
-
-// noescape returns the pointer held by p (a pointer in an interface), hidden from escape
-// analysis: see target.
-func noescape(p any) unsafe.Pointer {
-	var x uintptr = uintptr((*[2]unsafe.Pointer)(unsafe.Pointer(&p))[1])
-	return *(*unsafe.Pointer)(unsafe.Pointer(&x))
 }
 
 // read is the driver's Get, through its near tier ([driver.Near]) when it has one: a
@@ -121,13 +97,13 @@ func (d *namedDriver) readAt(ctx context.Context, scope, key string) (v any, fou
 // near tier under ticket.
 func (d *namedDriver) decodeRead(k string, v any, near bool, ticket uint64, dst any) error {
 	if near {
-		return assign(dst, v)
+		return conv.Assign(dst, v)
 	}
 	if err := d.decode(v, dst); err != nil {
 		return err
 	}
 	if ticket != 0 {
-		if ev, err := target(dst); err == nil {
+		if ev, err := conv.Target(dst); err == nil {
 			d.near.NearFill(k, ev.Interface(), ticket)
 		}
 	}
@@ -138,7 +114,7 @@ func (d *namedDriver) decodeRead(k string, v any, near bool, ticket uint64, dst 
 func decodeT[T any](d *namedDriver, k string, v any, near bool, ticket uint64) (T, error) {
 	var t T
 	if near {
-		return t, assign(&t, v)
+		return t, conv.Assign(&t, v)
 	}
 	if err := d.decode(v, &t); err != nil {
 		return t, err
@@ -147,94 +123,6 @@ func decodeT[T any](d *namedDriver, k string, v any, near bool, ticket uint64) (
 		d.near.NearFill(k, t, ticket)
 	}
 	return t, nil
-}
-
-// plainJSON reports whether encoding/json writes s as it is between quotes: printable
-// ASCII without the characters it escapes (", \, and <, >, & for HTML safety).
-func plainJSON(s string) bool {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
-			return false
-		}
-	}
-	return true
-}
-
-// assign stores the Go value v into *dst: directly when v's type fits, else through JSON,
-// so that the same code reads the same value on every driver. dst never escapes (it is
-// only type-switched, reflected on and written through, and JSON decodes into a value of
-// its own): a caller's `var s string; c.Get(ctx, key, &s)` keeps s on its stack.
-func assign(dst any, v any) error {
-	switch d := dst.(type) { // the common cases, without reflection
-	case *string:
-		if s, ok := v.(string); ok {
-			*d = s
-			return nil
-		}
-	case *[]byte:
-		if b, ok := v.([]byte); ok {
-			*d = b
-			return nil
-		}
-	case *int:
-		if n, ok := v.(int); ok {
-			*d = n
-			return nil
-		}
-	case *int64:
-		if n, ok := v.(int64); ok {
-			*d = n
-			return nil
-		}
-	case *bool:
-		if b, ok := v.(bool); ok {
-			*d = b
-			return nil
-		}
-	case *any:
-		*d = v
-		return nil
-	}
-	ev, err := target(dst)
-	if err != nil {
-		return err
-	}
-	if v == nil {
-		ev.SetZero()
-		return nil
-	}
-	vv := reflect.ValueOf(v)
-	if vv.Type().AssignableTo(ev.Type()) {
-		ev.Set(vv)
-		return nil
-	}
-	if vv.Kind() == reflect.Pointer && !vv.IsNil() && vv.Elem().Type().AssignableTo(ev.Type()) {
-		ev.Set(vv.Elem()) // stored *T, read into a T
-		return nil
-	}
-	if isInt(vv.Kind()) && isInt(ev.Kind()) {
-		n := vv.Int()
-		if ev.OverflowInt(n) {
-			return fmt.Errorf("stored %d overflows %s", n, ev.Type())
-		}
-		ev.SetInt(n)
-		return nil
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("stored %T does not fit %v and cannot be converted: %w", v, reflect.TypeOf(dst), err)
-	}
-	tmp := reflect.New(ev.Type())
-	if err := json.Unmarshal(b, tmp.Interface()); err != nil {
-		return fmt.Errorf("stored %T does not fit %v: %w", v, reflect.TypeOf(dst), err)
-	}
-	ev.Set(tmp.Elem())
-	return nil
-}
-
-func isInt(k reflect.Kind) bool {
-	return k >= reflect.Int && k <= reflect.Int64
 }
 
 // GetAs reads the value under key as a T: [Cache.Get] without a destination pointer.

@@ -1,0 +1,75 @@
+package conv
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestAssign(t *testing.T) {
+	type point struct{ X, Y int }
+	var s string
+	if err := Assign(&s, "a"); err != nil || s != "a" {
+		t.Fatalf("string: %q %v", s, err)
+	}
+	var n int
+	if err := Assign(&n, int64(42)); err != nil || n != 42 {
+		t.Fatalf("int64 into int: %d %v", n, err)
+	}
+	var i8 int8
+	if err := Assign(&i8, 300); err == nil || !strings.Contains(err.Error(), "overflows") {
+		t.Fatalf("300 into int8: %v", err)
+	}
+	var p point
+	if err := Assign(&p, &point{1, 2}); err != nil || p != (point{1, 2}) {
+		t.Fatalf("*T into T: %v %v", p, err)
+	}
+	if err := Assign(&p, map[string]int{"X": 3, "Y": 4}); err != nil || p != (point{3, 4}) {
+		t.Fatalf("through JSON: %v %v", p, err)
+	}
+	if err := Assign(&p, nil); err != nil || p != (point{}) {
+		t.Fatalf("nil: %v %v", p, err)
+	}
+	var a any
+	if err := Assign(&a, 7); err != nil || a != 7 {
+		t.Fatalf("any: %v %v", a, err)
+	}
+	if err := Assign(&n, "x"); err == nil {
+		t.Fatal(`"x" into an int: no error`)
+	}
+	if err := Assign(n, 1); err == nil || !strings.Contains(err.Error(), "non-nil pointer") {
+		t.Fatalf("not a pointer: %v", err)
+	}
+	if err := Assign((*point)(nil), point{}); err == nil {
+		t.Fatal("nil pointer: no error")
+	}
+}
+
+func TestAssignAllocatesNothing(t *testing.T) {
+	v := any("hello")
+	type big struct{ A, B, C string }
+	w := any(big{"a", "b", "c"})
+	if n := testing.AllocsPerRun(100, func() {
+		var s string
+		_ = Assign(&s, v)
+		var b big
+		_ = Assign(&b, w)
+	}); n != 0 {
+		t.Fatalf("%v allocations", n)
+	}
+}
+
+// PlainJSON may say false of a string that encoding/json writes as it is (é), never
+// true of one that it changes.
+func TestPlainJSON(t *testing.T) {
+	for _, s := range []string{"", "abc", "pid.1#ABCDEF", "a b", "~", "<", ">", "é", "\n", `"`, `\`, "&", "\x7f", "\x00"} {
+		b, _ := json.Marshal(s)
+		plain := string(b) == `"`+s+`"`
+		if got := PlainJSON(s); got && !plain {
+			t.Errorf("PlainJSON(%q) = true, but encoding/json writes %s", s, b)
+		}
+		if !PlainJSON(s) && plain && s[0] < 0x80 && s[0] != 0x7f {
+			t.Errorf("PlainJSON(%q) = false for printable ASCII that encoding/json keeps", s)
+		}
+	}
+}
