@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"net"
 	"slices"
 	"strconv"
@@ -41,6 +42,12 @@ import (
 //     proves that every write acknowledged before s has had its invalidation read and
 //     applied (they are read in order). NearGet answers only while the send time of the
 //     last such PING is at most MaxStaleness old; otherwise every read goes to Redis.
+//   - Expiry: a key that expires in Redis is deleted (and its invalidation sent) only
+//     when Redis gets to it, lazily on an access or by its sampling expiry cycle, which
+//     can be long after the TTL when many keys live. So a read that fills the near tier
+//     asks PTTL in the same round trip as GET, and the copy is kept only until the
+//     key's TTL ends, counted from the request's send time (an early end, never a late
+//     one).
 //   - A new or lost tracking connection, or a change of the Cluster's masters, empties
 //     the near tier and voids every ticket.
 
@@ -88,7 +95,7 @@ type near struct {
 	interval  time.Duration // between pings
 	deadAfter time.Duration // a tracking connection silent this long is replaced
 	prefixes  []string
-	local     *otter.Cache[string, any]
+	local     *otter.Cache[string, *nearItem]
 	seed      maphash.Seed
 
 	// seq hands out tickets and stamps invalidations: an invalidation of a key (or a
@@ -114,6 +121,58 @@ type near struct {
 type stripe struct {
 	mu    sync.Mutex
 	inval uint64 // seq of the last invalidation of a key of the stripe
+	// ends holds, for the keys of the stripe read from Redis and not filled yet, when
+	// their TTL ends (mono; noEnd for no TTL): Get records it, NearFill takes it.
+	ends map[string]int64
+}
+
+// nearItem is a copy in the near tier: the decoded value, and when the key's TTL ends
+// (mono; noEnd for none).
+type nearItem struct {
+	v   any
+	end int64
+}
+
+// noEnd is the end of a key without a TTL.
+const noEnd = math.MaxInt64
+
+// maxPendingEnds bounds a stripe's ends: a read whose value is never filled (it did not
+// decode) leaves its entry until the key's next fill; past the bound, a read records
+// nothing and its fill is skipped.
+const maxPendingEnds = 64
+
+// getTracked is Get for a key the near tier may keep: GET and PTTL in one round trip,
+// recording when the key's TTL ends for NearFill.
+func (d *Driver) getTracked(ctx context.Context, key string) (any, bool, error) {
+	get := redis.NewStringCmd(ctx, "get", key)
+	pttl := redis.NewIntCmd(ctx, "pttl", key)
+	sent := mono()
+	if err := d.process(ctx, []redis.Cmder{get, pttl}); err != nil {
+		if err == redis.Nil && get.Err() == redis.Nil {
+			return nil, false, nil
+		}
+		if err = get.Err(); err == nil {
+			err = pttl.Err()
+		}
+		return nil, false, fail("get", key, err)
+	}
+	b, _ := get.Bytes()
+	end := int64(noEnd)
+	if ms := pttl.Val(); ms >= 0 {
+		end = sent + ms*int64(time.Millisecond)
+	}
+	s := d.near.stripe(key)
+	s.mu.Lock()
+	if old, ok := s.ends[key]; ok {
+		s.ends[key] = min(old, end) // two reads in flight: the earlier end is safe for both
+	} else if len(s.ends) < maxPendingEnds {
+		if s.ends == nil {
+			s.ends = make(map[string]int64)
+		}
+		s.ends[key] = end
+	}
+	s.mu.Unlock()
+	return b, true, nil
 }
 
 // start is the origin of mono.
@@ -142,7 +201,7 @@ func startNear(d *Driver, o NearOptions) (*near, error) {
 	if err := checkPrefixes(o.Prefixes); err != nil {
 		return nil, err
 	}
-	local, err := otter.New(&otter.Options[string, any]{MaximumSize: o.MaxEntries})
+	local, err := otter.New(&otter.Options[string, *nearItem]{MaximumSize: o.MaxEntries})
 	if err != nil {
 		return nil, fmt.Errorf("rediscache: near cache: %w", err)
 	}
@@ -247,6 +306,7 @@ func (n *near) invalidate(key string) {
 	s.mu.Lock()
 	s.inval = n.seq.Add(1)
 	n.local.Invalidate(key)
+	delete(s.ends, key)
 	s.mu.Unlock()
 }
 
@@ -257,6 +317,9 @@ func (n *near) reset() {
 	}
 	n.resetSeq = n.seq.Add(1)
 	n.local.InvalidateAll()
+	for i := range n.stripes {
+		clear(n.stripes[i].ends)
+	}
 	for i := range n.stripes {
 		n.stripes[i].mu.Unlock()
 	}
@@ -666,10 +729,18 @@ func (t *tracker) pong(payload string) {
 // have proved within MaxStaleness that they are receiving invalidations.
 func (d *Driver) NearGet(key string) (any, bool) {
 	n := d.near
-	if n == nil || !n.fresh() {
+	if n == nil {
 		return nil, false
 	}
-	return n.local.GetIfPresent(key)
+	now := mono()
+	if c := n.confirmed.Load(); c == 0 || now-c > n.maxStale {
+		return nil, false
+	}
+	it, ok := n.local.GetIfPresent(key)
+	if !ok || now >= it.end {
+		return nil, false
+	}
+	return it.v, true
 }
 
 // NearReserve implements driver.Near: a ticket for NearFill, or 0 when the near cache is
@@ -691,8 +762,10 @@ func (d *Driver) NearFill(key string, v any, ticket uint64) {
 	}
 	s := n.stripe(key)
 	s.mu.Lock()
-	if ticket > s.inval && ticket > n.resetSeq {
-		n.local.Set(key, v)
+	end, known := s.ends[key]
+	if known && ticket > s.inval && ticket > n.resetSeq {
+		delete(s.ends, key)
+		n.local.Set(key, &nearItem{v: v, end: end})
 	}
 	s.mu.Unlock()
 }

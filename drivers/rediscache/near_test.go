@@ -292,6 +292,30 @@ func TestNearExpiry(t *testing.T) {
 	}
 }
 
+// TestNearExpiryWithoutRedisDeleting: the near tier drops a copy when its key's TTL
+// ends, even when Redis has not deleted the key yet (no invalidation is sent until it
+// does: here its active expiry is off, as it is in effect for a key among many that
+// its sampling has not reached).
+func TestNearExpiryWithoutRedisDeleting(t *testing.T) {
+	srv := redistest.StartWith(t, "--enable-debug-command", "local")
+	c, d := newNear(t, rediscache.Options{URL: srv.URL()}, rediscache.NearOptions{})
+	ctx := context.Background()
+	if err := d.Client().Do(ctx, "debug", "set-active-expire", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	key := scope("near.exp.lazy")
+	const ttl = 300 * time.Millisecond
+	if err := c.Set(ctx, key, "v", ttl); err != nil {
+		t.Fatal(err)
+	}
+	set := time.Now()
+	warm(t, c, d, key)
+	time.Sleep(ttl - time.Since(set) + 50*time.Millisecond)
+	if v, ok := getString(t, c, key); ok {
+		t.Fatalf("the near tier served %q %v after the Set of a %v TTL", v, time.Since(set), ttl)
+	}
+}
+
 // racyGet is the driver with a Get that returns what Redis held when it was called, but
 // only after another client has written a new value and its invalidation has been
 // applied: the GET reply that loses the race with a write.
@@ -369,6 +393,9 @@ func TestNearTicketRace(t *testing.T) {
 		t.Fatal("NearFill kept a value under a ticket taken before the invalidation")
 	}
 	late := d.NearReserve(key) // what a fill without tickets amounts to
+	if _, _, err := d.Get(ctx, key); err != nil { // the read a fill follows (it learns the TTL)
+		t.Fatal(err)
+	}
 	d.NearFill(key, "old", late)
 	if v, _ := getString(t, c, key); v != "old" {
 		t.Fatalf("negative control: %q; want the stale old that a fill without the ticket check keeps", v)

@@ -443,6 +443,9 @@ func (d *Driver) Get(ctx context.Context, key string) (any, bool, error) {
 	if err := d.check(ctx); err != nil {
 		return nil, false, fail("get", key, err)
 	}
+	if d.near != nil && d.near.tracked(key) {
+		return d.getTracked(ctx, key)
+	}
 	cmd := redis.NewStringCmd(ctx, "get", key)
 	if err := d.exec.Process(ctx, cmd); err != nil {
 		if err == redis.Nil {

@@ -227,6 +227,25 @@ func Start(tb testing.TB) *Server {
 	return s
 }
 
+// StartWith is Start for a redis-server started with the extra arguments args (such as
+// "--enable-debug-command", "local"). Without redis-server it skips tb, outside CI only.
+func StartWith(tb testing.TB, args ...string) *Server {
+	tb.Helper()
+	if Binary() == "" {
+		if InCI() {
+			tb.Fatal("redistest: redis-server is not on PATH; in CI the Redis tests must run (install redis-server)")
+		}
+		tb.Skip("redistest: redis-server is not on PATH")
+	}
+	p, err := startProc(0, func(string) []string { return args })
+	if err != nil {
+		tb.Fatalf("redistest: %v", err)
+	}
+	s := &Server{p: p, port: p.port}
+	tb.Cleanup(s.Stop)
+	return s
+}
+
 // URL returns the server's URL, database 0.
 func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
 
