@@ -392,7 +392,7 @@ func TestNearTicketRace(t *testing.T) {
 	if rediscache.NearHas(d, key) {
 		t.Fatal("NearFill kept a value under a ticket taken before the invalidation")
 	}
-	late := d.NearReserve(key) // what a fill without tickets amounts to
+	late := d.NearReserve(key)                    // what a fill without tickets amounts to
 	if _, _, err := d.Get(ctx, key); err != nil { // the read a fill follows (it learns the TTL)
 		t.Fatal(err)
 	}
