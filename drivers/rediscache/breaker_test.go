@@ -128,6 +128,11 @@ func TestBreakerFailsFastAndRecovers(t *testing.T) {
 		"delete":             func() error { return d.Delete(ctx, "a", "b") },
 		"increment":          func() error { _, err := d.Increment(ctx, "n", 1, time.Minute); return err },
 		"pull":               func() error { _, _, err := d.Pull(ctx, "k"); return err },
+		"list push":          func() error { _, err := d.ListPush(ctx, "l", []any{[]byte(`"a"`)}, false, 0); return err },
+		"list push ttl":      func() error { _, err := d.ListPush(ctx, "l", []any{[]byte(`"a"`)}, false, time.Minute); return err },
+		"list pop":           func() error { _, _, err := d.ListPop(ctx, "l", false); return err },
+		"scan":               func() error { return d.Scan(ctx, "", func(string) bool { return true }) },
+		"delete namespace":   func() error { return d.DeleteNamespace(ctx, "ns") },
 		"ttl":                func() error { _, _, err := d.TTL(ctx, "k"); return err },
 		"compare-and-delete": func() error { _, err := d.CompareAndDelete(ctx, "k", []byte("x")); return err },
 		"compare-and-swap": func() error {

@@ -78,7 +78,7 @@ func (d *Driver) ListPush(ctx context.Context, key string, vals []any, front boo
 			name = "lpush"
 		}
 		cmd := redis.NewIntCmd(ctx, append([]any{name, key}, items...)...)
-		if err := d.c.Process(ctx, cmd); err != nil {
+		if err := d.send(ctx, cmd); err != nil {
 			return 0, fail("list push", key, listError(err))
 		}
 		return cmd.Val(), nil
@@ -88,7 +88,7 @@ func (d *Driver) ListPush(ctx context.Context, key string, vals []any, front boo
 		side = "1"
 	}
 	args := append([]any{side, pxMillis(ttlIfNew)}, items...)
-	n, err := listPushScript.run(ctx, d.c, []string{key}, args...).Int64()
+	n, err := listPushScript.run(ctx, guarded{d.brk, d.c}, []string{key}, args...).Int64()
 	if err != nil {
 		return 0, fail("list push", key, listError(err))
 	}
@@ -107,7 +107,7 @@ func (d *Driver) ListPop(ctx context.Context, key string, front bool) (any, bool
 		name = "lpop"
 	}
 	cmd := redis.NewStringCmd(ctx, name, key)
-	if err := d.c.Process(ctx, cmd); err != nil {
+	if err := d.send(ctx, cmd); err != nil {
 		if err == redis.Nil {
 			return nil, false, nil
 		}
@@ -124,7 +124,7 @@ func (d *Driver) ListRange(ctx context.Context, key string, start, stop int64) (
 		return nil, fail("list range", key, err)
 	}
 	cmd := redis.NewStringSliceCmd(ctx, "lrange", key, start, stop)
-	if err := d.c.Process(ctx, cmd); err != nil {
+	if err := d.send(ctx, cmd); err != nil {
 		return nil, fail("list range", key, listError(err))
 	}
 	out := make([]any, len(cmd.Val()))
@@ -140,7 +140,7 @@ func (d *Driver) ListLen(ctx context.Context, key string) (int64, error) {
 		return 0, fail("list len", key, err)
 	}
 	cmd := redis.NewIntCmd(ctx, "llen", key)
-	if err := d.c.Process(ctx, cmd); err != nil {
+	if err := d.send(ctx, cmd); err != nil {
 		return 0, fail("list len", key, listError(err))
 	}
 	return cmd.Val(), nil
@@ -154,7 +154,7 @@ func (d *Driver) ListTrim(ctx context.Context, key string, start, stop int64) er
 	}
 	defer d.near.evict(key)
 	cmd := redis.NewStatusCmd(ctx, "ltrim", key, start, stop)
-	if err := d.c.Process(ctx, cmd); err != nil {
+	if err := d.send(ctx, cmd); err != nil {
 		return fail("list trim", key, listError(err))
 	}
 	return nil

@@ -20,11 +20,14 @@ func (d *Driver) DeleteNamespace(ctx context.Context, ns string) error {
 	if err := d.check(ctx); err != nil {
 		return fail("delete namespace", ns, err)
 	}
+	if err := d.brk.allow(); err != nil {
+		return fail("delete namespace", ns, err)
+	}
 	defer d.near.evictAll()
 	if ns == "" {
 		return fail("delete namespace", ns, errors.New("empty namespace"))
 	}
-	if err := d.c.Process(ctx, redis.NewIntCmd(ctx, "del", ns)); err != nil {
+	if err := d.send(ctx, redis.NewIntCmd(ctx, "del", ns)); err != nil {
 		return fail("delete namespace", ns, err)
 	}
 	match := escapeGlob(ns) + ".*"
@@ -116,6 +119,9 @@ func escapeGlob(s string) string {
 // prefix never calls it: its Flush deletes only its own keys, with DeleteNamespace.
 func (d *Driver) Flush(ctx context.Context) error {
 	if err := d.check(ctx); err != nil {
+		return fail("flush", "", err)
+	}
+	if err := d.brk.allow(); err != nil {
 		return fail("flush", "", err)
 	}
 	if !d.ownsDB {

@@ -25,6 +25,9 @@ func (d *Driver) Scan(ctx context.Context, prefix string, fn func(key string) bo
 	if err := d.check(ctx); err != nil {
 		return fail("scan", prefix, err)
 	}
+	if err := d.brk.allow(); err != nil {
+		return fail("scan", prefix, err)
+	}
 	nodes, err := d.nodes(ctx)
 	if err != nil {
 		return fail("scan", prefix, err)
