@@ -85,11 +85,15 @@
 //
 // # When Redis is down
 //
-// Every method returns an error, never a miss and never "someone else holds the lock":
-// a command fails after go-redis's retries (by default 5 dials 100 ms apart, and 3
-// retries of the command: max_retries and dial_timeout in the URL, DialerRetries and
+// Every method returns an error, never a miss and never "someone else holds the lock".
+// The first commands fail after go-redis's retries (by default 5 dials 100 ms apart, and
+// 3 retries of the command: max_retries and dial_timeout in the URL, DialerRetries and
 // MaxRetries on a client you build) or at the context's deadline, whichever comes first.
-// Nothing needs restarting: go-redis reconnects when Redis is back.
+// Then the circuit breaker ([BreakerOptions], on by default) confirms with a PING of its
+// own that Redis is unreachable and opens: commands fail at once with an error matching
+// [ErrUnavailable], until a PING, sent every Cooldown, is answered again. Nothing needs
+// restarting. To keep serving reads from the loader meanwhile, see cache.Config.FailOpen;
+// locks always fail closed. docs/outages.md has the details.
 package rediscache
 
 import (
@@ -187,8 +191,9 @@ type Options struct {
 	// written); go-redis's ProcessPipelineHook, not ProcessHook, sees the batched
 	// commands (tracing shows pipelines); a release under concurrency runs in the
 	// pipelines of the driver's client (its retries and dial settings) rather than on
-	// the fail-fast lock client, so against a stopped Redis it fails after the client's
-	// redials instead of at once (a renewal, Extend, is never batched). The
+	// the fail-fast lock client, so against a stopped Redis, before the circuit breaker
+	// opens, it fails after the client's redials instead of at once (a renewal, Extend,
+	// is never batched). The
 	// autopipeliner is go-redis's, cached on the client and shared with its other users
 	// (the first one's AutoPipelineOptions win); it stops when the client is closed,
 	// and if someone closes it earlier the driver sends directly again.
