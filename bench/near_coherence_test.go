@@ -157,4 +157,3 @@ func coherenceScene(t *testing.T, write func(int64) error, readers []func() (int
 		n, res.reads, len(readers), res.stale, coherenceWindow, q(0.5), q(0.99), staleness[len(staleness)-1])
 	return res
 }
-
