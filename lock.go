@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cachekit/cache/driver"
+	"github.com/cachekit/cache/internal/wait"
 )
 
 // ReleaseTimeout bounds every release and every [LockHandle.Extend]: each runs with a
@@ -318,7 +318,7 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 		return nil, d.fail("Lock", key, ErrNotAcquired)
 	}
 	switch err := waitLoop(ctx, d, k, o.Wait, true, func() (bool, error) { return h.try(ctx, o.Fencing) }); {
-	case err == errWaitOver:
+	case err == wait.ErrOver:
 		return nil, d.fail("Lock", key, fmt.Errorf("%w: %w after %v", ErrNotAcquired, ErrWaitTimeout, o.Wait))
 	case err != nil && ctx.Err() != nil:
 		return nil, d.fail("Lock", key, errors.Join(ErrNotAcquired, err))
@@ -411,61 +411,16 @@ func newToken(owner string) string {
 	return b.String()
 }
 
-// errWaitOver is waitLoop's error when its wait has elapsed.
-var errWaitOver = errors.New("wait elapsed")
-
 // waitLoop is the one wait loop of the package (Lock's Wait, distributed Remember, Once):
-// it calls attempt until attempt reports done or fails, ctx ends, or wait elapses (wait
-// <= 0: only ctx ends it). Before each attempt (but the first, unless watchFirst) it
-// watches key, when the driver can, so that a change between an attempt and the wait
-// after it is not missed. Between attempts it waits for the watch or for a backoff with
-// full jitter, whichever comes first: doubling from 1 ms to 25 ms when it polls, from
-// 10 ms to 250 ms when a watch can wake it (the poll is the safety net for expiry and
-// unreported deletes, which no watch sees). It returns attempt's error, errWaitOver
-// when wait elapsed, and ctx's cause when ctx ended.
-func waitLoop(ctx context.Context, d *namedDriver, key string, wait time.Duration, watchFirst bool, attempt func() (done bool, err error)) error {
-	deadline := time.Now().Add(wait)
-	backoff, maxBackoff := time.Millisecond, 25*time.Millisecond
-	if d.watch != nil {
-		backoff, maxBackoff = 10*time.Millisecond, 250*time.Millisecond
+// [wait.Loop] on key's watch when the driver has one, with a backoff doubling from 10 ms
+// to 250 ms (the poll is the safety net for expiry and unreported deletes, which no
+// watch sees), and from 1 ms to 25 ms without.
+func waitLoop(ctx context.Context, d *namedDriver, key string, limit time.Duration, watchFirst bool, attempt func() (done bool, err error)) error {
+	if d.watch == nil {
+		return wait.Loop(ctx, nil, time.Millisecond, 25*time.Millisecond, limit, watchFirst, attempt)
 	}
-	for first := true; ; first = false {
-		wctx, cancel := context.WithCancel(ctx)
-		var woke <-chan struct{}
-		if d.watch != nil && (watchFirst || !first) {
-			// A watch that cannot be set up now (a slow or reconnecting server): poll
-			// this turn; the attempt reports a server that is really gone.
-			if ch, err := d.watch.Watch(wctx, key); err == nil {
-				woke = ch
-			}
-		}
-		done, err := attempt()
-		if done || err != nil {
-			cancel()
-			return err
-		}
-		sleep := backoff/2 + rand.N(backoff/2+1) // full jitter: waiters do not retry in lockstep
-		if wait > 0 {
-			left := time.Until(deadline)
-			if left <= 0 {
-				cancel()
-				return errWaitOver
-			}
-			sleep = min(sleep, left)
-		}
-		t := time.NewTimer(sleep)
-		select {
-		case <-woke:
-		case <-t.C:
-		case <-ctx.Done():
-		}
-		t.Stop()
-		cancel()
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
-		}
-		backoff = min(backoff*2, maxBackoff)
-	}
+	watch := func(ctx context.Context) (<-chan struct{}, error) { return d.watch.Watch(ctx, key) }
+	return wait.Loop(ctx, watch, 10*time.Millisecond, 250*time.Millisecond, limit, watchFirst, attempt)
 }
 
 // keepAlive returns fn's ctx, which ends when the lease does: at its end without
@@ -516,7 +471,7 @@ func (h *LockHandle) keepAlive(ctx context.Context, autoExtend bool) (fctx conte
 			// A renewal gets one interval: a slower answer is as good as none.
 			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), interval)
 			sent := time.Now()
-			ok, err := bounded(rctx, func(ctx context.Context) (bool, error) {
+			ok, err := wait.Bounded(rctx, func(ctx context.Context) (bool, error) {
 				return h.d.ext.Extend(ctx, h.final, h.stored, h.ttl)
 			})
 			rcancel()
@@ -542,29 +497,6 @@ func (h *LockHandle) keepAlive(ctx context.Context, autoExtend bool) (fctx conte
 		<-done
 		lease.Stop()
 		cancel(nil)
-	}
-}
-
-// bounded runs f and returns its result, or ctx's error as soon as ctx ends if f has not
-// returned by then: a driver that does not honour its context (a client whose commands
-// wait out their own timeouts on a frozen connection) cannot hold up lock upkeep. f's
-// goroutine finishes in the background when the driver returns.
-func bounded[T any](ctx context.Context, f func(context.Context) (T, error)) (T, error) {
-	type result struct {
-		v   T
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		v, err := f(ctx)
-		ch <- result{v, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.v, r.err
-	case <-ctx.Done():
-		var zero T
-		return zero, fmt.Errorf("no answer in time: %w", context.Cause(ctx))
 	}
 }
 
@@ -676,7 +608,7 @@ func (h *LockHandle) Extend(ctx context.Context, ttl time.Duration) error {
 	defer cancel()
 	seq := h.sent.Add(1)
 	sent := time.Now()
-	ok, err := bounded(ctx, func(ctx context.Context) (bool, error) {
+	ok, err := wait.Bounded(ctx, func(ctx context.Context) (bool, error) {
 		return h.d.ext.Extend(ctx, h.final, h.stored, ttl)
 	})
 	if err != nil {

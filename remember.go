@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cachekit/cache/driver"
+	"github.com/cachekit/cache/internal/wait"
 )
 
 // Remember returns the value under key, or on a miss runs fn, stores its result for ttl
@@ -306,7 +307,7 @@ func loadDistributed[T any](ctx context.Context, d *namedDriver, k string, o Rem
 		return found, err
 	})
 	switch {
-	case err == errWaitOver:
+	case err == wait.ErrOver:
 		return load() // the other loader is stuck or gone: do it ourselves
 	case err != nil:
 		return nil, err
