@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	cryptorand "crypto/rand"
 	"errors"
 	"fmt"
 	"math"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cachekit/cache/driver"
+	"github.com/cachekit/cache/internal/token"
 	"github.com/cachekit/cache/internal/wait"
 )
 
@@ -296,7 +296,7 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 	if owner == "" {
 		owner = defaultOwner
 	}
-	h := &LockHandle{m: c.m, d: d, key: key, final: k, token: newToken(owner), ttl: o.TTL}
+	h := &LockHandle{m: c.m, d: d, key: key, final: k, token: token.New(owner), ttl: o.TTL}
 	if h.stored, err = d.encodeString(h.token); err != nil {
 		return nil, d.fail("Lock", key, err)
 	}
@@ -393,22 +393,6 @@ func (h *LockHandle) ValidUntil() time.Time {
 func (h *LockHandle) lapsed() bool {
 	n := h.until.Load()
 	return n != 0 && int64(time.Since(h.since)) >= n
-}
-
-// newToken returns "<owner>#<26 random base32 characters>" (128 bits), in one
-// allocation.
-func newToken(owner string) string {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-	var src [26]byte
-	_, _ = cryptorand.Read(src[:]) // never fails (crypto/rand's contract)
-	var b strings.Builder
-	b.Grow(len(owner) + 1 + len(src))
-	b.WriteString(owner)
-	b.WriteByte('#')
-	for _, c := range src {
-		b.WriteByte(alphabet[c&31])
-	}
-	return b.String()
 }
 
 // waitLoop is the one wait loop of the package (Lock's Wait, distributed Remember, Once):

@@ -2,13 +2,13 @@ package cache
 
 import (
 	"context"
-	cryptorand "crypto/rand"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/cachekit/cache/driver"
+	"github.com/cachekit/cache/internal/token"
 )
 
 // OnceOutcome is the result of [Once].
@@ -39,8 +39,8 @@ type onceDone[T any] struct {
 	Value T    `json:"value"`
 }
 
-// oncePending prefixes the marker that holds the key while fn runs.
-const oncePending = "once.pending#"
+// oncePending is the owner of the marker token that holds the key while fn runs.
+const oncePending = "once.pending"
 
 // Once runs fn at most once per key within ttl, across every process that shares the
 // store: idempotent webhook handling, payment capture. It is what a lock cannot give: a
@@ -84,12 +84,12 @@ func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, f
 	if d.cond == nil || d.cad == nil || d.swap == nil || d.ext == nil {
 		return out, unsupported(d, "Once")
 	}
-	token := oncePending + cryptorand.Text()
-	pending, err := d.encodeString(token)
+	marker := token.New(oncePending)
+	pending, err := d.encodeString(marker)
 	if err != nil {
 		return out, d.fail("Once", key, err)
 	}
-	h := &LockHandle{d: d, key: key, final: k, token: token, stored: pending, ttl: o.LockTTL}
+	h := &LockHandle{d: d, key: key, final: k, token: marker, stored: pending, ttl: o.LockTTL}
 	if err := ctx.Err(); err != nil {
 		return out, d.fail("Once", key, context.Cause(ctx))
 	}
@@ -172,7 +172,7 @@ func readOnce[T any](ctx context.Context, d *namedDriver, key string) (done bool
 	}
 	var s string
 	if d.decode(raw, &s) == nil {
-		if strings.HasPrefix(s, oncePending) {
+		if strings.HasPrefix(s, oncePending+"#") {
 			return false, v, nil
 		}
 		return false, v, fmt.Errorf("the key holds %q, not a Once record", s)

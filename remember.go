@@ -2,12 +2,12 @@ package cache
 
 import (
 	"context"
-	cryptorand "crypto/rand"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/cachekit/cache/driver"
+	"github.com/cachekit/cache/internal/token"
 	"github.com/cachekit/cache/internal/wait"
 )
 
@@ -290,7 +290,7 @@ func callLoader[T any](ctx context.Context, fn func(context.Context) (T, error))
 
 // loadDistributed loads under a cross-process lock, or waits for another process's load.
 func loadDistributed[T any](ctx context.Context, d *namedDriver, k string, o RememberOptions, read func() (T, bool, error), load func() (any, error)) (any, error) {
-	token, err := d.encodeString(defaultOwner + "#" + cryptorand.Text())
+	token, err := d.encodeString(token.New(defaultOwner))
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,8 @@ package cache
 import (
 	"context"
 	"strings"
+
+	"github.com/cachekit/cache/internal/token"
 )
 
 // Scan calls fn with the keys of c's scope under ns (ns itself and every "ns.*" key; ""
@@ -54,25 +56,10 @@ func ListLocks(ctx context.Context, c *Cache, ns string) ([]LockInfo, error) {
 	var out []LockInfo
 	for _, k := range keys {
 		info, err := InspectLock(ctx, c, k)
-		if err != nil || !info.Held || !looksLikeToken(info.Token) {
+		if err != nil || !info.Held || !token.Is(info.Token) {
 			continue // not a lock, or gone
 		}
 		out = append(out, info)
 	}
 	return out, nil
-}
-
-// looksLikeToken reports whether s ends in "#" and 26 base32 characters, as newToken
-// makes them.
-func looksLikeToken(s string) bool {
-	i := strings.LastIndexByte(s, '#')
-	if i < 0 || len(s)-i-1 != 26 {
-		return false
-	}
-	for _, r := range s[i+1:] {
-		if !(r >= 'A' && r <= 'Z' || r >= '2' && r <= '7') {
-			return false
-		}
-	}
-	return true
 }
