@@ -2,14 +2,11 @@ package cache
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"reflect"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/cachekit/cache/internal/memokey"
 )
 
 // Memo is a memoized function: see [Cached].
@@ -60,50 +57,9 @@ func (m *Memo[A, T]) Invalidate(ctx context.Context, a A) error {
 
 // Key returns the cache key of a (before the global prefix).
 func (m *Memo[A, T]) Key(a A) (string, error) {
-	var s string
-	var v any = a
-	if m.asJSON {
-		v = nil // the default case: JSON, so that 42 and "42" differ
+	s, err := memokey.Of(a, m.asJSON, reserved)
+	if err != nil {
+		return "", opError("Cached", m.prefix, fmt.Errorf("%w: the argument %T has no key: %w", ErrInvalidKey, a, err))
 	}
-	switch v := v.(type) {
-	case string:
-		s = v
-	case int:
-		s = strconv.Itoa(v)
-	case int64:
-		s = strconv.FormatInt(v, 10)
-	case uint64:
-		s = strconv.FormatUint(v, 10)
-	case bool:
-		s = strconv.FormatBool(v)
-	case float64:
-		s = strconv.FormatFloat(v, 'g', -1, 64)
-	default:
-		b, err := json.Marshal(a)
-		if err != nil {
-			return "", opError("Cached", m.prefix, fmt.Errorf("%w: the argument %T has no key: %w", ErrInvalidKey, a, err))
-		}
-		s = string(b)
-	}
-	return join(m.prefix, memoText(s)), nil
+	return join(m.prefix, s), nil
 }
-
-// memoText is the key of an argument's text: injective, so that two arguments never
-// share a key. A short text without the reserved character is itself, with a "~" in
-// front when it starts with "~"; any other text is "~sha256:" and its hash, a form that
-// no short text takes (those start with a character other than "~", or with "~~").
-func memoText(s string) string {
-	if len(s) <= maxMemoText && !strings.Contains(s, reserved) {
-		if strings.HasPrefix(s, memoMark) {
-			return memoMark + s
-		}
-		return s
-	}
-	sum := sha256.Sum256([]byte(s))
-	return memoMark + "sha256:" + hex.EncodeToString(sum[:])
-}
-
-const (
-	maxMemoText = 200 // bytes of argument text kept as they are
-	memoMark    = "~" // starts a hashed text; doubled in front of a short text that starts with it
-)
