@@ -65,11 +65,7 @@ func (l *List[T]) push(ctx context.Context, front bool, items []T) (int, error) 
 				return 0, opError("List", l.key, err)
 			}
 		}
-		ttl := l.ttl
-		if ttl == 0 {
-			ttl = d.defTTL
-		}
-		n, err := d.lister.ListPush(ctx, k, vals, front, ttl)
+		n, err := d.lister.ListPush(ctx, k, vals, front, d.orDefault(l.ttl))
 		l.c.done("List", d, l.key, EventSet, err, 0)
 		if err != nil {
 			return 0, opError("List", l.key, err)

@@ -93,10 +93,7 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 	if o.Distributed && (d.cond == nil || d.cad == nil) {
 		return zero, unsupported(d, "Remember with Distributed")
 	}
-	ttl := o.TTL
-	if ttl == 0 {
-		ttl = d.defTTL
-	}
+	ttl := d.orDefault(o.TTL)
 	// The hit path, without closures: one interface call and, on an in-process driver,
 	// a type assertion.
 	v, found, near, ticket, k, err := d.readAt(ctx, scope, key)

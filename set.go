@@ -61,9 +61,7 @@ func (c *Cache) Set(ctx context.Context, key string, v any, ttl time.Duration) e
 	if err != nil {
 		return d.fail("Set", key, err)
 	}
-	if ttl == 0 {
-		ttl = d.defTTL
-	}
+	ttl = d.orDefault(ttl)
 	start := c.m.sampleStart()
 	_, err = d.write(ctx, driver.Entry{Key: k, Value: v, TTL: ttl}, Upsert)
 	if err == nil {
@@ -92,9 +90,7 @@ func (c *Cache) SetWith(ctx context.Context, key string, v any, o SetOptions) (S
 	if err != nil {
 		return SetResult{}, d.fail("SetWith", key, err)
 	}
-	if ttl == 0 {
-		ttl = d.defTTL
-	}
+	ttl = d.orDefault(ttl)
 	written, err := d.write(ctx, driver.Entry{Key: k, Value: v, TTL: ttl, Tags: o.Tags}, o.OnConflict)
 	if written || err != nil {
 		c.done("SetWith", d, key, EventSet, err, 0)
@@ -162,6 +158,14 @@ func capTTL(ttl time.Duration) time.Duration {
 	return min(ttl, driver.MaxTTL)
 }
 
+// orDefault is ttl, or the driver's default TTL for 0.
+func (d *namedDriver) orDefault(ttl time.Duration) time.Duration {
+	if ttl == 0 {
+		return d.defTTL
+	}
+	return ttl
+}
+
 // resolveTTL checks a TTL or an absolute expiry and returns the TTL (0: default), capped
 // with capTTL.
 func resolveTTL(ttl time.Duration, at time.Time) (time.Duration, error) {
@@ -196,9 +200,7 @@ func (c *Cache) SetMany(ctx context.Context, items map[string]any, ttl time.Dura
 	if err != nil {
 		return d.fail("SetMany", "", err)
 	}
-	if ttl == 0 {
-		ttl = d.defTTL
-	}
+	ttl = d.orDefault(ttl)
 	entries := make([]driver.Entry, 0, len(items))
 	keys := make([]string, 0, len(items)) // the callers' keys, for the events
 	for key, v := range items {
