@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cachekit/cache/driver"
+	"github.com/cachekit/cache/internal/flight"
 	"github.com/cachekit/cache/internal/token"
 	"github.com/cachekit/cache/internal/wait"
 )
@@ -160,7 +161,7 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 		}
 	}
 	load := func() (any, error) {
-		t, err := callLoader(ctx, fn)
+		t, err := flight.Call(ctx, fn)
 		if err != nil {
 			if o.NegativeTTL > 0 && errors.Is(err, ErrNotFound) {
 				if _, werr := d.write(ctx, driver.Entry{Key: noneKey, Value: true, TTL: o.NegativeTTL}, Upsert); c.soft(ctx, "Remember", d, key, werr) != nil {
@@ -176,14 +177,14 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 		}
 		c.done("Remember", d, key, EventSet, err, start)
 		if err != nil {
-			return t, &storeError{err}
+			return t, &flight.Partial{Err: err}
 		}
 		if err := c.soft(ctx, "Remember", d, key, c.indexTags(ctx, d, k, ttl, nil)); err != nil {
-			return t, &storeError{err}
+			return t, &flight.Partial{Err: err}
 		}
 		return t, nil
 	}
-	return flight[T](ctx, c, d, d.name+"\x00"+k, "Remember", key, func() (any, error) {
+	return sharedLoad[T](ctx, c, d, d.name+"\x00"+k, "Remember", key, func() (any, error) {
 		// A caller that missed just after a previous flight stored the value (or found
 		// nothing). Any error stops the load: a key the driver cannot read (another
 		// program's data) or a value that does not decode is never overwritten.
@@ -197,92 +198,13 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 	})
 }
 
-// flight runs load once for every concurrent caller of the same flight key, and gives
-// each its result. A caller whose ctx ends stops waiting; a load that failed after the
-// ctx of the caller that started it ended is that caller's failure, and a waiter whose
-// own ctx is live runs it again; any other error, whatever it wraps (a loader's own
-// timeout wraps context.DeadlineExceeded), reaches every waiter once. A panic in load goes
-// to the caller that ran it, and is an error for the others.
-func flight[T any](ctx context.Context, c *Cache, d *namedDriver, fkey, op, key string, load func() (any, error)) (T, error) {
-	var zero T
-	for {
-		var ran bool // set by the goroutine that runs the flight; read after <-ch
-		ch := c.m.flights.DoChan(fkey, func() (any, error) {
-			ran = true
-			v, err := load()
-			if err != nil && ctx.Err() != nil { // ctx is the starter's: it ended
-				var pe *panicError
-				var se *storeError
-				if !errors.As(err, &pe) && !errors.As(err, &se) {
-					err = &starterEnded{err}
-				}
-			}
-			return v, err
-		})
-		var res resultT
-		select {
-		case r := <-ch:
-			res = resultT{r.Val, r.Err}
-		case <-ctx.Done():
-			return zero, d.fail(op, key, context.Cause(ctx))
-		}
-		val, _ := res.val.(T) // a nil interface value does not assert
-		if res.err == nil {
-			return val, nil
-		}
-		var pe *panicError
-		if errors.As(res.err, &pe) {
-			if ran {
-				panic(pe.value)
-			}
-			return zero, d.fail(op, key, res.err)
-		}
-		var se *storeError
-		if errors.As(res.err, &se) {
-			return val, d.fail(op, key, se.err)
-		}
-		var ended *starterEnded
-		if errors.As(res.err, &ended) {
-			// Another caller's cancellation is not ours: run the load again.
-			if !ran && ctx.Err() == nil {
-				continue
-			}
-			return zero, d.fail(op, key, ended.err)
-		}
-		return zero, d.fail(op, key, res.err)
+// sharedLoad is [flight.Do] on the manager's flights, its errors wrapped with op and key.
+func sharedLoad[T any](ctx context.Context, c *Cache, d *namedDriver, fkey, op, key string, load func() (any, error)) (T, error) {
+	v, err := flight.Do[T](ctx, &c.m.flights, fkey, load)
+	if err != nil {
+		return v, d.fail(op, key, err)
 	}
-}
-
-type resultT struct {
-	val any
-	err error
-}
-
-// storeError marks a value that was computed but not stored.
-type storeError struct{ err error }
-
-func (e *storeError) Error() string { return "store: " + e.err.Error() }
-func (e *storeError) Unwrap() error { return e.err }
-
-// starterEnded marks a load that failed after the ctx of the caller that started it
-// ended: the failure belongs to that caller, not to the others waiting for the load.
-type starterEnded struct{ err error }
-
-func (e *starterEnded) Error() string { return e.err.Error() }
-func (e *starterEnded) Unwrap() error { return e.err }
-
-// panicError carries a loader's panic to the caller that started the load.
-type panicError struct{ value any }
-
-func (e *panicError) Error() string { return fmt.Sprintf("loader panicked: %v", e.value) }
-
-func callLoader[T any](ctx context.Context, fn func(context.Context) (T, error)) (t T, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = &panicError{r}
-		}
-	}()
-	return fn(ctx)
+	return v, nil
 }
 
 // loadDistributed loads under a cross-process lock, or waits for another process's load.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cachekit/cache/driver"
+	"github.com/cachekit/cache/internal/flight"
 )
 
 // SWROptions are the options of [SWR].
@@ -63,7 +64,7 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 		}
 		if !found[1] {
 			c.refresh(ctx, "swr\x00"+d.name+"\x00"+k, func(rctx context.Context) {
-				t, err := callLoader(rctx, fn)
+				t, err := flight.Call(rctx, fn)
 				if err == nil {
 					err = c.storeSWR(rctx, d, k, t, o)
 					c.done("SWR", d, key, EventSet, err, 0)
@@ -93,7 +94,7 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 			}
 			return t, nil
 		}
-		t, err := callLoader(ctx, fn)
+		t, err := flight.Call(ctx, fn)
 		if err != nil {
 			return t, err
 		}
@@ -104,11 +105,11 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 		}
 		c.done("SWR", d, key, EventSet, err, 0)
 		if err != nil {
-			return t, &storeError{err}
+			return t, &flight.Partial{Err: err}
 		}
 		return t, nil
 	}
-	return flight[T](ctx, c, d, "swr\x00"+d.name+"\x00"+k, "SWR", key, load)
+	return sharedLoad[T](ctx, c, d, "swr\x00"+d.name+"\x00"+k, "SWR", key, load)
 }
 
 // refresh runs job in the background, once per flight at a time, on a context that
