@@ -61,23 +61,17 @@ type Error struct {
 
 // Error returns the one-line message.
 func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString("cache: ")
-	b.WriteString(e.Op)
+	s := "cache: " + e.Op
 	if e.Key != "" {
-		b.WriteByte(' ')
-		b.WriteString(strconv.Quote(e.Key))
+		s += " " + strconv.Quote(e.Key)
 	}
 	if e.Driver != "" {
-		b.WriteString(" (driver ")
-		b.WriteString(strconv.Quote(e.Driver))
-		b.WriteByte(')')
+		s += " (driver " + strconv.Quote(e.Driver) + ")"
 	}
 	if e.Err != nil {
-		b.WriteString(": ")
-		b.WriteString(causeText(e.Err))
+		s += ": " + causeText(e.Err)
 	}
-	return b.String()
+	return s
 }
 
 // Unwrap returns the cause.
