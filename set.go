@@ -132,22 +132,15 @@ func (d *namedDriver) write(ctx context.Context, e driver.Entry, mode OnConflict
 	}
 	e.Value = v
 	e.TTL = capTTL(e.TTL)
-	switch mode {
-	case Create, Update:
-		if d.cond == nil {
-			op := "Create"
-			if mode == Update {
-				op = "Update"
-			}
-			return false, unsupported(d, op)
-		}
-		cond := driver.IfAbsent
-		if mode == Update {
-			cond = driver.IfPresent
-		}
-		return d.cond.SetIf(ctx, e, cond)
+	switch {
+	case mode != Create && mode != Update:
+		return true, d.d.Set(ctx, e)
+	case d.cond == nil:
+		return false, unsupported(d, [...]string{Create: "Create", Update: "Update"}[mode])
+	case mode == Update:
+		return d.cond.SetIf(ctx, e, driver.IfPresent)
 	}
-	return true, d.d.Set(ctx, e)
+	return d.cond.SetIf(ctx, e, driver.IfAbsent)
 }
 
 // capTTL saturates a TTL at [driver.MaxTTL]: every TTL the manager resolves for a driver
