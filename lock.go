@@ -301,6 +301,9 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 		return nil, d.fail("Lock", key, err)
 	}
 	ok, err := h.try(ctx, o.Fencing)
+	if err == nil && !ok {
+		err = holdsLock(ctx, d, k)
+	}
 	if err != nil {
 		c.done("Lock", d, key, 0, err, start)
 		return nil, d.fail("Lock", key, err)
@@ -308,10 +311,6 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 	if ok {
 		c.done("Lock", d, key, EventLockAcquired, nil, start)
 		return h, nil
-	}
-	if err := holdsLock(ctx, d, k); err != nil {
-		c.done("Lock", d, key, 0, err, start)
-		return nil, d.fail("Lock", key, err)
 	}
 	c.done("Lock", d, key, EventLockContended, nil, start)
 	if o.Wait <= 0 {
