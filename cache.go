@@ -309,15 +309,11 @@ func (c *Cache) driverFor(override string) (*namedDriver, error) {
 
 // prep resolves the driver and the final key of a one-key operation.
 func (c *Cache) prep(ctx context.Context, override, key string) (*namedDriver, string, error) {
-	d, err := c.driverFor(override)
+	d, scope, err := c.prepScope(ctx, override, key)
 	if err != nil {
 		return nil, "", err
 	}
-	k, err := c.finalKey(ctx, key)
-	if err != nil {
-		return nil, "", err
-	}
-	return d, k, nil
+	return d, join(scope, key), nil
 }
 
 // prepScope is prep for the reads that go through readAt: the scope instead of the
