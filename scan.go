@@ -29,13 +29,9 @@ func (c *Cache) Scan(ctx context.Context, ns string, fn func(key string) bool) e
 	if scope != "" {
 		strip = len(scope) + 1
 	}
-	match := func(k string) bool {
-		return base == "" || k == base || strings.HasPrefix(k, base+".")
-	}
-	prefix := base
-	err = d.scan.Scan(ctx, prefix, func(k string) bool {
-		if !match(k) || len(k) < strip {
-			return true
+	err = d.scan.Scan(ctx, base, func(k string) bool {
+		if base != "" && k != base && !strings.HasPrefix(k, base+".") || len(k) < strip {
+			return true // outside the namespace
 		}
 		return fn(k[strip:])
 	})
