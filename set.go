@@ -262,9 +262,7 @@ func Many[T any](ctx context.Context, c *Cache, keys ...string) (map[string]T, e
 			return nil, d.fail("Many", "", err)
 		}
 		for i := range final {
-			if kind := hitOrMiss(found[i]); c.m.wants(kind) {
-				c.m.end("Many", d, keys[i], kind, nil, 0)
-			}
+			c.done("Many", d, keys[i], hitOrMiss(found[i]), nil, 0)
 			if found[i] {
 				if err := put(i, vals[i]); err != nil {
 					return nil, err
@@ -275,9 +273,7 @@ func Many[T any](ctx context.Context, c *Cache, keys ...string) (map[string]T, e
 	}
 	for i, k := range final {
 		v, found, err := d.d.Get(ctx, k)
-		if kind := eventKind(found, err); c.m.wants(kind) {
-			c.m.end("Many", d, keys[i], kind, err, 0)
-		}
+		c.done("Many", d, keys[i], hitOrMiss(found), err, 0)
 		if err != nil {
 			return nil, d.fail("Many", keys[i], err)
 		}
