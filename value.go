@@ -45,25 +45,28 @@ func (d *namedDriver) encodeString(s string) (any, error) {
 }
 
 // decode reads a stored value into dst. A codec decodes into a new value that is then
-// copied into *dst, so that dst does not escape: see [conv.Target].
+// copied into *dst, so that dst does not escape: see [conv.Into].
 func (d *namedDriver) decode(v any, dst any) error {
+	_, err := d.decodeKeep(v, dst)
+	return err
+}
+
+// decodeKeep is decode that also returns, for a byte driver, a pointer to the decoded
+// value (nil for an in-process driver).
+func (d *namedDriver) decodeKeep(v any, dst any) (decoded any, err error) {
 	if d.codec == nil {
-		return conv.Assign(dst, v)
+		return nil, conv.Assign(dst, v)
 	}
 	b, ok := v.([]byte)
 	if !ok {
-		return fmt.Errorf("driver %q returned %v, want []byte from a byte driver", d.name, reflect.TypeOf(v))
+		return nil, fmt.Errorf("driver %q returned %v, want []byte from a byte driver", d.name, reflect.TypeOf(v))
 	}
-	ev, err := conv.Target(dst)
-	if err != nil {
-		return err
-	}
-	tmp := reflect.New(ev.Type())
-	if err := d.codec.Unmarshal(b, tmp.Interface()); err != nil {
-		return fmt.Errorf("decode into %v: %w", reflect.TypeOf(dst), err)
-	}
-	ev.Set(tmp.Elem())
-	return nil
+	return conv.Into(dst, func(tmp any) error {
+		if err := d.codec.Unmarshal(b, tmp); err != nil {
+			return fmt.Errorf("decode into %v: %w", reflect.TypeOf(dst), err)
+		}
+		return nil
+	})
 }
 
 // read is the driver's Get, through its near tier ([driver.Near]) when it has one: a
@@ -99,13 +102,12 @@ func (d *namedDriver) decodeRead(k string, v any, near bool, ticket uint64, dst 
 	if near {
 		return conv.Assign(dst, v)
 	}
-	if err := d.decode(v, dst); err != nil {
+	decoded, err := d.decodeKeep(v, dst)
+	if err != nil {
 		return err
 	}
-	if ticket != 0 {
-		if ev, err := conv.Target(dst); err == nil {
-			d.near.NearFill(k, ev.Interface(), ticket)
-		}
+	if ticket != 0 && decoded != nil {
+		d.near.NearFill(k, reflect.ValueOf(decoded).Elem().Interface(), ticket)
 	}
 	return nil
 }

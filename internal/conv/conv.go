@@ -13,8 +13,7 @@ import (
 // Assign stores the Go value v into *dst: directly when v's type fits (or v is a non-nil
 // *T and dst a *T's target), as an integer of another size when both are signed integers
 // and v fits, and otherwise through JSON. A nil v zeroes *dst. dst must be a non-nil
-// pointer. dst never escapes: it is only type-switched, reflected on and written
-// through, and JSON decodes into a value of its own.
+// pointer, and never escapes (see Into, which the conversions go through).
 func Assign(dst any, v any) error {
 	switch d := dst.(type) { // the common cases, without reflection
 	case *string:
@@ -46,68 +45,113 @@ func Assign(dst any, v any) error {
 		*d = v
 		return nil
 	}
-	ev, err := Target(dst)
-	if err != nil {
+	if v == nil {
+		_, err := Into(dst, func(any) error { return nil })
 		return err
 	}
-	if v == nil {
-		ev.SetZero()
-		return nil
-	}
-	vv := reflect.ValueOf(v)
-	if vv.Type().AssignableTo(ev.Type()) {
-		ev.Set(vv)
-		return nil
-	}
-	if vv.Kind() == reflect.Pointer && !vv.IsNil() && vv.Elem().Type().AssignableTo(ev.Type()) {
-		ev.Set(vv.Elem()) // stored *T, read into a T
-		return nil
-	}
-	if isInt(vv.Kind()) && isInt(ev.Kind()) {
-		n := vv.Int()
-		if ev.OverflowInt(n) {
-			return fmt.Errorf("stored %d overflows %s", n, ev.Type())
+	if elem, p, err := pointee(dst); err == nil && reflect.TypeOf(v) == elem {
+		// The same type: copied straight from the value in v, without a temporary.
+		src := (*[2]unsafe.Pointer)(unsafe.Pointer(&v))[1]
+		if direct(elem) { // the interface holds the value itself, not a pointer to it
+			src = unsafe.Pointer(&(*[2]unsafe.Pointer)(unsafe.Pointer(&v))[1])
 		}
-		ev.SetInt(n)
+		typedmemmove(rtype(elem), p, src)
 		return nil
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("stored %T does not fit %v and cannot be converted: %w", v, reflect.TypeOf(dst), err)
-	}
-	tmp := reflect.New(ev.Type())
-	if err := json.Unmarshal(b, tmp.Interface()); err != nil {
-		return fmt.Errorf("stored %T does not fit %v: %w", v, reflect.TypeOf(dst), err)
-	}
-	ev.Set(tmp.Elem())
-	return nil
+	_, err := Into(dst, func(tmp any) error {
+		ev := reflect.ValueOf(tmp).Elem()
+		vv := reflect.ValueOf(v)
+		switch {
+		case vv.Type().AssignableTo(ev.Type()):
+			ev.Set(vv)
+		case vv.Kind() == reflect.Pointer && !vv.IsNil() && vv.Elem().Type().AssignableTo(ev.Type()):
+			ev.Set(vv.Elem()) // stored *T, read into a T
+		case isInt(vv.Kind()) && isInt(ev.Kind()):
+			n := vv.Int()
+			if ev.OverflowInt(n) {
+				return fmt.Errorf("stored %d overflows %s", n, ev.Type())
+			}
+			ev.SetInt(n)
+		default:
+			b, err := json.Marshal(v)
+			if err != nil {
+				return fmt.Errorf("stored %T does not fit %v and cannot be converted: %w", v, reflect.TypeOf(dst), err)
+			}
+			if err := json.Unmarshal(b, tmp); err != nil {
+				return fmt.Errorf("stored %T does not fit %v: %w", v, reflect.TypeOf(dst), err)
+			}
+		}
+		return nil
+	})
+	return err
 }
 
 func isInt(k reflect.Kind) bool { return k >= reflect.Int && k <= reflect.Int64 }
 
-// Target is *dst, settable, or an error when dst is not a non-nil pointer. dst does not
-// escape.
+// Into calls fill with a pointer to a new zero value of the type dst points to (a value
+// on the heap, of fill's own) and, if fill succeeds, copies that value into *dst,
+// replacing what *dst held. It returns the new pointer, for a caller that keeps the
+// value. dst must be a non-nil pointer, and does not escape.
 //
-// reflect.Value.Set makes its receiver escape (the compiler cannot see that Set only
-// writes through it), and through dst that would move every caller's variable to the
-// heap. So the Value is rebuilt from dst's address passed through a uintptr, which
-// hides it from escape analysis as the runtime's noescape does. The caller must only
-// write through the Value during the call that made it, never keep it; it lives on the
-// stack, where a stack move updates it.
-func Target(dst any) (reflect.Value, error) {
-	rv := reflect.ValueOf(dst)
-	if rv.Kind() != reflect.Pointer || rv.IsNil() {
-		return reflect.Value{}, fmt.Errorf("dst must be a non-nil pointer, got %v", reflect.TypeOf(dst))
+// The copy is the runtime's typed memory move (reflect.typedmemmove, with the write
+// barriers the garbage collector needs), declared here with go:noescape: the compiler
+// cannot see into reflect.Value.Set, which makes its receiver escape, so writing through
+// a reflect.Value of dst would move every caller's variable to the heap, an allocation
+// on every Get. Hiding the pointer from escape analysis instead (the runtime's noescape
+// trick) is not safe here: reflect may keep the pointer where a stack move does not
+// update it, and the write then lands in the old stack.
+func Into(dst any, fill func(tmp any) error) (tmp any, err error) {
+	elem, p, err := pointee(dst)
+	if err != nil {
+		return nil, err
 	}
-	return reflect.NewAt(rv.Type().Elem(), noescape(dst)).Elem(), nil
+	nv := reflect.New(elem)
+	tmp = nv.Interface()
+	if err := fill(tmp); err != nil {
+		return nil, err
+	}
+	typedmemmove(rtype(elem), p, nv.UnsafePointer())
+	return tmp, nil
 }
 
-// noescape returns the pointer held by p (a pointer in an interface), hidden from escape
-// analysis: see Target.
-func noescape(p any) unsafe.Pointer {
-	var x uintptr = uintptr((*[2]unsafe.Pointer)(unsafe.Pointer(&p))[1])
-	return *(*unsafe.Pointer)(unsafe.Pointer(&x))
+// pointee returns the type dst points to and the pointer it holds, or an error when dst
+// is not a non-nil pointer.
+func pointee(dst any) (reflect.Type, unsafe.Pointer, error) {
+	t := reflect.TypeOf(dst)
+	p := (*[2]unsafe.Pointer)(unsafe.Pointer(&dst))[1] // the pointer dst holds
+	if t == nil || t.Kind() != reflect.Pointer || p == nil {
+		return nil, nil, fmt.Errorf("dst must be a non-nil pointer, got %v", t)
+	}
+	return t.Elem(), p, nil
 }
+
+// rtype is the runtime's type descriptor of t (a reflect.Type holds a *rtype, whose
+// first field is it).
+func rtype(t reflect.Type) unsafe.Pointer {
+	return (*[2]unsafe.Pointer)(unsafe.Pointer(&t))[1]
+}
+
+// direct reports whether an interface holds a value of type t itself, rather than a
+// pointer to it: a pointer-shaped type (the compiler's isdirectiface).
+func direct(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Chan, reflect.Map, reflect.Func, reflect.UnsafePointer:
+		return true
+	case reflect.Array:
+		return t.Len() == 1 && direct(t.Elem())
+	case reflect.Struct:
+		return t.NumField() == 1 && direct(t.Field(0).Type)
+	}
+	return false
+}
+
+// typedmemmove copies a value of type t from src to dst, with the write barriers of the
+// garbage collector. It is the runtime's, pushed to package reflect and kept there for
+// the packages that link to it (the runtime promises not to change its signature).
+//
+//go:linkname typedmemmove reflect.typedmemmove
+//go:noescape
+func typedmemmove(t unsafe.Pointer, dst, src unsafe.Pointer)
 
 // PlainJSON reports whether encoding/json writes s as it is between quotes: printable
 // ASCII without the characters it escapes (", \, and <, >, & for HTML safety).
