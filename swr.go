@@ -64,6 +64,11 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 		}
 		if !found[1] {
 			c.refresh(ctx, "swr\x00"+d.name+"\x00"+k, func(rctx context.Context) {
+				// A read that saw the value stale just before another refresh stored it
+				// would refresh it again: the mark says whether that already happened.
+				if _, fresh, err := d.d.Get(rctx, fk); err == nil && fresh {
+					return
+				}
 				t, err := flight.Call(rctx, fn)
 				if err == nil {
 					err = c.storeSWR(rctx, d, k, t, o)

@@ -4,7 +4,7 @@
 // variables.
 //
 //	d, err := registry.Open("redis://user:pass@10.0.0.5:6379/0?ttl=10m")
-//	c, err := registry.FromEnv() // CACHE_DRIVERS, CACHE_DEFAULT, CACHE_PREFIX, CACHE_METRICS
+//	c, err := registry.FromEnv() // CACHE_DRIVERS, CACHE_DEFAULT, CACHE_PREFIX, CACHE_METRICS, CACHE_FAIL_OPEN
 //
 // Built-in schemes:
 //
@@ -29,6 +29,8 @@
 //	CACHE_METRICS    true: count hits, misses, writes, locks and errors and sample
 //	                 latencies, for Cache.Metrics and the promcache and otelcache
 //	                 adapters (default: false; booleans are true, false, 1 or 0)
+//	CACHE_FAIL_OPEN  true: reads go on to the loader when the store cannot be reached
+//	                 (cache.Config.FailOpen; default: false)
 //
 // An unset or empty variable leaves its field at its default. A value that does not
 // parse, or that the cache refuses, is an error that names the variable.
@@ -343,6 +345,7 @@ var settings = []setting{
 	{"CACHE_DEFAULT", func(c *cache.Config) any { return &c.Default }, "the current driver, one of " + DriversVar + "'s names (may be unset with one driver)"},
 	{"CACHE_PREFIX", func(c *cache.Config) any { return &c.Prefix }, "the global key prefix (default: none)"},
 	{"CACHE_METRICS", func(c *cache.Config) any { return &c.Metrics }, "true to count hits, misses, writes, locks and errors and sample latencies, for Cache.Metrics, promcache and otelcache (default: false)"},
+	{"CACHE_FAIL_OPEN", func(c *cache.Config) any { return &c.FailOpen }, "true to let reads (Get, Remember, SWR) go on to the loader when the store cannot be reached; locks and writes never do (default: false)"},
 }
 
 // Variable is an environment variable that [FromEnv] reads.
