@@ -63,11 +63,11 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 			return zero, d.fail("SWR", key, err)
 		}
 		if !found[1] {
-			c.refresh(ctx, "swr\x00"+d.name+"\x00"+k, func(rctx context.Context) {
+			c.refresh(ctx, "swr\x00"+d.name+"\x00"+k, func(rctx context.Context) error {
 				// A read that saw the value stale just before another refresh stored it
 				// would refresh it again: the mark says whether that already happened.
 				if _, fresh, err := d.d.Get(rctx, fk); err == nil && fresh {
-					return
+					return nil
 				}
 				t, err := flight.Call(rctx, fn)
 				if err == nil {
@@ -76,7 +76,9 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 				} else {
 					c.done("SWR", d, key, 0, err, 0) // the loader failed: nobody else hears of it
 				}
-				if err != nil && o.OnRefreshError != nil {
+				return err
+			}, func(err error) {
+				if o.OnRefreshError != nil {
 					o.OnRefreshError(key, err)
 				}
 			})
@@ -119,8 +121,9 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 
 // refresh runs job in the background, once per flight at a time, on a context that
 // keeps ctx's values but not its cancellation (the request may be gone before the job
-// ends); Close cancels it and waits for it.
-func (c *Cache) refresh(ctx context.Context, flight string, job func(context.Context)) {
+// ends); Close cancels it and waits for it. A job that fails is handed to report once
+// the refresh is over.
+func (c *Cache) refresh(ctx context.Context, flight string, job func(context.Context) error, report func(error)) {
 	m := c.m
 	if _, loaded := m.refreshing.LoadOrStore(flight, struct{}{}); loaded {
 		return
@@ -137,11 +140,22 @@ func (c *Cache) refresh(ctx context.Context, flight string, job func(context.Con
 	stop := context.AfterFunc(m.bgCtx, cancel)
 	go func() {
 		defer m.bg.Done()
-		defer m.refreshing.Delete(flight)
 		defer stop()
 		defer cancel()
-		defer func() { _ = recover() }() // a panicking refresh must not take the process down
-		job(rctx)
+		var err error
+		func() {
+			defer func() { _ = recover() }() // a panicking refresh must not take the process down
+			err = job(rctx)
+		}()
+		// The refresh is over before it is reported: a read after the report may start
+		// the next one.
+		m.refreshing.Delete(flight)
+		if err != nil {
+			func() {
+				defer func() { _ = recover() }()
+				report(err)
+			}()
+		}
 	}()
 }
 
