@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"time"
 
 	"github.com/cachekit/cache/driver"
+	"github.com/cachekit/cache/internal/wait"
 )
 
 // Increment adds delta to the integer under key, atomically, and returns the new value.
@@ -138,7 +138,7 @@ func modify[T any](ctx context.Context, c *Cache, d *namedDriver, k, key string,
 
 // modifyOn is modify's work. kind is EventSet when it wrote, EventRemoved when it
 // deleted a live key, 0 when it changed nothing.
-func modifyOn[T any](ctx context.Context, d *namedDriver, k, key string, o ModifyOptions, fn func(cur T, found bool) (T, error)) (_ T, kind EventKind, _ error) {
+func modifyOn[T any](ctx context.Context, d *namedDriver, k, key string, o ModifyOptions, fn func(cur T, found bool) (T, error)) (out T, kind EventKind, _ error) {
 	var zero T
 	entry := func(v any) driver.Entry {
 		if o.forever {
@@ -147,101 +147,80 @@ func modifyOn[T any](ctx context.Context, d *namedDriver, k, key string, o Modif
 		if o.TTL > 0 {
 			return driver.Entry{Key: k, Value: v, TTL: o.TTL}
 		}
-		newTTL := o.NewTTL
-		if newTTL == 0 {
-			newTTL = d.defTTL
-		}
-		return driver.Entry{Key: k, Value: v, TTL: newTTL, KeepTTL: true}
+		return driver.Entry{Key: k, Value: v, TTL: d.orDefault(o.NewTTL), KeepTTL: true}
 	}
-	if d.mod != nil {
-		var out T
-		err := d.mod.Modify(ctx, k, func(old any, found bool) (driver.Change, error) {
-			var cur T
-			if found {
-				if err := d.decode(old, &cur); err != nil {
-					return driver.Change{}, err
-				}
+	// step decodes the stored value, calls fn, and encodes its result into v; del: fn
+	// returned DeleteKey.
+	step := func(old any, found bool) (next T, v any, del bool, err error) {
+		var cur T
+		if found {
+			if err := d.decode(old, &cur); err != nil {
+				return zero, nil, false, err
 			}
-			next, err := fn(cur, found)
-			if errors.Is(err, DeleteKey) {
+		}
+		if next, err = fn(cur, found); errors.Is(err, DeleteKey) {
+			return zero, nil, true, nil
+		} else if err != nil {
+			return zero, nil, false, err
+		}
+		v, err = d.encode(next)
+		return next, v, false, err
+	}
+	var err error
+	if d.mod != nil {
+		err = d.mod.Modify(ctx, k, func(old any, found bool) (driver.Change, error) {
+			next, v, del, err := step(old, found)
+			switch {
+			case err != nil:
+				return driver.Change{}, err
+			case del:
 				if found {
 					kind = EventRemoved
 				}
 				return driver.Change{Delete: true}, nil
 			}
-			if err != nil {
-				return driver.Change{}, err
-			}
-			v, err := d.encode(next)
-			if err != nil {
-				return driver.Change{}, err
-			}
 			out, kind = next, EventSet
 			return driver.Change{Entry: entry(v)}, nil
 		})
-		if err != nil {
-			return zero, 0, d.fail("Modify", key, err)
-		}
-		return out, kind, nil
-	}
-	if d.swap == nil || d.cond == nil || d.cad == nil {
+	} else if d.swap == nil || d.cond == nil || d.cad == nil {
 		return zero, 0, unsupported(d, "Modify")
-	}
-	backoff := 50 * time.Microsecond
-	for attempt := range o.MaxAttempts {
-		if attempt > 0 {
-			// Another writer won the race: let it finish rather than retry in lockstep.
-			t := time.NewTimer(backoff/2 + rand.N(backoff/2+1))
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return zero, 0, d.fail("Modify", key, context.Cause(ctx))
+	} else {
+		// Read, then compare-and-swap; another writer that won the race gets a backoff
+		// with jitter (50 µs doubling to 5 ms) to finish rather than a retry in lockstep.
+		attempts := 0
+		err = wait.Loop(ctx, nil, 50*time.Microsecond, 5*time.Millisecond, 0, false, func() (done bool, err error) {
+			attempts++
+			raw, found, err := d.d.Get(ctx, k)
+			if err != nil {
+				return false, err
 			}
-			backoff = min(backoff*2, 5*time.Millisecond)
-		}
-		raw, found, err := d.d.Get(ctx, k)
-		if err != nil {
-			return zero, 0, d.fail("Modify", key, err)
-		}
-		var cur T
-		if found {
-			if err := d.decode(raw, &cur); err != nil {
-				return zero, 0, d.fail("Modify", key, err)
-			}
-		}
-		next, err := fn(cur, found)
-		var done bool
-		switch {
-		case errors.Is(err, DeleteKey):
-			if !found {
-				return zero, 0, nil
-			}
-			done, err = d.cad.CompareAndDelete(ctx, k, raw)
-			if err == nil && done {
-				return zero, EventRemoved, nil
-			}
-		case err != nil:
-			return zero, 0, d.fail("Modify", key, err)
-		default:
-			v, err2 := d.encode(next)
-			if err2 != nil {
-				return zero, 0, d.fail("Modify", key, err2)
-			}
-			if found {
+			next, v, del, err := step(raw, found)
+			switch {
+			case err != nil:
+				return false, err
+			case del && !found:
+				out, kind = zero, 0
+				return true, nil
+			case del:
+				done, err = d.cad.CompareAndDelete(ctx, k, raw)
+				out, kind = zero, EventRemoved
+			case found:
 				done, err = d.swap.CompareAndSwap(ctx, raw, entry(v))
-			} else {
+				out, kind = next, EventSet
+			default:
 				e := entry(v)
 				e.KeepTTL = false
 				done, err = d.cond.SetIf(ctx, e, driver.IfAbsent)
+				out, kind = next, EventSet
 			}
-			if err == nil && done {
-				return next, EventSet, nil
+			if err == nil && !done && attempts == o.MaxAttempts {
+				err = fmt.Errorf("%w: %d compare-and-swap attempts failed", ErrConflict, o.MaxAttempts)
 			}
-		}
-		if err != nil {
-			return zero, 0, d.fail("Modify", key, err)
-		}
+			return done, err
+		})
 	}
-	return zero, 0, d.fail("Modify", key, fmt.Errorf("%w: %d compare-and-swap attempts failed", ErrConflict, o.MaxAttempts))
+	if err != nil {
+		return zero, 0, d.fail("Modify", key, err)
+	}
+	return out, kind, nil
 }

@@ -28,9 +28,11 @@ func Loop(ctx context.Context, watch Watch, minBackoff, maxBackoff, wait time.Du
 	deadline := time.Now().Add(wait)
 	backoff := minBackoff
 	for first := true; ; first = false {
-		wctx, cancel := context.WithCancel(ctx)
 		var woke <-chan struct{}
+		cancel := func() {}
 		if watch != nil && (watchFirst || !first) {
+			var wctx context.Context
+			wctx, cancel = context.WithCancel(ctx) // ends the watch after this turn
 			if ch, err := watch(wctx); err == nil {
 				woke = ch
 			}
