@@ -121,7 +121,7 @@ func ExampleCache_Tags() {
 		log.Fatal(err)
 	}
 	show()
-	if err := users.Invalidate(ctx); err != nil { // the view's tags: users
+	if err := users.InvalidateTags(ctx); err != nil { // the view's tags: users
 		log.Fatal(err)
 	}
 	show()

@@ -10,22 +10,17 @@ import (
 
 // Tags returns a view of c whose writes (Set, SetWith, Forever, SetMany, and the values
 // Remember, SWR and Cached store through it) are tagged with tags, on top of any tags the
-// view already has and those of SetOptions.Tags. [Cache.Invalidate] on the view removes
-// every entry of any of its tags.
+// view already has and those of SetOptions.Tags. [Cache.InvalidateTags] on the view,
+// without arguments, removes every entry of any of its tags.
 func (c *Cache) Tags(tags ...string) *Cache {
 	v := *c
 	v.tags = slices.Compact(slices.Sorted(slices.Values(slices.Concat(c.tags, tags))))
 	return &v
 }
 
-// Invalidate removes every entry tagged with any of the view's tags ([Cache.Tags]).
-func (c *Cache) Invalidate(ctx context.Context) error {
-	return c.InvalidateTags(ctx, c.tags...)
-}
-
 // InvalidateTags removes every entry tagged with any of tags, on c's driver, whatever
-// namespace view wrote it. Tags are per global prefix: caches with another prefix keep
-// theirs.
+// namespace view wrote it; without tags, those of the view ([Cache.Tags]). Tags are per
+// global prefix: caches with another prefix keep theirs.
 //
 // Each tag keeps an index of its live entries (key + expiry) in a record of its own,
 // "<prefix>.|tag:<tag>" (a name no application key can take), updated atomically with [Modify] on every tagged write,
@@ -37,6 +32,9 @@ func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
 	d, err := c.driverFor("")
 	if err != nil {
 		return d.fail("Invalidate", "", err)
+	}
+	if len(tags) == 0 {
+		tags = c.tags
 	}
 	for _, tag := range tags {
 		if tag == "" {

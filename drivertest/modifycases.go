@@ -180,7 +180,7 @@ var modifyCases = []testCase{
 					t.Errorf("after invalidating admins, %s found = %v; want %v", k, found, want)
 				}
 			}
-			if err := users.Invalidate(e.ctx); err != nil { // the view's tag: users
+			if err := users.InvalidateTags(e.ctx); err != nil { // the view's tag: users
 				t.Fatal(err)
 			}
 			for k, want := range map[string]bool{"users.1": false, "post.1": false, "post.2": true, "untagged": true} {
