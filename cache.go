@@ -427,10 +427,7 @@ func (c *Cache) remove(ctx context.Context, op, override string, keys []string, 
 			c.done(op, d, key, EventRemoved, err, 0)
 		}
 	}
-	if err != nil {
-		return d.fail(op, "", err)
-	}
-	return nil
+	return d.fail(op, "", err)
 }
 
 // Pull reads the value under key into dst and deletes the key, in one atomic step: of
@@ -472,10 +469,7 @@ func (c *Cache) RemoveNamespace(ctx context.Context, ns string) error {
 	}
 	err = d.nsDel.DeleteNamespace(ctx, k)
 	c.done("RemoveNamespace", d, ns, EventFlushed, err, 0)
-	if err != nil {
-		return d.fail("RemoveNamespace", ns, err)
-	}
-	return nil
+	return d.fail("RemoveNamespace", ns, err)
 }
 
 // Flush deletes what this cache can see. With a global prefix or on a [Cache.Namespace]
@@ -496,18 +490,12 @@ func (c *Cache) Flush(ctx context.Context) error {
 		}
 		err := d.nsDel.DeleteNamespace(ctx, scope)
 		c.done("Flush", d, "", EventFlushed, err, 0)
-		if err != nil {
-			return d.fail("Flush", scope, err)
-		}
-		return nil
+		return d.fail("Flush", scope, err)
 	}
 	if d.flush == nil {
 		return unsupported(d, "Flush")
 	}
 	err = d.flush.Flush(ctx)
 	c.done("Flush", d, "", EventFlushed, err, 0)
-	if err != nil {
-		return d.fail("Flush", "", err)
-	}
-	return nil
+	return d.fail("Flush", "", err)
 }

@@ -98,8 +98,11 @@ func opError(op, key string, err error) error {
 }
 
 // fail wraps err with the operation, the key and d's name (none for a nil d: the
-// operation failed before a driver was chosen).
+// operation failed before a driver was chosen); nil stays nil.
 func (d *namedDriver) fail(op, key string, err error) error {
+	if err == nil {
+		return nil
+	}
 	e := &Error{Op: op, Key: key, Err: err}
 	if d != nil {
 		e.Driver = d.name

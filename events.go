@@ -216,12 +216,7 @@ func (m *manager) deliver(op string, d *namedDriver, key string, kind EventKind,
 }
 
 // eventKind is the kind a read reports: error, hit or miss.
-func eventKind(found bool, err error) EventKind {
-	if err != nil {
-		return EventError
-	}
-	return hitOrMiss(found)
-}
+func eventKind(found bool, err error) EventKind { return orError(hitOrMiss(found), err) }
 
 func hitOrMiss(found bool) EventKind {
 	if found {

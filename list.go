@@ -106,10 +106,7 @@ func (l *List[T]) pop(ctx context.Context, front bool) (v T, ok bool, err error)
 			l.c.done("List", d, l.key, EventSet, err, 0)
 		}
 		if err != nil || !found {
-			if err != nil {
-				err = opError("List", l.key, err)
-			}
-			return v, false, err
+			return v, false, d.fail("List", l.key, err)
 		}
 		if err := d.decode(raw, &v); err != nil {
 			return v, true, opError("List", l.key, err)
@@ -214,10 +211,7 @@ func (l *List[T]) Trim(ctx context.Context, start, stop int) error {
 	if native {
 		err := d.lister.ListTrim(ctx, k, int64(start), int64(stop))
 		l.c.done("List", d, l.key, EventSet, err, 0)
-		if err != nil {
-			return opError("List", l.key, err)
-		}
-		return nil
+		return d.fail("List", l.key, err)
 	}
 	_, err = l.modify(ctx, func(cur []T) ([]T, error) {
 		i, j := span(len(cur), start, stop)

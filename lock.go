@@ -39,12 +39,10 @@ var (
 	// ErrLockNotHeld: Release, Extend or TTL of a lock that this holder no longer has (its
 	// TTL ran out, or it was force-released).
 	ErrLockNotHeld = errors.New("cache: lock not held")
-	// ErrLockLost: the lock's lease ended while fn was running: the lease ran out without
-	// a confirmed renewal (no AutoExtend, or renewals that did not get through in time),
-	// a renewal found the lock gone, or a renewal failed so that holding it could no
-	// longer be proven. fn's context is cancelled with this cause (context.Cause(ctx)),
-	// and Lock's error matches it too. [LockHandle.Release] after the lease's end matches
-	// it as well.
+	// ErrLockLost: the lock's lease ended while fn was running (it ran out without a
+	// confirmed renewal, or a renewal found the lock gone or failed). fn's context is
+	// cancelled with this cause; Lock's error, and [LockHandle.Release] after the
+	// lease's end, match it.
 	ErrLockLost = errors.New("cache: lock lost")
 )
 
@@ -106,16 +104,12 @@ var defaultOwner = "pid." + strconv.Itoa(os.Getpid())
 // was cancelled during fn: on a context detached from ctx's cancellation, bounded by
 // [ReleaseTimeout].
 //
-// The holder keeps a lease by its own clock: the lock counts as held until the time the
-// acquiring request was sent, plus the TTL, minus a margin for clock drift
-// (TTL/100 + 2 ms, at most TTL/2). The store cannot expire the key earlier, so no other
-// holder can take it before the lease ends, whatever the network or the driver's client
-// does meanwhile. fn's context is cancelled, with cause [ErrLockLost], when the lease
-// ends while fn still runs; Lock's error then matches ErrLockLost as well as carrying
-// fn's own error. Inside fn, HeldLock(ctx).ValidUntil() tells when the lease ends (see
-// [HeldLock]): check it before each step whose effects must not overlap another
-// holder's. Use [LockWith] with
-// AutoExtend for work that may outlive its TTL.
+// The holder keeps a lease by its own clock, which ends before the store can expire the
+// key ([LockHandle.ValidUntil]), whatever the network or the driver's client does. fn's
+// context is cancelled, with cause [ErrLockLost], when the lease ends while fn still
+// runs; Lock's error then matches ErrLockLost too. Inside fn, check
+// HeldLock(ctx).ValidUntil() before each step whose effects must not overlap another
+// holder's. Use [LockWith] with AutoExtend for work that may outlive its TTL.
 //
 // Across which callers the lock excludes depends on the driver: every process sharing a
 // Redis, every process on one host for the file driver, one process for the in-process
@@ -257,12 +251,10 @@ func RestoreLock(ctx context.Context, c *Cache, key, token string, o LockOptions
 }
 
 // HeldLock returns the handle of the lock whose fn ctx belongs to ([Lock], [LockWith]),
-// and nil outside such a fn. Inside fn, read the lease's end from it
-// ([LockHandle.ValidUntil]: check it before each step whose effects must not overlap
-// another holder's; with AutoExtend it moves with each confirmed renewal) and the fencing
-// token ([LockHandle.FencingToken], with LockOptions.Fencing). The methods of a nil
-// handle return zero values, so HeldLock(ctx).FencingToken() is 0 outside a fn. Do not
-// Release or Extend it: Lock does.
+// and nil outside such a fn: inside fn, read the lease's end ([LockHandle.ValidUntil],
+// moved by each confirmed renewal) and the fencing token ([LockHandle.FencingToken])
+// from it. A nil handle's methods return zero values. Do not Release or Extend it: Lock
+// does.
 func HeldLock(ctx context.Context) *LockHandle {
 	h, _ := ctx.Value(heldKey{}).(*LockHandle)
 	return h
@@ -503,14 +495,8 @@ func (h *LockHandle) release(ctx context.Context) error {
 	ctx, cancel := upkeepCtx(ctx, true)
 	defer cancel()
 	ok, err := h.d.cad.CompareAndDelete(ctx, h.final, h.stored)
-	if h.m != nil {
-		kind := EventLockReleased
-		if !ok {
-			kind = 0
-		}
-		if kind = orError(kind, err); kind != 0 && h.m.wants(kind) {
-			h.m.end("Release", h.d, h.key, kind, err, 0)
-		}
+	if h.m != nil && (ok || err != nil) {
+		(&Cache{m: h.m}).done("Release", h.d, h.key, EventLockReleased, err, 0)
 	}
 	if err != nil {
 		return err

@@ -35,10 +35,7 @@ func (c *Cache) Scan(ctx context.Context, ns string, fn func(key string) bool) e
 		}
 		return fn(k[strip:])
 	})
-	if err != nil {
-		return d.fail("Scan", ns, err)
-	}
-	return nil
+	return d.fail("Scan", ns, err)
 }
 
 // ListLocks returns the locks held under ns (see [Cache.Scan]): every key whose value is

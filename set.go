@@ -70,10 +70,7 @@ func (c *Cache) Set(ctx context.Context, key string, v any, ttl time.Duration) e
 	if kind := orError(EventSet, err); c.m.wants(kind) {
 		c.m.end("Set", d, key, kind, err, start)
 	}
-	if err != nil {
-		return d.fail("Set", key, err)
-	}
-	return nil
+	return d.fail("Set", key, err)
 }
 
 // SetWith stores v under key with the options in o: a conditional write, an absolute
