@@ -58,16 +58,7 @@ func BenchmarkNearGetHit(b *testing.B) {
 // newNearCache is newRedisCache with Options.Near (its defaults).
 func newNearCache(tb testing.TB) *cache.Cache {
 	tb.Helper()
-	d, err := rediscache.New(rediscache.Options{Client: newRedisClient(tb), Near: &rediscache.NearOptions{}})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	c, err := cache.New(cache.Config{Drivers: map[string]cache.Driver{"redis": d}})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = c.Close() })
-	return c
+	return newRedisCacheWith(tb, rediscache.Options{Client: newRedisClient(tb), Near: &rediscache.NearOptions{}})
 }
 
 // preloadNear writes every key under scope (the memory driver has them already, scope

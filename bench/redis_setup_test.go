@@ -77,7 +77,13 @@ func newRedisCache(tb testing.TB) *cache.Cache {
 // newRedisCacheOn is newRedisCache on the client rdb.
 func newRedisCacheOn(tb testing.TB, rdb *redis.Client) *cache.Cache {
 	tb.Helper()
-	d, err := rediscache.New(rediscache.Options{Client: rdb})
+	return newRedisCacheWith(tb, rediscache.Options{Client: rdb})
+}
+
+// newRedisCacheWith is the manager over a rediscache driver made with o.
+func newRedisCacheWith(tb testing.TB, o rediscache.Options) *cache.Cache {
+	tb.Helper()
+	d, err := rediscache.New(o)
 	if err != nil {
 		tb.Fatal(err)
 	}
