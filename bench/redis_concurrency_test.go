@@ -59,16 +59,7 @@ func concLevels(b *testing.B) []int {
 // newRedisCacheBatch is newRedisCache, with Options.NoBatch when batch is false.
 func newRedisCacheBatch(tb testing.TB, batch bool) *cache.Cache {
 	tb.Helper()
-	d, err := rediscache.New(rediscache.Options{Client: newRedisClient(tb), NoBatch: !batch})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	c, err := cache.New(cache.Config{Drivers: map[string]cache.Driver{"redis": d}})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = c.Close() })
-	return c
+	return newRedisCacheWith(tb, rediscache.Options{Client: newRedisClient(tb), NoBatch: !batch})
 }
 
 // runConcurrent runs b.N operations from conc goroutines: goroutine g calls the

@@ -45,11 +45,15 @@ func Assign(dst any, v any) error {
 		*d = v
 		return nil
 	}
-	if v == nil {
-		_, err := Into(dst, func(any) error { return nil })
+	elem, p, err := pointee(dst)
+	if err != nil {
 		return err
 	}
-	if elem, p, err := pointee(dst); err == nil && reflect.TypeOf(v) == elem {
+	if v == nil {
+		_, err := into(elem, p, func(any) error { return nil })
+		return err
+	}
+	if reflect.TypeOf(v) == elem {
 		// The same type: copied straight from the value in v, without a temporary.
 		src := (*[2]unsafe.Pointer)(unsafe.Pointer(&v))[1]
 		if direct(elem) { // the interface holds the value itself, not a pointer to it
@@ -58,7 +62,7 @@ func Assign(dst any, v any) error {
 		typedmemmove(rtype(elem), p, src)
 		return nil
 	}
-	_, err := Into(dst, func(tmp any) error {
+	_, err = into(elem, p, func(tmp any) error {
 		ev := reflect.ValueOf(tmp).Elem()
 		vv := reflect.ValueOf(v)
 		switch {
@@ -105,8 +109,13 @@ func Into(dst any, fill func(tmp any) error) (tmp any, err error) {
 	if err != nil {
 		return nil, err
 	}
+	return into(elem, p, fill)
+}
+
+// into is Into for dst's pointee, already resolved.
+func into(elem reflect.Type, p unsafe.Pointer, fill func(tmp any) error) (any, error) {
 	nv := reflect.New(elem)
-	tmp = nv.Interface()
+	tmp := nv.Interface()
 	if err := fill(tmp); err != nil {
 		return nil, err
 	}
