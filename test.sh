@@ -1,24 +1,67 @@
 #!/usr/bin/env bash
-# The test command: every package with the race detector, then the bench module's own
-# tests (its benchmarks run only when asked: see docs/benchmarks.md), then the
-# observability modules (Prometheus, OpenTelemetry), which are modules of their own so
-# that the core does not depend on them. The nested modules require the core at its
-# release version; go.work (at the root) makes them build against this copy of the core
-# instead, so GOWORK names it explicitly: see docs/releasing.md.
-set -euo pipefail
+# The test command. It runs every step below whatever an earlier one did, prints a summary
+# (step, result, time), and exits non-zero if any step failed:
+#
+#   core          go vet and go test -race ./... in the root module (every driver; the
+#                 tests start their own redis-server and PostgreSQL on free loopback ports)
+#   bench         the bench module's vet and tests (its benchmarks run only when asked:
+#                 see docs/benchmarks.md)
+#   promcache     the Prometheus adapter, a module of its own
+#   otelcache     the OpenTelemetry adapter, a module of its own
+#   fuzz:<name>   each fuzz target of the key space and of the inputs, for a fixed budget
+#                 (docs/keys.md has the command for a long run)
+#
+# The nested modules require the core at its release version; go.work (at the root)
+# makes them build against this copy of the core instead, so GOWORK names it explicitly:
+# see docs/releasing.md.
+#
+# TEST_SH_FUZZTIME sets each fuzz target's budget (default 10s). Arguments, if any, are
+# passed to the core's go test (e.g. ./test.sh -run Lock).
+set -uo pipefail
 cd "$(dirname "$0")"
 export GOWORK="$PWD/go.work"
-go test -race -count=1 ./...
+fuzztime="${TEST_SH_FUZZTIME:-10s}"
+
+names=()
+results=()
+times=()
+failed=0
+
+# step NAME DIR COMMAND...: runs COMMAND in DIR and records its result and duration.
+step() {
+  local name=$1 dir=$2
+  shift 2
+  local start=$SECONDS rc
+  echo "=== $name: $*"
+  (cd "$dir" && "$@")
+  rc=$?
+  names+=("$name")
+  times+=($((SECONDS - start)))
+  if [ "$rc" -eq 0 ]; then
+    results+=("ok")
+  else
+    results+=("FAIL (exit $rc)")
+    failed=1
+  fi
+}
+
+step core . sh -c 'go vet ./... && go test -race -count=1 "$@" ./...' sh "$@"
 if [ -f bench/go.mod ]; then
-  (cd bench && go vet ./... && go test -count=1 -run . ./...)
+  step bench bench sh -c 'go vet ./... && go test -count=1 -run . ./...'
 fi
 for m in observability/promcache observability/otelcache; do
   if [ -f "$m/go.mod" ]; then
-    (cd "$m" && go vet ./... && go test -count=1 ./...)
+    step "${m##*/}" "$m" sh -c 'go vet ./... && go test -count=1 ./...'
   fi
 done
-# The fuzz targets of the key space, for a fixed budget each (docs/keys.md has the
-# command for a long run).
-go test -run '^$' -fuzz '^FuzzKeySpace$' -fuzztime 10s .
-go test -run '^$' -fuzz '^FuzzParseDuration$' -fuzztime 10s .
-go test -run '^$' -fuzz '^FuzzFileName$' -fuzztime 10s ./drivers/filecache
+step fuzz:FuzzKeySpace . go test -run '^$' -fuzz '^FuzzKeySpace$' -fuzztime "$fuzztime" .
+step fuzz:FuzzParseDuration . go test -run '^$' -fuzz '^FuzzParseDuration$' -fuzztime "$fuzztime" .
+step fuzz:FuzzFileName . go test -run '^$' -fuzz '^FuzzFileName$' -fuzztime "$fuzztime" ./drivers/filecache
+
+echo
+printf '%-24s %-16s %s\n' step result seconds
+for i in "${!names[@]}"; do
+  printf '%-24s %-16s %s\n' "${names[$i]}" "${results[$i]}" "${times[$i]}"
+done
+printf '%-24s %-16s %s\n' total "$([ "$failed" -eq 0 ] && echo ok || echo FAIL)" "$SECONDS"
+exit "$failed"
