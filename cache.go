@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/cachekit/cache/driver"
+	"github.com/cachekit/cache/internal/conv"
 )
 
 // Driver is the interface the drivers' *Driver values satisfy. It is driver.Driver; see
@@ -332,6 +333,8 @@ func (c *Cache) prepScope(ctx context.Context, override, key string) (*namedDriv
 
 // Get reads the value under key into dst, a non-nil pointer. On a miss it returns
 // found == false and a nil error, and leaves dst alone. A stored zero value is a hit.
+// A dst that is not a non-nil pointer (nil, a nil *T, a T) is an error, hit or miss,
+// and nothing is written.
 //
 // In-process drivers hand back the Go value that Set stored: it is assigned to *dst
 // directly when its type fits, and converted through JSON otherwise (an int64 counter read
@@ -345,8 +348,10 @@ func (c *Cache) Get(ctx context.Context, key string, dst any) (found bool, err e
 		var ticket uint64
 		var k string
 		if v, found, near, ticket, k, err = d.readAt(ctx, scope, key); err == nil && found {
-			err = d.decodeRead(k, v, near, ticket, dst)
-		} else if err != nil && c.failsOpen(ctx, err) {
+			err = d.decodeRead(k, v, near, ticket, dst) // checks dst, at no cost to a hit
+		} else if err == nil {
+			err = conv.Check(dst) // a miss writes nothing, but a bad dst is an error all the same
+		} else if c.failsOpen(ctx, err) {
 			c.done("Get", d, key, 0, err, start)
 			return false, nil
 		}
@@ -432,11 +437,16 @@ func (c *Cache) remove(ctx context.Context, op, override string, keys []string, 
 
 // Pull reads the value under key into dst and deletes the key, in one atomic step: of
 // many concurrent Pulls of one value, exactly one gets it. A driver without an atomic
-// get-and-delete returns an error matching [ErrUnsupported].
+// get-and-delete returns an error matching [ErrUnsupported]. dst must be a non-nil
+// pointer, as for [Cache.Get]: any other dst is an error before anything is read or
+// deleted.
 func (c *Cache) Pull(ctx context.Context, key string, dst any) (found bool, err error) {
 	start := c.m.sampleStart()
 	d, k, err := c.prep(ctx, "", key)
 	if err != nil {
+		return false, d.fail("Pull", key, err)
+	}
+	if err := conv.Check(dst); err != nil {
 		return false, d.fail("Pull", key, err)
 	}
 	if d.pull == nil {

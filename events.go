@@ -14,9 +14,10 @@ type EventKind uint8
 // The events. Hit and Miss come from Get, GetAs, Has, Pull and Remember's read; Set from
 // Set, SetWith (when it wrote), Forever, Increment, Decrement and Remember's store;
 // Removed from Remove and Pull; Flushed from Flush and RemoveNamespace; Error from those
-// operations when the driver failed (and from Get on bad input); the Lock events from
-// Lock, LockWith, Acquire and LockHandle.Release; Expired from the drivers that report
-// expiry (memory, lru, file; not Redis). docs/events.md has the full table.
+// operations when the driver failed (and from Get on bad input: an invalid key, a dst
+// that is not a non-nil pointer); the Lock events from Lock, LockWith, Acquire and
+// LockHandle.Release; Expired from the drivers that report expiry (memory, lru, file;
+// not Redis). docs/events.md has the full table.
 const (
 	EventHit EventKind = iota + 1
 	EventMiss

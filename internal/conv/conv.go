@@ -10,40 +10,51 @@ import (
 	"unsafe"
 )
 
+// Check returns an error unless dst is a non-nil pointer, the destination Assign and
+// Into need: a nil interface, a typed nil pointer (a nil *T) and a non-pointer are
+// refused. It allocates nothing when dst is valid, and dst does not escape.
+func Check(dst any) error {
+	_, _, err := pointee(dst)
+	return err
+}
+
 // Assign stores the Go value v into *dst: directly when v's type fits (or v is a non-nil
 // *T and dst a *T's target), as an integer of another size when both are signed integers
 // and v fits, and otherwise through JSON. A nil v zeroes *dst. dst must be a non-nil
-// pointer, and never escapes (see Into, which the conversions go through).
+// pointer (otherwise Assign returns Check's error and writes nothing), and never escapes
+// (see Into, which the conversions go through).
 func Assign(dst any, v any) error {
-	switch d := dst.(type) { // the common cases, without reflection
+	switch d := dst.(type) { // the common cases, without reflection; a nil d falls through to pointee's error
 	case *string:
-		if s, ok := v.(string); ok {
+		if s, ok := v.(string); ok && d != nil {
 			*d = s
 			return nil
 		}
 	case *[]byte:
-		if b, ok := v.([]byte); ok {
+		if b, ok := v.([]byte); ok && d != nil {
 			*d = b
 			return nil
 		}
 	case *int:
-		if n, ok := v.(int); ok {
+		if n, ok := v.(int); ok && d != nil {
 			*d = n
 			return nil
 		}
 	case *int64:
-		if n, ok := v.(int64); ok {
+		if n, ok := v.(int64); ok && d != nil {
 			*d = n
 			return nil
 		}
 	case *bool:
-		if b, ok := v.(bool); ok {
+		if b, ok := v.(bool); ok && d != nil {
 			*d = b
 			return nil
 		}
 	case *any:
-		*d = v
-		return nil
+		if d != nil {
+			*d = v
+			return nil
+		}
 	}
 	elem, p, err := pointee(dst)
 	if err != nil {
@@ -129,9 +140,20 @@ func pointee(dst any) (reflect.Type, unsafe.Pointer, error) {
 	t := reflect.TypeOf(dst)
 	p := (*[2]unsafe.Pointer)(unsafe.Pointer(&dst))[1] // the pointer dst holds
 	if t == nil || t.Kind() != reflect.Pointer || p == nil {
-		return nil, nil, fmt.Errorf("dst must be a non-nil pointer, got %v", t)
+		return nil, nil, badDst(t)
 	}
 	return t.Elem(), p, nil
+}
+
+// badDst is the error of a destination of type t that is not a non-nil pointer.
+func badDst(t reflect.Type) error {
+	switch {
+	case t == nil:
+		return fmt.Errorf("dst must be a non-nil pointer, got nil")
+	case t.Kind() == reflect.Pointer:
+		return fmt.Errorf("dst must be a non-nil pointer, got a nil %v", t)
+	}
+	return fmt.Errorf("dst must be a non-nil pointer, got %v, not a pointer", t)
 }
 
 // rtype is the runtime's type descriptor of t (a reflect.Type holds a *rtype, whose

@@ -1,0 +1,108 @@
+package cache_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cachekit/cache"
+	"github.com/cachekit/cache/drivers/filecache"
+)
+
+type inputUser struct{ Name string }
+
+// inputDrivers are the drivers the bad-input tests run on: in-process ones (values kept
+// as Go values: the direct and converting assignments) and a byte driver (the codec's
+// decode).
+func inputDrivers(t *testing.T) map[string]cache.Driver {
+	t.Helper()
+	f, err := filecache.New(filecache.Options{Dir: t.TempDir(), SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]cache.Driver{"memory": newMem(t), "file": f}
+}
+
+// A Get or Pull into a nil destination (a nil interface, or a typed nil pointer such as
+// a `var u *User`) is an error, never a panic, on every path: a hit of the stored type,
+// a hit that converts, a decode, and a miss. Pull refuses it before it takes the value,
+// so the value stays stored.
+func TestNilDestinationIsAnError(t *testing.T) {
+	ctx := ctxT(t)
+	for name, d := range inputDrivers(t) {
+		t.Run(name, func(t *testing.T) {
+			c := newCache(t, cache.Config{Drivers: map[string]cache.Driver{name: d}})
+			values := map[string]any{"string": "ada", "int": 7, "user": inputUser{"ada"}, "map": map[string]any{"Name": "ada"}}
+			for key, v := range values {
+				if err := c.Set(ctx, key, v, time.Minute); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var (
+				nilString *string
+				nilInt    *int
+				nilInt64  *int64
+				nilBool   *bool
+				nilBytes  *[]byte
+				nilAny    *any
+				nilUser   *inputUser
+				nilMap    *map[string]any
+			)
+			dsts := map[string]any{
+				"untyped nil": nil, "*string": nilString, "*int": nilInt, "*int64": nilInt64,
+				"*bool": nilBool, "*[]byte": nilBytes, "*any": nilAny, "*User": nilUser, "*map": nilMap,
+			}
+			for _, key := range []string{"string", "int", "user", "map", "missing"} {
+				for dname, dst := range dsts {
+					check := func(op string, found bool, err error) {
+						t.Helper()
+						if err == nil || !strings.Contains(err.Error(), "non-nil pointer") {
+							t.Errorf("%s(%q) into %s = %v, %v; want the nil-destination error", op, key, dname, found, err)
+						}
+					}
+					found, err := callNoPanic(t, func() (bool, error) { return c.Get(ctx, key, dst) })
+					check("Get", found, err)
+					found, err = callNoPanic(t, func() (bool, error) { return c.Pull(ctx, key, dst) })
+					check("Pull", found, err)
+					if key == "missing" {
+						continue
+					}
+					if ok, err := c.Has(ctx, key); !ok || err != nil {
+						t.Errorf("after Pull(%q) into %s was refused, Has = %v, %v; want the value still stored", key, dname, ok, err)
+						if err := c.Set(ctx, key, values[key], time.Minute); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// callNoPanic runs f and fails the test, rather than crashing it, if f panics.
+func callNoPanic(t *testing.T, f func() (bool, error)) (found bool, err error) {
+	t.Helper()
+	defer func() {
+		if r := recover(); r != nil {
+			t.Errorf("panic: %v", r)
+			found, err = false, nil
+		}
+	}()
+	return f()
+}
+
+// The check of the destination costs a hit nothing: a Get into a valid pointer still
+// allocates nothing (TestGetHitAllocatesNothing holds that too), and the error event of
+// a bad destination is reported like any other.
+func TestNilDestinationEmitsAnErrorEvent(t *testing.T) {
+	ctx := ctxT(t)
+	var got []cache.Event
+	c := newCache(t, cache.Config{Hooks: []cache.Hook{{Kinds: []cache.EventKind{cache.EventError}, Observe: func(e cache.Event) { got = append(got, e) }}}})
+	var u *inputUser
+	if _, err := c.Get(ctx, "missing", u); err == nil {
+		t.Fatal("Get into a nil *User: no error")
+	}
+	if len(got) != 1 || got[0].Op != "Get" || got[0].Key != "missing" || got[0].Err == nil {
+		t.Fatalf("events = %+v; want one error event of Get on the key", got)
+	}
+}
