@@ -23,7 +23,7 @@ var (
 	// driver's own closed error matches it too.
 	ErrClosed = driver.ErrClosed
 	// ErrInvalidKey: an empty key or namespace, a key, namespace or tag the cache cannot
-	// use (a key or namespace holding the reserved "|", an empty tag), or a prefix from
+	// use (a key, namespace or tag holding the reserved "|", an empty tag), or a prefix from
 	// Config.PrefixFunc that breaks the prefix rules (that error matches ErrInvalidConfig
 	// too).
 	ErrInvalidKey = errors.New("cache: invalid key")

@@ -1,6 +1,9 @@
 package cache_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -104,5 +107,56 @@ func TestNilDestinationEmitsAnErrorEvent(t *testing.T) {
 	}
 	if len(got) != 1 || got[0].Op != "Get" || got[0].Key != "missing" || got[0].Err == nil {
 		t.Fatalf("events = %+v; want one error event of Get on the key", got)
+	}
+}
+
+// A tag holding the reserved "|" is refused with an error matching ErrInvalidKey, like an
+// empty tag: by every tagged write before anything is written, and by InvalidateTags.
+func TestTagWithReservedCharacterIsRefused(t *testing.T) {
+	for _, bad := range []string{"a|b", "|", "|tag:x", "x|"} {
+		for name, write := range map[string]func(ctx context.Context, c *cache.Cache) error{
+			"Set":     func(ctx context.Context, c *cache.Cache) error { return c.Tags(bad).Set(ctx, "k", 1, time.Minute) },
+			"Forever": func(ctx context.Context, c *cache.Cache) error { return c.Tags("ok", bad).Forever(ctx, "k", 1) },
+			"SetWith": func(ctx context.Context, c *cache.Cache) error {
+				_, err := c.SetWith(ctx, "k", 1, cache.SetOptions{TTL: time.Minute, Tags: []string{"ok", bad}})
+				return err
+			},
+			"SetWith Create": func(ctx context.Context, c *cache.Cache) error {
+				_, err := c.SetWith(ctx, "k", 1, cache.SetOptions{TTL: time.Minute, OnConflict: cache.Create, Tags: []string{bad}})
+				return err
+			},
+			"SetWith on a view": func(ctx context.Context, c *cache.Cache) error {
+				_, err := c.Tags(bad).SetWith(ctx, "k", 1, cache.SetOptions{TTL: time.Minute})
+				return err
+			},
+			"SetMany": func(ctx context.Context, c *cache.Cache) error {
+				return c.Tags(bad).SetMany(ctx, map[string]any{"k": 1, "k2": 2}, time.Minute)
+			},
+			"Remember": func(ctx context.Context, c *cache.Cache) error {
+				_, err := cache.Remember(ctx, c.Tags(bad), "k", time.Minute, func(context.Context) (int, error) { return 1, nil })
+				return err
+			},
+			"SWR": func(ctx context.Context, c *cache.Cache) error {
+				_, err := cache.SWR(ctx, c.Tags(bad), "k", cache.SWROptions{Fresh: time.Minute, Stale: time.Hour}, func(context.Context) (int, error) { return 1, nil })
+				return err
+			},
+			"Cached": func(ctx context.Context, c *cache.Cache) error {
+				_, err := cache.Cached(c.Tags(bad), "m", time.Minute, func(context.Context, int) (int, error) { return 1, nil }).Get(ctx, 1)
+				return err
+			},
+			"InvalidateTags":           func(ctx context.Context, c *cache.Cache) error { return c.InvalidateTags(ctx, "ok", bad) },
+			"InvalidateTags on a view": func(ctx context.Context, c *cache.Cache) error { return c.Tags(bad).InvalidateTags(ctx) },
+		} {
+			t.Run(bad+"/"+name, func(t *testing.T) {
+				c, mem := newScannable(t, cache.Config{Prefix: "app"})
+				err := write(ctxT(t), c)
+				if !errors.Is(err, cache.ErrInvalidKey) || !strings.Contains(err.Error(), fmt.Sprintf("%q", bad)) {
+					t.Fatalf("with the tag %q = %v; want an error naming it, matching ErrInvalidKey", bad, err)
+				}
+				if left := storedKeys(t, mem); len(left) != 0 {
+					t.Fatalf("the refused call stored %q", left)
+				}
+			})
+		}
 	}
 }

@@ -5,13 +5,17 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
 // Tags returns a view of c whose writes (Set, SetWith, Forever, SetMany, and the values
 // Remember, SWR and Cached store through it) are tagged with tags, on top of any tags the
 // view already has and those of SetOptions.Tags. [Cache.InvalidateTags] on the view,
-// without arguments, removes every entry of any of its tags.
+// without arguments, removes every entry of any of its tags. A tag that is empty or
+// holds the reserved character "|" makes every tagged write of the view, and its
+// InvalidateTags, fail with an error matching [ErrInvalidKey] before anything is
+// written.
 func (c *Cache) Tags(tags ...string) *Cache {
 	v := *c
 	v.tags = slices.Compact(slices.Sorted(slices.Values(slices.Concat(c.tags, tags))))
@@ -20,7 +24,9 @@ func (c *Cache) Tags(tags ...string) *Cache {
 
 // InvalidateTags removes every entry tagged with any of tags, on c's driver, whatever
 // namespace view wrote it; without tags, those of the view ([Cache.Tags]). Tags are per
-// global prefix: caches with another prefix keep theirs.
+// global prefix: caches with another prefix keep theirs. An empty tag, or one holding
+// the reserved character "|", is an error matching [ErrInvalidKey], before any tag is
+// invalidated.
 //
 // Each tag keeps an index of its live entries (key + expiry) in a record of its own,
 // "<prefix>.|tag:<tag>" (a name no application key can take), updated atomically with [Modify] on every tagged write,
@@ -36,10 +42,10 @@ func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
 	if len(tags) == 0 {
 		tags = c.tags
 	}
+	if err := checkTagNames(tags); err != nil {
+		return d.fail("Invalidate", "", err)
+	}
 	for _, tag := range tags {
-		if tag == "" {
-			return d.fail("Invalidate", "", fmt.Errorf("%w: empty tag", ErrInvalidKey))
-		}
 		tk, err := c.tagKey(ctx, tag)
 		if err != nil {
 			return d.fail("Invalidate", tag, err)
@@ -90,17 +96,43 @@ func (c *Cache) prepTagged(ctx context.Context, override, key string, extra []st
 }
 
 // checkTags refuses a write tagged with the view's tags and extra that could not index
-// them: an empty tag (ErrInvalidKey), or a driver without the atomic read-modify-write
-// the indexes need (ErrUnsupported). Every tagged write calls it before writing.
+// them: a tag the cache cannot use (see checkTagNames; ErrInvalidKey), or a driver
+// without the atomic read-modify-write the indexes need (ErrUnsupported). Every tagged
+// write calls it before writing.
 func (c *Cache) checkTags(d *namedDriver, extra []string) error {
 	if len(c.tags) == 0 && len(extra) == 0 {
 		return nil
 	}
-	if slices.Contains(c.tags, "") || slices.Contains(extra, "") {
-		return fmt.Errorf("%w: empty tag", ErrInvalidKey)
+	if err := checkTagNames(c.tags); err != nil {
+		return err
+	}
+	if err := checkTagNames(extra); err != nil {
+		return err
 	}
 	if d.mod == nil && (d.swap == nil || d.cond == nil || d.cad == nil) {
 		return unsupported(d, "a tagged write (the tag index needs Modify)")
+	}
+	return nil
+}
+
+// checkTagNames refuses tags that the cache cannot use: see checkTagName.
+func checkTagNames(tags []string) error {
+	for _, tag := range tags {
+		if err := checkTagName(tag); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkTagName refuses a tag that is empty or holds the reserved character, as checkKey
+// refuses such a key: an error matching ErrInvalidKey.
+func checkTagName(tag string) error {
+	if tag == "" {
+		return fmt.Errorf("%w: empty tag", ErrInvalidKey)
+	}
+	if strings.Contains(tag, reserved) {
+		return fmt.Errorf("%w: the tag %q contains %q, reserved for the cache's own records", ErrInvalidKey, tag, reserved)
 	}
 	return nil
 }
@@ -117,8 +149,8 @@ func (c *Cache) indexTags(ctx context.Context, d *namedDriver, k string, ttl tim
 		exp = now.Add(ttl).UnixNano()
 	}
 	for _, tag := range slices.Compact(slices.Sorted(slices.Values(slices.Concat(c.tags, extra)))) {
-		if tag == "" {
-			return fmt.Errorf("%w: empty tag", ErrInvalidKey)
+		if err := checkTagName(tag); err != nil {
+			return err
 		}
 		tk, err := c.tagKey(ctx, tag)
 		if err != nil {
