@@ -65,7 +65,8 @@ type ModifyOptions struct {
 	Driver string
 	// MaxAttempts bounds the compare-and-swap attempts on drivers without an atomic
 	// in-process update (Redis, file); between attempts Modify backs off with jitter
-	// (50 µs doubling to 5 ms). Default: 100.
+	// (50 µs doubling to 5 ms). 0: the default, 100. Negative: an error matching
+	// ErrInvalidConfig, before the key is read.
 	MaxAttempts int
 
 	forever bool   // the key never expires (the tag indexes), whatever TTL and the default
@@ -104,7 +105,10 @@ func ModifyWith[T any](ctx context.Context, c *Cache, key string, o ModifyOption
 	if o.TTL < 0 || o.NewTTL < 0 {
 		return zero, opError("Modify", key, fmt.Errorf("%w: TTL %v, NewTTL %v", ErrInvalidTTL, o.TTL, o.NewTTL))
 	}
-	if o.MaxAttempts <= 0 {
+	if o.MaxAttempts < 0 {
+		return zero, opError("Modify", key, fmt.Errorf("%w: MaxAttempts %d is negative", ErrInvalidConfig, o.MaxAttempts))
+	}
+	if o.MaxAttempts == 0 {
 		o.MaxAttempts = 100
 	}
 	o.TTL, o.NewTTL = capTTL(o.TTL), capTTL(o.NewTTL)

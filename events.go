@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -264,8 +265,18 @@ func (m *manager) expired(d *namedDriver, key string) {
 //
 // A cache call whose event nobody wants pays one atomic load: subscribe to the kinds
 // you need, such as EventError and the lock events, and hits and misses stay free.
+//
+// A negative buffer size, or a nil fn, is a mistake in the calling code, as a negative
+// size is for make: Subscribe then installs nothing and panics with an error matching
+// [ErrInvalidConfig]. 0 is the default size.
 func (c *Cache) Subscribe(buffer int, fn func(Event), kinds ...EventKind) (stop func() (dropped int64)) {
-	if buffer <= 0 {
+	switch {
+	case buffer < 0:
+		panic(opError("Subscribe", "", fmt.Errorf("%w: buffer size %d is negative", ErrInvalidConfig, buffer)))
+	case fn == nil:
+		panic(opError("Subscribe", "", fmt.Errorf("%w: fn is nil", ErrInvalidConfig)))
+	}
+	if buffer == 0 {
 		buffer = 1024
 	}
 	m := c.m

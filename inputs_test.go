@@ -160,3 +160,108 @@ func TestTagWithReservedCharacterIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A negative MaxAttempts is refused with an error matching ErrInvalidConfig before the
+// key is read or written, on a driver with an atomic update (memory) and on one that
+// compare-and-swaps (file); 0 keeps its meaning, the default.
+func TestModifyRefusesNegativeMaxAttempts(t *testing.T) {
+	ctx := ctxT(t)
+	for name, d := range inputDrivers(t) {
+		t.Run(name, func(t *testing.T) {
+			c := newCache(t, cache.Config{Drivers: map[string]cache.Driver{name: d}})
+			for _, n := range []int{-1, -100} {
+				ran := false
+				_, err := cache.ModifyWith(ctx, c, "n", cache.ModifyOptions{MaxAttempts: n}, func(cur int, _ bool) (int, error) {
+					ran = true
+					return cur + 1, nil
+				})
+				if !errors.Is(err, cache.ErrInvalidConfig) || !strings.Contains(err.Error(), fmt.Sprint(n)) {
+					t.Errorf("MaxAttempts %d = %v; want an error naming it, matching ErrInvalidConfig", n, err)
+				}
+				if ran {
+					t.Errorf("MaxAttempts %d: fn ran", n)
+				}
+				if ok, err := c.Has(ctx, "n"); ok || err != nil {
+					t.Errorf("MaxAttempts %d: Has = %v, %v; want nothing written", n, ok, err)
+				}
+			}
+			if got, err := cache.ModifyWith(ctx, c, "n", cache.ModifyOptions{}, func(cur int, _ bool) (int, error) { return cur + 1, nil }); got != 1 || err != nil {
+				t.Errorf("MaxAttempts 0 (the default) = %v, %v; want 1", got, err)
+			}
+		})
+	}
+}
+
+// A list made with a negative TTL fails every call with an error matching ErrInvalidTTL
+// and writes nothing. The in-process drivers refused it only when the list was written
+// (through Modify), and a native list (Redis) took it as "no expiry"; the check now
+// comes before the driver is chosen, so it is the same on every driver.
+func TestListRefusesNegativeTTL(t *testing.T) {
+	ctx := ctxT(t)
+	for name, d := range inputDrivers(t) {
+		t.Run(name, func(t *testing.T) {
+			c := newCache(t, cache.Config{Drivers: map[string]cache.Driver{name: d}})
+			l := cache.NewList[int](c, "l", -time.Second)
+			calls := map[string]func() error{
+				"Push":    func() error { _, err := l.Push(ctx, 1); return err },
+				"Unshift": func() error { _, err := l.Unshift(ctx, 1); return err },
+				"Pop":     func() error { _, _, err := l.Pop(ctx); return err },
+				"Shift":   func() error { _, _, err := l.Shift(ctx); return err },
+				"Slice":   func() error { _, err := l.Slice(ctx, 0, -1); return err },
+				"Len":     func() error { _, err := l.Len(ctx); return err },
+				"Trim":    func() error { return l.Trim(ctx, 0, -1) },
+				"Clear":   func() error { return l.Clear(ctx) },
+			}
+			for op, call := range calls {
+				if err := call(); !errors.Is(err, cache.ErrInvalidTTL) {
+					t.Errorf("%s on a list with TTL -1s = %v; want ErrInvalidTTL", op, err)
+				}
+			}
+			if ok, err := c.Has(ctx, "l"); ok || err != nil {
+				t.Errorf("Has = %v, %v; want nothing written", ok, err)
+			}
+			if n, err := cache.NewList[int](c, "l", 0).Push(ctx, 1, 2); n != 2 || err != nil {
+				t.Errorf("Push on a list with TTL 0 (the default) = %v, %v", n, err)
+			}
+		})
+	}
+}
+
+// Subscribe with a negative buffer size, or a nil fn, installs nothing and panics with
+// an error matching ErrInvalidConfig (it returns no error: a negative size is a mistake
+// in the code, as for make); 0 keeps its meaning, the default size.
+func TestSubscribeRefusesNegativeBuffer(t *testing.T) {
+	ctx := ctxT(t)
+	c := newCache(t, cache.Config{})
+	var got []cache.Event
+	for _, tc := range []struct {
+		buffer int
+		fn     func(cache.Event)
+		want   string
+	}{
+		{-1, func(e cache.Event) { got = append(got, e) }, "-1"},
+		{-1 << 40, func(e cache.Event) { got = append(got, e) }, fmt.Sprint(-1 << 40)},
+		{0, nil, "fn is nil"},
+	} {
+		func() {
+			defer func() {
+				r := recover()
+				err, _ := r.(error)
+				if !errors.Is(err, cache.ErrInvalidConfig) || !strings.Contains(fmt.Sprint(r), tc.want) {
+					t.Errorf("Subscribe(%d, ...) panicked with %v; want an error with %q, matching ErrInvalidConfig", tc.buffer, r, tc.want)
+				}
+			}()
+			stop := c.Subscribe(tc.buffer, tc.fn)
+			t.Errorf("Subscribe(%d, ...) returned", tc.buffer)
+			stop()
+		}()
+	}
+	var n int
+	stop := c.Subscribe(0, func(cache.Event) { n++ })
+	if _, err := c.Get(ctx, "k", new(string)); err != nil {
+		t.Fatal(err)
+	}
+	if dropped := stop(); n != 1 || dropped != 0 || len(got) != 0 {
+		t.Fatalf("after the refused subscription: the default one saw %d events (dropped %d), the refused one %d; want 1, 0, 0", n, dropped, len(got))
+	}
+}

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 )
@@ -17,16 +18,25 @@ type List[T any] struct {
 	c   *Cache
 	key string
 	ttl time.Duration
+	bad error // the ttl is negative: every call fails with it
 }
 
 // NewList returns the list under key. A new list gets ttl (0: the driver's default),
-// capped as in [Cache.Set].
+// capped as in [Cache.Set]. A negative ttl makes every call of the list fail with an
+// error matching [ErrInvalidTTL], before the store is touched.
 func NewList[T any](c *Cache, key string, ttl time.Duration) *List[T] {
-	return &List[T]{c: c, key: key, ttl: capTTL(ttl)}
+	l := &List[T]{c: c, key: key, ttl: capTTL(ttl)}
+	if ttl < 0 {
+		l.bad = fmt.Errorf("%w: the list's TTL %v is negative", ErrInvalidTTL, ttl)
+	}
+	return l
 }
 
 // native returns the driver and final key when the driver has native lists.
 func (l *List[T]) native(ctx context.Context) (*namedDriver, string, bool, error) {
+	if l.bad != nil {
+		return nil, "", false, opError("List", l.key, l.bad)
+	}
 	d, k, err := l.c.prep(ctx, "", l.key)
 	if err != nil {
 		return nil, "", false, opError("List", l.key, err)
@@ -222,6 +232,9 @@ func (l *List[T]) Trim(ctx context.Context, start, stop int) error {
 
 // Clear deletes the list.
 func (l *List[T]) Clear(ctx context.Context) error {
+	if l.bad != nil {
+		return opError("List", l.key, l.bad)
+	}
 	return l.c.Remove(ctx, l.key)
 }
 
