@@ -715,7 +715,8 @@ func (d *Driver) Pull(ctx context.Context, key string) (any, bool, error) {
 
 // DeleteNamespace removes ns and every key under "ns.". It reads the directory: O(files).
 // It is not atomic: a key written under ns while it runs may survive. Files with a
-// key's name that are not regular files are left, as in [Driver.Flush].
+// key's name that are not regular files are left and reported to Options.OnError, as
+// in [Driver.Flush].
 func (d *Driver) DeleteNamespace(ctx context.Context, ns string) error {
 	if err := d.check(ctx); err != nil {
 		return err
@@ -729,9 +730,10 @@ func (d *Driver) DeleteNamespace(ctx context.Context, ns string) error {
 //
 // Something with an entry's name that is not a regular file (a directory, a named pipe,
 // a symbolic link, which the driver never writes) is not removed: Flush reports each to
-// Options.OnError, goes on with the rest, and at the end returns an error matching
-// [ErrNotRegular] that counts them. A file it fails to remove does not stop it either:
-// the error at the end counts those too.
+// Options.OnError (an error matching [ErrNotRegular]), on every call, and goes on with
+// the rest. It is not Flush's error: Flush returns nil when it removed every entry of
+// the cache's. An entry it fails to remove does not stop it either: at the end it
+// returns an error that counts those.
 func (d *Driver) Flush(ctx context.Context) error {
 	if err := d.check(ctx); err != nil {
 		return err

@@ -28,9 +28,10 @@ import (
 //     error matching ErrNotRegular, over a directory. Delete unlinks a pipe, a socket or
 //     a link (never its target), and fails the same way on a directory, even an empty
 //     one. Both are explicit writes of that key.
-//   - Flush, DeleteNamespace and the sweep skip it and report it to Options.OnError;
-//     Flush and DeleteNamespace go on to the end and then return an error that counts
-//     what they skipped.
+//   - Flush, DeleteNamespace and the sweep skip it and report it to Options.OnError, on
+//     every call: it is not an entry of the cache's, so it is not their error (Flush
+//     returns nil when it removed every entry, or every call would fail until someone
+//     removed the thing by hand).
 
 // ErrNotRegular matches, with errors.Is, the error for a key whose file in Dir is not a
 // regular file: a named pipe, a directory, a socket, a device or a symbolic link, which
@@ -137,11 +138,11 @@ func unlink(path string) error {
 	return &fs.PathError{Op: "remove", Path: path, Err: err}
 }
 
-// skipped counts what Flush and DeleteNamespace left because it was not theirs to
-// remove, and the failures they went on past.
+// skipped counts the entries Flush and DeleteNamespace failed to remove, and went on
+// past. What they left because it is not the cache's (not a regular file) goes to
+// OnError only: it is not their failure, and as nobody but an operator can remove it,
+// returning it would fail every later call too.
 type skipped struct {
-	foreign  int
-	first    error // the first foreign file's error
 	failures int
 	failure  error // the first failure
 }
@@ -149,10 +150,6 @@ type skipped struct {
 func (s *skipped) add(d *Driver, err error) {
 	if errors.Is(err, ErrNotRegular) {
 		d.report(err)
-		s.foreign++
-		if s.first == nil {
-			s.first = err
-		}
 		return
 	}
 	s.failures++
@@ -161,17 +158,13 @@ func (s *skipped) add(d *Driver, err error) {
 	}
 }
 
-// err is the error Flush or DeleteNamespace returns at the end, nil if nothing was
-// skipped and nothing failed.
+// err is the error Flush or DeleteNamespace returns at the end: nil when they removed
+// every entry of the cache's they met.
 func (s *skipped) err(op string) error {
-	var errs []error
-	if s.foreign > 0 {
-		errs = append(errs, fmt.Errorf("%s%s: left %s that %s not regular and so not the cache's (each reported to OnError), the first: %w", errorPrefix, op, files(s.foreign), isAre(s.foreign), s.first))
+	if s.failures == 0 {
+		return nil
 	}
-	if s.failures > 0 {
-		errs = append(errs, fmt.Errorf("%s%s: could not remove %s, the first: %w", errorPrefix, op, files(s.failures), s.failure))
-	}
-	return errors.Join(errs...)
+	return fmt.Errorf("%s%s: could not remove %s, the first: %w", errorPrefix, op, files(s.failures), s.failure)
 }
 
 func files(n int) string {
@@ -179,11 +172,4 @@ func files(n int) string {
 		return "1 file"
 	}
 	return fmt.Sprintf("%d files", n)
-}
-
-func isAre(n int) string {
-	if n == 1 {
-		return "is"
-	}
-	return "are"
 }
