@@ -94,9 +94,8 @@ func callNoPanic(t *testing.T, f func() (bool, error)) (found bool, err error) {
 	return f()
 }
 
-// The check of the destination costs a hit nothing: a Get into a valid pointer still
-// allocates nothing (TestGetHitAllocatesNothing holds that too), and the error event of
-// a bad destination is reported like any other.
+// A Get into a bad destination is an error event of Get, on a miss too, like any failed
+// Get. (That the check costs a hit nothing is TestGetHitAllocatesNothing's.)
 func TestNilDestinationEmitsAnErrorEvent(t *testing.T) {
 	ctx := ctxT(t)
 	var got []cache.Event
