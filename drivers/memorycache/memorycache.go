@@ -60,7 +60,7 @@ type Options struct {
 // Driver is the memory driver. Its methods are safe for concurrent use.
 type Driver struct {
 	c          *otter.Cache[string, *item]
-	coarse     *otter.CoarseClock // nil with Options.Now
+	coarse     *coarseClock // nil with Options.Now
 	defaultTTL time.Duration
 	closed     atomic.Bool
 	watchers   inproc.Watchers
@@ -140,13 +140,14 @@ func New(o Options) (*Driver, error) {
 			d.expiry.Expired(e.Key)
 		}
 	}
-	var coarse *otter.CoarseClock
+	var coarse *coarseClock
 	if o.Now != nil {
-		oo.Clock = clock(o.Now)
+		oo.Clock = newClock(o.Now)
 	} else {
 		// A clock read per Get costs as much as the rest of the Get: read the time once a
-		// millisecond instead. Expiry is then exact to about 1 ms.
-		coarse = otter.NewCoarseClock(time.Millisecond)
+		// millisecond instead, and bring it up to the time for the writes of locks (see
+		// coarseClock).
+		coarse = newCoarseClock(time.Millisecond)
 		oo.Clock = coarse
 	}
 	c, err := otter.New(oo)
@@ -212,14 +213,53 @@ func ttlOf(it *item) time.Duration {
 	return never
 }
 
-// clock adapts a func() time.Time to otter's Clock. It has no ticks: with a fake clock
-// expired entries are dropped when they are read or written, not by a background sweep.
-type clock func() time.Time
+// clock adapts Options.Now to otter's Clock. It counts from the first reading, with
+// Time.Sub: on the monotonic clock for readings that carry it (time.Now's), so that a
+// step of the wall clock moves no expiry. It has no ticks: with a fake clock expired
+// entries are dropped when they are read or written, not by a background sweep.
+type clock struct {
+	now  func() time.Time
+	base time.Time
+	nano int64 // base.UnixNano()
+}
 
-func (c clock) NowNano() int64                    { return c().UnixNano() }
-func (clock) Tick(time.Duration) <-chan time.Time { return nil }
+func newClock(now func() time.Time) *clock {
+	base := now()
+	return &clock{now: now, base: base, nano: base.UnixNano()}
+}
+
+func (c *clock) NowNano() int64                    { return c.nano + int64(c.now().Sub(c.base)) }
+func (*clock) Tick(time.Duration) <-chan time.Time { return nil }
 
 var errClosed = fmt.Errorf("memorycache: %w", driver.ErrClosed)
+
+// exact brings the default clock up to the time before an operation on a lock (see
+// coarseClock), so that the entry's expiry that otter then computes, under the key's
+// lock, is the time of the write plus the TTL. The lock counts the lease from a reading
+// of the monotonic clock taken before the call, and so before this one: the store can
+// never let another holder in while the lease runs.
+//
+// The paths of a lock, and the clock each one reads:
+//
+//   - Create if absent (SetIf IfAbsent, CreateFenced) with NoSlide: exact. Its check of
+//     the holder's entry reads the exact time too; it could not read one that is ahead.
+//   - Extend: exact; the lock counts the new lease from before the call.
+//   - CompareAndDelete (the release): exact, so that a release after the TTL finds the
+//     lock gone. Nothing is written; a clock that lagged would at worst let the holder
+//     delete its own expired entry, which no one else held (the token compares equal).
+//   - CompareAndSwap and Set of an entry with NoSlide (Once's records): exact.
+//   - TTL (InspectLock): exact, so that it reports no more than is left.
+//   - Get (the owner's read while waiting, InspectLock): coarse. A lag makes an expired
+//     lock look held a little longer, never a held lock look free; the acquiring write
+//     decides on the exact time anyway.
+//
+// Plain values keep the coarse clock: they may expire early or late by its lag, which
+// no caller relies on.
+func (d *Driver) exact() {
+	if d.coarse != nil {
+		d.coarse.sync()
+	}
+}
 
 func (d *Driver) check() error {
 	if d.closed.Load() {
@@ -270,6 +310,9 @@ func (d *Driver) Set(ctx context.Context, e driver.Entry) error {
 	if err := d.check(); err != nil {
 		return err
 	}
+	if e.NoSlide {
+		d.exact()
+	}
 	d.c.Set(e.Key, &item{v: e.Value, ttl: e.TTL, noSlide: e.NoSlide})
 	return nil
 }
@@ -281,6 +324,9 @@ func (d *Driver) SetIf(ctx context.Context, e driver.Entry, cond driver.Conditio
 	}
 	if cond != driver.IfAbsent && cond != driver.IfPresent {
 		return false, fmt.Errorf("memorycache: unknown condition %v", cond)
+	}
+	if e.NoSlide {
+		d.exact()
 	}
 	var written bool
 	d.c.Compute(e.Key, func(old *item, found bool) (*item, otter.ComputeOp) {
@@ -298,6 +344,7 @@ func (d *Driver) CompareAndDelete(ctx context.Context, key string, old any) (boo
 	if err := d.check(); err != nil {
 		return false, err
 	}
+	d.exact()
 	var deleted bool
 	d.c.Compute(key, func(cur *item, found bool) (*item, otter.ComputeOp) {
 		if found && inproc.Equal(cur.v, old) {
@@ -402,6 +449,7 @@ func (d *Driver) Extend(_ context.Context, key string, old any, ttl time.Duratio
 	if err := d.check(); err != nil {
 		return false, err
 	}
+	d.exact()
 	var extended bool
 	d.c.Compute(key, func(cur *item, found bool) (*item, otter.ComputeOp) {
 		if !found || !inproc.Equal(cur.v, old) {
@@ -417,6 +465,9 @@ func (d *Driver) Extend(_ context.Context, key string, old any, ttl time.Duratio
 func (d *Driver) CompareAndSwap(_ context.Context, old any, e driver.Entry) (bool, error) {
 	if err := d.check(); err != nil {
 		return false, err
+	}
+	if e.NoSlide {
+		d.exact()
 	}
 	var swapped bool
 	d.c.Compute(e.Key, func(cur *item, found bool) (*item, otter.ComputeOp) {
@@ -438,6 +489,7 @@ func (d *Driver) CreateFenced(_ context.Context, e driver.Entry) (int64, bool, e
 	if err := d.check(); err != nil {
 		return 0, false, err
 	}
+	d.exact()
 	var fence int64
 	d.c.Compute(e.Key, func(cur *item, found bool) (*item, otter.ComputeOp) {
 		if found {
@@ -454,6 +506,7 @@ func (d *Driver) TTL(_ context.Context, key string) (time.Duration, bool, error)
 	if err := d.check(); err != nil {
 		return 0, false, err
 	}
+	d.exact()
 	e, ok := d.c.GetEntryQuietly(key)
 	if !ok {
 		return 0, false, nil
