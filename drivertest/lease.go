@@ -214,7 +214,7 @@ func (h *leaseHolder) run(ctx context.Context) ([]leaseSection, error) {
 			sec leaseSection
 			got bool
 		)
-		_, err := cache.LockWith(ctx, h.c, h.key, cache.LockOptions{TTL: h.ttl}, func(fctx context.Context) (any, error) {
+		res, err := cache.LockWith(ctx, h.c, h.key, cache.LockOptions{TTL: h.ttl}, func(fctx context.Context) (any, error) {
 			lease := cache.HeldLock(fctx).ValidUntil()
 			s, now := h.stamp()
 			if !now.Before(lease) { // the lease ended before the first step
@@ -242,8 +242,8 @@ func (h *leaseHolder) run(ctx context.Context) ([]leaseSection, error) {
 			return nil, nil
 		})
 		switch {
-		case errors.Is(err, cache.ErrNotAcquired):
-			time.Sleep(time.Duration(h.rng.Int64N(int64(200 * time.Microsecond))))
+		case err == nil && !res.Acquired: // held by another: try again soon
+			time.Sleep(50*time.Microsecond + time.Duration(h.rng.Int64N(int64(200*time.Microsecond))))
 			continue
 		case err != nil && !errors.Is(err, cache.ErrLockLost): // lost: released after the lease
 			return out, err
