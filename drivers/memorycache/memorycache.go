@@ -13,6 +13,14 @@
 //     comes back. Conditional-write probes, Increment and Pull never slide, and a lock
 //     never slides at all: reading its owner does not keep a crashed holder's lock alive.
 //
+// A Get does not read the time: it reads a clock that a goroutine of the driver sets from
+// the monotonic clock once a millisecond, and that lags behind by up to that, or by as
+// long as the goroutine waits for a CPU (tens of milliseconds on a busy machine). A plain
+// value may expire that much early or late. A lock never depends on the lag: every
+// operation on a lock entry (driver.Entry.NoSlide) and every Extend, compare-and-delete
+// and TTL first brings the clock up to the time, so that a lock entry lives its whole TTL
+// from its write, and the lease that cache.Lock keeps on its own clock ends before it.
+//
 // Every operation is atomic within the process: Create, Update, Increment, Pull and the
 // lock's compare-and-delete each run under otter's per-key lock. The driver is unbounded
 // unless MaxItems or MaxBytes is set; then otter evicts the entries least likely to be used
@@ -52,8 +60,10 @@ type Options struct {
 	// Cost estimates an entry's size in bytes for MaxBytes. Default: the length of the
 	// key plus, for strings and byte slices, their length, plus 64 bytes of overhead.
 	Cost func(key string, v any) uint32
-	// Now is the clock every TTL decision reads. Default: time.Now. Tests pass a fake
-	// clock to step through TTLs in no time.
+	// Now is the clock every TTL decision reads. Default: the driver's coarse clock (the
+	// monotonic time, read once a millisecond, and at once for every operation on a
+	// lock; see the package doc). Tests pass a fake clock to step through TTLs in no
+	// time.
 	Now func() time.Time
 }
 
@@ -142,7 +152,7 @@ func New(o Options) (*Driver, error) {
 	}
 	var coarse *coarseClock
 	if o.Now != nil {
-		oo.Clock = newClock(o.Now)
+		oo.Clock = clock(o.Now)
 	} else {
 		// A clock read per Get costs as much as the rest of the Get: read the time once a
 		// millisecond instead, and bring it up to the time for the writes of locks (see
@@ -213,23 +223,12 @@ func ttlOf(it *item) time.Duration {
 	return never
 }
 
-// clock adapts Options.Now to otter's Clock. It counts from the first reading, with
-// Time.Sub: on the monotonic clock for readings that carry it (time.Now's), so that a
-// step of the wall clock moves no expiry. It has no ticks: with a fake clock expired
-// entries are dropped when they are read or written, not by a background sweep.
-type clock struct {
-	now  func() time.Time
-	base time.Time
-	nano int64 // base.UnixNano()
-}
+// clock adapts a func() time.Time to otter's Clock. It has no ticks: with a fake clock
+// expired entries are dropped when they are read or written, not by a background sweep.
+type clock func() time.Time
 
-func newClock(now func() time.Time) *clock {
-	base := now()
-	return &clock{now: now, base: base, nano: base.UnixNano()}
-}
-
-func (c *clock) NowNano() int64                    { return c.nano + int64(c.now().Sub(c.base)) }
-func (*clock) Tick(time.Duration) <-chan time.Time { return nil }
+func (c clock) NowNano() int64                    { return c().UnixNano() }
+func (clock) Tick(time.Duration) <-chan time.Time { return nil }
 
 var errClosed = fmt.Errorf("memorycache: %w", driver.ErrClosed)
 
