@@ -95,10 +95,10 @@ func busyLoop() {
 // sections of different holders may overlap. It runs at TTL 5 ms and 20 ms, with at least
 // 1,000 sections each (LeaseSectionsEnv for more).
 //
-// A section holds the lock for a short while (up to 2 ms) most of the time, and for its
-// whole lease one time in eight; half of those then keep fn running past the TTL without
-// acting, so that the next holder gets the lock from the store's expiry rather than from
-// a release. A store that writes the entry's expiry from a clock that lags behind (a coarse
+// Most sections are short (up to 200 µs). The others run to the lease's end (one in four
+// at TTL 5 ms, one in eight at 20 ms), and half of those then keep fn running past the
+// TTL without acting, so that the next holder gets the lock from the store's expiry
+// rather than from a release. A store that writes the entry's expiry from a clock that lags behind (a coarse
 // clock that stood still while the CPU was busy) lets the next holder in while the lease
 // still runs, and this test sees it as an overlap.
 func LeaseOverlap(t *testing.T, tg LeaseTarget) {
@@ -207,15 +207,22 @@ type leaseHolder struct {
 	stamp func() (shared int64, now time.Time) // shared is read before now
 }
 
+// full is the share of sections that run to the lease's end: 1 ms of the TTL, between
+// one in eight and one in four. A short lease leaves another holder a short window to get
+// in early, so more of its sections must be there to see it.
+func (h *leaseHolder) full() float64 {
+	return min(0.25, max(0.125, float64(time.Millisecond)/float64(h.ttl)))
+}
+
 func (h *leaseHolder) run(ctx context.Context) ([]leaseSection, error) {
 	out := make([]leaseSection, 0, h.n)
 	for len(out) < h.n {
 		if ctx.Err() != nil {
 			return out, fmt.Errorf("%d of %d sections when the hang detector ran out", len(out), h.n)
 		}
-		full := h.rng.IntN(8) == 0
+		full := h.rng.Float64() < h.full()
 		overstay := full && h.rng.IntN(2) == 0
-		short := time.Duration(h.rng.Int64N(int64(min(h.ttl/2, 2*time.Millisecond)) + 1))
+		short := time.Duration(h.rng.Int64N(int64(200*time.Microsecond) + 1))
 		var (
 			sec leaseSection
 			got bool
