@@ -14,8 +14,8 @@ import (
 //
 // The variable only moves forward, to a reading of the monotonic clock taken before it
 // is stored: the clock never runs ahead of the time, and lags behind it by up to the
-// resolution, or by as long as the goroutine cannot run (tens of milliseconds when the
-// CPU is busy).
+// resolution, or by as long as the goroutine cannot run (tens or hundreds of
+// milliseconds when the CPU is busy).
 //
 // Lags are safe for reads: an entry whose expiry is checked against a clock that lags
 // looks alive a little longer, never shorter. They are not safe for writes: an expiry is

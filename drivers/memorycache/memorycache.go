@@ -15,11 +15,12 @@
 //
 // A Get does not read the time: it reads a clock that a goroutine of the driver sets from
 // the monotonic clock once a millisecond, and that lags behind by up to that, or by as
-// long as the goroutine waits for a CPU (tens of milliseconds on a busy machine). A plain
-// value may expire that much early or late. A lock never depends on the lag: every
-// operation on a lock entry (driver.Entry.NoSlide) and every Extend, compare-and-delete
-// and TTL first brings the clock up to the time, so that a lock entry lives its whole TTL
-// from its write, and the lease that cache.Lock keeps on its own clock ends before it.
+// long as the goroutine waits for a CPU (tens or hundreds of milliseconds on a busy
+// machine). A plain value may expire that much early or late. A lock never depends on
+// the lag: every operation on a lock entry (driver.Entry.NoSlide) and every Extend,
+// compare-and-delete and TTL first brings the clock up to the time, so that a lock entry
+// lives its whole TTL from its write, and the lease that cache.Lock keeps on its own
+// clock ends before it.
 //
 // Every operation is atomic within the process: Create, Update, Increment, Pull and the
 // lock's compare-and-delete each run under otter's per-key lock. The driver is unbounded
