@@ -127,9 +127,9 @@ func LeaseOverlap(t *testing.T, tg LeaseTarget) {
 			)
 			start := time.Now()
 			if tg.CrossProcess {
-				sections, err = leaseProcesses(t, addr, ttl, n)
+				sections, err = leaseProcesses(addr, ttl, n)
 			} else {
-				sections, err = leaseGoroutines(t, tg, addr, ttl, n)
+				sections, err = leaseGoroutines(tg, addr, ttl, n)
 			}
 			if err != nil {
 				t.Fatal(err)
@@ -269,7 +269,7 @@ func (h *leaseHolder) run(ctx context.Context) ([]leaseSection, error) {
 }
 
 // leaseGoroutines runs the holders as goroutines on one driver.
-func leaseGoroutines(t *testing.T, tg LeaseTarget, addr string, ttl time.Duration, n int) ([][]leaseSection, error) {
+func leaseGoroutines(tg LeaseTarget, addr string, ttl time.Duration, n int) ([][]leaseSection, error) {
 	d, err := tg.Open(addr)
 	if err != nil {
 		return nil, err
@@ -310,7 +310,7 @@ type leaseJob struct {
 }
 
 // leaseProcesses runs the holders as processes, each with its own driver on addr.
-func leaseProcesses(t *testing.T, addr string, ttl time.Duration, n int) ([][]leaseSection, error) {
+func leaseProcesses(addr string, ttl time.Duration, n int) ([][]leaseSection, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), hangLimit(n))
 	defer cancel()
 	per := (n + leaseHolders - 1) / leaseHolders
