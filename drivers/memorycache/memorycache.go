@@ -13,6 +13,15 @@
 //     comes back. Conditional-write probes, Increment and Pull never slide, and a lock
 //     never slides at all: reading its owner does not keep a crashed holder's lock alive.
 //
+// A Get does not read the time: it reads a clock that a goroutine of the driver sets from
+// the monotonic clock once a millisecond, and that lags behind by up to that, or by as
+// long as the goroutine waits for a CPU (tens or hundreds of milliseconds on a busy
+// machine). A plain value may expire that much early or late. A lock never depends on
+// the lag: every operation on a lock entry (driver.Entry.NoSlide) and every Extend,
+// compare-and-delete and TTL first brings the clock up to the time, so that a lock entry
+// lives its whole TTL from its write, and the lease that cache.Lock keeps on its own
+// clock ends before it.
+//
 // Every operation is atomic within the process: Create, Update, Increment, Pull and the
 // lock's compare-and-delete each run under otter's per-key lock. The driver is unbounded
 // unless MaxItems or MaxBytes is set; then otter evicts the entries least likely to be used
@@ -52,15 +61,17 @@ type Options struct {
 	// Cost estimates an entry's size in bytes for MaxBytes. Default: the length of the
 	// key plus, for strings and byte slices, their length, plus 64 bytes of overhead.
 	Cost func(key string, v any) uint32
-	// Now is the clock every TTL decision reads. Default: time.Now. Tests pass a fake
-	// clock to step through TTLs in no time.
+	// Now is the clock every TTL decision reads. Default: the driver's coarse clock (the
+	// monotonic time, read once a millisecond, and at once for every operation on a
+	// lock; see the package doc). Tests pass a fake clock to step through TTLs in no
+	// time.
 	Now func() time.Time
 }
 
 // Driver is the memory driver. Its methods are safe for concurrent use.
 type Driver struct {
 	c          *otter.Cache[string, *item]
-	coarse     *otter.CoarseClock // nil with Options.Now
+	coarse     *coarseClock // nil with Options.Now
 	defaultTTL time.Duration
 	closed     atomic.Bool
 	watchers   inproc.Watchers
@@ -140,13 +151,14 @@ func New(o Options) (*Driver, error) {
 			d.expiry.Expired(e.Key)
 		}
 	}
-	var coarse *otter.CoarseClock
+	var coarse *coarseClock
 	if o.Now != nil {
 		oo.Clock = clock(o.Now)
 	} else {
 		// A clock read per Get costs as much as the rest of the Get: read the time once a
-		// millisecond instead. Expiry is then exact to about 1 ms.
-		coarse = otter.NewCoarseClock(time.Millisecond)
+		// millisecond instead, and bring it up to the time for the writes of locks (see
+		// coarseClock).
+		coarse = newCoarseClock(time.Millisecond)
 		oo.Clock = coarse
 	}
 	c, err := otter.New(oo)
@@ -221,6 +233,34 @@ func (clock) Tick(time.Duration) <-chan time.Time { return nil }
 
 var errClosed = fmt.Errorf("memorycache: %w", driver.ErrClosed)
 
+// exact brings the default clock up to the time before an operation on a lock (see
+// coarseClock), so that the entry's expiry that otter then computes, under the key's
+// lock, is the time of the write plus the TTL. The lock counts the lease from a reading
+// of the monotonic clock taken before the call, and so before this one: the store can
+// never let another holder in while the lease runs.
+//
+// The paths of a lock, and the clock each one reads:
+//
+//   - Create if absent (SetIf IfAbsent, CreateFenced) with NoSlide: exact. Its check of
+//     the holder's entry reads the exact time too; it could not read one that is ahead.
+//   - Extend: exact; the lock counts the new lease from before the call.
+//   - CompareAndDelete (the release): exact, so that a release after the TTL finds the
+//     lock gone. Nothing is written; a clock that lagged would at worst let the holder
+//     delete its own expired entry, which no one else held (the token compares equal).
+//   - CompareAndSwap and Set of an entry with NoSlide (Once's records): exact.
+//   - TTL (InspectLock): exact, so that it reports no more than is left.
+//   - Get (the owner's read while waiting, InspectLock): coarse. A lag makes an expired
+//     lock look held a little longer, never a held lock look free; the acquiring write
+//     decides on the exact time anyway.
+//
+// Plain values keep the coarse clock: they may expire early or late by its lag, which
+// no caller relies on.
+func (d *Driver) exact() {
+	if d.coarse != nil {
+		d.coarse.sync()
+	}
+}
+
 func (d *Driver) check() error {
 	if d.closed.Load() {
 		return errClosed
@@ -270,6 +310,9 @@ func (d *Driver) Set(ctx context.Context, e driver.Entry) error {
 	if err := d.check(); err != nil {
 		return err
 	}
+	if e.NoSlide {
+		d.exact()
+	}
 	d.c.Set(e.Key, &item{v: e.Value, ttl: e.TTL, noSlide: e.NoSlide})
 	return nil
 }
@@ -281,6 +324,9 @@ func (d *Driver) SetIf(ctx context.Context, e driver.Entry, cond driver.Conditio
 	}
 	if cond != driver.IfAbsent && cond != driver.IfPresent {
 		return false, fmt.Errorf("memorycache: unknown condition %v", cond)
+	}
+	if e.NoSlide {
+		d.exact()
 	}
 	var written bool
 	d.c.Compute(e.Key, func(old *item, found bool) (*item, otter.ComputeOp) {
@@ -298,6 +344,7 @@ func (d *Driver) CompareAndDelete(ctx context.Context, key string, old any) (boo
 	if err := d.check(); err != nil {
 		return false, err
 	}
+	d.exact()
 	var deleted bool
 	d.c.Compute(key, func(cur *item, found bool) (*item, otter.ComputeOp) {
 		if found && inproc.Equal(cur.v, old) {
@@ -402,6 +449,7 @@ func (d *Driver) Extend(_ context.Context, key string, old any, ttl time.Duratio
 	if err := d.check(); err != nil {
 		return false, err
 	}
+	d.exact()
 	var extended bool
 	d.c.Compute(key, func(cur *item, found bool) (*item, otter.ComputeOp) {
 		if !found || !inproc.Equal(cur.v, old) {
@@ -417,6 +465,9 @@ func (d *Driver) Extend(_ context.Context, key string, old any, ttl time.Duratio
 func (d *Driver) CompareAndSwap(_ context.Context, old any, e driver.Entry) (bool, error) {
 	if err := d.check(); err != nil {
 		return false, err
+	}
+	if e.NoSlide {
+		d.exact()
 	}
 	var swapped bool
 	d.c.Compute(e.Key, func(cur *item, found bool) (*item, otter.ComputeOp) {
@@ -438,6 +489,7 @@ func (d *Driver) CreateFenced(_ context.Context, e driver.Entry) (int64, bool, e
 	if err := d.check(); err != nil {
 		return 0, false, err
 	}
+	d.exact()
 	var fence int64
 	d.c.Compute(e.Key, func(cur *item, found bool) (*item, otter.ComputeOp) {
 		if found {
@@ -454,6 +506,7 @@ func (d *Driver) TTL(_ context.Context, key string) (time.Duration, bool, error)
 	if err := d.check(); err != nil {
 		return 0, false, err
 	}
+	d.exact()
 	e, ok := d.c.GetEntryQuietly(key)
 	if !ok {
 		return 0, false, nil

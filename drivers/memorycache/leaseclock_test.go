@@ -1,0 +1,21 @@
+package memorycache_test
+
+import (
+	"testing"
+
+	"github.com/cachekit/cache/driver"
+	"github.com/cachekit/cache/drivers/memorycache"
+	"github.com/cachekit/cache/drivertest"
+)
+
+// memoryLease opens a memory driver with its default clock for the lease test.
+var memoryLease = drivertest.LeaseTarget{
+	Open: func(string) (driver.Driver, error) { return memorycache.New(memorycache.Options{}) },
+}
+
+// The busy processes of TestLeaseOverlap are this test binary, run again.
+func init() { drivertest.LeaseMain(memoryLease) }
+
+// TestLeaseOverlap: 4 holders following the lease protocol beside 3 busy processes, at
+// TTL 5 ms and 20 ms, never overlap (see drivertest.LeaseOverlap).
+func TestLeaseOverlap(t *testing.T) { drivertest.LeaseOverlap(t, memoryLease) }
