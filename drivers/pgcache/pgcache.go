@@ -132,7 +132,10 @@ type Options struct {
 	URL string
 	// Table is the entries table: "name" or "schema.name", each a letter or "_" followed
 	// by letters, digits and "_" (ASCII), quoted in every statement (so case-sensitive).
-	// The fencing counters live in the table of the same name + [FenceSuffix]. Default:
+	// The fencing counters live in the table of the same name + [FenceSuffix], and the
+	// expiry index is the name + "_expires_at"; a name that ends in either suffix is
+	// refused (New returns an error), since it would be another table's fencing table or
+	// index: so drivers on different tables never share a relation. Default:
 	// [DefaultTable]. Drivers on one table share their entries and locks: that is how
 	// processes share a cache.
 	Table string
