@@ -28,6 +28,9 @@ var (
 	// ErrNotAcquired: another holder has the lock. [Acquire] returns it; [Lock] reports a
 	// held lock as Acquired == false with a nil error instead, unless it waited (Wait > 0)
 	// and gave up, where the error also matches ErrWaitTimeout or the context's error.
+	// An acquisition whose ctx ends before it has the lock, at whatever step (an
+	// attempt, a read of the key, the wait), fails with an error that matches
+	// ErrNotAcquired and the context's error, from [Lock] and [Acquire] alike.
 	ErrNotAcquired = errors.New("cache: lock not acquired")
 	// ErrWaitTimeout: LockOptions.Wait elapsed before the lock came free.
 	ErrWaitTimeout = errors.New("cache: lock wait timed out")
@@ -124,8 +127,8 @@ func Lock[T any](ctx context.Context, c *Cache, key string, ttl time.Duration, f
 func LockWith[T any](ctx context.Context, c *Cache, key string, o LockOptions, fn func(context.Context) (T, error)) (out LockOutcome[T], err error) {
 	h, err := acquire(ctx, c, key, o)
 	if err != nil {
-		if o.Wait <= 0 && errors.Is(err, ErrNotAcquired) {
-			return out, nil // a held lock is not an error
+		if o.Wait <= 0 && errors.Is(err, ErrNotAcquired) && !endedCtx(ctx, err) {
+			return out, nil // a held lock is not an error; a ctx that ended is
 		}
 		return out, err
 	}
@@ -271,6 +274,9 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 	o.TTL = capTTL(o.TTL)
 	d, k, err := c.prep(ctx, o.Driver, key)
 	if err != nil {
+		if ctx.Err() != nil {
+			err = gaveUp(ctx, err)
+		}
 		return nil, d.fail("Lock", key, err)
 	}
 	switch {
@@ -281,8 +287,8 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 	case o.Fencing && d.fencer == nil:
 		return nil, unsupported(d, "Lock with Fencing")
 	}
-	if err := ctx.Err(); err != nil { // a caller that has gone away takes no lock
-		return nil, d.fail("Lock", key, context.Cause(ctx))
+	if ctx.Err() != nil { // a caller that has gone away takes no lock
+		return nil, d.fail("Lock", key, gaveUp(ctx, nil))
 	}
 	owner := o.Owner
 	if owner == "" {
@@ -295,6 +301,9 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 	ok, err := h.try(ctx, o.Fencing)
 	if err == nil && !ok {
 		err = holdsLock(ctx, d, k)
+	}
+	if err != nil && ctx.Err() != nil {
+		err = gaveUp(ctx, err) // the attempt or the check was cut by ctx
 	}
 	if err != nil {
 		c.done("Lock", d, key, 0, err, start)
@@ -312,13 +321,34 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 	case err == wait.ErrOver:
 		return nil, d.fail("Lock", key, fmt.Errorf("%w: %w after %v", ErrNotAcquired, ErrWaitTimeout, o.Wait))
 	case err != nil && ctx.Err() != nil:
-		return nil, d.fail("Lock", key, errors.Join(ErrNotAcquired, err))
+		return nil, d.fail("Lock", key, gaveUp(ctx, err))
 	case err != nil:
 		c.done("Lock", d, key, 0, err, start)
 		return nil, d.fail("Lock", key, err)
 	}
 	c.done("Lock", d, key, EventLockAcquired, nil, start)
 	return h, nil
+}
+
+// gaveUp is acquire's error when ctx ended before the lock was taken, whatever step it
+// cut (the key's scope, an attempt, the check that the key holds a lock, the wait):
+// it matches ErrNotAcquired, ctx's error and its cause, and keeps err, the step's own
+// error (a driver's "context deadline exceeded"), if any. The rule is the manager's, so
+// that it holds for every driver, however its calls report a ctx that ends.
+func gaveUp(ctx context.Context, err error) error {
+	joined := errors.Join(ErrNotAcquired, err)
+	for _, e := range []error{context.Cause(ctx), ctx.Err()} {
+		if !errors.Is(joined, e) {
+			joined = errors.Join(joined, e)
+		}
+	}
+	return joined
+}
+
+// endedCtx reports whether err is acquire's error for a ctx that ended ([gaveUp]),
+// rather than plain contention.
+func endedCtx(ctx context.Context, err error) bool {
+	return ctx.Err() != nil && errors.Is(err, ctx.Err())
 }
 
 // holdsLock checks, after an attempt found key taken, that it holds a lock: a string

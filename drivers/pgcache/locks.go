@@ -31,15 +31,15 @@ func payload(key string) string {
 // pg_notify(channel, key), delivered when the statement commits.
 func (d *Driver) CompareAndDelete(ctx context.Context, key string, old any) (bool, error) {
 	if err := d.check(ctx); err != nil {
-		return false, fail("compare-and-delete", key, err)
+		return false, d.fail("compare-and-delete", key, err)
 	}
 	b, err := valueBytes(old)
 	if err != nil {
-		return false, fail("compare-and-delete", key, err)
+		return false, d.fail("compare-and-delete", key, err)
 	}
 	var n int64
 	if err := d.pool.QueryRow(ctx, d.sql.cad, key, b, d.channel, payload(key)).Scan(&n); err != nil {
-		return false, fail("compare-and-delete", key, err)
+		return false, d.fail("compare-and-delete", key, err)
 	}
 	return n == 1, nil
 }
@@ -49,20 +49,20 @@ func (d *Driver) CompareAndDelete(ctx context.Context, key string, old any) (boo
 // statement.
 func (d *Driver) CompareAndSwap(ctx context.Context, old any, e driver.Entry) (bool, error) {
 	if err := d.check(ctx); err != nil {
-		return false, fail("compare-and-swap", e.Key, err)
+		return false, d.fail("compare-and-swap", e.Key, err)
 	}
 	ob, err := valueBytes(old)
 	if err != nil {
-		return false, fail("compare-and-swap", e.Key, err)
+		return false, d.fail("compare-and-swap", e.Key, err)
 	}
 	nb, err := valueBytes(e.Value)
 	if err != nil {
-		return false, fail("compare-and-swap", e.Key, err)
+		return false, d.fail("compare-and-swap", e.Key, err)
 	}
 	var n int64
 	err = d.pool.QueryRow(ctx, d.sql.cas, e.Key, ob, nb, d.channel, e.KeepTTL, micros(e.TTL), payload(e.Key)).Scan(&n)
 	if err != nil {
-		return false, fail("compare-and-swap", e.Key, err)
+		return false, d.fail("compare-and-swap", e.Key, err)
 	}
 	return n == 1, nil
 }
@@ -73,18 +73,18 @@ var errNoTTL = errors.New("extend needs a TTL > 0")
 // renewal), with one UPDATE.
 func (d *Driver) Extend(ctx context.Context, key string, old any, ttl time.Duration) (bool, error) {
 	if err := d.check(ctx); err != nil {
-		return false, fail("extend", key, err)
+		return false, d.fail("extend", key, err)
 	}
 	b, err := valueBytes(old)
 	if err != nil {
-		return false, fail("extend", key, err)
+		return false, d.fail("extend", key, err)
 	}
 	if ttl <= 0 {
-		return false, fail("extend", key, errNoTTL)
+		return false, d.fail("extend", key, errNoTTL)
 	}
 	tag, err := d.pool.Exec(ctx, d.sql.extend, key, b, micros(ttl))
 	if err != nil {
-		return false, fail("extend", key, err)
+		return false, d.fail("extend", key, err)
 	}
 	return tag.RowsAffected() == 1, nil
 }
@@ -103,11 +103,11 @@ func (d *Driver) Extend(ctx context.Context, key string, old any, ttl time.Durat
 // below 2^53 until the year 2255, so they are exact in a JSON number and a float64.
 func (d *Driver) CreateFenced(ctx context.Context, e driver.Entry) (int64, bool, error) {
 	if err := d.check(ctx); err != nil {
-		return 0, false, fail("create fenced", e.Key, err)
+		return 0, false, d.fail("create fenced", e.Key, err)
 	}
 	b, err := valueBytes(e.Value)
 	if err != nil {
-		return 0, false, fail("create fenced", e.Key, err)
+		return 0, false, d.fail("create fenced", e.Key, err)
 	}
 	var fence int64
 	err = d.pool.QueryRow(ctx, d.sql.fenced, e.Key, b, micros(e.TTL)).Scan(&fence)
@@ -115,7 +115,7 @@ func (d *Driver) CreateFenced(ctx context.Context, e driver.Entry) (int64, bool,
 	case errors.Is(err, pgx.ErrNoRows):
 		return 0, false, nil
 	case err != nil:
-		return 0, false, fail("create fenced", e.Key, err)
+		return 0, false, d.fail("create fenced", e.Key, err)
 	}
 	return fence, true, nil
 }
@@ -124,7 +124,7 @@ func (d *Driver) CreateFenced(ctx context.Context, e driver.Entry) (int64, bool,
 // missing or expired key, and the TTL is 0 for a key that never expires.
 func (d *Driver) TTL(ctx context.Context, key string) (time.Duration, bool, error) {
 	if err := d.check(ctx); err != nil {
-		return 0, false, fail("ttl", key, err)
+		return 0, false, d.fail("ttl", key, err)
 	}
 	var us *int64 // NULL: no expiry
 	err := d.pool.QueryRow(ctx, d.sql.ttl, key).Scan(&us)
@@ -132,7 +132,7 @@ func (d *Driver) TTL(ctx context.Context, key string) (time.Duration, bool, erro
 	case errors.Is(err, pgx.ErrNoRows):
 		return 0, false, nil
 	case err != nil:
-		return 0, false, fail("ttl", key, err)
+		return 0, false, d.fail("ttl", key, err)
 	case us == nil:
 		return 0, true, nil
 	}

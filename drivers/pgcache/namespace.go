@@ -13,10 +13,10 @@ import (
 // package doc).
 func (d *Driver) DeleteNamespace(ctx context.Context, ns string) error {
 	if err := d.check(ctx); err != nil {
-		return fail("delete namespace", ns, err)
+		return d.fail("delete namespace", ns, err)
 	}
 	if _, err := d.pool.Exec(ctx, d.sql.delNS, ns, ns+".", ns+"/"); err != nil {
-		return fail("delete namespace", ns, err)
+		return d.fail("delete namespace", ns, err)
 	}
 	return nil
 }
@@ -26,10 +26,10 @@ func (d *Driver) DeleteNamespace(ctx context.Context, ns string) error {
 // holds them for its own short moment.
 func (d *Driver) Flush(ctx context.Context) error {
 	if err := d.check(ctx); err != nil {
-		return fail("flush", "", err)
+		return d.fail("flush", "", err)
 	}
 	if _, err := d.pool.Exec(ctx, d.sql.flush); err != nil {
-		return fail("flush", "", err)
+		return d.fail("flush", "", err)
 	}
 	return nil
 }
@@ -40,7 +40,7 @@ func (d *Driver) Flush(ctx context.Context) error {
 // keys and are not listed.
 func (d *Driver) Scan(ctx context.Context, prefix string, fn func(key string) bool) error {
 	if err := d.check(ctx); err != nil {
-		return fail("scan", prefix, err)
+		return d.fail("scan", prefix, err)
 	}
 	upper, bounded := upperBound(prefix)
 	after, firstPage := prefix, true
@@ -58,11 +58,11 @@ func (d *Driver) Scan(ctx context.Context, prefix string, fn func(key string) bo
 			rows, err = d.pool.Query(ctx, d.sql.scanNext, after, batchSize)
 		}
 		if err != nil {
-			return fail("scan", prefix, err)
+			return d.fail("scan", prefix, err)
 		}
 		keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
 		if err != nil {
-			return fail("scan", prefix, err)
+			return d.fail("scan", prefix, err)
 		}
 		for _, k := range keys {
 			if !fn(k) {
@@ -74,7 +74,7 @@ func (d *Driver) Scan(ctx context.Context, prefix string, fn func(key string) bo
 		}
 		after, firstPage = keys[len(keys)-1], false
 		if err := ctx.Err(); err != nil {
-			return fail("scan", prefix, err)
+			return d.fail("scan", prefix, err)
 		}
 	}
 }

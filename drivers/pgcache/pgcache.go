@@ -22,6 +22,14 @@
 // on its first operation; with Options.SkipCreateTable it never does, for teams that
 // create them in their own migrations from [Schema].
 //
+// A table dropped under a running driver fails the call that finds it missing with an
+// error matching [ErrMissingTable]; the driver then creates the tables again on its next
+// call (CREATE TABLE IF NOT EXISTS, which leaves a table another process created
+// meanwhile as it is), or, with Options.SkipCreateTable, never does: every call fails,
+// naming Schema's DDL, until a migration runs it. A table name that ends in "_fence" or
+// "_expires_at" is refused (see Options.Table), so that no driver's table is another's
+// fencing table or index.
+//
 // A counter is the decimal text of the integer ("42"); a lock is a row whose value is a
 // JSON string that starts with the owner label. Keys are PostgreSQL text: valid UTF-8
 // without NUL bytes (a key with either is an error from the database).
@@ -132,7 +140,10 @@ type Options struct {
 	URL string
 	// Table is the entries table: "name" or "schema.name", each a letter or "_" followed
 	// by letters, digits and "_" (ASCII), quoted in every statement (so case-sensitive).
-	// The fencing counters live in the table of the same name + [FenceSuffix]. Default:
+	// The fencing counters live in the table of the same name + [FenceSuffix], and the
+	// expiry index is the name + "_expires_at"; a name that ends in either suffix is
+	// refused (New returns an error), since it would be another table's fencing table or
+	// index: so drivers on different tables never share a relation. Default:
 	// [DefaultTable]. Drivers on one table share their entries and locks: that is how
 	// processes share a cache.
 	Table string
@@ -183,8 +194,9 @@ type Driver struct {
 	closed     atomic.Bool
 	hooks      driver.ExpiryHooks
 
-	ready    atomic.Bool   // the tables exist (or SkipCreateTable)
-	readySem chan struct{} // serializes the creation
+	ready      atomic.Bool   // the tables exist (or SkipCreateTable)
+	readySem   chan struct{} // serializes the creation
+	skipCreate bool          // Options.SkipCreateTable
 
 	hub hub // Watch's listening connection
 
@@ -246,6 +258,7 @@ func New(o Options) (*Driver, error) {
 	}
 	if o.SkipCreateTable {
 		d.ready.Store(true)
+		d.skipCreate = true
 	}
 	if o.URL != "" {
 		cfg, err := pgxpool.ParseConfig(o.URL)
@@ -347,6 +360,36 @@ func (d *Driver) check(ctx context.Context) error {
 	return d.ensure(ctx)
 }
 
+// ErrMissingTable: a statement found one of the driver's tables missing: dropped while
+// the driver ran, or never created (with Options.SkipCreateTable). Without
+// SkipCreateTable the driver creates the tables again on its next call (CREATE TABLE IF
+// NOT EXISTS, which never touches a table that is there); with it, the error says to run
+// [Schema]'s DDL, and every call fails until someone does.
+var ErrMissingTable = errors.New("pgcache: a table of the driver does not exist")
+
+// undefinedTable is PostgreSQL's SQLSTATE for a relation that does not exist.
+const undefinedTable = "42P01"
+
+// fail is the package's fail, and makes a missing table (SQLSTATE 42P01: every relation
+// the driver's statements name is one of its tables) an error matching ErrMissingTable
+// that names the fix. Without SkipCreateTable it also has the next call create the
+// tables again: the statement that failed changed nothing, and CREATE TABLE IF NOT
+// EXISTS, under the creation's advisory lock, leaves a table that another driver
+// created meanwhile, and its rows, as they are.
+func (d *Driver) fail(op, key string, err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == undefinedTable {
+		if d.skipCreate {
+			err = fmt.Errorf("%w: create the tables with the DDL of pgcache.Schema(%q, %v) (Options.SkipCreateTable is set, so the driver never creates them): %w",
+				ErrMissingTable, d.table.option(), d.unlogged, err)
+		} else {
+			d.ready.Store(false)
+			err = fmt.Errorf("%w (dropped while the driver ran?): the driver creates it again on its next call: %w", ErrMissingTable, err)
+		}
+	}
+	return fail(op, key, err)
+}
+
 // fail wraps err with the operation and the key. A closed pool (the caller closed it
 // under us, or Close raced) also matches driver.ErrClosed.
 func fail(op, key string, err error) error {
@@ -387,7 +430,7 @@ func micros(ttl time.Duration) int64 {
 // and reported as expired (see [Driver.OnExpire]).
 func (d *Driver) Get(ctx context.Context, key string) (any, bool, error) {
 	if err := d.check(ctx); err != nil {
-		return nil, false, fail("get", key, err)
+		return nil, false, d.fail("get", key, err)
 	}
 	var v []byte
 	var expired bool
@@ -396,7 +439,7 @@ func (d *Driver) Get(ctx context.Context, key string) (any, bool, error) {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, false, nil
 	case err != nil:
-		return nil, false, fail("get", key, err)
+		return nil, false, d.fail("get", key, err)
 	case expired:
 		d.dropExpired(ctx, key)
 		return nil, false, nil
@@ -419,14 +462,14 @@ func (d *Driver) dropExpired(ctx context.Context, key string) {
 // Set stores e, replacing what was there, with INSERT ... ON CONFLICT DO UPDATE.
 func (d *Driver) Set(ctx context.Context, e driver.Entry) error {
 	if err := d.check(ctx); err != nil {
-		return fail("set", e.Key, err)
+		return d.fail("set", e.Key, err)
 	}
 	b, err := valueBytes(e.Value)
 	if err != nil {
-		return fail("set", e.Key, err)
+		return d.fail("set", e.Key, err)
 	}
 	if _, err := d.pool.Exec(ctx, d.sql.set, e.Key, b, micros(e.TTL)); err != nil {
-		return fail("set", e.Key, err)
+		return d.fail("set", e.Key, err)
 	}
 	return nil
 }
@@ -443,7 +486,7 @@ func (d *Driver) SetIf(ctx context.Context, e driver.Entry, cond driver.Conditio
 	case driver.IfPresent:
 		op, q = "update", d.sql.update
 	default:
-		return false, fail("set", e.Key, fmt.Errorf("unknown condition %v", cond))
+		return false, d.fail("set", e.Key, fmt.Errorf("unknown condition %v", cond))
 	}
 	if err := d.check(ctx); err != nil {
 		return false, fail(op, e.Key, err)
@@ -469,7 +512,7 @@ func (d *Driver) SetIf(ctx context.Context, e driver.Entry, cond driver.Conditio
 // Delete removes the keys, 1000 a statement.
 func (d *Driver) Delete(ctx context.Context, keys ...string) error {
 	if err := d.check(ctx); err != nil {
-		return fail("delete", first(keys), err)
+		return d.fail("delete", first(keys), err)
 	}
 	if len(keys) == 0 {
 		return nil
@@ -480,7 +523,7 @@ func (d *Driver) Delete(ctx context.Context, keys ...string) error {
 	for i := 0; i < len(keys); i += batchSize {
 		part := keys[i:min(i+batchSize, len(keys))]
 		if _, err := d.pool.Exec(ctx, d.sql.del, part); err != nil {
-			return fail("delete", first(part), err)
+			return d.fail("delete", first(part), err)
 		}
 	}
 	return nil
@@ -497,14 +540,14 @@ func first(keys []string) string {
 func (d *Driver) GetMany(ctx context.Context, keys []string) ([]any, []bool, error) {
 	vals, found := make([]any, len(keys)), make([]bool, len(keys))
 	if err := d.check(ctx); err != nil {
-		return nil, nil, fail("get many", first(keys), err)
+		return nil, nil, d.fail("get many", first(keys), err)
 	}
 	for i := 0; i < len(keys); i += batchSize {
 		part := keys[i:min(i+batchSize, len(keys))]
 		got := make(map[string][]byte, len(part))
 		rows, err := d.pool.Query(ctx, d.sql.getMany, part)
 		if err != nil {
-			return nil, nil, fail("get many", first(part), err)
+			return nil, nil, d.fail("get many", first(part), err)
 		}
 		var k string
 		var v []byte
@@ -514,7 +557,7 @@ func (d *Driver) GetMany(ctx context.Context, keys []string) ([]any, []bool, err
 			return nil
 		})
 		if err != nil {
-			return nil, nil, fail("get many", first(part), err)
+			return nil, nil, d.fail("get many", first(part), err)
 		}
 		for j, key := range part {
 			if b, ok := got[key]; ok {
@@ -533,7 +576,7 @@ func (d *Driver) SetMany(ctx context.Context, entries []driver.Entry) error {
 		return d.check(ctx)
 	}
 	if err := d.check(ctx); err != nil {
-		return fail("set many", entries[0].Key, err)
+		return d.fail("set many", entries[0].Key, err)
 	}
 	// The last entry of each key, sorted by key: one statement may not write a row
 	// twice, and one lock order keeps concurrent batches from deadlocking.
@@ -561,12 +604,12 @@ func (d *Driver) SetMany(ctx context.Context, entries []driver.Entry) error {
 			e := entries[idx]
 			b, err := valueBytes(e.Value)
 			if err != nil {
-				return fail("set many", e.Key, err)
+				return d.fail("set many", e.Key, err)
 			}
 			keys[j], vals[j], ttls[j] = e.Key, b, micros(e.TTL)
 		}
 		if _, err := d.pool.Exec(ctx, d.sql.setMany, keys, vals, ttls); err != nil {
-			return fail("set many", keys[0], err)
+			return d.fail("set many", keys[0], err)
 		}
 	}
 	return nil
@@ -575,7 +618,7 @@ func (d *Driver) SetMany(ctx context.Context, entries []driver.Entry) error {
 // Pull gets and deletes a live key with DELETE ... RETURNING value.
 func (d *Driver) Pull(ctx context.Context, key string) (any, bool, error) {
 	if err := d.check(ctx); err != nil {
-		return nil, false, fail("pull", key, err)
+		return nil, false, d.fail("pull", key, err)
 	}
 	var v []byte
 	err := d.pool.QueryRow(ctx, d.sql.pull, key).Scan(&v)
@@ -583,7 +626,7 @@ func (d *Driver) Pull(ctx context.Context, key string) (any, bool, error) {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, false, nil
 	case err != nil:
-		return nil, false, fail("pull", key, err)
+		return nil, false, d.fail("pull", key, err)
 	}
 	return v, true, nil
 }
@@ -594,19 +637,19 @@ func (d *Driver) Pull(ctx context.Context, key string) (any, bool, error) {
 // int64, leave the value alone and return an error matching driver.ErrNotInteger.
 func (d *Driver) Increment(ctx context.Context, key string, delta int64, ttlIfNew time.Duration) (int64, error) {
 	if err := d.check(ctx); err != nil {
-		return 0, fail("increment", key, err)
+		return 0, d.fail("increment", key, err)
 	}
 	var v []byte
 	err := d.pool.QueryRow(ctx, d.sql.incr, key, delta, micros(ttlIfNew)).Scan(&v)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return 0, fail("increment", key, fmt.Errorf("%w (or the sum overflows int64); the value is left as it was", driver.ErrNotInteger))
+		return 0, d.fail("increment", key, fmt.Errorf("%w (or the sum overflows int64); the value is left as it was", driver.ErrNotInteger))
 	case err != nil:
-		return 0, fail("increment", key, err)
+		return 0, d.fail("increment", key, err)
 	}
 	n, err := strconv.ParseInt(string(v), 10, 64)
 	if err != nil {
-		return 0, fail("increment", key, fmt.Errorf("%w: the database returned %q", driver.ErrNotInteger, v))
+		return 0, d.fail("increment", key, fmt.Errorf("%w: the database returned %q", driver.ErrNotInteger, v))
 	}
 	return n, nil
 }

@@ -12,8 +12,13 @@ import (
 const DefaultTable = "cachekit_entries"
 
 // FenceSuffix is appended to the entries table's name to name the fencing counters'
-// table: "cachekit_entries_fence" by default.
+// table: "cachekit_entries_fence" by default. A table name that ends in it is refused
+// (see Options.Table): it would be another table's fencing table.
 const FenceSuffix = "_fence"
+
+// indexSuffix is appended to the entries table's name to name its expiry index. A
+// table name that ends in it is refused: it would be another table's index.
+const indexSuffix = "_expires_at"
 
 // maxIdent is PostgreSQL's longest identifier, in bytes (NAMEDATALEN - 1).
 const maxIdent = 63
@@ -26,8 +31,12 @@ type tableName struct {
 
 // parseTable validates name: "table" or "schema.table", each part a letter or "_"
 // followed by letters, digits and "_" (ASCII), the table part short enough to take
-// FenceSuffix within PostgreSQL's 63 bytes. Names are quoted in every statement, so
-// they are case-sensitive: "Cache" and "cache" are two tables.
+// FenceSuffix within PostgreSQL's 63 bytes, and not ending in FenceSuffix or
+// indexSuffix: the relations a driver makes for its table "X" are "X", "X_fence" and
+// "X_expires_at", so refusing those endings keeps every driver's relations apart from
+// every other's (without it, a Flush on "X" would empty the table of a driver on
+// "X_fence"). Names are quoted in every statement, so they are case-sensitive: "Cache"
+// and "cache" are two tables, and only the exact lowercase endings are refused.
 func parseTable(name string) (tableName, error) {
 	if name == "" {
 		name = DefaultTable
@@ -47,6 +56,15 @@ func parseTable(name string) (tableName, error) {
 	if len(schema) > maxIdent {
 		return tableName{}, fmt.Errorf("pgcache: Options.Table %q: the schema name is longer than %d bytes", name, maxIdent)
 	}
+	for _, sfx := range []struct{ suffix, what, harm string }{
+		{FenceSuffix, "fencing counters' table", "a Flush of one would empty the other"},
+		{indexSuffix, "expiry index", "one's index and the other's table would be one relation"},
+	} {
+		if base, ok := strings.CutSuffix(table, sfx.suffix); ok && base != "" {
+			return tableName{}, fmt.Errorf("pgcache: Options.Table %q: a table name may not end in %q: that is the name of the %s of the table %q, so two drivers' tables would meet (%s); choose another name",
+				name, sfx.suffix, sfx.what, base, sfx.harm)
+		}
+	}
 	if len(table)+len(FenceSuffix) > maxIdent {
 		return tableName{}, fmt.Errorf("pgcache: Options.Table %q: the table name is longer than %d bytes (it must take the suffix %q)", name, maxIdent-len(FenceSuffix), FenceSuffix)
 	}
@@ -63,6 +81,14 @@ func isIdent(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// option returns the name as Options.Table gives it.
+func (t tableName) option() string {
+	if t.schema == "" {
+		return t.name
+	}
+	return t.schema + "." + t.name
 }
 
 // quoted returns the name of the table with suffix appended, quoted for SQL.
@@ -115,7 +141,7 @@ func (t tableName) ddl(unlogged bool) []string {
 	if unlogged {
 		kind = "UNLOGGED TABLE"
 	}
-	index := `"` + t.name + `_expires_at"`
+	index := `"` + t.name + indexSuffix + `"`
 	return []string{
 		fmt.Sprintf(`CREATE %s IF NOT EXISTS %s (
     key        text COLLATE "C" PRIMARY KEY,

@@ -62,7 +62,7 @@ func (w *watch) fire() { w.once.Do(func() { close(w.ch) }) }
 // well, as the contract requires.
 func (d *Driver) Watch(ctx context.Context, key string) (<-chan struct{}, error) {
 	if err := d.check(ctx); err != nil {
-		return nil, fail("watch", key, err)
+		return nil, d.fail("watch", key, err)
 	}
 	h := &d.hub
 	p := payload(key)
@@ -73,7 +73,7 @@ func (d *Driver) Watch(ctx context.Context, key string) (<-chan struct{}, error)
 		h.mu.Lock()
 		if h.closed {
 			h.mu.Unlock()
-			return nil, fail("watch", key, driver.ErrClosed)
+			return nil, d.fail("watch", key, driver.ErrClosed)
 		}
 		if !h.started {
 			h.start(d)
@@ -98,9 +98,9 @@ func (d *Driver) Watch(ctx context.Context, key string) (<-chan struct{}, error)
 		case <-upc:
 		case <-stopped: // Close: the next turn says so
 		case <-ctx.Done():
-			return nil, fail("watch", key, ctx.Err())
+			return nil, d.fail("watch", key, ctx.Err())
 		case <-t.C:
-			return nil, fail("watch", key, errors.New("the listening connection is not up (reconnecting)"))
+			return nil, d.fail("watch", key, errors.New("the listening connection is not up (reconnecting)"))
 		}
 	}
 }
