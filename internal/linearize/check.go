@@ -3,8 +3,8 @@ package linearize
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"maps"
+	"math"
 	"path/filepath"
 	"slices"
 	"strconv"
