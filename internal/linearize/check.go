@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -71,7 +72,8 @@ type CheckOptions struct {
 	// is reported in TimedOut.
 	Timeout time.Duration
 	// VisualizeDir, if set, is where porcupine's visualization of each illegal key's
-	// history is written, as an HTML file named after the key.
+	// history is written, as an HTML file named after the key, with the key's operations
+	// as text beside it (the same name, .txt).
 	VisualizeDir string
 }
 
@@ -98,7 +100,7 @@ func Operations(recs []Record) ([]porcupine.Operation, Result) {
 			res.Reads++
 			continue
 		}
-		op := porcupine.Operation{ClientId: r.Client, Input: r.In, Call: r.Call, Output: r.Out, Return: r.Return}
+		op := porcupine.Operation{ClientId: r.Client, Input: r.In, Call: r.Call, Output: r.Out, Return: r.Return, Metadata: r.Client}
 		if r.Unknown() {
 			res.Unknown++
 			op.Output, op.Return = Output{Unknown: true}, end
@@ -130,8 +132,12 @@ func Check(recs []Record, o CheckOptions) Result {
 			}
 			res.Reports[key] = explain(part, info)
 			if o.VisualizeDir != "" {
-				name := strings.NewReplacer("/", "_", ".", "_").Replace(key) + ".html"
-				if err := porcupine.VisualizePath(model, info, filepath.Join(o.VisualizeDir, name)); err != nil {
+				name := filepath.Join(o.VisualizeDir, strings.NewReplacer("/", "_", ".", "_").Replace(key))
+				err := porcupine.VisualizePath(model, info, name+".html")
+				if err == nil {
+					err = os.WriteFile(name+".txt", []byte(listing(part)), 0o644)
+				}
+				if err != nil {
 					res.Reports[key] += "\nvisualization: " + err.Error()
 				}
 			}
@@ -165,6 +171,27 @@ func lanes(ops []porcupine.Operation) {
 	}
 }
 
+// listing lists a key's operations by call, times in ms from the first call.
+func listing(part []porcupine.Operation) string {
+	ops := slices.Clone(part)
+	slices.SortFunc(ops, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
+	var b strings.Builder
+	for _, op := range ops {
+		b.WriteString(opLine(op, ops[0].Call))
+	}
+	return b.String()
+}
+
+// opLine formats an operation with its call and return in ms from t0; "?" for the return
+// of an operation of unknown outcome.
+func opLine(op porcupine.Operation, t0 int64) string {
+	ret := "?"
+	if !op.Output.(Output).Unknown {
+		ret = fmt.Sprintf("%.3f", float64(op.Return-t0)/1e6)
+	}
+	return fmt.Sprintf("  [%.3f, %s] ms client %v: %s\n", float64(op.Call-t0)/1e6, ret, op.Metadata, describe(op.Input.(Input), op.Output.(Output)))
+}
+
 // explain describes an illegal key's history: the end of the longest linearizable
 // prefix porcupine found, the state after it, and the operations that could come next
 // (not in the prefix, called before the first of them returned), none of which the model
@@ -178,19 +205,11 @@ func explain(part []porcupine.Operation, info porcupine.LinearizationInfo) strin
 			}
 		}
 	}
-	var t0, end int64 = math.MaxInt64, 0
+	t0 := int64(math.MaxInt64)
 	for _, op := range part {
-		t0, end = min(t0, op.Call), max(end, op.Return)
+		t0 = min(t0, op.Call)
 	}
-	// line formats an operation with its call and return in ms from the key's first
-	// call; "?" for the return of an operation of unknown outcome.
-	line := func(op porcupine.Operation) string {
-		ret := "?"
-		if op.Return != end || !op.Output.(Output).Unknown {
-			ret = fmt.Sprintf("%.3f", float64(op.Return-t0)/1e6)
-		}
-		return fmt.Sprintf("  [%.3f, %s] ms %s\n", float64(op.Call-t0)/1e6, ret, describe(op.Input.(Input), op.Output.(Output)))
-	}
+	line := func(op porcupine.Operation) string { return opLine(op, t0) }
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d operations; the longest linearizable prefix has %d, ending with:\n", len(part), len(longest))
 	st := state{}

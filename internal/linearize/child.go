@@ -49,6 +49,12 @@ type Job struct {
 	Racy      bool          `json:"racy,omitempty"`
 	OpTimeout time.Duration `json:"op_timeout,omitempty"`
 	Think     time.Duration `json:"think,omitempty"`
+	// NoRetry turns off go-redis's retries of a command that failed after it was sent
+	// (MaxRetries -1; on a Cluster, MaxRedirects -1 too, which also stops MOVED and ASK
+	// from being followed: the test's Cluster never moves a slot). By default go-redis
+	// sends a command again after a connection lost or a read timeout, so a write whose
+	// reply was lost runs twice.
+	NoRetry bool `json:"no_retry,omitempty"`
 }
 
 // ChildMain runs this process's job and exits if this process is a client ([Env] is
@@ -117,7 +123,7 @@ func (job Job) client(c *cache.Cache, rec *Recorder) *Client {
 
 // OpenCache opens a cache on job's target, its Redis and PostgreSQL dials through its
 // routes. The Redis clients are on go-redis's defaults (a command waits for its read
-// timeout, 3 s, whatever its ctx), as an application's would be.
+// timeout, 3 s, whatever its ctx), as an application's would be, but for Job.NoRetry.
 func OpenCache(job Job) (*cache.Cache, func(), error) {
 	var d cache.Driver
 	var closers []func() error
@@ -136,14 +142,18 @@ func OpenCache(job Job) (*cache.Cache, func(), error) {
 		}
 		dial := faultproxy.Dialer(routes)
 		addrs := strings.Split(job.Addr, ",")
+		retries := 0 // go-redis's default
+		if job.NoRetry {
+			retries = -1
+		}
 		var client redis.UniversalClient
 		switch job.Target {
 		case TargetRedis:
-			client = redis.NewClient(&redis.Options{Addr: addrs[0], Dialer: dial})
+			client = redis.NewClient(&redis.Options{Addr: addrs[0], Dialer: dial, MaxRetries: retries})
 		case TargetCluster:
-			client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, Dialer: dial})
+			client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, Dialer: dial, MaxRetries: retries, MaxRedirects: retries})
 		case TargetSentinel:
-			client = redis.NewFailoverClient(&redis.FailoverOptions{MasterName: job.Master, SentinelAddrs: addrs, Dialer: dial})
+			client = redis.NewFailoverClient(&redis.FailoverOptions{MasterName: job.Master, SentinelAddrs: addrs, Dialer: dial, MaxRetries: retries})
 		}
 		rd, err := rediscache.New(rediscache.Options{Client: client})
 		if err != nil {

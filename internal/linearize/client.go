@@ -202,7 +202,9 @@ func (c *Client) racyCAS(ctx context.Context, in Input) (Output, error) {
 //   - cache.ErrConflict: Modify gave up after compare-and-swaps that all failed;
 //   - an error reply of PostgreSQL (*pgconn.PgError): the statement, alone in its
 //     transaction, was rolled back;
-//   - a pgx error that is safe to retry (pgconn.SafeToRetry): nothing was sent.
+//   - a pgx error that is safe to retry (pgconn.SafeToRetry): nothing was sent;
+//   - a failed connection to PostgreSQL (*pgconn.ConnectError): the pool had no
+//     connection to send the statement on.
 //
 // A Modify on Redis or PostgreSQL reads, then compare-and-swaps: the steps before the
 // failing one were reads or swaps that did not happen, so the same proofs hold for it.
@@ -210,11 +212,12 @@ func (c *Client) racyCAS(ctx context.Context, in Input) (Output, error) {
 // the command on another connection before it retried), counts as unknown.
 func Classify(err error) string {
 	var pgErr *pgconn.PgError
+	var connErr *pgconn.ConnectError
 	switch {
 	case err == nil:
 		return resOK
 	case errors.Is(err, rediscache.ErrUnavailable), errors.Is(err, cache.ErrConflict),
-		errors.As(err, &pgErr), pgconn.SafeToRetry(err):
+		errors.As(err, &pgErr), pgconn.SafeToRetry(err), errors.As(err, &connErr):
 		return resFail
 	}
 	return resInfo

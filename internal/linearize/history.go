@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 )
@@ -111,10 +112,10 @@ func (r *Recorder) Close() error {
 	return r.Err()
 }
 
-// errorKind shortens an error to its kind, for counting: the text up to the first
-// address that varies from call to call.
+// errorKind shortens an error to its kind, for counting: keys (the quoted parts) out,
+// and the text up to the first address that varies from call to call.
 func errorKind(err error) string {
-	s := err.Error()
+	s := quoted.ReplaceAllString(err.Error(), `"…"`)
 	if i := strings.Index(s, "127.0.0.1:"); i >= 0 {
 		s = s[:i] + "<addr>"
 	}
@@ -123,6 +124,8 @@ func errorKind(err error) string {
 	}
 	return s
 }
+
+var quoted = regexp.MustCompile(`"[^"]*"`)
 
 // Record is one operation of a history, as its client recorded it.
 type Record struct {

@@ -178,7 +178,9 @@ func TestLinearizableRedis(t *testing.T) {
 	requireRedis(t)
 	srv := startAOFRedis(t)
 	dur := runFor(t)
-	r := runProcs(t, "redis", baseJob(TargetRedis, srv.Addr()), []string{srv.Addr()}, func(h *Harness) {
+	job := baseJob(TargetRedis, srv.Addr())
+	job.NoRetry = true
+	r := runProcs(t, "redis", job, []string{srv.Addr()}, func(h *Harness) {
 		faults := append(h.ProxyFaults(), h.PauseClient(), h.KillClient(),
 			pauseProcess(t, "pause-redis", 2, func() string { return srv.Addr() }),
 			nemesis.Fault{Kind: "restart-redis", Weight: 1, Do: func(d time.Duration) {
@@ -199,7 +201,9 @@ func TestLinearizableCluster(t *testing.T) {
 	cl := redistest.StartCluster(t)
 	nodes := clusterNodes(t, cl.URL())
 	dur := runFor(t)
-	r := runProcs(t, "cluster", baseJob(TargetCluster, strings.Join(nodes, ",")), nodes, func(h *Harness) {
+	job := baseJob(TargetCluster, strings.Join(nodes, ","))
+	job.NoRetry = true
+	r := runProcs(t, "cluster", job, nodes, func(h *Harness) {
 		h.Run(dur, append(h.ProxyFaults(), h.PauseClient(), h.KillClient(),
 			pauseProcess(t, "pause-node", 2, func() string { return nodes[rand.N(len(nodes))] })))
 	})
