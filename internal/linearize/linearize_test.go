@@ -173,29 +173,34 @@ func TestLinearizableFile(t *testing.T) {
 // file written and fsynced before every reply, so that a crash loses no acknowledged
 // write. Faults: every client's link (freeze, delay, reset, drop), pause and kill of
 // clients, a pause of the server (SIGSTOP), and a crash of the server (SIGKILL) and its
-// restart on the same port from its append-only file.
+// restart on the same port from its append-only file. The clients' go-redis clients
+// have MaxRetries -1 (Job.NoRetry): with go-redis's default retries, a write whose reply
+// was lost is sent again and may run twice (see TestKnownRedisRetries).
 func TestLinearizableRedis(t *testing.T) {
 	requireRedis(t)
 	srv := startAOFRedis(t)
 	dur := runFor(t)
 	job := baseJob(TargetRedis, srv.Addr())
 	job.NoRetry = true
+	restart := nemesis.Fault{Kind: "restart-redis", Weight: 1, Do: func(d time.Duration) {
+		srv.Kill()
+		time.Sleep(d)
+		srv.Start(t)
+	}}
 	r := runProcs(t, "redis", job, []string{srv.Addr()}, func(h *Harness) {
 		faults := append(h.ProxyFaults(), h.PauseClient(), h.KillClient(),
-			pauseProcess(t, "pause-redis", 2, func() string { return srv.Addr() }),
-			nemesis.Fault{Kind: "restart-redis", Weight: 1, Do: func(d time.Duration) {
-				srv.Kill()
-				time.Sleep(d)
-				srv.Start(t)
-			}})
-		h.Run(dur, faults)
+			pauseProcess(t, "pause-redis", 2, func() string { return srv.Addr() }), restart)
+		h.Run(dur/2, faults)
+		h.Apply(restart) // every run has a restart, in the middle
+		h.Run(dur/2, faults)
 	})
 	assertLinearizable(t, r)
 }
 
 // TestLinearizableCluster: a 3-master Redis Cluster of the test's own; every client
 // dials every node through a proxy of its own. Faults: the links, pause and kill of
-// clients, a pause of a node (shorter than the cluster's node timeout: no failover).
+// clients, a pause of a node (shorter than the cluster's node timeout: no failover). The
+// clients have no retries, as in TestLinearizableRedis.
 func TestLinearizableCluster(t *testing.T) {
 	requireRedis(t)
 	cl := redistest.StartCluster(t)
@@ -203,9 +208,12 @@ func TestLinearizableCluster(t *testing.T) {
 	dur := runFor(t)
 	job := baseJob(TargetCluster, strings.Join(nodes, ","))
 	job.NoRetry = true
+	pause := pauseProcess(t, "pause-node", 2, func() string { return nodes[rand.N(len(nodes))] })
 	r := runProcs(t, "cluster", job, nodes, func(h *Harness) {
-		h.Run(dur, append(h.ProxyFaults(), h.PauseClient(), h.KillClient(),
-			pauseProcess(t, "pause-node", 2, func() string { return nodes[rand.N(len(nodes))] })))
+		faults := append(h.ProxyFaults(), h.PauseClient(), h.KillClient(), pause)
+		h.Run(dur/2, faults)
+		h.Apply(pause) // every run has a pause of a node, in the middle
+		h.Run(dur/2, faults)
 	})
 	assertLinearizable(t, r)
 }
