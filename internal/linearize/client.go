@@ -200,8 +200,9 @@ func (c *Client) racyCAS(ctx context.Context, in Input) (Output, error) {
 //   - rediscache.ErrUnavailable: the circuit breaker stopped the call before it sent
 //     anything;
 //   - cache.ErrConflict: Modify gave up after compare-and-swaps that all failed;
-//   - an error reply of PostgreSQL (*pgconn.PgError): the statement, alone in its
-//     transaction, was rolled back;
+//   - an error of PostgreSQL of severity ERROR (*pgconn.PgError): the statement, alone
+//     in its transaction, was rolled back (a FATAL one, such as a shutdown's, can come
+//     after the commit and proves nothing);
 //   - a pgx error that is safe to retry (pgconn.SafeToRetry): nothing was sent;
 //   - a failed connection to PostgreSQL (*pgconn.ConnectError): the pool had no
 //     connection to send the statement on.
@@ -217,8 +218,18 @@ func Classify(err error) string {
 	case err == nil:
 		return resOK
 	case errors.Is(err, rediscache.ErrUnavailable), errors.Is(err, cache.ErrConflict),
-		errors.As(err, &pgErr), pgconn.SafeToRetry(err), errors.As(err, &connErr):
+		errors.As(err, &pgErr) && statementError(pgErr), pgconn.SafeToRetry(err), errors.As(err, &connErr):
 		return resFail
 	}
 	return resInfo
+}
+
+// statementError reports whether a PostgreSQL error is of severity ERROR: it ended the
+// statement, not the session.
+func statementError(e *pgconn.PgError) bool {
+	sev := e.SeverityUnlocalized
+	if sev == "" {
+		sev = e.Severity
+	}
+	return sev == "ERROR"
 }
