@@ -89,30 +89,33 @@ func TestSWR(t *testing.T) {
 	})
 }
 
-// Close waits for a background refresh and cancels its context.
+// Close waits for a background refresh and cancels its context. (In a synctest bubble the
+// value is stale after the sleep: the memory driver's clock runs on the bubble's time.)
 func TestSWRRefreshEndsAtClose(t *testing.T) {
-	c := newCache(t, cache.Config{})
-	ctx := context.Background()
-	o := cache.SWROptions{Fresh: time.Millisecond, Stale: time.Minute}
-	if _, err := cache.SWR(ctx, c, "k", o, func(context.Context) (int, error) { return 1, nil }); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(5 * time.Millisecond)
-	started := make(chan struct{})
-	var sawCancel atomic.Bool
-	_, _ = cache.SWR(ctx, c, "k", o, func(ctx context.Context) (int, error) {
-		close(started)
-		<-ctx.Done()
-		sawCancel.Store(true)
-		return 0, ctx.Err()
+	synctest.Test(t, func(t *testing.T) {
+		c := newCache(t, cache.Config{})
+		ctx := context.Background()
+		o := cache.SWROptions{Fresh: time.Millisecond, Stale: time.Minute}
+		if _, err := cache.SWR(ctx, c, "k", o, func(context.Context) (int, error) { return 1, nil }); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+		started := make(chan struct{})
+		var sawCancel atomic.Bool
+		_, _ = cache.SWR(ctx, c, "k", o, func(ctx context.Context) (int, error) {
+			close(started)
+			<-ctx.Done()
+			sawCancel.Store(true)
+			return 0, ctx.Err()
+		})
+		<-started
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if !sawCancel.Load() {
+			t.Fatal("Close returned before the refresh ended")
+		}
 	})
-	<-started
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if !sawCancel.Load() {
-		t.Fatal("Close returned before the refresh ended")
-	}
 }
 
 func TestRememberNegativeTTL(t *testing.T) {
