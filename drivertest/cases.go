@@ -825,9 +825,10 @@ func keepsTTL(t *testing.T, e *env, what string, touch func(key string, n int) (
 		mustSet(t, e, twin, 1, ttl)
 		set := time.Now()
 		for n := 0; n < 3 || time.Since(set) < ttl/2; n++ {
+			began := time.Since(set)
 			if !touch(kept, n) {
 				_ = e.c.Remove(e.ctx, kept, twin) // touch may have made it again, without the TTL
-				return fmt.Sprintf("the key expired before %s %d, %v after its Set", what, n+1, time.Since(set))
+				return fmt.Sprintf("the key expired before %s %d (called %v after the Set, returned %v after it)", what, n+1, began, time.Since(set))
 			}
 			time.Sleep(ttl / 10)
 		}
