@@ -217,17 +217,18 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // fails after hangAfter (a hang detector).
 func expires(t *testing.T, what string, cond func() bool) {
 	t.Helper()
+	time.Sleep(ttlUnit)
 	expiresAfter(t, ttlUnit, what, cond)
 }
 
 // expiresAfter is expires for keys whose TTL is ttl: on a driver with sliding expiry
 // every read pushes the expiry back by the TTL, so a poll faster than the TTL would keep
-// the value alive forever.
+// the value alive forever. It polls first after 25 ms, then every ttl + 25 ms.
 func expiresAfter(t *testing.T, ttl time.Duration, what string, cond func() bool) {
 	t.Helper()
 	start := time.Now()
-	for {
-		time.Sleep(ttl + 25*time.Millisecond)
+	for wait := 25 * time.Millisecond; ; wait = ttl + 25*time.Millisecond {
+		time.Sleep(wait)
 		if cond() {
 			return
 		}

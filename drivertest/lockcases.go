@@ -100,11 +100,18 @@ var lockCases = []testCase{
 		needs:       lockable,
 		f: func(t *testing.T, e *env) {
 			var fnErr error
+			// The lease runs from the acquire's send time (after call) for the TTL minus
+			// the documented margin (TTL/100 + 2 ms, at most TTL/2).
+			margin := min(ttlUnit/100+2*time.Millisecond, ttlUnit/2)
+			call := time.Now()
 			ok, err := lockOnce(e, e.c, "lock.short", ttlUnit, func(ctx context.Context) error {
 				inFn := time.Now() // after the acquire was sent
 				until := cache.HeldLock(ctx).ValidUntil()
 				if until.After(inFn.Add(ttlUnit)) {
 					return fmt.Errorf("the lease ends %v after fn started, past the TTL (%v): the store may let another holder in before it", until.Sub(inFn), ttlUnit)
+				}
+				if until.Before(call.Add(ttlUnit - margin)) {
+					return fmt.Errorf("the lease ends %v after the call; want at least the TTL minus the margin, %v", until.Sub(call), ttlUnit-margin)
 				}
 				select {
 				case <-ctx.Done():
