@@ -59,7 +59,7 @@ func TestApplicationKeysNeverShadowRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 		if why, ok := p.Done(); !ok || why != wait.First || p.Attempts(wait.Watched)+p.Attempts(wait.Polled) != 0 {
-			t.Fatalf("Remember's load lock: taken %v, by attempt %v after %d watched and %d polled ones; want taken at the first: it waited for an application key it took for its load lock",
+			t.Fatalf("Remember's load lock: taken %v (the winning attempt: %v) after %d watched and %d polled attempts; want taken at the first: it waited for an application key it took for its load lock",
 				ok, why, p.Attempts(wait.Watched), p.Attempts(wait.Polled))
 		}
 	})

@@ -148,10 +148,14 @@ func (p *Probe) tried(why Why, done bool, err error) {
 // Attempts returns how many attempts ran for the reason why.
 func (p *Probe) Attempts(why Why) int64 { return p.counts[why].Load() }
 
-// Done reports why the latest attempt that reported done ran, and false if none has.
+// Done reports why the latest attempt that reported done ran, and false (with First)
+// if none has.
 func (p *Probe) Done() (Why, bool) {
 	w := p.won.Load()
-	return Why(w - 1), w > 0
+	if w == 0 {
+		return First, false
+	}
+	return Why(w - 1), true
 }
 
 // WatchErrors returns how many watches failed.
