@@ -48,8 +48,8 @@ func TestEvents(t *testing.T) {
 	}
 }
 
-// A slow handler never slows a cache call by more than a channel send; a panicking one
-// breaks nothing.
+// A handler that blocks never blocks a cache call: the calls go on while it is stuck,
+// and what its buffer cannot hold is dropped. A panicking one breaks nothing.
 func TestEventsSlowAndPanickingHandlers(t *testing.T) {
 	c, ctx := newCache(t, cache.Config{}), ctxT(t)
 	release := make(chan struct{})
@@ -57,15 +57,28 @@ func TestEventsSlowAndPanickingHandlers(t *testing.T) {
 	var panics atomic.Int64
 	bad := c.Subscribe(0, func(cache.Event) { panics.Add(1); panic("handler bug") })
 	_ = c.Set(ctx, "k", 1, time.Minute)
+	// The Gets run while the handler is stuck (release is closed only after them): a
+	// call that waited for it would never return.
 	start := time.Now()
-	for range 10_000 {
-		var n int
-		if _, err := c.Get(ctx, "k", &n); err != nil {
+	gets := make(chan error, 1)
+	go func() {
+		for range 10_000 {
+			var n int
+			if _, err := c.Get(ctx, "k", &n); err != nil {
+				gets <- err
+				return
+			}
+		}
+		gets <- nil
+	}()
+	select {
+	case err := <-gets:
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	if el := time.Since(start); el > 2*time.Second {
-		t.Fatalf("10000 Gets took %v with a blocked handler", el)
+		t.Logf("10000 Gets with a stuck handler took %v", time.Since(start))
+	case <-time.After(hangAfter): // a hang detector: the Gets take milliseconds
+		t.Fatalf("10000 Gets still running %v after the start with a stuck handler: a call waits for the handler", hangAfter)
 	}
 	close(release)
 	if slow() == 0 {
@@ -116,8 +129,8 @@ func TestSubscribeKinds(t *testing.T) {
 		t.Fatalf("the subscription to every kind saw %d events; want 202", len(all))
 	}
 
-	// Event.Time comes from a clock read once a millisecond while events flow: never
-	// after the call, and not long before it.
+	// Event.Time is read during the call: never before it started, never after it
+	// returned.
 	var times []time.Time
 	timed := c.Subscribe(4096, func(e cache.Event) { times = append(times, e.Time) }, cache.EventHit)
 	t0 := time.Now()
@@ -130,8 +143,8 @@ func TestSubscribeKinds(t *testing.T) {
 		t.Fatalf("%d hit events; want 2000", len(times))
 	}
 	for _, at := range times {
-		if at.After(t1) || at.Before(t0.Add(-time.Second)) {
-			t.Fatalf("event time %v outside [%v - 1s, %v]", at, t0, t1)
+		if at.After(t1) || at.Before(t0) {
+			t.Fatalf("event time %v outside the calls, [%v, %v]", at, t0, t1)
 		}
 	}
 
@@ -171,10 +184,12 @@ func (r *recorder) take() []string {
 	return got
 }
 
-// expect waits until the events delivered since the last take are want, in order.
+// expect waits until the events delivered since the last take are want, in order. It
+// fails at once on an event too many, and after hangAfter (a hang detector: delivery
+// takes microseconds) on one that never comes.
 func (r *recorder) expect(t *testing.T, what string, want ...string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(hangAfter)
 	for {
 		r.mu.Lock()
 		got := slices.Clone(r.got)

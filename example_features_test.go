@@ -82,13 +82,10 @@ func ExampleSWR() {
 	v, _ = cache.SWR(ctx, c, "fx.rates", o, load) // stale: returned at once, refreshed behind
 	fmt.Println(v)
 
-	for { // wait for the background refresh to store its value
-		if s, _, _ := cache.GetAs[string](ctx, c, "fx.rates"); s == "rates v2" {
-			break
-		}
+	for v != "rates v2" { // the stale value until the background refresh has stored its own
 		time.Sleep(time.Millisecond)
+		v, _ = cache.SWR(ctx, c, "fx.rates", o, load)
 	}
-	v, _ = cache.SWR(ctx, c, "fx.rates", o, load)
 	fmt.Println(v, "loads:", loads.Load())
 	// Output:
 	// rates v1

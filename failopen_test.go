@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/cachekit/cache"
@@ -62,27 +63,31 @@ func TestFailOpenReadsGoOnWithoutTheStore(t *testing.T) {
 	}
 }
 
+// With the store down nothing is stored, so a caller that came after the load would load
+// again: in a synctest bubble the load's 50 ms pass only once all 20 callers wait for it.
 func TestFailOpenLoadsOncePerKey(t *testing.T) {
-	ctx := ctxT(t)
-	c, _, _ := failOpenCache(t, true)
-	var runs atomic.Int64
-	var wg sync.WaitGroup
-	for range 20 {
-		wg.Go(func() {
-			v, err := cache.Remember(ctx, c, "k", time.Minute, func(context.Context) (string, error) {
-				runs.Add(1)
-				time.Sleep(50 * time.Millisecond)
-				return "v", nil
+	synctest.Test(t, func(t *testing.T) {
+		ctx := ctxT(t)
+		c, _, _ := failOpenCache(t, true)
+		var runs atomic.Int64
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(func() {
+				v, err := cache.Remember(ctx, c, "k", time.Minute, func(context.Context) (string, error) {
+					runs.Add(1)
+					time.Sleep(50 * time.Millisecond)
+					return "v", nil
+				})
+				if err != nil || v != "v" {
+					t.Errorf("Remember = %q, %v", v, err)
+				}
 			})
-			if err != nil || v != "v" {
-				t.Errorf("Remember = %q, %v", v, err)
-			}
-		})
-	}
-	wg.Wait()
-	if n := runs.Load(); n != 1 {
-		t.Fatalf("the loader ran %d times for 20 concurrent callers, want 1", n)
-	}
+		}
+		wg.Wait()
+		if n := runs.Load(); n != 1 {
+			t.Fatalf("the loader ran %d times for 20 concurrent callers, want 1", n)
+		}
+	})
 }
 
 func TestFailOpenPerCall(t *testing.T) {

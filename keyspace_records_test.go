@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cachekit/cache"
+	"github.com/cachekit/cache/internal/wait"
 )
 
 // An application key never shadows a record the cache keeps for itself.
@@ -41,7 +42,7 @@ func TestApplicationKeysNeverShadowRecords(t *testing.T) {
 		}
 		select {
 		case <-refreshed:
-		case <-time.After(2 * time.Second):
+		case <-time.After(hangAfter): // a hang detector: the refresh starts at once
 			t.Fatal("the application key rates:fresh made a stale value look fresh: no refresh")
 		}
 	})
@@ -50,14 +51,16 @@ func TestApplicationKeysNeverShadowRecords(t *testing.T) {
 		if err := c.Set(ctx, "report:remember-lock", "pid.1#ABCDEFGHIJKLMNOPQRSTUVWXYZ", time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		start := time.Now()
-		_, err := cache.RememberWith(ctx, c, "report", cache.RememberOptions{Distributed: true, WaitTimeout: time.Second},
+		// Remember takes its load lock at the first attempt: it never waits.
+		p := &wait.Probe{}
+		_, err := cache.RememberWith(wait.WithProbe(ctx, p), c, "report", cache.RememberOptions{Distributed: true, WaitTimeout: time.Minute},
 			func(context.Context) (string, error) { return "r", nil })
 		if err != nil {
 			t.Fatal(err)
 		}
-		if took := time.Since(start); took > 500*time.Millisecond {
-			t.Fatalf("Remember waited %v for an application key it took for its load lock", took)
+		if why, ok := p.Done(); !ok || why != wait.First || p.Attempts(wait.Watched)+p.Attempts(wait.Polled) != 0 {
+			t.Fatalf("Remember's load lock: taken %v (the winning attempt: %v) after %d watched and %d polled attempts; want taken at the first: it waited for an application key it took for its load lock",
+				ok, why, p.Attempts(wait.Watched), p.Attempts(wait.Polled))
 		}
 	})
 	t.Run("tag index", func(t *testing.T) {

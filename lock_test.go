@@ -3,15 +3,18 @@ package cache_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/drivers/memorycache"
+	"github.com/cachekit/cache/internal/wait"
 )
 
 // Each test here checks one promise of cache.Lock (see docs/locks.md), on the
@@ -101,26 +104,31 @@ func TestLock_ReleasedOnReturnErrorAndPanic(t *testing.T) {
 	}
 }
 
+// In a synctest bubble the TTL runs out at an exact moment of the bubble's clock, which
+// the memory drivers read too: the key has expired when fn tries to take it over, however
+// busy the machine is.
 func TestLock_ReleaseRemovesOnlyOwnToken(t *testing.T) {
 	for _, name := range []string{"memory", "memoryExtended", "lru"} {
 		t.Run(name, func(t *testing.T) {
-			c, ctx := newCache(t, cache.Config{Default: name}), ctxT(t)
-			_, err := cache.Lock(ctx, c, "lock.x", 30*time.Millisecond, func(ctx context.Context) (int, error) {
-				time.Sleep(60 * time.Millisecond) // the TTL runs out mid-work
-				// Someone else takes the key; our release must leave it.
-				res, err := c.SetWith(ctx, "lock.x", "other#token", cache.SetOptions{TTL: time.Minute, OnConflict: cache.Create})
-				if err != nil || !res.Written {
-					t.Fatalf("the expired lock could not be taken: %+v, %v", res, err)
+			synctest.Test(t, func(t *testing.T) {
+				c, ctx := newCache(t, cache.Config{Default: name}), ctxT(t)
+				_, err := cache.Lock(ctx, c, "lock.x", 30*time.Millisecond, func(ctx context.Context) (int, error) {
+					time.Sleep(60 * time.Millisecond) // the TTL runs out mid-work
+					// Someone else takes the key; our release must leave it.
+					res, err := c.SetWith(ctx, "lock.x", "other#token", cache.SetOptions{TTL: time.Minute, OnConflict: cache.Create})
+					if err != nil || !res.Written {
+						t.Fatalf("the expired lock could not be taken: %+v, %v", res, err)
+					}
+					return 0, nil
+				})
+				if !errors.Is(err, cache.ErrLockLost) {
+					t.Fatalf("Lock = %v; want ErrLockLost: the TTL ran out while fn ran", err)
 				}
-				return 0, nil
+				var s string
+				if found, _ := c.Get(ctx, "lock.x", &s); !found || s != "other#token" {
+					t.Fatalf("after the first holder's release the key holds %q, %v; want the new holder's lock", s, found)
+				}
 			})
-			if !errors.Is(err, cache.ErrLockLost) {
-				t.Fatalf("Lock = %v; want ErrLockLost: the TTL ran out while fn ran", err)
-			}
-			var s string
-			if found, _ := c.Get(ctx, "lock.x", &s); !found || s != "other#token" {
-				t.Fatalf("after the first holder's release the key holds %q, %v; want the new holder's lock", s, found)
-			}
 		})
 	}
 }
@@ -338,27 +346,117 @@ func (brokenWatch) Watch(context.Context, string) (<-chan struct{}, error) {
 	return nil, errors.New("subscribe: i/o timeout")
 }
 
-// TestLockWaitSurvivesBrokenWatch: a waiter whose driver cannot watch the key polls
-// instead of failing, and takes the lock once the holder releases it.
-func TestLockWaitSurvivesBrokenWatch(t *testing.T) {
-	d, err := memorycache.New(memorycache.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cache.New(cache.Config{Drivers: map[string]driver.Driver{"m": brokenWatch{d}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+// silentWatch is a memory driver whose Watch succeeds but never fires: a driver that
+// forgot to notify its watchers on a release.
+type silentWatch struct{ *memorycache.Driver }
+
+func (silentWatch) Watch(ctx context.Context, _ string) (<-chan struct{}, error) {
+	ch := make(chan struct{})
+	context.AfterFunc(ctx, func() { close(ch) })
+	return ch, nil
+}
+
+// handoff runs one handoff on c in a synctest bubble: a holder takes "job", a waiter
+// (LockOptions.Wait, the given probe in its ctx) asks for it, and the holder releases it
+// as soon as the waiter's first attempt has failed, so that the waiter is waiting when
+// the release comes. It returns the waiter's outcome and how long after the release it
+// held the lock: exact, since the bubble's clock moves only when every goroutine waits.
+func handoff(t *testing.T, c *cache.Cache, p *wait.Probe) (acquired bool, after time.Duration, err error) {
+	t.Helper()
 	ctx := context.Background()
-	h, err := cache.Acquire(ctx, c, "job", cache.LockOptions{TTL: 10 * time.Second})
+	h, err := cache.Acquire(ctx, c, "job", cache.LockOptions{TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.AfterFunc(50*time.Millisecond, func() { _ = h.Release(ctx) })
-	out, err := cache.LockWith(ctx, c, "job", cache.LockOptions{TTL: time.Second, Wait: 5 * time.Second},
-		func(context.Context) (int, error) { return 1, nil })
-	if err != nil || !out.Acquired {
-		t.Fatalf("Lock with Wait on a driver whose Watch fails: acquired %v, err %v; want acquired, nil", out.Acquired, err)
+	waiting := make(chan struct{})
+	var once sync.Once
+	p.Tried = func(_ wait.Why, done bool, _ error) {
+		if !done {
+			once.Do(func() { close(waiting) })
+		}
 	}
+	type result struct {
+		acquired bool
+		at       time.Time
+		err      error
+	}
+	res := make(chan result, 1)
+	go func() {
+		out, err := cache.LockWith(wait.WithProbe(ctx, p), c, "job", cache.LockOptions{TTL: time.Hour, Wait: time.Minute},
+			func(context.Context) (time.Time, error) { return time.Now(), nil })
+		res <- result{out.Acquired, out.Value, err}
+	}()
+	<-waiting
+	released := time.Now()
+	if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := <-res
+	return r.acquired, r.at.Sub(released), r.err
+}
+
+// A waiter is woken by the holder's release, not by its poll: on the in-process drivers
+// (driver.Watcher) it holds the lock at the very moment of the release. With its poll
+// stretched to an hour, only the watch can wake it; and a watch that never fires leaves
+// it waiting until its Wait ends.
+func TestLockWait_WokenByRelease(t *testing.T) {
+	for _, name := range []string{"memory", "lru"} {
+		for _, poll := range []time.Duration{0, time.Hour} {
+			t.Run(fmt.Sprintf("%s/poll=%v", name, poll), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					c := newCache(t, cache.Config{Default: name})
+					p := &wait.Probe{Poll: poll}
+					acquired, after, err := handoff(t, c, p)
+					why, _ := p.Done()
+					if err != nil || !acquired || why != wait.Watched || after != 0 {
+						t.Fatalf("waiter: acquired %v, err %v, woken by %v %v after the release; want acquired by the watch at once (attempts: %d first, %d watched, %d polled)",
+							acquired, err, why, after, p.Attempts(wait.First), p.Attempts(wait.Watched), p.Attempts(wait.Polled))
+					}
+				})
+			})
+		}
+	}
+	// The test's power: with a watch that never fires, the waiter is woken by its poll,
+	// later; with the poll stretched, only when its Wait ends.
+	t.Run("silent watch", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			d, err := memorycache.New(memorycache.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := newCache(t, cache.Config{Drivers: map[string]driver.Driver{"m": silentWatch{d}}})
+			p := &wait.Probe{}
+			acquired, after, err := handoff(t, c, p)
+			if why, _ := p.Done(); err != nil || !acquired || why != wait.Polled || after == 0 {
+				t.Fatalf("waiter on a silent watch: acquired %v, err %v, woken by %v %v after the release; want acquired by the poll, later", acquired, err, why, after)
+			}
+			// The loop's last attempt, at the end of the Wait, finds the lock free.
+			p = &wait.Probe{Poll: time.Hour}
+			acquired, after, err = handoff(t, c, p)
+			if why, _ := p.Done(); err != nil || !acquired || why != wait.Polled || after != time.Minute {
+				t.Fatalf("waiter on a silent watch, poll stretched: acquired %v, err %v, woken by %v %v after the release; want acquired by the last poll, at the end of the 1m Wait", acquired, err, why, after)
+			}
+		})
+	})
+}
+
+// TestLockWaitSurvivesBrokenWatch: a waiter whose driver cannot watch the key polls
+// instead of failing, and takes the lock within one backoff of the release: at most
+// 25 ms of the bubble's clock.
+func TestLockWaitSurvivesBrokenWatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d, err := memorycache.New(memorycache.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := newCache(t, cache.Config{Drivers: map[string]driver.Driver{"m": brokenWatch{d}}})
+		p := &wait.Probe{Poll: time.Hour} // applies to watched turns only: none here
+		acquired, after, err := handoff(t, c, p)
+		if why, _ := p.Done(); err != nil || !acquired || why != wait.Polled || after > 25*time.Millisecond {
+			t.Fatalf("Lock with Wait on a driver whose Watch fails: acquired %v, err %v, woken by %v %v after the release; want acquired by the poll within 25ms", acquired, err, why, after)
+		}
+		if p.WatchErrors() == 0 {
+			t.Fatal("no failed watch was counted")
+		}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/cachekit/cache"
@@ -59,37 +60,41 @@ func TestRemember_HitDoesNotCallFn(t *testing.T) {
 	}
 }
 
+// In a synctest bubble the load's 20 ms pass only once every other caller waits for it:
+// none comes too late for the flight and loads again.
 func TestRemember_ErrorReachesEveryWaiterAndStoresNothing(t *testing.T) {
-	c, ctx := newCache(t, cache.Config{}), ctxT(t)
-	errLoad := errors.New("database down")
-	var calls atomic.Int64
-	var failed atomic.Int64
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for range 50 {
-		wg.Go(func() {
-			<-start
-			_, err := cache.Remember(ctx, c, "k", time.Minute, func(context.Context) (int, error) {
-				calls.Add(1)
-				time.Sleep(20 * time.Millisecond)
-				return 0, errLoad
+	synctest.Test(t, func(t *testing.T) {
+		c, ctx := newCache(t, cache.Config{}), ctxT(t)
+		errLoad := errors.New("database down")
+		var calls atomic.Int64
+		var failed atomic.Int64
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range 50 {
+			wg.Go(func() {
+				<-start
+				_, err := cache.Remember(ctx, c, "k", time.Minute, func(context.Context) (int, error) {
+					calls.Add(1)
+					time.Sleep(20 * time.Millisecond)
+					return 0, errLoad
+				})
+				if errors.Is(err, errLoad) {
+					failed.Add(1)
+				}
 			})
-			if errors.Is(err, errLoad) {
-				failed.Add(1)
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
-	if failed.Load() != 50 {
-		t.Fatalf("%d of 50 callers got the loader's error; want all", failed.Load())
-	}
-	if calls.Load() > 2 { // one flight, at most one more for a straggler
-		t.Fatalf("fn ran %d times", calls.Load())
-	}
-	if found, _ := c.Has(ctx, "k"); found {
-		t.Fatal("an error was cached")
-	}
+		}
+		close(start)
+		wg.Wait()
+		if failed.Load() != 50 {
+			t.Fatalf("%d of 50 callers got the loader's error; want all", failed.Load())
+		}
+		if calls.Load() != 1 { // every caller joined the flight before the load's 20 ms were over
+			t.Fatalf("fn ran %d times for 50 concurrent callers; want 1", calls.Load())
+		}
+		if found, _ := c.Has(ctx, "k"); found {
+			t.Fatal("an error was cached")
+		}
+	})
 }
 
 func TestRemember_WaiterContextEnds(t *testing.T) {
@@ -114,35 +119,37 @@ func TestRemember_WaiterContextEnds(t *testing.T) {
 }
 
 // The goroutine running fn is cancelled; a waiter with a live ctx must not inherit the
-// cancellation.
+// cancellation. (In a synctest bubble the waiter has joined the flight by then.)
 func TestRemember_LeaderCancellationIsNotShared(t *testing.T) {
-	c := newCache(t, cache.Config{})
-	leaderCtx, cancelLeader := context.WithCancel(context.Background())
-	started := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_, _ = cache.Remember(leaderCtx, c, "k", time.Minute, func(ctx context.Context) (int, error) {
-			close(started)
-			<-ctx.Done()
-			return 0, ctx.Err()
-		})
-	}()
-	<-started
-	result := make(chan int, 1)
-	go func() {
-		v, err := cache.Remember(ctxT(t), c, "k", time.Minute, func(context.Context) (int, error) { return 2, nil })
-		if err != nil {
-			t.Errorf("waiter: %v", err)
+	synctest.Test(t, func(t *testing.T) {
+		c := newCache(t, cache.Config{})
+		leaderCtx, cancelLeader := context.WithCancel(context.Background())
+		started := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _ = cache.Remember(leaderCtx, c, "k", time.Minute, func(ctx context.Context) (int, error) {
+				close(started)
+				<-ctx.Done()
+				return 0, ctx.Err()
+			})
+		}()
+		<-started
+		result := make(chan int, 1)
+		go func() {
+			v, err := cache.Remember(ctxT(t), c, "k", time.Minute, func(context.Context) (int, error) { return 2, nil })
+			if err != nil {
+				t.Errorf("waiter: %v", err)
+			}
+			result <- v
+		}()
+		time.Sleep(10 * time.Millisecond) // the waiter joins the flight
+		cancelLeader()
+		<-done
+		if v := <-result; v != 2 {
+			t.Fatalf("waiter got %d; want 2 from its own load", v)
 		}
-		result <- v
-	}()
-	time.Sleep(10 * time.Millisecond) // the waiter joins the flight
-	cancelLeader()
-	<-done
-	if v := <-result; v != 2 {
-		t.Fatalf("waiter got %d; want 2 from its own load", v)
-	}
+	})
 }
 
 func TestRemember_PanicGoesToTheLoader(t *testing.T) {

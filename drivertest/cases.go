@@ -340,19 +340,14 @@ var cases = []testCase{
 		explanation: "Increment keeps the key's remaining TTL: it neither drops nor renews it",
 		needs:       []capability{incrementer},
 		f: func(t *testing.T, e *env) {
-			mustSet(t, e, "n", 1, 2*ttlUnit)
-			mustSet(t, e, "forever", 1, 0)
-			deadline := time.Now().Add(2 * ttlUnit)
-			for time.Now().Before(deadline.Add(-ttlUnit / 3)) {
-				if _, err := e.c.Increment(e.ctx, "n", 1); err != nil {
+			keepsTTL(t, e, "Increment", func(key string, n int) bool {
+				got, err := e.c.Increment(e.ctx, key, 1)
+				if err != nil {
 					t.Fatal(err)
 				}
-				time.Sleep(ttlUnit / 5)
-			}
-			expires(t, "a counter with a TTL never expired after Increments", func() bool {
-				found, err := e.c.Has(e.ctx, "n")
-				return err == nil && !found
+				return got == int64(n+2) // from the Set's 1; a new counter: the key had expired
 			})
+			mustSet(t, e, "forever", 1, 0)
 			if _, err := e.c.Increment(e.ctx, "forever", 1); err != nil {
 				t.Fatal(err)
 			}
@@ -808,3 +803,62 @@ func (b bareDriver) Delete(ctx context.Context, keys ...string) error {
 	return b.d.Delete(ctx, keys...)
 }
 func (bareDriver) Close() error { return nil }
+
+// keepsTTL checks that touch (an Increment, a Modify) keeps the remaining TTL of the key
+// it is given: neither drops it nor renews it. Two keys get the same TTL, "kept" and then
+// "twin", so that kept expires no later than twin; touch(kept, n) runs on kept only
+// (n = 0, 1, ...), a few times over half the TTL, and reports whether it found the key
+// still there. Then no timing decides:
+//   - with a driver.TTLReader, twin's remaining TTL is read, then kept's: kept's cannot
+//     be longer if its TTL was kept (a renewal makes it longer by about the time from the
+//     Set to the last touch), and cannot be 0 (no expiry: a dropped TTL);
+//   - kept must expire (a dropped TTL never does), no later than twin: once twin is seen
+//     gone, kept is gone too.
+//
+// A key that expired before the touches were done (a busy machine) makes the attempt
+// inconclusive, and it runs again with a longer TTL.
+func keepsTTL(t *testing.T, e *env, what string, touch func(key string, n int) (alive bool)) {
+	t.Helper()
+	withLongerTTLs(t, 2*ttlUnit, func(ttl time.Duration) string {
+		kept, twin := fmt.Sprintf("kept.%v", ttl), fmt.Sprintf("twin.%v", ttl)
+		mustSet(t, e, kept, 1, ttl)
+		mustSet(t, e, twin, 1, ttl)
+		set := time.Now()
+		for n := 0; n < 3 || time.Since(set) < ttl/2; n++ {
+			began := time.Since(set)
+			if !touch(kept, n) {
+				_ = e.c.Remove(e.ctx, kept, twin) // touch may have made it again, without the TTL
+				return fmt.Sprintf("the key expired before %s %d (called %v after the Set, returned %v after it)", what, n+1, began, time.Since(set))
+			}
+			time.Sleep(ttl / 10)
+		}
+		if tr, ok := e.d.(driver.TTLReader); ok {
+			twinTTL, twinFound, err := tr.TTL(e.ctx, e.prefix+"."+twin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			keptTTL, keptFound, err := tr.TTL(e.ctx, e.prefix+"."+kept)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case keptFound && keptTTL == 0:
+				t.Fatalf("%s dropped the key's TTL: the driver reports no expiry", what)
+			case keptFound && twinFound && keptTTL > twinTTL:
+				t.Fatalf("%s renewed the key's TTL: %v left, read after its twin's %v; the twin was Set after it with the same TTL", what, keptTTL, twinTTL)
+			}
+		}
+		// twin is first read once its TTL has passed since the Set (none of kept's reads
+		// comes before: a read slides a key on some drivers); later reads come a TTL
+		// apart, for the same reason.
+		time.Sleep(time.Until(set.Add(ttl)))
+		expiresAfter(t, ttl, "the twin key never expired", func() bool {
+			found, err := e.c.Has(e.ctx, twin)
+			return err == nil && !found
+		})
+		if found, err := e.c.Has(e.ctx, kept); err != nil || found {
+			t.Fatalf("after %s the key outlived its twin, which was Set after it with the same TTL: %s dropped or renewed its TTL (Has = %v, %v)", what, what, found, err)
+		}
+		return ""
+	})
+}

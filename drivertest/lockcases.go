@@ -12,6 +12,7 @@ import (
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/driver"
+	"github.com/cachekit/cache/internal/wait"
 )
 
 var (
@@ -53,64 +54,38 @@ var lockCases = []testCase{
 		},
 	},
 	{
-		name:        "LockWaitHandoff",
-		explanation: "a waiter (LockOptions.Wait) acquires promptly when the holder releases: on a driver.Watcher, within 10 ms (median of 50 handoffs)",
-		needs:       lockable,
-		f: func(t *testing.T, e *env) {
-			const handoffs = 50
-			lat := make([]time.Duration, 0, handoffs)
-			for i := range handoffs {
-				key := fmt.Sprintf("lock.handoff.%d", i)
-				held := make(chan struct{})
-				var released atomic.Int64
-				go func() {
-					_, _ = lockOnce(e, e.c, key, time.Minute, func(context.Context) error {
-						close(held)
-						// Long enough for a waiter's poll to have backed off: a prompt
-						// handoff then needs the release notification.
-						time.Sleep(50 * time.Millisecond)
-						released.Store(time.Now().UnixNano())
-						return nil
-					})
-				}()
-				<-held
-				out, err := cache.LockWith(e.ctx, e.c, key, cache.LockOptions{TTL: time.Minute, Wait: 5 * time.Second},
-					func(context.Context) (time.Time, error) { return time.Now(), nil })
-				if err != nil || !out.Acquired {
-					t.Fatalf("handoff %d: waiter = %+v, %v", i, out, err)
-				}
-				lat = append(lat, out.Value.Sub(time.Unix(0, released.Load())))
-			}
-			slices.Sort(lat)
-			median := lat[len(lat)/2]
-			t.Logf("release-to-next-holder latency over %d handoffs: median %v, p90 %v, max %v", handoffs, median, lat[len(lat)*9/10], lat[len(lat)-1])
-			limit := 50 * time.Millisecond // polling with backoff
-			if watcher.has(e.d) {
-				limit = 10 * time.Millisecond
-			}
-			if median > limit {
-				t.Fatalf("median handoff %v; want under %v", median, limit)
-			}
-		},
+		name: "LockWaitHandoff",
+		explanation: "a waiter (LockOptions.Wait) takes the lock when the holder releases it; on a driver.Watcher it is woken " +
+			"by the release itself, not by its poll: with its poll stretched to an hour, only the driver's Watch can wake it",
+		needs: lockable,
+		f:     testHandoff,
+	},
+	{
+		name: "WatchReportsRelease",
+		explanation: "driver.Watcher: the channel of a Watch is closed when the key is next released by CompareAndDelete " +
+			"(a lock's release) or replaced by CompareAndSwap, and when the Watch's ctx ends; not while nobody touches the key",
+		needs: append(slices.Clone(lockable), watcher),
+		f:     testWatch,
 	},
 	{
 		name:        "LockWaitTimeout",
-		explanation: "a wait that runs out says so (ErrWaitTimeout), a ctx that ends says so (its error), and fn does not run",
+		explanation: "a wait that runs out says so (ErrWaitTimeout), not before its Wait has elapsed; a ctx that ends says so (its error); and fn does not run",
 		needs:       lockable,
 		f: func(t *testing.T, e *env) {
 			_, _ = lockOnce(e, e.c, "lock.busy", time.Minute, func(ctx context.Context) error {
+				const wait = 3 * ttlUnit / 2
 				start := time.Now()
-				out, err := cache.LockWith(ctx, e.c, "lock.busy", cache.LockOptions{TTL: time.Minute, Wait: 3 * ttlUnit / 2},
+				out, err := cache.LockWith(ctx, e.c, "lock.busy", cache.LockOptions{TTL: time.Minute, Wait: wait},
 					func(context.Context) (int, error) { return 1, nil })
 				if out.Acquired || !errors.Is(err, cache.ErrWaitTimeout) || !errors.Is(err, cache.ErrNotAcquired) {
 					t.Errorf("wait on a held lock = %+v, %v; want ErrWaitTimeout and ErrNotAcquired", out, err)
 				}
-				if waited := time.Since(start); waited < 3*ttlUnit/2 || waited > 3*ttlUnit/2+time.Second {
-					t.Errorf("waited %v; want about %v", waited, 3*ttlUnit/2)
+				if waited := time.Since(start); waited < wait {
+					t.Errorf("gave up %v after the call; want not before its Wait, %v", waited, wait)
 				}
 				cctx, cancel := context.WithTimeout(ctx, ttlUnit/2)
 				defer cancel()
-				out, err = cache.LockWith(cctx, e.c, "lock.busy", cache.LockOptions{TTL: time.Minute, Wait: time.Minute},
+				out, err = cache.LockWith(cctx, e.c, "lock.busy", cache.LockOptions{TTL: time.Minute, Wait: hangAfter},
 					func(context.Context) (int, error) { return 1, nil })
 				if out.Acquired || !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, cache.ErrWaitTimeout) {
 					t.Errorf("wait whose ctx ends = %+v, %v; want context.DeadlineExceeded, not ErrWaitTimeout", out, err)
@@ -121,22 +96,33 @@ var lockCases = []testCase{
 	},
 	{
 		name:        "LockTTLCancelsFn",
-		explanation: "without AutoExtend, fn's ctx is cancelled with ErrLockLost when the TTL runs out, and Lock's error says so",
+		explanation: "without AutoExtend, fn's ctx is cancelled with ErrLockLost when the lease ends (not before; the lease ends no later than the TTL after the acquire), and Lock's error says so",
 		needs:       lockable,
 		f: func(t *testing.T, e *env) {
-			start := time.Now()
 			var fnErr error
+			// The lease runs from the acquire's send time (after call) for the TTL minus
+			// the documented margin (TTL/100 + 2 ms, at most TTL/2).
+			margin := min(ttlUnit/100+2*time.Millisecond, ttlUnit/2)
+			call := time.Now()
 			ok, err := lockOnce(e, e.c, "lock.short", ttlUnit, func(ctx context.Context) error {
+				inFn := time.Now() // after the acquire was sent
+				until := cache.HeldLock(ctx).ValidUntil()
+				if until.After(inFn.Add(ttlUnit)) {
+					return fmt.Errorf("the lease ends %v after fn started, past the TTL (%v): the store may let another holder in before it", until.Sub(inFn), ttlUnit)
+				}
+				if until.Before(call.Add(ttlUnit - margin)) {
+					return fmt.Errorf("the lease ends %v after the call; want at least the TTL minus the margin, %v", until.Sub(call), ttlUnit-margin)
+				}
 				select {
 				case <-ctx.Done():
-				case <-time.After(10 * ttlUnit):
-					return errors.New("fn's ctx outlived the lock's TTL")
+				case <-time.After(hangAfter):
+					return fmt.Errorf("fn's ctx still live %v after fn started, past the lease (%v): a hang", hangAfter, until.Sub(inFn))
+				}
+				if at := time.Now(); at.Before(until) {
+					return fmt.Errorf("fn's ctx ended %v before the lease did", until.Sub(at))
 				}
 				if !errors.Is(context.Cause(ctx), cache.ErrLockLost) {
 					return fmt.Errorf("cause %v; want ErrLockLost", context.Cause(ctx))
-				}
-				if el := time.Since(start); el < ttlUnit-10*time.Millisecond {
-					return fmt.Errorf("cancelled after %v, before the TTL of %v", el, ttlUnit)
 				}
 				fnErr = ctx.Err()
 				return fnErr
@@ -148,72 +134,43 @@ var lockCases = []testCase{
 	},
 	{
 		name:        "LockAutoExtend",
-		explanation: "with AutoExtend a holder whose fn outlives 5 TTLs keeps the lock: nobody else gets in",
+		explanation: "with AutoExtend a holder whose fn outlives 5 TTLs keeps the lock: nobody else gets in while its lease runs, and fn's ctx stays live",
 		needs:       append(slices.Clone(lockable), extender),
-		f: func(t *testing.T, e *env) {
-			var intruders atomic.Int64
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			// 4 × ttlUnit: a renewal gets one interval (TTL/3), and the lease ends a TTL after
-			// the last confirmed renewal was sent, which must hold on a loaded CI machine with
-			// the race detector.
-			ttl := 4 * ttlUnit
-			out, err := cache.LockWith(e.ctx, e.c, "lock.long", cache.LockOptions{TTL: ttl, AutoExtend: true},
-				func(ctx context.Context) (int, error) {
-					wg.Go(func() {
-						for {
-							select {
-							case <-stop:
-								return
-							case <-time.After(ttl / 4):
-							}
-							if ok, err := lockOnce(e, e.c, "lock.long", time.Minute, noop); ok || err != nil {
-								intruders.Add(1)
-							}
-						}
-					})
-					select {
-					case <-time.After(5 * ttl):
-					case <-ctx.Done():
-						return 0, fmt.Errorf("fn's ctx ended: %w", context.Cause(ctx))
-					}
-					close(stop)
-					wg.Wait()
-					return 1, nil
-				})
-			if err != nil || !out.Acquired {
-				t.Fatalf("LockWith AutoExtend = %+v, %v", out, err)
-			}
-			if n := intruders.Load(); n != 0 {
-				t.Fatalf("%d other callers took a lock that AutoExtend kept", n)
-			}
-		},
+		f:           testAutoExtend,
 	},
 	{
 		name:        "LockLostCancelsFn",
-		explanation: "when a renewal finds the lock gone, fn's ctx is cancelled with ErrLockLost within one renewal interval",
+		explanation: "when a renewal finds the lock gone, fn's ctx is cancelled with ErrLockLost: by that renewal, before the lease would have ended",
 		needs:       append(slices.Clone(lockable), extender),
 		f: func(t *testing.T, e *env) {
-			var deleted time.Time
-			ok, err := lockOnce2(e, "lock.lost", cache.LockOptions{TTL: 3 * ttlUnit, AutoExtend: true}, func(ctx context.Context) error {
-				time.Sleep(ttlUnit / 3)
-				if err := cache.ForceRelease(ctx, e.c, "lock.lost"); err != nil {
-					return err
+			// The first renewal after the delete (one comes every TTL/3) must notice it,
+			// before the lease ends (after about a TTL). A renewal that a busy machine
+			// delays past the lease's end proves nothing: the lease timer ends fn's ctx
+			// first, and the case runs again with a longer TTL.
+			withLongerTTLs(t, 3*ttlUnit, func(ttl time.Duration) string {
+				key := fmt.Sprintf("lock.lost.%v", ttl)
+				var why string
+				ok, err := lockOnce2(e, key, cache.LockOptions{TTL: ttl, AutoExtend: true}, func(ctx context.Context) error {
+					h := cache.HeldLock(ctx)
+					if err := cache.ForceRelease(ctx, e.c, key); err != nil {
+						return err
+					}
+					select {
+					case <-ctx.Done():
+					case <-time.After(hangAfter):
+						return fmt.Errorf("fn's ctx still live %v after the lock was deleted (a hang)", hangAfter)
+					}
+					at, until := time.Now(), h.ValidUntil()
+					if !at.Before(until) {
+						why = fmt.Sprintf("fn's ctx ended %v after the lease did: no renewal ran before the lease's end", at.Sub(until))
+					}
+					return nil
+				})
+				if !ok || !errors.Is(err, cache.ErrLockLost) {
+					t.Fatalf("Lock = %v, %v; want ErrLockLost", ok, err)
 				}
-				deleted = time.Now()
-				select {
-				case <-ctx.Done():
-				case <-time.After(10 * ttlUnit):
-					return errors.New("fn's ctx was not cancelled after the lock was deleted")
-				}
-				if within := time.Since(deleted); within > ttlUnit+50*time.Millisecond { // one interval is TTL/3 = ttlUnit
-					return fmt.Errorf("cancelled %v after the delete; want within one renewal interval (%v)", within, ttlUnit)
-				}
-				return nil
+				return why
 			})
-			if !ok || !errors.Is(err, cache.ErrLockLost) {
-				t.Fatalf("Lock = %v, %v; want ErrLockLost", ok, err)
-			}
 		},
 	},
 	{
@@ -229,7 +186,7 @@ var lockCases = []testCase{
 			)
 			parallel(4, func(int) {
 				for range 250 {
-					_, err := cache.LockWith(e.ctx, e.c, "lock.fenced", cache.LockOptions{TTL: time.Minute, Fencing: true, Wait: 10 * time.Second},
+					_, err := cache.LockWith(e.ctx, e.c, "lock.fenced", cache.LockOptions{TTL: time.Minute, Fencing: true, Wait: hangAfter},
 						func(ctx context.Context) (int, error) {
 							tok := cache.HeldLock(ctx).FencingToken()
 							mu.Lock()
@@ -348,7 +305,7 @@ var lockCases = []testCase{
 			caches := []*cache.Cache{e.c, e.sibling(t, e.prefix), e.sibling(t, e.prefix), e.sibling(t, e.prefix)}
 			var calls atomic.Int64
 			parallel(len(caches)*10, func(i int) {
-				v, err := cache.RememberWith(e.ctx, caches[i%len(caches)], "cold", cache.RememberOptions{TTL: time.Minute, Distributed: true, LockTTL: 5 * time.Second},
+				v, err := cache.RememberWith(e.ctx, caches[i%len(caches)], "cold", cache.RememberOptions{TTL: time.Minute, Distributed: true, LockTTL: hangAfter},
 					func(context.Context) (int, error) {
 						calls.Add(1)
 						time.Sleep(50 * time.Millisecond)
@@ -370,4 +327,226 @@ func lockOnce2(e *env, key string, o cache.LockOptions, fn func(context.Context)
 		return struct{}{}, fn(ctx)
 	})
 	return out.Acquired, err
+}
+
+// testHandoff hands a lock from a holder to a waiter, handoffs times. The holder releases
+// only once the waiter's first attempt in its wait loop has failed, so that the waiter
+// is waiting when the release comes. The waiter's loop reports to a wait.Probe why each
+// attempt ran: on a driver.Watcher the probe stretches the poll to an hour, so the
+// waiter gets the lock in time only if the release woke it; without a Watcher the poll
+// is what wakes it.
+func testHandoff(t *testing.T, e *env) {
+	const handoffs = 20
+	watched := watcher.has(e.d)
+	var byWatch, watchFailed int
+	for i := range handoffs {
+		key := fmt.Sprintf("lock.handoff.%d", i)
+		h, err := cache.Acquire(e.ctx, e.c, key, cache.LockOptions{TTL: time.Minute})
+		if err != nil {
+			t.Fatalf("handoff %d: the holder: %v", i, err)
+		}
+		p := &wait.Probe{}
+		if watched {
+			p.Poll = time.Hour
+		}
+		waiting := make(chan struct{})
+		var once sync.Once
+		p.Tried = func(_ wait.Why, done bool, err error) {
+			if !done && err == nil {
+				once.Do(func() { close(waiting) })
+			}
+		}
+		res := make(chan error, 1)
+		go func() {
+			out, err := cache.LockWith(wait.WithProbe(e.ctx, p), e.c, key, cache.LockOptions{TTL: time.Minute, Wait: hangAfter},
+				func(context.Context) (struct{}, error) { return struct{}{}, nil })
+			if err == nil && !out.Acquired {
+				err = errors.New("not acquired, no error")
+			}
+			res <- err
+		}()
+		select {
+		case <-waiting:
+		case err := <-res:
+			t.Fatalf("handoff %d: the waiter returned before it waited: %v", i, err)
+		}
+		if err := h.Release(e.ctx); err != nil {
+			t.Fatalf("handoff %d: release: %v", i, err)
+		}
+		err = <-res
+		why, _ := p.Done()
+		switch {
+		case err != nil && watched && p.WatchErrors() == 0:
+			t.Fatalf("handoff %d: the waiter was not woken by the release (its poll stretched to an hour, only the driver's Watch could wake it in the %v it waited): %v", i, hangAfter, err)
+		case err != nil:
+			t.Fatalf("handoff %d: the waiter did not get the released lock: %v", i, err)
+		case !watched && why != wait.Polled:
+			t.Fatalf("handoff %d: the waiter's winning attempt was %v; want polled (the release came after its first attempt failed)", i, why)
+		case watched && why == wait.Watched:
+			byWatch++
+		case watched && p.WatchErrors() > 0:
+			watchFailed++ // a Watch may fail (it is a hint): the turn without one polled
+		case watched:
+			t.Fatalf("handoff %d: the waiter's winning attempt was %v; want watched: woken by the release (with its poll stretched to an hour, a poll wins only when the %v Wait ends)", i, why, hangAfter)
+		}
+	}
+	switch {
+	case !watched:
+		t.Logf("%d handoffs, each woken by the waiter's poll (%T is not a driver.Watcher)", handoffs, e.d)
+	case byWatch == 0:
+		t.Fatalf("no handoff of %d was woken by the release: the driver's Watch failed in every one", handoffs)
+	default:
+		t.Logf("%d handoffs woken by the release; %d by a poll after the driver's Watch failed", byWatch, watchFailed)
+	}
+}
+
+// testWatch checks driver.Watcher directly, on the driver's own calls.
+func testWatch(t *testing.T, e *env) {
+	w := e.d.(driver.Watcher)
+	final := func(key string) string { return e.prefix + "." + key }
+	closed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	// wait fails the case if ch is not closed within hangAfter (a hang detector).
+	wait := func(ch <-chan struct{}, what string) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(hangAfter):
+			t.Fatalf("%s: the Watch channel is still open %v later (a hang)", what, hangAfter)
+		}
+	}
+
+	// A lock's release.
+	h, err := cache.Acquire(e.ctx, e.c, "watch.lock", cache.LockOptions{TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := w.Watch(e.ctx, final("watch.lock"))
+	if err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+	mustSet(t, e, "watch.other", "x", time.Minute) // another key
+	if _, err := h.TTL(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if closed(ch) {
+		t.Fatal("the Watch channel closed while nobody touched the key")
+	}
+	if err := h.Release(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	wait(ch, "CompareAndDelete (a lock's release)")
+
+	// A compare-and-swap.
+	if sw, ok := e.d.(driver.Swapper); ok {
+		mustSet(t, e, "watch.cas", "old", time.Minute)
+		old, found, err := e.d.Get(e.ctx, final("watch.cas"))
+		if err != nil || !found {
+			t.Fatalf("driver Get = %v, %v", found, err)
+		}
+		ch, err := w.Watch(e.ctx, final("watch.cas"))
+		if err != nil {
+			t.Fatalf("Watch: %v", err)
+		}
+		var v any = "new"
+		if enc, ok := e.d.(driver.Encoder); ok {
+			if v, err = enc.Codec().Marshal("new"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if ok, err := sw.CompareAndSwap(e.ctx, old, driver.Entry{Key: final("watch.cas"), Value: v, TTL: time.Minute}); err != nil || !ok {
+			t.Fatalf("CompareAndSwap = %v, %v", ok, err)
+		}
+		wait(ch, "CompareAndSwap")
+	}
+
+	// The Watch's ctx ends.
+	ctx, cancel := context.WithCancel(e.ctx)
+	ch, err = w.Watch(ctx, final("watch.idle"))
+	if err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+	cancel()
+	wait(ch, "the Watch's ctx ended")
+}
+
+// testAutoExtend holds a lock with AutoExtend for 5 TTLs while intruders keep trying to
+// take it. An intruder that gets in while the holder's lease runs breaks the promise.
+// One that gets in after the lease ended, or a holder whose fn's ctx ends, is what a
+// lease does when renewals come too late (a busy machine): inconclusive, and the case
+// runs again with a longer TTL.
+func testAutoExtend(t *testing.T, e *env) {
+	withLongerTTLs(t, 4*ttlUnit, func(ttl time.Duration) string {
+		key := fmt.Sprintf("lock.long.%v", ttl)
+		var (
+			mu      sync.Mutex
+			holder  *cache.LockHandle
+			intrude []string // intruders that got in during the holder's lease
+			late    []string // intruders that got in after it
+		)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		out, err := cache.LockWith(e.ctx, e.c, key, cache.LockOptions{TTL: ttl, AutoExtend: true},
+			func(ctx context.Context) (int, error) {
+				mu.Lock()
+				holder = cache.HeldLock(ctx)
+				mu.Unlock()
+				wg.Go(func() {
+					for {
+						select {
+						case <-stop:
+							return
+						case <-time.After(ttl / 4):
+						}
+						_, err := lockOnce(e, e.c, key, time.Minute, func(context.Context) error {
+							at := time.Now()
+							mu.Lock()
+							defer mu.Unlock()
+							// The holder's lease only grows, and a renewal sent before the
+							// intruder got in cannot be confirmed after: read after at, it
+							// tells whether at was within the lease.
+							if until := holder.ValidUntil(); at.Before(until) {
+								intrude = append(intrude, fmt.Sprintf("%v before the lease's end", until.Sub(at)))
+							} else {
+								late = append(late, fmt.Sprintf("%v after the lease's end", at.Sub(until)))
+							}
+							return nil
+						})
+						if err != nil {
+							t.Errorf("an intruder's Lock: %v", err)
+						}
+					}
+				})
+				defer func() {
+					close(stop)
+					wg.Wait()
+				}()
+				select {
+				case <-time.After(5 * ttl):
+					return 1, nil
+				case <-ctx.Done():
+					return 0, context.Cause(ctx)
+				}
+			})
+		mu.Lock()
+		defer mu.Unlock()
+		if len(intrude) > 0 {
+			t.Fatalf("TTL %v: %d other callers took the lock while AutoExtend kept it, %q (Lock = %+v, %v)", ttl, len(intrude), intrude, out, err)
+		}
+		switch {
+		case errors.Is(err, cache.ErrLockLost):
+			return fmt.Sprintf("the holder lost the lock (%v); intruders after the lease's end: %q", err, late)
+		case err != nil || !out.Acquired || out.Value != 1:
+			t.Fatalf("LockWith AutoExtend = %+v, %v; want fn to run 5 TTLs and return 1", out, err)
+		case len(late) > 0:
+			t.Fatalf("TTL %v: other callers took the lock while fn ran with a live ctx: %q", ttl, late)
+		}
+		return ""
+	})
 }

@@ -66,18 +66,19 @@ var modifyCases = []testCase{
 			if v, err := cache.Modify(e.ctx, e.c, "new", inc); v != 1 || err != nil {
 				t.Fatalf("Modify of a missing key = %d, %v; want 1", v, err)
 			}
-			set := time.Now()
-			mustSet(t, e, "ttl", 1, 2*ttlUnit)
-			for time.Since(set) < 2*ttlUnit-ttlUnit/3 { // no reads: they would slide the TTL
-				if _, err := cache.Modify(e.ctx, e.c, "ttl", inc); err != nil {
+			errGone := errors.New("the key expired")
+			keepsTTL(t, e, "Modify", func(key string, _ int) bool {
+				_, err := cache.Modify(e.ctx, e.c, key, func(n int, found bool) (int, error) {
+					if !found {
+						return 0, errGone // write nothing
+					}
+					return n + 1, nil
+				})
+				if err != nil && !errors.Is(err, errGone) {
 					t.Fatal(err)
 				}
-				time.Sleep(ttlUnit / 5)
-			}
-			time.Sleep(time.Until(set.Add(2*ttlUnit + 50*time.Millisecond)))
-			if _, found := mustGet[int](t, e, "ttl"); found {
-				t.Fatal("Modify renewed or dropped the key's TTL instead of keeping it")
-			}
+				return err == nil
+			})
 			if _, err := cache.ModifyWith(e.ctx, e.c, "given", cache.ModifyOptions{TTL: ttlUnit}, inc); err != nil {
 				t.Fatal(err)
 			}

@@ -12,6 +12,12 @@ import (
 	"time"
 )
 
+// hangAfter bounds the tests' waits for something that takes milliseconds (a command
+// taking a lock, a holder noticing a release): a hang detector, not a latency bound,
+// that only a hang reaches however busy the machine is. BenchmarkDemo measures how long
+// the demo takes.
+const hangAfter = time.Minute
+
 func TestDemo(t *testing.T) {
 	// Several rounds: the counts must not depend on how the goroutines are scheduled.
 	for range 10 {
@@ -20,9 +26,7 @@ func TestDemo(t *testing.T) {
 		if err != nil {
 			t.Fatalf("runDemo: %v", err)
 		}
-		if d := time.Since(start); d > time.Second {
-			t.Errorf("runDemo took %v; want well under a second", d)
-		}
+		t.Logf("runDemo took %v", time.Since(start))
 		if rep.CronRan != 1 || rep.CronSkipped != 4 {
 			t.Errorf("cron: %d ran, %d skipped; want 1 ran, 4 skipped", rep.CronRan, rep.CronSkipped)
 		}
@@ -206,7 +210,17 @@ func TestDemoCancelled(t *testing.T) {
 	}()
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(hangAfter):
 		t.Fatal("runDemo with a cancelled context did not return")
+	}
+}
+
+// BenchmarkDemo is one run of `cachectl demo`, which a newcomer runs first: its target,
+// well under a second, is in docs/benchmarks.md.
+func BenchmarkDemo(b *testing.B) {
+	for b.Loop() {
+		if _, err := runDemo(b.Context(), io.Discard); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
