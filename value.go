@@ -45,7 +45,7 @@ func (d *namedDriver) encodeString(s string) (any, error) {
 }
 
 // decode reads a stored value into dst. A codec decodes into a new value that is then
-// copied into *dst, so that dst does not escape: see [conv.Into].
+// copied into *dst, replacing what it held: see [conv.Into].
 func (d *namedDriver) decode(v any, dst any) error {
 	_, err := d.decodeKeep(v, dst)
 	return err
