@@ -72,7 +72,10 @@ var lockCases = []testCase{
 		explanation: "a wait that runs out says so (ErrWaitTimeout), not before its Wait has elapsed; a ctx that ends says so (its error); and fn does not run",
 		needs:       lockable,
 		f: func(t *testing.T, e *env) {
-			_, _ = lockOnce(e, e.c, "lock.busy", time.Minute, func(ctx context.Context) error {
+			_, _ = lockOnce(e, e.c, "lock.busy", time.Minute, func(context.Context) error {
+				// The waiters are other callers: e.ctx, not fn's ctx (a Lock with Wait
+				// on fn's ctx would be a nested call, ErrReentrant).
+				ctx := e.ctx
 				const wait = 3 * ttlUnit / 2
 				start := time.Now()
 				out, err := cache.LockWith(ctx, e.c, "lock.busy", cache.LockOptions{TTL: time.Minute, Wait: wait},
