@@ -65,8 +65,8 @@ func TestLock_ReleaseCutByDeadlineStillFrees(t *testing.T) {
 		dl, _ := ctx.Deadline()
 		time.Sleep(time.Until(dl) - time.Millisecond)
 	}
-	var freed int
-	for i := range runs {
+	var freed, skipped int
+	for i := 0; i < runs; i++ {
 		key := fmt.Sprintf("lock.cut.%d", i)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		out, err := cache.Lock(ctx, c, key, time.Hour, func(ctx context.Context) (int, error) {
@@ -74,8 +74,13 @@ func TestLock_ReleaseCutByDeadlineStillFrees(t *testing.T) {
 			return 1, nil
 		})
 		cancel()
-		if !out.Acquired {
-			t.Fatalf("run %d: not acquired: %v", i, err)
+		if !out.Acquired && errors.Is(err, context.DeadlineExceeded) && skipped < runs {
+			skipped++ // a busy machine spent the whole deadline before the acquire: again
+			i--
+			continue
+		}
+		if !out.Acquired || err != nil {
+			t.Fatalf("run %d: Lock = %+v, %v; want acquired and nil", i, out, err)
 		}
 		if found, _ := c.Has(context.Background(), key); !found {
 			freed++
@@ -84,11 +89,17 @@ func TestLock_ReleaseCutByDeadlineStillFrees(t *testing.T) {
 	if freed != runs {
 		t.Fatalf("Lock: %d of %d releases cut by the caller's deadline freed the lock; want all", freed, runs)
 	}
-	freed = 0
-	for i := range runs {
+	freed, skipped = 0, 0
+	for i := 0; i < runs; i++ {
 		key := fmt.Sprintf("handle.cut.%d", i)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		h, err := cache.Acquire(ctx, c, key, cache.LockOptions{TTL: time.Hour})
+		if errors.Is(err, context.DeadlineExceeded) && skipped < runs {
+			cancel()
+			skipped++ // as above
+			i--
+			continue
+		}
 		if err != nil {
 			cancel()
 			t.Fatalf("run %d: %v", i, err)
