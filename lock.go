@@ -16,11 +16,13 @@ import (
 	"github.com/cachekit/cache/internal/wait"
 )
 
-// ReleaseTimeout bounds every release and every [LockHandle.Extend]: each runs with a
-// deadline no later than ReleaseTimeout from its start (the caller's, if earlier). The
-// release of a lock whose caller's ctx has already ended runs on a context detached from
-// the caller's cancellation, so that a cancelled request does not leave its lock held
-// for the whole TTL. A renewal by AutoExtend has a deadline of a third of the TTL.
+// ReleaseTimeout is the default of LockOptions.ReleaseTimeout: how long a release, and
+// each [LockHandle.Extend], may wait on the store. Every release runs on a context
+// detached from the caller's cancellation and deadline (context.WithoutCancel), with
+// this timeout of its own, so that a request cancelled, or out of time, while fn ran
+// still frees its lock at once instead of leaving it held for the whole TTL. An Extend
+// keeps the caller's ctx, with a deadline no later than the timeout. A renewal by
+// AutoExtend has a deadline of a third of the TTL.
 const ReleaseTimeout = 5 * time.Second
 
 // Lock errors. Match them with errors.Is.
@@ -82,6 +84,13 @@ type LockOptions struct {
 	// than the highest it has seen. The driver keeps a counter per fenced key (see the
 	// driver's docs). Needs a driver with driver.Fencer.
 	Fencing bool
+	// ReleaseTimeout bounds the release (and, for a handle, each Extend): the release
+	// runs on a context detached from the caller's, which neither its cancellation nor
+	// its deadline cuts short, and gives up after ReleaseTimeout. A release that fails
+	// leaves the lock to end at its TTL. It also bounds the clean-up of an acquiring
+	// attempt cut by ctx (see [Lock]). Default: [ReleaseTimeout] (5 s); negative:
+	// ErrInvalidConfig.
+	ReleaseTimeout time.Duration
 }
 
 // LockOutcome is the result of [Lock] and [LockWith]. Value is set only when Acquired.
@@ -98,14 +107,22 @@ var defaultOwner = "pid." + strconv.Itoa(os.Getpid())
 // an error or panics (the panic goes on after the release).
 //
 // If another holder has the lock, fn does not run and Lock returns Acquired == false with
-// a nil error. A driver failure is an error, never a silent Acquired == false. The lock
-// is not re-entrant: a nested Lock of the same key inside fn gets Acquired == false.
+// a nil error. A driver failure is an error, never a silent Acquired == false. An
+// acquisition cut by ctx (at whatever step) returns an error matching [ErrNotAcquired]
+// and ctx's error; an attempt whose reply ctx cut off may have taken the lock on the
+// store, so it is deleted again (its own token only, best effort, on a detached context
+// bounded by the release timeout) rather than left held for its TTL. The lock is not
+// re-entrant: a nested Lock of the same key inside fn gets Acquired == false, and with
+// Wait an error matching [ErrReentrant] at once.
 //
 // The release removes only this holder's lock: each acquisition stores a unique token,
 // and the release deletes the key only while it still holds that token, so if the TTL
-// ran out and another holder took the key, its lock stays. The release runs even when ctx
-// was cancelled during fn: on a context detached from ctx's cancellation, bounded by
-// [ReleaseTimeout].
+// ran out and another holder took the key, its lock stays. The release never inherits
+// ctx's cancellation or deadline: it runs on a context detached from ctx, bounded by
+// LockOptions.ReleaseTimeout (default [ReleaseTimeout]). A release that fails is not
+// Lock's error, since fn's work is done: Lock returns fn's value and error, reports the
+// failure as an [EventError] (op "Release", with the lock's key and driver; counted in
+// [Metrics].Errors), and the lock ends at its TTL.
 //
 // The holder keeps a lease by its own clock, which ends before the store can expire the
 // key ([LockHandle.ValidUntil]), whatever the network or the driver's client does. fn's
@@ -133,45 +150,47 @@ func LockWith[T any](ctx context.Context, c *Cache, key string, o LockOptions, f
 		return out, err
 	}
 	out.Acquired = true
-	ctx = context.WithValue(ctx, heldKey{}, h) // for HeldLock
+	h.outer = HeldLock(ctx)
+	ctx = context.WithValue(ctx, heldKey{}, h) // for HeldLock, and the reentrancy check
 	fctx, stop := h.keepAlive(ctx, o.AutoExtend)
 	defer func() {
 		// Runs on return and on panic; a panic goes on after the release.
 		stop()
-		lost := context.Cause(fctx)
-		if !errors.Is(lost, ErrLockLost) {
-			lost = nil
-			if h.lapsed() {
-				// fn outlived the lease on a ctx that ended earlier (the caller's
-				// deadline) and went on regardless.
-				lost = errLeaseEnded
-			}
+		h.over.Store(true)
+		lost := h.lost(fctx)
+		// A release that failed was reported as an error event: fn's work is done, and
+		// the lock ends at its TTL.
+		if rerr := h.release(ctx); errors.Is(rerr, ErrLockNotHeld) && lost == nil && !h.lapsed() {
+			// Gone before its lease ended, as the release's reply proves, without a
+			// renewal noticing: force-released, deleted, or evicted. Another holder may
+			// have run beside fn. (A release whose reply came after the lease's end
+			// may have found the key expired on time: that is no loss.)
+			lost = errGoneEarly
 		}
-		rerr := h.release(ctx)
-		switch {
-		case errors.Is(rerr, ErrLockNotHeld):
-			if lost == nil {
-				// Gone before its lease ended without a renewal noticing: force-released,
-				// deleted, or evicted. Another holder may have run beside fn.
-				lost = errGoneEarly
-			}
-			rerr = nil
-		case rerr != nil:
-			rerr = fmt.Errorf("release: %w", rerr)
-		}
-		if lost == nil && rerr == nil {
+		if lost == nil {
 			return
 		}
-		if lost != nil {
-			c.done("Lock", h.d, key, EventLockLost, nil, 0)
-			if errors.Is(err, lost) {
-				lost = nil // fn returned context.Cause(ctx): say it once
-			}
+		c.done("Lock", h.d, key, EventLockLost, nil, 0)
+		if errors.Is(err, lost) {
+			lost = nil // fn returned context.Cause(ctx): say it once
 		}
-		err = h.d.fail("Lock", key, errors.Join(err, lost, rerr))
+		err = h.d.fail("Lock", key, errors.Join(err, lost))
 	}()
 	out.Value, err = fn(fctx)
 	return out, err
+}
+
+// lost returns why the lock was lost while fn ran (fctx's cause), errLeaseEnded when
+// fn outlived the lease on a ctx that ended earlier (the caller's deadline) and went on
+// regardless, or nil.
+func (h *LockHandle) lost(fctx context.Context) error {
+	if cause := context.Cause(fctx); errors.Is(cause, ErrLockLost) {
+		return cause
+	}
+	if h.lapsed() {
+		return errLeaseEnded
+	}
+	return nil
 }
 
 // errGoneEarly is Lock's error when the release found the lock already gone although no
@@ -220,6 +239,13 @@ type LockHandle struct {
 	until atomic.Int64
 	// sent orders Extend calls: only the one sent last may set the lease.
 	sent atomic.Int64
+	// timeout bounds a release and an Extend; 0: ReleaseTimeout.
+	timeout time.Duration
+	// outer is the lock whose fn the acquiring call ran in, if any; over is set when
+	// this lock's fn has returned. Together they find a nested Lock with Wait of the
+	// same key (ErrReentrant).
+	outer *LockHandle
+	over  atomic.Bool
 }
 
 type heldKey struct{}
@@ -237,10 +263,13 @@ func Acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 // [LockHandle.Token]), so that another goroutine or process can extend or release it
 // without acquiring it again. It does not check that the lock is still held: call
 // [LockHandle.TTL] for that. o.TTL, if set, is the default for Extend; o.Driver picks the
-// driver; the other options are ignored.
+// driver; o.ReleaseTimeout bounds Release and Extend; the other options are ignored.
 func RestoreLock(ctx context.Context, c *Cache, key, token string, o LockOptions) (*LockHandle, error) {
 	if token == "" || !strings.Contains(token, "#") {
 		return nil, opError("RestoreLock", key, fmt.Errorf("%w: %q is not a lock token", ErrInvalidKey, token))
+	}
+	if o.ReleaseTimeout < 0 {
+		return nil, opError("RestoreLock", key, negativeReleaseTimeout(o.ReleaseTimeout))
 	}
 	d, k, err := c.prep(ctx, o.Driver, key)
 	if err != nil {
@@ -250,7 +279,11 @@ func RestoreLock(ctx context.Context, c *Cache, key, token string, o LockOptions
 	if err != nil {
 		return nil, d.fail("RestoreLock", key, err)
 	}
-	return &LockHandle{m: c.m, d: d, key: key, final: k, token: token, stored: stored, ttl: capTTL(o.TTL), since: time.Now()}, nil
+	return &LockHandle{m: c.m, d: d, key: key, final: k, token: token, stored: stored, ttl: capTTL(o.TTL), since: time.Now(), timeout: o.ReleaseTimeout}, nil
+}
+
+func negativeReleaseTimeout(d time.Duration) error {
+	return fmt.Errorf("%w: ReleaseTimeout %v is negative", ErrInvalidConfig, d)
 }
 
 // HeldLock returns the handle of the lock whose fn ctx belongs to ([Lock], [LockWith]),
@@ -271,6 +304,9 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 	if o.Wait < 0 {
 		return nil, opError("Lock", key, fmt.Errorf("%w: Wait %v is negative", ErrInvalidConfig, o.Wait))
 	}
+	if o.ReleaseTimeout < 0 {
+		return nil, opError("Lock", key, negativeReleaseTimeout(o.ReleaseTimeout))
+	}
 	o.TTL = capTTL(o.TTL)
 	d, k, err := c.prep(ctx, o.Driver, key)
 	if err != nil {
@@ -290,11 +326,16 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 	if ctx.Err() != nil { // a caller that has gone away takes no lock
 		return nil, d.fail("Lock", key, gaveUp(ctx, nil))
 	}
+	if o.Wait > 0 {
+		if err := lockReentered(ctx, c.m, d, k); err != nil {
+			return nil, d.fail("Lock", key, err)
+		}
+	}
 	owner := o.Owner
 	if owner == "" {
 		owner = defaultOwner
 	}
-	h := &LockHandle{m: c.m, d: d, key: key, final: k, token: token.New(owner), ttl: o.TTL}
+	h := &LockHandle{m: c.m, d: d, key: key, final: k, token: token.New(owner), ttl: o.TTL, timeout: o.ReleaseTimeout}
 	if h.stored, err = d.encodeString(h.token); err != nil {
 		return nil, d.fail("Lock", key, err)
 	}
@@ -380,7 +421,26 @@ func (h *LockHandle) try(ctx context.Context, fencing bool) (ok bool, err error)
 	if ok && err == nil {
 		h.until.Store(h.leaseEnd(h.since, h.ttl))
 	}
+	h.abandonIfCut(ctx, err)
 	return ok, notALock(err)
+}
+
+// abandonIfCut deletes what an attempt to take the lock (or a marker) that ctx cut may
+// have written: the store may have taken it before the reply was lost, and it would
+// then stay held for its TTL by nobody. err is the attempt's error; nothing is done
+// unless ctx has ended and err is set. The delete removes only this holder's token and
+// runs in the background, on a context detached from ctx, bounded by the release
+// timeout, so that the caller, whose ctx has ended, does not wait for it; a failure is
+// left to the TTL.
+func (h *LockHandle) abandonIfCut(ctx context.Context, err error) {
+	if err == nil || ctx.Err() == nil {
+		return
+	}
+	dctx, cancel := detached(ctx, h.releaseTimeout())
+	go func() {
+		defer cancel()
+		_, _ = h.d.cad.CompareAndDelete(dctx, h.final, h.stored)
+	}()
 }
 
 // notALock makes a driver's error about foreign data under a lock's key match
@@ -505,24 +565,37 @@ func (h *LockHandle) keepAlive(ctx context.Context, autoExtend bool) (fctx conte
 	}
 }
 
-// upkeepCtx returns the context of a release or an Extend: ctx, with a deadline no
-// later than [ReleaseTimeout] from now, so that no upkeep call waits on the store for
-// longer. With detach, a ctx that has ended already is replaced by one detached from its
-// cancellation: a caller that went away while fn ran still releases its lock rather than
-// leave it held for its whole TTL.
-func upkeepCtx(ctx context.Context, detach bool) (context.Context, context.CancelFunc) {
-	if detach && ctx.Err() != nil {
-		return context.WithTimeout(context.WithoutCancel(ctx), ReleaseTimeout)
+// releaseTimeout bounds h's release and Extend calls.
+func (h *LockHandle) releaseTimeout() time.Duration {
+	if h.timeout > 0 {
+		return h.timeout
 	}
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= ReleaseTimeout {
-		return ctx, func() {}
-	}
-	return context.WithTimeout(ctx, ReleaseTimeout)
+	return ReleaseTimeout
 }
 
-// release deletes the lock if it still holds this holder's token.
+// extendCtx returns the context of an Extend: ctx, with a deadline no later than
+// timeout from now, so that no Extend waits on the store for longer.
+func extendCtx(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= timeout {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, timeout)
+}
+
+// detached returns a context with ctx's values but neither its cancellation nor its
+// deadline, that ends after timeout: the context of a release, which must not inherit
+// the caller's deadline (a release cut short leaves the lock held for its whole TTL).
+func detached(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if ctx.Done() != nil {
+		ctx = context.WithoutCancel(ctx)
+	}
+	return context.WithTimeout(ctx, timeout)
+}
+
+// release deletes the lock if it still holds this holder's token, on a context detached
+// from ctx. A failure is reported as an error event (with a manager).
 func (h *LockHandle) release(ctx context.Context) error {
-	ctx, cancel := upkeepCtx(ctx, true)
+	ctx, cancel := detached(ctx, h.releaseTimeout())
 	defer cancel()
 	ok, err := h.d.cad.CompareAndDelete(ctx, h.final, h.stored)
 	if h.m != nil && (ok || err != nil) {
@@ -566,8 +639,10 @@ func (h *LockHandle) FencingToken() int64 {
 // [ErrLockNotHeld] if it does not (its TTL ran out, or it was force-released). If the
 // lease had ended before the release (see [LockHandle.ValidUntil]), the error matches
 // [ErrLockLost] too, even when the key was still there to delete: for a while the
-// holder could not prove it held the lock. Like Lock's release it runs even when ctx has
-// ended, on a context of its own; it never waits longer than [ReleaseTimeout].
+// holder could not prove it held the lock. Like Lock's release it never inherits ctx's
+// cancellation or deadline: it runs on a context detached from ctx, and never waits
+// longer than LockOptions.ReleaseTimeout (default [ReleaseTimeout]). A failure is
+// returned, and reported as an [EventError] too; the lock then ends at its TTL.
 func (h *LockHandle) Release(ctx context.Context) error {
 	if h == nil {
 		return opError("Release", "", ErrLockNotHeld)
@@ -587,8 +662,8 @@ func (h *LockHandle) Release(ctx context.Context) error {
 // holder still has it; otherwise the error matches [ErrLockNotHeld]. Once the store has
 // confirmed it, the lease ([LockHandle.ValidUntil]) runs from the time this request was
 // sent; an Extend that fails or has no answer leaves the lease as it was. It returns by
-// its deadline (see [ReleaseTimeout]) even if the driver does not. Of concurrent Extend
-// calls, the one sent last sets the lease.
+// its deadline (ctx's, or LockOptions.ReleaseTimeout from now if earlier) even if the
+// driver does not. Of concurrent Extend calls, the one sent last sets the lease.
 func (h *LockHandle) Extend(ctx context.Context, ttl time.Duration) error {
 	if h == nil {
 		return opError("Extend", "", ErrLockNotHeld)
@@ -603,7 +678,7 @@ func (h *LockHandle) Extend(ctx context.Context, ttl time.Duration) error {
 	if h.d.ext == nil {
 		return unsupported(h.d, "Extend")
 	}
-	ctx, cancel := upkeepCtx(ctx, false)
+	ctx, cancel := extendCtx(ctx, h.releaseTimeout())
 	defer cancel()
 	seq := h.sent.Add(1)
 	sent := time.Now()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -209,14 +210,62 @@ func TestLock_DriverFailureIsAnErrorNotSkipped(t *testing.T) {
 	if !errors.Is(err, errDown) || out.Acquired {
 		t.Fatalf("Lock on a failing store = %+v, %v; want an error, never a silent Acquired == false", out, err)
 	}
-	// A failing release reaches the caller too, with fn's value.
-	f.down.Store(false)
-	out, err = cache.Lock(ctx, c, "lock.y", time.Minute, func(context.Context) (int, error) {
+}
+
+// TestLock_FailedReleaseIsNotTheJobsFailure: fn succeeded, then the release failed (the
+// store went away). Lock returns Acquired, fn's value and a nil error; the failed release
+// is one error event with the lock's key, driver and op, and is counted in the metrics;
+// the lock stays until its TTL. A handle's Release still returns its error.
+func TestLock_FailedReleaseIsNotTheJobsFailure(t *testing.T) {
+	f := newFlaky(t)
+	var mu sync.Mutex
+	var events []cache.Event
+	c := newCache(t, cache.Config{Drivers: map[string]cache.Driver{"flaky": f}, Default: "flaky", Metrics: true,
+		Hooks: []cache.Hook{{Kinds: []cache.EventKind{cache.EventError}, Observe: func(e cache.Event) {
+			mu.Lock()
+			events = append(events, e)
+			mu.Unlock()
+		}}}})
+	ctx := ctxT(t)
+	out, err := cache.Lock(ctx, c, "lock.y", time.Minute, func(context.Context) (int, error) {
 		f.down.Store(true)
 		return 7, nil
 	})
-	if !errors.Is(err, errDown) || !out.Acquired || out.Value != 7 {
-		t.Fatalf("Lock with a failing release = %+v, %v; want fn's value and the release error", out, err)
+	f.down.Store(false)
+	if err != nil || !out.Acquired || out.Value != 7 {
+		t.Fatalf("Lock with a failing release = %+v, %v; want Acquired, fn's value 7 and a nil error", out, err)
+	}
+	mu.Lock()
+	got := slices.Clone(events)
+	mu.Unlock()
+	if len(got) != 1 || got[0].Op != "Release" || got[0].Key != "lock.y" || got[0].Driver != "flaky" || !errors.Is(got[0].Err, errDown) {
+		t.Fatalf("error events %+v; want one Release error of lock.y on flaky matching the store's error", got)
+	}
+	if m := c.Metrics(); m.Errors != 1 || m.Drivers["flaky"].Errors != 1 {
+		t.Fatalf("metrics count %d errors (%d on flaky); want 1", m.Errors, m.Drivers["flaky"].Errors)
+	}
+	if info, err := cache.InspectLock(ctx, c, "lock.y"); err != nil || !info.Held {
+		t.Fatalf("InspectLock = %+v, %v; want the lock held until its TTL", info, err)
+	}
+	// fn's own error is returned as it is, whatever the release did.
+	errBoom := errors.New("fn failed")
+	_, err = cache.Lock(ctx, c, "lock.z", time.Minute, func(context.Context) (int, error) {
+		f.down.Store(true)
+		return 0, errBoom
+	})
+	f.down.Store(false)
+	if !errors.Is(err, errBoom) || errors.Is(err, errDown) {
+		t.Fatalf("Lock whose fn failed and whose release failed = %v; want fn's error only", err)
+	}
+	h, err := cache.Acquire(ctx, c, "lock.h", cache.LockOptions{TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.down.Store(true)
+	err = h.Release(ctx)
+	f.down.Store(false)
+	if !errors.Is(err, errDown) {
+		t.Fatalf("handle Release on a failing store = %v; want its error", err)
 	}
 }
 

@@ -54,6 +54,9 @@ const oncePending = "once.pending"
 //   - If the runner dies, its pending marker expires after LockTTL and another caller runs
 //     fn: at most once holds for runs that finish; a run that dies midway may have done
 //     part of its work.
+//   - A Once of the same key and cache called from inside fn (on fn's ctx, or one made
+//     from it) returns an error matching [ErrReentrant] at once: it would otherwise wait
+//     for its own caller forever, since the marker is renewed while fn runs.
 //
 // The result is stored with the cache's codec like any value. Once needs a driver with
 // conditional writes, compare-and-swap, compare-and-delete and TTL extension (memory,
@@ -84,6 +87,9 @@ func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, f
 	if d.cond == nil || d.cad == nil || d.swap == nil || d.ext == nil {
 		return out, unsupported(d, "Once")
 	}
+	if err := reentered(ctx, c.m, "Once", d, k); err != nil {
+		return out, d.fail("Once", key, err)
+	}
 	marker := token.New(oncePending)
 	pending, err := d.encodeString(marker)
 	if err != nil {
@@ -101,6 +107,7 @@ func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, f
 		h.since = time.Now()
 		var err error
 		if created, err = d.cond.SetIf(ctx, driver.Entry{Key: k, Value: pending, TTL: o.LockTTL, NoSlide: true}, driver.IfAbsent); err != nil || created {
+			h.abandonIfCut(ctx, err)
 			return created, err
 		}
 		done, v, err = readOnce[T](ctx, d, k)
@@ -122,6 +129,8 @@ func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, f
 
 // runOnce runs fn under the pending marker h, then swaps in the result.
 func runOnce[T any](ctx context.Context, c *Cache, h *LockHandle, ttl time.Duration, fn func(context.Context) (T, error)) (out OnceOutcome[T], err error) {
+	ctx, over := markInFlight(ctx, c.m, "Once", h.d, h.final)
+	defer over()
 	fctx, stop := h.keepAlive(ctx, true)
 	v, err := func() (v T, err error) {
 		defer func() {
@@ -149,7 +158,7 @@ func runOnce[T any](ctx context.Context, c *Cache, h *LockHandle, ttl time.Durat
 		_ = h.release(ctx)
 		return OnceOutcome[T]{Ran: true, Value: v}, h.d.fail("Once", h.key, err)
 	}
-	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), ReleaseTimeout)
+	sctx, scancel := detached(ctx, ReleaseTimeout)
 	defer scancel()
 	swapped, err := h.d.swap.CompareAndSwap(sctx, h.stored, driver.Entry{Key: h.final, Value: rec, TTL: ttl, NoSlide: true})
 	if swapped || err != nil {

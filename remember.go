@@ -32,7 +32,8 @@ import (
 //
 // Across processes, see [RememberWith] and RememberOptions.Distributed.
 //
-// WARNING: fn must not call Remember for the same key: it would wait for itself.
+// A Remember of the same key and cache called from inside fn (on fn's ctx, or one made
+// from it) would wait for itself: it returns an error matching [ErrReentrant] at once.
 func Remember[T any](ctx context.Context, c *Cache, key string, ttl time.Duration, fn func(context.Context) (T, error)) (T, error) {
 	return RememberWith(ctx, c, key, RememberOptions{TTL: ttl}, fn)
 }
@@ -127,6 +128,11 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 // processes with Distributed.
 func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key string, ttl time.Duration, o RememberOptions, fn func(context.Context) (T, error), start stamp) (T, error) {
 	var zero T
+	if err := reentered(ctx, c.m, "Remember", d, k); err != nil {
+		return zero, d.fail("Remember", key, err)
+	}
+	ctx, over := markInFlight(ctx, c.m, "Remember", d, k) // for fn's nested calls
+	defer over()
 	noneKey := recordKey(k, recNone)
 	// read looks for a value another caller stored, or, with NegativeTTL, its mark that
 	// the load found nothing (ErrNotFound): a caller that waited for another process's
@@ -218,6 +224,7 @@ func loadDistributed[T any](ctx context.Context, d *namedDriver, k string, o Rem
 	var t T
 	err = waitLoop(ctx, d, h.final, o.WaitTimeout, false, func() (bool, error) {
 		ok, err := d.cond.SetIf(ctx, driver.Entry{Key: h.final, Value: token, TTL: o.LockTTL, NoSlide: true}, driver.IfAbsent)
+		h.abandonIfCut(ctx, err)
 		if err != nil || ok {
 			return ok, err
 		}

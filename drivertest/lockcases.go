@@ -72,7 +72,10 @@ var lockCases = []testCase{
 		explanation: "a wait that runs out says so (ErrWaitTimeout), not before its Wait has elapsed; a ctx that ends says so (its error); and fn does not run",
 		needs:       lockable,
 		f: func(t *testing.T, e *env) {
-			_, _ = lockOnce(e, e.c, "lock.busy", time.Minute, func(ctx context.Context) error {
+			_, _ = lockOnce(e, e.c, "lock.busy", time.Minute, func(context.Context) error {
+				// The waiters are other callers: e.ctx, not fn's ctx (a Lock with Wait
+				// on fn's ctx would be a nested call, ErrReentrant).
+				ctx := e.ctx
 				const wait = 3 * ttlUnit / 2
 				start := time.Now()
 				out, err := cache.LockWith(ctx, e.c, "lock.busy", cache.LockOptions{TTL: time.Minute, Wait: wait},
@@ -93,6 +96,14 @@ var lockCases = []testCase{
 				return nil
 			})
 		},
+	},
+	{
+		name: "LockCtxEnds",
+		explanation: "an acquisition whose ctx ends (before the call, during an attempt, during the read of the held key, during the wait) " +
+			"fails with an error matching both cache.ErrNotAcquired and ctx.Err(), from Lock, LockWith with Wait and Acquire; " +
+			"Lock without Wait never reports a ctx that had ended as plain contention (Acquired == false with a nil error)",
+		needs: lockable,
+		f:     testLockCtxEnds,
 	},
 	{
 		name:        "LockTTLCancelsFn",
@@ -320,6 +331,62 @@ var lockCases = []testCase{
 			}
 		},
 	},
+}
+
+// testLockCtxEnds holds a lock and has callers whose ctx ends try to take it: with a
+// ctx ended before the call, as waiters whose deadline passes while they wait, and
+// without Wait with deadlines of 0 to 2 ms, which end at any step of the attempt.
+func testLockCtxEnds(t *testing.T, e *env) {
+	never := func(context.Context) (int, error) {
+		t.Error("fn ran although the lock is held")
+		return 0, nil
+	}
+	// check reports an acquisition on ctx that did not fail as one whose ctx ended.
+	check := func(what string, ctx context.Context, acquired bool, err error) {
+		if acquired || ctx.Err() == nil || !errors.Is(err, cache.ErrNotAcquired) || !errors.Is(err, ctx.Err()) {
+			t.Errorf("%s: acquired %v, err %v, ctx.Err() %v; want an error matching ErrNotAcquired and ctx.Err()", what, acquired, err, ctx.Err())
+		}
+	}
+	const key = "lock.ctxend"
+	_, err := lockOnce(e, e.c, key, time.Minute, func(context.Context) error {
+		ended, cancel := context.WithCancel(e.ctx)
+		cancel()
+		for _, k := range []string{key, "lock.ctxend.free"} {
+			out, err := cache.Lock(ended, e.c, k, time.Minute, never)
+			check("Lock on an ended ctx, "+k, ended, out.Acquired, err)
+			h, err := cache.Acquire(ended, e.c, k, cache.LockOptions{TTL: time.Minute})
+			check("Acquire on an ended ctx, "+k, ended, h != nil, err)
+		}
+		parallel(e.n, func(i int) {
+			wait := time.Duration(i%5+1) * ttlUnit / 10
+			wctx, cancel := context.WithTimeout(e.ctx, wait)
+			defer cancel()
+			out, err := cache.LockWith(wctx, e.c, key, cache.LockOptions{TTL: time.Minute, Wait: hangAfter}, never)
+			check(fmt.Sprintf("a waiter whose deadline (%v) passed", wait), wctx, out.Acquired, err)
+			actx, cancel := context.WithTimeout(e.ctx, wait)
+			defer cancel()
+			h, err := cache.Acquire(actx, e.c, key, cache.LockOptions{TTL: time.Minute, Wait: hangAfter})
+			check(fmt.Sprintf("Acquire waiting, deadline %v", wait), actx, h != nil, err)
+		})
+		parallel(e.n, func(i int) {
+			for j := range 20 {
+				rctx, cancel := context.WithTimeout(e.ctx, time.Duration((i+j)%21)*100*time.Microsecond)
+				endedBefore := rctx.Err() != nil
+				out, err := cache.Lock(rctx, e.c, key, time.Minute, never)
+				switch {
+				case err != nil:
+					check("Lock whose ctx ended during the call", rctx, out.Acquired, err)
+				case endedBefore:
+					t.Errorf("Lock on a ctx that had ended = %+v, nil; want an error matching ErrNotAcquired and ctx.Err()", out)
+				}
+				cancel()
+			}
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("the holder's Lock: %v", err)
+	}
 }
 
 func lockOnce2(e *env, key string, o cache.LockOptions, fn func(context.Context) error) (bool, error) {
