@@ -3,6 +3,9 @@ package driver
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Severity says how much a [Finding] matters.
@@ -74,4 +77,35 @@ func Worst(findings []Finding) Severity {
 // changes nothing on the store.
 type Doctor interface {
 	Doctor(ctx context.Context) []Finding
+}
+
+// DefaultCheckTimeout bounds the checks that [StartChecks] runs.
+const DefaultCheckTimeout = 30 * time.Second
+
+// StartChecks runs d.Doctor once, in a goroutine of its own, within
+// [DefaultCheckTimeout], and calls fn with each finding that is a warning or an error,
+// from that goroutine: the checks a driver runs at start when its options ask for them.
+// stop cancels the checks and waits for the goroutine; once stop returned, fn is not
+// called again. A nil fn starts nothing.
+func StartChecks(d Doctor, fn func(Finding)) (stop func()) {
+	if fn == nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultCheckTimeout)
+	var stopped atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer cancel()
+		for _, f := range d.Doctor(ctx) {
+			if f.Severity != SeverityOK && !stopped.Load() {
+				fn(f)
+			}
+		}
+	}()
+	return sync.OnceFunc(func() {
+		stopped.Store(true)
+		cancel()
+		<-done
+	})
 }

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -370,38 +369,4 @@ func bytesText(n int64) string {
 		}
 	}
 	return strconv.FormatInt(n, 10) + "b"
-}
-
-// DefaultCheckTimeout bounds the checks that Options.CheckOnStart runs.
-const DefaultCheckTimeout = 30 * time.Second
-
-// startCheck runs the checks once in the background and hands fn the findings that are
-// not OK; stop cancels them and waits.
-type startCheck struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-func (d *Driver) startChecks(fn func(driver.Finding)) {
-	if fn == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), DefaultCheckTimeout)
-	d.checks = &startCheck{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(d.checks.done)
-		defer cancel()
-		for _, f := range d.Doctor(ctx) {
-			if f.Severity != driver.SeverityOK && !d.closed.Load() {
-				fn(f)
-			}
-		}
-	}()
-}
-
-func (s *startCheck) stop() {
-	if s != nil {
-		s.cancel()
-		<-s.done
-	}
 }

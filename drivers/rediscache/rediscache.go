@@ -208,7 +208,7 @@ type Options struct {
 	Breaker BreakerOptions
 	// CheckOnStart, when set, makes New run the checks of [Driver.Doctor] once, in the
 	// background (New does not wait for Redis), and call CheckOnStart with each finding
-	// that is a warning or an error, from that goroutine, within [DefaultCheckTimeout]:
+	// that is a warning or an error, from that goroutine, within driver.DefaultCheckTimeout:
 	// an evicting maxmemory-policy, no persistence, replicas without LockReplicas, and
 	// the others Doctor lists. Close cancels the checks; after Close, CheckOnStart is
 	// not called. slogcache.LogFindings logs them. Default: nil, no checks.
@@ -237,7 +237,7 @@ type Driver struct {
 	release     processor     // CompareAndDelete's: lockc, or batched on c (see New)
 	near        *near         // Options.Near; nil: off
 	brk         *breaker      // Options.Breaker; nil: off
-	checks      *startCheck   // Options.CheckOnStart; nil: none
+	stopChecks  func()        // stops Options.CheckOnStart's checks
 }
 
 // topology decides how multi-key commands are split.
@@ -346,7 +346,7 @@ func New(o Options) (*Driver, error) {
 		}
 		d.near = n
 	}
-	d.startChecks(o.CheckOnStart)
+	d.stopChecks = driver.StartChecks(d, o.CheckOnStart)
 	return d, nil
 }
 
@@ -367,7 +367,9 @@ func (d *Driver) Close() error {
 	if d.closed.Swap(true) {
 		return nil
 	}
-	d.checks.stop()
+	if d.stopChecks != nil {
+		d.stopChecks()
+	}
 	var errs []error
 	if err := d.near.stop(); err != nil {
 		errs = append(errs, err)
