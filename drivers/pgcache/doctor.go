@@ -168,8 +168,8 @@ func (d *Driver) unloggedFinding(s settings) driver.Finding {
 		f.Severity, f.Message = driver.SeverityWarning, fmt.Sprintf("table %s is UNLOGGED: %s", name, harm)
 		f.Fix = fmt.Sprintf("ALTER TABLE %s SET LOGGED, or keep locks and Once on a logged table", name)
 	case !s.exists && d.unlogged:
-		f.Severity, f.Message = driver.SeverityWarning, fmt.Sprintf("table %s will be created UNLOGGED (Options.Unlogged): %s", name, harm)
-		f.Fix = "turn Options.Unlogged off for a cache that holds locks or Once results"
+		f.Severity, f.Message = driver.SeverityWarning, fmt.Sprintf("table %s will be created UNLOGGED (Options.Unlogged, unlogged=true in a URL): %s", name, harm)
+		f.Fix = "turn Options.Unlogged (unlogged=true) off for a cache that holds locks or Once results"
 	case s.exists:
 		f.Message = fmt.Sprintf("table %s is logged: it survives a crash and reaches the standbys", name)
 	default:
