@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/drivers/rediscache"
 	"github.com/cachekit/cache/internal/redistest"
@@ -179,4 +181,32 @@ func TestCheckOnStart(t *testing.T) {
 		t.Errorf("a finding after the two: %v", f)
 	default:
 	}
+}
+
+func TestDoctorSentinel(t *testing.T) {
+	g := redistest.StartSentinelGroup(t)
+	rdb := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: g.MasterName(), SentinelAddrs: g.Addrs()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	fs := doctor(t, rediscache.Options{Client: rdb})
+	wantFinding(t, fs, "topology", driver.SeverityOK, "Sentinel-managed master")
+	wantFinding(t, fs, "replicas", driver.SeverityWarning, "1 replica connected", "LockReplicas 0")
+	fs = doctor(t, rediscache.Options{Client: rdb, LockReplicas: 1})
+	wantFinding(t, fs, "replicas", driver.SeverityOK, "LockReplicas 1, 1 replica connected")
+}
+
+func TestDoctorRing(t *testing.T) {
+	a, b := redistest.StartWith(t), redistest.StartWith(t)
+	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": a.Addr(), "b": b.Addr()}})
+	t.Cleanup(func() { _ = ring.Close() })
+	fs := doctor(t, rediscache.Options{Client: ring})
+	wantFinding(t, fs, "topology", driver.SeverityWarning, "client-side sharding")
+	if f := finding(t, fs, "persistence"); !strings.HasPrefix(f.Message, "node ") {
+		t.Errorf("a Ring's node finding does not name its shard: %v", f)
+	}
+}
+
+func TestDoctorNear(t *testing.T) {
+	srv := redistest.StartWith(t)
+	fs := doctor(t, rediscache.Options{URL: srv.URL(), Near: &rediscache.NearOptions{}})
+	wantFinding(t, fs, "tracking", driver.SeverityOK, "the near cache is on")
 }
