@@ -83,7 +83,11 @@ func (c *collapser) summary(w *window) slog.Record {
 }
 
 // stop logs the pending counts; afterwards log counts nothing and logs nothing new.
-func (c *collapser) stop() {
+func (c *collapser) stop() { c.flush(true) }
+
+// flush logs the pending counts and ends every interval, so that the next record of
+// each key is logged at once; with stop, log logs nothing afterwards.
+func (c *collapser) flush(stop bool) {
 	c.mu.Lock()
 	var pending []slog.Record
 	for key, w := range c.windows {
@@ -93,7 +97,7 @@ func (c *collapser) stop() {
 		}
 		delete(c.windows, key)
 	}
-	c.stopped = true
+	c.stopped = c.stopped || stop
 	c.mu.Unlock()
 	slices.SortFunc(pending, func(a, b slog.Record) int { return a.Time.Compare(b.Time) })
 	for _, r := range pending {

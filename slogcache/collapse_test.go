@@ -174,6 +174,18 @@ func TestRedisLogger(t *testing.T) {
 		if len(got) != 3 || got[2]["repeated"] != float64(49) || !strings.Contains(got[2]["msg"].(string), "after 49 attempts") {
 			t.Fatalf("records %v; want a third with repeated 49 and the last line", got)
 		}
+		// The other line's interval ended without repeats: the next is logged at once.
+		l.Printf(ctx, "redis: cluster: %s", "again")
+		l.Printf(ctx, "redis: cluster: %s", "and again")
+		l.Flush()
+		got = buf.records(t)
+		if len(got) != 5 || got[3]["repeated"] != nil || got[4]["repeated"] != float64(1) || got[4]["msg"] != "redis: cluster: and again" {
+			t.Fatalf("after Flush: %v; want the line logged at once, then the last one with repeated 1", got)
+		}
+		l.Printf(ctx, "redis: cluster: %s", "after the flush")
+		if got := buf.records(t); len(got) != 6 {
+			t.Fatalf("a line after Flush: %d records; want it logged at once", len(got))
+		}
 		time.Sleep(slogcache.DefaultCollapse) // the timers end
 	})
 	redis.SetLogger(slogcache.RedisLogger(slog.New(slog.DiscardHandler), -1)) // it is a go-redis logger

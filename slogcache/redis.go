@@ -19,7 +19,9 @@ import (
 //	redis.SetLogger(slogcache.RedisLogger(slog.Default(), 0))
 //
 // go-redis's logger is one for the whole process, so this routes the lines of every
-// go-redis client, the cache's and any other. To silence them instead, use
+// go-redis client, the cache's and any other. The counts of an interval are logged when
+// it ends; call [PrintfLogger.Flush] before the process exits to log those still
+// pending. To silence the lines instead, use
 // logging.Disable() of github.com/redis/go-redis/v9/logging, or
 // slogcache.RedisLogger(slog.New(slog.DiscardHandler), -1).
 func RedisLogger(l *slog.Logger, every time.Duration) *PrintfLogger {
@@ -46,3 +48,7 @@ func (p *PrintfLogger) Printf(ctx context.Context, format string, v ...any) {
 	r.AddAttrs(slog.String("source", "go-redis"))
 	p.col.log(format, r)
 }
+
+// Flush logs the counts of the lines collapsed so far, without waiting for their
+// intervals to end: before the process exits, for one.
+func (p *PrintfLogger) Flush() { p.col.flush(false) }
