@@ -41,6 +41,9 @@ type PrintfLogger struct {
 
 // Printf logs one line of go-redis's.
 func (p *PrintfLogger) Printf(ctx context.Context, format string, v ...any) {
+	if ctx == nil { // go-redis passes one, but a nil one must not reach the handler
+		ctx = context.Background()
+	}
 	if !p.h.Enabled(ctx, slog.LevelWarn) {
 		return
 	}
