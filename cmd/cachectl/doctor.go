@@ -30,12 +30,16 @@ type doctorDoc struct {
 	Findings []doctorFinding `json:"findings"`
 }
 
-// cmdDoctor runs the checks of every configured driver (driver.Doctor) and prints one
-// line per finding.
+// cmdDoctor runs the checks of every configured driver (driver.Doctor), or of the one
+// --driver names, and prints one line per finding.
 func cmdDoctor(a *app, s *session, _ []string) int {
 	var all []doctorFinding
 	var worst driver.Severity
-	for _, name := range slices.Sorted(maps.Keys(s.drivers)) {
+	names := slices.Sorted(maps.Keys(s.drivers))
+	if s.flags.driver != "" { // --driver: that one only
+		names = []string{s.flags.driver}
+	}
+	for _, name := range names {
 		for _, f := range s.checkDriver(name) {
 			all = append(all, doctorFinding{Driver: name, Finding: f})
 			worst = max(worst, f.Severity)

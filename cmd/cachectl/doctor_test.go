@@ -74,6 +74,10 @@ func TestDoctorEnvironment(t *testing.T) {
 			t.Errorf("stdout does not say %q:\n%s", want, r.stdout)
 		}
 	}
+	r = runDoctor(t, env, "--driver", "pg").want(t, exitDoctorWarning)
+	if strings.Contains(r.stdout, "redis:") || !strings.Contains(r.stdout, "pg: warning unlogged:") {
+		t.Errorf("--driver pg: want the pg driver's findings only:\n%s", r.stdout)
+	}
 }
 
 func TestDoctorUnreachable(t *testing.T) {

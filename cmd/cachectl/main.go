@@ -285,7 +285,7 @@ func (a *app) run(args []string) int {
 
 // commandUsage writes a command's usage line and its flags, its own and the common ones.
 func (a *app) commandUsage(w io.Writer, c *command, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "usage: cachectl %s %s\n\nflags:\n", c.name, c.usage)
+	fmt.Fprintf(w, "usage: %s\n\nflags:\n", strings.TrimSpace("cachectl "+c.name+" "+c.usage))
 	printFlags(w, fs)
 }
 
