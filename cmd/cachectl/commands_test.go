@@ -16,6 +16,7 @@ import (
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/drivers/memorycache"
+	"github.com/cachekit/cache/internal/pgtest"
 	"github.com/cachekit/cache/internal/redistest"
 	"github.com/cachekit/cache/registry"
 )
@@ -23,6 +24,7 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	redistest.StopAll()
+	pgtest.StopAll()
 	if built.dir != "" {
 		_ = os.RemoveAll(built.dir)
 	}
