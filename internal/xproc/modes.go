@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/cachekit/cache"
+	"github.com/cachekit/cache/internal/wait"
 )
 
 // modes are the shared jobs of a child process. They only use the cache, so every
@@ -203,20 +204,34 @@ func handoffHolder(ctx context.Context, w *Worker) error {
 	return nil
 }
 
-// handoffWaiter: N rounds: say "waiting" on "wait", then wait for "lx.ho" and report
-// when its fn started.
+// handoffWaiter: N rounds: on "wait", wait for "lx.ho" (LockOptions.Wait of a minute, a
+// hang detector), say "waiting" once its first attempt has failed, and report when its
+// fn started (T), why its winning attempt ran (Woken: a wait.Why) and how many of its
+// turns had no watch because Watch failed (N). A wait.Probe stretches its poll to an
+// hour, so that only the release's notification can wake it before the Wait ends; with
+// DeafWatch the poll keeps its backoff, and only the poll can wake it.
 func handoffWaiter(ctx context.Context, w *Worker) error {
 	for i := range w.Job.N {
 		if err := w.Expect("wait"); err != nil {
 			return err
 		}
-		w.Send(Msg{K: "waiting"})
-		o, err := cache.LockWith(ctx, w.C, "lx.ho", cache.LockOptions{TTL: 10 * time.Second, Wait: 10 * time.Second},
+		p := &wait.Probe{}
+		if !w.Job.DeafWatch {
+			p.Poll = time.Hour
+		}
+		var once sync.Once
+		p.Tried = func(_ wait.Why, done bool, err error) {
+			if !done && err == nil {
+				once.Do(func() { w.Send(Msg{K: "waiting"}) })
+			}
+		}
+		o, err := cache.LockWith(wait.WithProbe(ctx, p), w.C, "lx.ho", cache.LockOptions{TTL: 10 * time.Second, Wait: time.Minute},
 			func(context.Context) (int64, error) { return time.Now().UnixNano(), nil })
 		if err != nil || !o.Acquired {
 			return fmt.Errorf("waiter, round %d: %+v, %w", i, o, err)
 		}
-		w.Send(Msg{K: "acq", T: o.Value})
+		why, _ := p.Done()
+		w.Send(Msg{K: "acq", T: o.Value, Woken: why.String(), N: int(p.WatchErrors())})
 	}
 	return nil
 }

@@ -75,7 +75,8 @@ type Msg struct {
 	Lost      bool            `json:"lost,omitempty"`       // Lock's error matches ErrLockLost
 	CauseLost bool            `json:"cause_lost,omitempty"` // fn's ctx's cause matches ErrLockLost
 	Leak      string          `json:"leak,omitempty"`
-	Data      json.RawMessage `json:"data,omitempty"` // a mode's own result (Worker.Result)
+	Woken     string          `json:"woken,omitempty"` // why a waiter's winning attempt ran (wait.Why's String)
+	Data      json.RawMessage `json:"data,omitempty"`  // a mode's own result (Worker.Result)
 }
 
 // Child is a driver's side of the child processes.
