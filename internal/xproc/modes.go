@@ -151,8 +151,8 @@ func lost(ctx context.Context, w *Worker) error {
 				w.Send(Msg{K: "held", T: time.Now().UnixNano()})
 				select {
 				case <-fctx.Done():
-				case <-time.After(job.Hold):
-					return struct{}{}, errors.New("fn's ctx was not cancelled")
+				case <-time.After(job.Hold): // a hang detector (LostHold)
+					return struct{}{}, fmt.Errorf("fn's ctx was not cancelled in %v", job.Hold)
 				}
 				ended = time.Now().UnixNano()
 				cause = context.Cause(fctx)

