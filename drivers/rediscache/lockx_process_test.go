@@ -24,7 +24,7 @@ func TestXProcFencing(t *testing.T) {
 	forTargets(t, func(t *testing.T, url string) { xproc.Fencing(t, xtarget(url)) })
 }
 
-// TestXProcAutoExtend: a holder whose fn runs 5 TTLs under AutoExtend is never
+// TestXProcAutoExtend: a holder whose fn runs 3 TTLs under AutoExtend is never
 // overlapped by 3 other processes that try to take the lock every TTL/4, and its fn's
 // ctx is never cancelled. The negative control runs the same without AutoExtend: the
 // others get in, so the test would fail without the renewal.
