@@ -104,8 +104,8 @@ func partitionRun(t *testing.T, holder, other *cache.Cache, proxies *faultproxy.
 		if !errors.Is(err, cache.ErrNotAcquired) {
 			t.Fatalf("other's acquire: %v", err)
 		}
-		if time.Since(start) > 10*ttl {
-			t.Fatalf("other could not acquire within %v", 10*ttl)
+		if time.Since(start) > time.Minute { // a hang detector: it takes about a TTL
+			t.Fatalf("other could not acquire within a minute (TTL %v)", ttl)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -117,10 +117,12 @@ func partitionRun(t *testing.T, holder, other *cache.Cache, proxies *faultproxy.
 	if !errors.Is(r.err, cache.ErrLockLost) {
 		t.Errorf("holder's Lock error %v; want ErrLockLost", r.err)
 	}
-	// The timer that ends fn's ctx fires at the lease's end; on a loaded machine the
-	// runtime may wake it, and fn's goroutine, some milliseconds late.
-	if late := r.cancelled.Sub(r.until); late > 100*time.Millisecond {
-		t.Errorf("fn's ctx ended %v after the lease's end", late)
+	// The order of two instants of this run: fn's ctx had ended when the other's
+	// acquire returned (heldThen is read right after it). How long after the lease's end
+	// fn saw it is logged only: the runtime may run the timer, and fn's goroutine, late
+	// on a loaded machine.
+	if late := r.cancelled.Sub(r.until); late > 10*time.Millisecond {
+		t.Logf("fn saw its ctx end %v after the lease's end", late)
 	}
 	if heldThen {
 		t.Errorf("two holders: another acquired while the partitioned holder's fn ctx was live (lease end %v before)", otherAt.Sub(r.until))

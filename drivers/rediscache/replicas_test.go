@@ -3,8 +3,9 @@ package rediscache_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,7 +66,7 @@ func TestLockReplicasWithoutReplicas(t *testing.T) {
 		d := newDriver(t, rediscache.Options{URL: url, LockReplicas: 1, LockReplicasTimeout: timeout})
 		ctx := context.Background()
 		rdb := d.Client()
-		waits := watchWaits(t, rdb)
+		waits := watchArgs(t, rdb, "wait")
 		key := scope("repl")
 		v := []byte(`"tok"`)
 		t.Cleanup(func() { rdb.Del(ctx, key) })
@@ -79,7 +80,7 @@ func TestLockReplicasWithoutReplicas(t *testing.T) {
 			// WAIT was sent with the timeout, and it waited for it: a lower bound, which
 			// no busy scheduler can break. How much longer it took (Redis checks a
 			// blocked command's timeout on its cron) is logged above, not asserted.
-			if ms := waits.last(); ms != want.Milliseconds() {
+			if ms := waitTimeout(waits); ms != want.Milliseconds() {
 				t.Fatalf("%s: WAIT's timeout %d ms; want %d", what, ms, want.Milliseconds())
 			}
 			if took < want-5*time.Millisecond || took > time.Minute { // time.Minute: a hang detector
@@ -117,7 +118,7 @@ func TestLockReplicasWithoutReplicas(t *testing.T) {
 		cancel()
 		took := time.Since(start)
 		t.Logf("SetIf with a 20 ms ctx: %v after %v", err, took.Round(time.Millisecond))
-		if ms := waits.last(); err == nil || ms < 1 || ms > 15 {
+		if ms := waitTimeout(waits); err == nil || ms < 1 || ms > 15 {
 			t.Fatalf("SetIf with a 20 ms ctx: %v, WAIT's timeout %d ms; want an error, and a timeout of at most 15 ms (3/4 of the ctx)", err, ms)
 		}
 		gone("after SetIf with a short ctx")
@@ -161,20 +162,25 @@ func TestLockReplicasWithoutReplicas(t *testing.T) {
 	})
 }
 
-// waitTimeouts is a go-redis hook that keeps the timeout argument of the last WAIT the
-// client sent (on its own or in a pipeline), in milliseconds.
-type waitTimeouts struct{ ms atomic.Int64 }
+// lastArgs is a go-redis hook that keeps the arguments of the last command named name
+// the client sent, on its own or in a pipeline: what the driver asked of Redis, read
+// without a stopwatch.
+type lastArgs struct {
+	name string
+	mu   sync.Mutex
+	args []any
+}
 
-func (*waitTimeouts) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (*lastArgs) DialHook(next redis.DialHook) redis.DialHook { return next }
 
-func (h *waitTimeouts) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (h *lastArgs) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		h.see(cmd)
 		return next(ctx, cmd)
 	}
 }
 
-func (h *waitTimeouts) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (h *lastArgs) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		for _, cmd := range cmds {
 			h.see(cmd)
@@ -183,23 +189,31 @@ func (h *waitTimeouts) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 	}
 }
 
-func (h *waitTimeouts) see(cmd redis.Cmder) {
-	if args := cmd.Args(); len(args) == 3 && strings.EqualFold(cmd.Name(), "wait") {
-		if ms, ok := args[2].(int64); ok {
-			h.ms.Store(ms)
-		}
+func (h *lastArgs) see(cmd redis.Cmder) {
+	if strings.EqualFold(cmd.Name(), h.name) {
+		h.mu.Lock()
+		h.args = slices.Clone(cmd.Args())
+		h.mu.Unlock()
 	}
 }
 
-// watchWaits adds a waitTimeouts hook to rdb: to each node's client on a Cluster, as
-// the driver sends WAIT on the connection of the key's master.
-func watchWaits(t *testing.T, rdb redis.UniversalClient) *waitTimeouts {
-	h := &waitTimeouts{}
+// get returns the arguments of the last such command, nil before any.
+func (h *lastArgs) get() []any {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.args
+}
+
+// watchArgs adds a lastArgs hook for the command name to rdb: to each node's client on
+// a Cluster as well, as the driver sends WAIT on the connection of the key's master.
+func watchArgs(t *testing.T, rdb redis.UniversalClient, name string) *lastArgs {
+	h := &lastArgs{name: name}
 	c, ok := rdb.(*redis.ClusterClient)
 	if !ok {
 		rdb.AddHook(h)
 		return h
 	}
+	c.AddHook(h)
 	c.OnNewNode(func(n *redis.Client) { n.AddHook(h) })
 	if err := c.ForEachShard(context.Background(), func(_ context.Context, n *redis.Client) error {
 		n.AddHook(h)
@@ -210,10 +224,13 @@ func watchWaits(t *testing.T, rdb redis.UniversalClient) *waitTimeouts {
 	return h
 }
 
-// last is the timeout of the last WAIT, -1 before any.
-func (h *waitTimeouts) last() int64 {
-	if ms := h.ms.Load(); ms != 0 {
-		return ms
+// waitTimeout is the timeout of the last WAIT h saw (a "wait" lastArgs), in
+// milliseconds; -1 before any.
+func waitTimeout(h *lastArgs) int64 {
+	if args := h.get(); len(args) == 3 {
+		if ms, ok := args[2].(int64); ok {
+			return ms
+		}
 	}
 	return -1
 }
