@@ -30,9 +30,11 @@ func TestXProcFencing(t *testing.T) {
 }
 
 // TestXProcAutoExtend: a holder whose fn runs 3 TTLs under AutoExtend is never
-// overlapped by 3 other processes that try to take the lock every TTL/4, and its fn's
-// ctx is never cancelled. The negative control runs the same without AutoExtend: the
-// others get in, so the test would fail without the renewal.
+// overlapped by 3 other processes that try to take the lock every TTL/4 while its lease
+// is valid, and its renewals move the lease; a renewal a busy machine delays ends the
+// lease early and the holder is told (ErrLockLost). See xproc.AutoExtend. The negative
+// control runs the same without AutoExtend: the others get in, so the test would fail
+// without the renewal.
 func TestXProcAutoExtend(t *testing.T) {
 	tg := xtarget(pgtest.URL(t))
 	t.Run("auto-extend", func(t *testing.T) { xproc.AutoExtend(t, tg) })

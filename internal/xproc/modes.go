@@ -70,13 +70,15 @@ func fence(ctx context.Context, w *Worker) error {
 }
 
 // hold: on "go", hold the lock "lx.ae" for Hold, with or without AutoExtend. fn ignores
-// its ctx, as work that does not check it would: only the lock keeps others out.
+// its ctx, as work that does not check it would: only the lock keeps others out. It
+// reports when fn started (T) and ended (T2), and the lease's end as the holder knew it
+// then (T3: HeldLock's ValidUntil, moved by each confirmed renewal).
 func hold(ctx context.Context, w *Worker) error {
 	job := w.Job
 	if err := w.Expect("go"); err != nil {
 		return err
 	}
-	var start, end int64
+	var start, end, until int64
 	var cause error
 	_, err := cache.LockWith(ctx, w.C, "lx.ae", cache.LockOptions{TTL: job.TTL, AutoExtend: job.AutoExtend},
 		func(fctx context.Context) (struct{}, error) {
@@ -85,12 +87,13 @@ func hold(ctx context.Context, w *Worker) error {
 			time.Sleep(job.Hold)
 			cause = context.Cause(fctx)
 			end = time.Now().UnixNano()
+			until = cache.HeldLock(fctx).ValidUntil().UnixNano()
 			return struct{}{}, nil
 		})
 	if start == 0 {
 		return fmt.Errorf("the holder did not get the lock: %v", err)
 	}
-	res := Msg{K: "result", T: start, T2: end, Lost: errors.Is(err, cache.ErrLockLost), CauseLost: errors.Is(cause, cache.ErrLockLost)}
+	res := Msg{K: "result", T: start, T2: end, T3: until, Lost: errors.Is(err, cache.ErrLockLost), CauseLost: errors.Is(cause, cache.ErrLockLost)}
 	if err != nil {
 		res.Err = err.Error()
 	}

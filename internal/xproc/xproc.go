@@ -63,6 +63,7 @@ type Msg struct {
 	PID       int             `json:"pid,omitempty"`
 	T         int64           `json:"t,omitempty"`  // Unix nanoseconds
 	T2        int64           `json:"t2,omitempty"` // Unix nanoseconds
+	T3        int64           `json:"t3,omitempty"` // Unix nanoseconds
 	N         int             `json:"n,omitempty"`
 	Viol      int             `json:"viol,omitempty"`
 	Ran       int             `json:"ran,omitempty"` // Once callers that saw Ran
