@@ -58,8 +58,6 @@ import (
 	"github.com/cachekit/cache/drivers/lrucache"
 	"github.com/cachekit/cache/drivers/memorycache"
 	"github.com/cachekit/cache/drivers/nullcache"
-	"github.com/cachekit/cache/drivers/pgcache"
-	"github.com/cachekit/cache/drivers/rediscache"
 )
 
 // ErrUnknownScheme: a URL whose scheme no driver registered.
@@ -69,8 +67,9 @@ var ErrUnknownScheme = errors.New("registry: unknown scheme")
 var ErrBadURL = errors.New("registry: bad driver URL")
 
 // Factory opens a driver from a parsed URL. q holds the URL's query parameters; a
-// factory must consume every parameter it knows with q.Take and leave the rest, which
-// Open reports as unknown.
+// factory must consume every parameter it knows with q.Take (or Bool, Int, Duration)
+// and either leave the rest, which Open reports as unknown, or hand them on to another
+// parser with q.Rest.
 type Factory func(u *url.URL, q *Params) (cache.Driver, error)
 
 var (
@@ -78,19 +77,27 @@ var (
 	factories = map[string]Factory{}
 )
 
-// Register makes a scheme available to Open. It panics if f is nil or the scheme is
-// taken, like sql.Register: call it from an init function.
+// Register makes a scheme available to Open, in database/sql's manner: a driver package
+// calls it from its init function, so that a program opens the driver's URLs by importing
+// the package (import _ "github.com/cachekit/cache/drivers/rediscache"). Schemes are
+// case-insensitive.
+//
+// Unlike sql.Register, Register replaces the factory of a scheme that is already
+// registered, built-in ones included: the last call wins. A program that wraps a driver
+// registers its scheme again, from main before the first Open, or from an init function
+// of a package that imports the driver's package (Go runs the imported package's init
+// first). It panics if f is nil or scheme is empty, mistakes that an init function
+// cannot report otherwise.
 func Register(scheme string, f Factory) {
-	mu.Lock()
-	defer mu.Unlock()
 	if f == nil {
 		panic("registry: Register factory is nil")
 	}
-	scheme = strings.ToLower(scheme)
-	if _, dup := factories[scheme]; dup {
-		panic("registry: Register called twice for scheme " + scheme)
+	if scheme == "" {
+		panic("registry: Register scheme is empty")
 	}
-	factories[scheme] = f
+	mu.Lock()
+	defer mu.Unlock()
+	factories[strings.ToLower(scheme)] = f
 }
 
 // Schemes returns the registered schemes, sorted.
@@ -100,42 +107,94 @@ func Schemes() []string {
 	return slices.Sorted(maps.Keys(factories))
 }
 
+// imports names the package that registers each scheme of this module's drivers that
+// are not built in, for the error of a scheme that no linked package registered.
+var imports = map[string]string{
+	"redis": rediscachePkg, "rediss": rediscachePkg, "unix": rediscachePkg,
+	"redis+cluster": rediscachePkg, "rediss+cluster": rediscachePkg,
+	"postgres": pgcachePkg, "postgresql": pgcachePkg,
+}
+
+const (
+	modulePath    = "github.com/cachekit/cache"
+	rediscachePkg = modulePath + "/drivers/rediscache"
+	pgcachePkg    = modulePath + "/drivers/pgcache"
+	allPkg        = modulePath + "/registry/all"
+)
+
 // Open opens the driver a URL names.
 func Open(rawURL string) (cache.Driver, error) {
-	u, err := url.Parse(rawURL)
+	d, err := open(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrBadURL, redactRaw(rawURL))
-	}
-	mu.RLock()
-	f, ok := factories[strings.ToLower(u.Scheme)]
-	mu.RUnlock()
-	if !ok {
-		return nil, fmt.Errorf("%w %q in %s (registered: %s)", ErrUnknownScheme, u.Scheme, u.Redacted(), strings.Join(Schemes(), ", "))
-	}
-	v, err := url.ParseQuery(u.RawQuery) // u.Query() would drop a malformed pair silently
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrBadURL, u.Redacted(), err)
-	}
-	q := &Params{v: v}
-	d, err := f(u, q)
-	if err != nil {
-		return nil, fmt.Errorf("registry: open %s: %w", u.Redacted(), scrub(err, u))
-	}
-	if left := q.left(); len(left) > 0 {
-		_ = d.Close()
-		return nil, fmt.Errorf("%w: %s: unknown parameters %s", ErrBadURL, u.Redacted(), strings.Join(left, ", "))
+		return nil, fmt.Errorf("registry: open %w", err)
 	}
 	return d, nil
 }
 
+// open is Open with errors that start with the URL (its password hidden), for callers
+// that say where the URL came from.
+func open(rawURL string) (cache.Driver, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", redactRaw(rawURL), ErrBadURL)
+	}
+	f, err := factory(u)
+	if err != nil {
+		return nil, err
+	}
+	v, err := url.ParseQuery(u.RawQuery) // u.Query() would drop a malformed pair silently
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", u.Redacted(), ErrBadURL, err)
+	}
+	q := &Params{v: v}
+	d, err := f(u, q)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", u.Redacted(), scrub(err, u))
+	}
+	if left := q.left(); len(left) > 0 {
+		_ = d.Close()
+		return nil, fmt.Errorf("%s: %w: unknown parameter %s; %s:// takes %s", u.Redacted(), ErrBadURL,
+			strings.Join(left, ", "), strings.ToLower(u.Scheme), orNone(q.Known()))
+	}
+	return d, nil
+}
+
+// factory returns the factory of u's scheme, or an error that says which import
+// registers it.
+func factory(u *url.URL) (Factory, error) {
+	scheme := strings.ToLower(u.Scheme)
+	mu.RLock()
+	f, ok := factories[scheme]
+	mu.RUnlock()
+	if ok {
+		return f, nil
+	}
+	hint := ""
+	if pkg, ok := imports[scheme]; ok {
+		hint = fmt.Sprintf(": its driver registers it when imported: add import _ %q (or _ %q for every driver)", pkg, allPkg)
+	}
+	return nil, fmt.Errorf("%s: %w %q%s; registered: %s", u.Redacted(), ErrUnknownScheme, u.Scheme, hint, strings.Join(Schemes(), ", "))
+}
+
+func orNone(names []string) string {
+	if len(names) == 0 {
+		return "no parameters"
+	}
+	return strings.Join(names, ", ")
+}
+
 // Params are a URL's query parameters, taken one by one.
 type Params struct {
-	v    url.Values
-	errs []error
+	v     url.Values
+	known []string // every name asked for
+	errs  []error
 }
 
 // Take removes the parameter name and returns its value ("" if absent).
 func (p *Params) Take(name string) string {
+	if !slices.Contains(p.known, name) {
+		p.known = append(p.known, name)
+	}
 	s := p.v.Get(name)
 	p.v.Del(name)
 	return s
@@ -149,7 +208,7 @@ func (p *Params) Duration(name string) time.Duration {
 	}
 	d, err := cache.ParseDuration(s)
 	if err != nil {
-		p.errs = append(p.errs, fmt.Errorf("parameter %s: %w", name, err))
+		p.Fail(name, fmt.Errorf("%q is not a duration (30s, 5m, 1h30m, 1d, 90): %w", s, err))
 	}
 	return d
 }
@@ -162,37 +221,61 @@ func (p *Params) Int(name string) int {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 {
-		p.errs = append(p.errs, fmt.Errorf("parameter %s: %q is not a non-negative integer", name, s))
+		p.Fail(name, fmt.Errorf("%q is not a non-negative integer", s))
 	}
 	return n
 }
 
-// Bool takes a boolean parameter (true, false, 1, 0).
-func (p *Params) Bool(name string) bool {
+// Bool takes a boolean parameter (true, false, 1, 0); absent, it is false.
+func (p *Params) Bool(name string) bool { return p.BoolOr(name, false) }
+
+// BoolOr takes a boolean parameter (true, false, 1, 0); absent, it is def.
+func (p *Params) BoolOr(name string, def bool) bool {
 	s := p.Take(name)
 	if s == "" {
-		return false
+		return def
 	}
 	b, err := strconv.ParseBool(s)
 	if err != nil {
-		p.errs = append(p.errs, fmt.Errorf("parameter %s: %q is not a boolean", name, s))
+		p.Fail(name, fmt.Errorf("%q is not a boolean: use true or false (or 1, 0)", s))
 	}
 	return b
 }
 
-// Err returns the errors of the values taken so far.
+// Fail records that the parameter name is wrong, for a check a factory makes itself
+// (a value out of range, a parameter that needs another); Err reports it.
+func (p *Params) Fail(name string, err error) {
+	p.errs = append(p.errs, fmt.Errorf("parameter %s: %w", name, err))
+}
+
+// Err returns the errors of the values taken so far, naming each parameter; it matches
+// [ErrBadURL].
 func (p *Params) Err() error {
 	if len(p.errs) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%w: %w", ErrBadURL, errors.Join(p.errs...))
+	err := errors.Join(p.errs...)
+	return &configError{msg: strings.ReplaceAll(err.Error(), "\n", "; "), errs: []error{ErrBadURL, err}}
 }
+
+// Known returns the names of the parameters taken so far (those the factory knows),
+// sorted.
+func (p *Params) Known() []string { return slices.Sorted(slices.Values(p.known)) }
 
 func (p *Params) left() []string { return slices.Sorted(maps.Keys(p.v)) }
 
 // Encode returns the parameters not taken, for a URL handed on to another parser.
 func (p *Params) Encode() string { return p.v.Encode() }
 
+// Rest returns the parameters not taken, encoded, and hands them on: Open no longer
+// reports them as unknown, the parser they go to (go-redis, pgx) checks them.
+func (p *Params) Rest() string {
+	s := p.v.Encode()
+	p.v = url.Values{}
+	return s
+}
+
+// The in-process drivers are built in; the others register themselves when imported.
 func init() {
 	Register("memory", func(_ *url.URL, q *Params) (cache.Driver, error) {
 		o := memorycache.Options{DefaultTTL: q.Duration("ttl"), Sliding: q.Bool("sliding"), MaxItems: q.Int("max_items"), MaxBytes: int64(q.Int("max_bytes"))}
@@ -223,34 +306,6 @@ func init() {
 		}
 		return filecache.New(o)
 	})
-	redisFactory := func(u *url.URL, q *Params) (cache.Driver, error) {
-		ttl, owns := q.Duration("ttl"), q.Bool("owns_database")
-		if err := q.Err(); err != nil {
-			return nil, err
-		}
-		rest := *u
-		rest.RawQuery = q.Encode()
-		q.v = url.Values{} // go-redis checks the rest of the parameters itself
-		return rediscache.New(rediscache.Options{URL: rest.String(), DefaultTTL: ttl, OwnsDatabase: owns})
-	}
-	for _, s := range []string{"redis", "rediss", "unix", "redis+cluster", "rediss+cluster"} {
-		Register(s, redisFactory)
-	}
-	pgFactory := func(u *url.URL, q *Params) (cache.Driver, error) {
-		o := pgcache.Options{DefaultTTL: q.Duration("ttl"), Table: q.Take("table"), Unlogged: q.Bool("unlogged"),
-			SkipCreateTable: q.Bool("skip_create_table"), SweepInterval: q.Duration("sweep")}
-		if err := q.Err(); err != nil {
-			return nil, err
-		}
-		rest := *u
-		rest.RawQuery = q.Encode()
-		q.v = url.Values{} // pgx checks the rest (sslmode, pool_max_conns, ...) itself
-		o.URL = rest.String()
-		return pgcache.New(o)
-	}
-	for _, s := range []string{"postgres", "postgresql"} {
-		Register(s, pgFactory)
-	}
 }
 
 // Config is a cache described in text: driver URLs by name, and the rest of the cache's
@@ -266,7 +321,11 @@ type Config struct {
 
 // New opens every driver of cfg and builds the cache. On an error, the drivers opened so
 // far are closed.
-func New(cfg Config) (*cache.Cache, error) {
+func New(cfg Config) (*cache.Cache, error) { return build(cfg, "") }
+
+// build is New; source, when not empty, is where cfg.Drivers came from (CACHE_DRIVERS),
+// named first in the error of a driver that does not open.
+func build(cfg Config, source string) (*cache.Cache, error) {
 	if len(cfg.Cache.Drivers) > 0 {
 		return nil, fmt.Errorf("%w: registry.Config.Cache.Drivers must be empty: give the drivers' URLs in Config.Drivers", cache.ErrInvalidConfig)
 	}
@@ -277,10 +336,10 @@ func New(cfg Config) (*cache.Cache, error) {
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Drivers)) {
-		d, err := Open(cfg.Drivers[name])
+		d, err := open(cfg.Drivers[name])
 		if err != nil {
 			closeAll()
-			return nil, fmt.Errorf("registry: driver %q: %w", name, err)
+			return nil, fmt.Errorf("registry: %sdriver %q: %w", source, name, err)
 		}
 		drivers[name] = d
 	}
@@ -494,7 +553,7 @@ func FromLookup(lookup func(string) (string, bool)) (*cache.Cache, error) {
 	if err := Check(cfg, nil); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	return New(cfg)
+	return build(cfg, DriversVar+": ")
 }
 
 // Check reports what cache.New would refuse in cfg, before any driver is opened, naming
