@@ -153,8 +153,8 @@ func open(rawURL string) (cache.Driver, error) {
 	}
 	if left := q.left(); len(left) > 0 {
 		_ = d.Close()
-		return nil, fmt.Errorf("%s: %w: unknown parameter %s; %s:// takes %s", u.Redacted(), ErrBadURL,
-			strings.Join(left, ", "), strings.ToLower(u.Scheme), orNone(q.Known()))
+		return nil, fmt.Errorf("%s: %w: unknown %s %s; %s:// takes %s", u.Redacted(), ErrBadURL,
+			plural(len(left), "parameter"), strings.Join(left, ", "), strings.ToLower(u.Scheme), orNone(q.Known()))
 	}
 	return d, nil
 }
@@ -174,6 +174,13 @@ func factory(u *url.URL) (Factory, error) {
 		hint = fmt.Sprintf(": its driver registers it when imported: add import _ %q (or _ %q for every driver)", pkg, allPkg)
 	}
 	return nil, fmt.Errorf("%s: %w %q%s; registered: %s", u.Redacted(), ErrUnknownScheme, u.Scheme, hint, strings.Join(Schemes(), ", "))
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }
 
 func orNone(names []string) string {

@@ -1,0 +1,113 @@
+package rediscache
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cachekit/cache/internal/redistest"
+	"github.com/cachekit/cache/registry"
+)
+
+// TestRegisterParams: every parameter of the Redis schemes reaches its option, through
+// registry.Open as a configuration gives it.
+func TestRegisterParams(t *testing.T) {
+	base := redistest.URL(t)
+	for _, tc := range []struct {
+		query string
+		check func(d *Driver) bool
+	}{
+		{"", func(d *Driver) bool {
+			return isBatched(d) && d.brk != nil && d.near == nil && d.replicas == 0 && !d.ownsDB && d.defaultTTL == 0
+		}},
+		{"ttl=5m&owns_database=true", func(d *Driver) bool { return d.defaultTTL == 5*time.Minute && d.ownsDB }},
+		{"batch=false", func(d *Driver) bool { return !isBatched(d) }},
+		{"batch=true", isBatched},
+		{"breaker=false", func(d *Driver) bool { return d.brk == nil }},
+		{"breaker=true", func(d *Driver) bool { return d.brk != nil }},
+		{"lock_replicas=2&lock_replicas_timeout=250ms", func(d *Driver) bool {
+			return d.replicas == 2 && d.replTimeout == 250*time.Millisecond
+		}},
+		{"lock_replicas=1", func(d *Driver) bool { return d.replicas == 1 && d.replTimeout == DefaultLockReplicasTimeout }},
+		{"near=true", func(d *Driver) bool {
+			return d.near != nil && d.near.maxStale == int64(DefaultNearMaxStaleness) && d.near.local.GetMaximum() == DefaultNearMaxEntries
+		}},
+		{"near=1&near_max_entries=500&near_max_staleness=2s", func(d *Driver) bool {
+			return d.near != nil && d.near.maxStale == int64(2*time.Second) && d.near.local.GetMaximum() == 500
+		}},
+		{"near=false", func(d *Driver) bool { return d.near == nil }},
+		{"near=true&dial_timeout=1s&pool_size=3", func(d *Driver) bool { // the rest goes to go-redis
+			c, ok := d.c.(*redis.Client)
+			return ok && d.near != nil && c.Options().PoolSize == 3 && c.Options().DialTimeout == time.Second
+		}},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			u := base
+			if tc.query != "" {
+				u += "?" + tc.query
+			}
+			dd, err := registry.Open(u)
+			if err != nil {
+				t.Fatalf("Open(%q): %v", u, err)
+			}
+			defer dd.Close()
+			if d := dd.(*Driver); !tc.check(d) {
+				t.Errorf("Open(%q): the options did not reach the driver: %+v", u, *d)
+			}
+		})
+	}
+}
+
+// TestRegisterParamErrors: a bad value names its parameter; an unknown parameter is
+// named, with the driver's own parameters listed.
+func TestRegisterParamErrors(t *testing.T) {
+	base := redistest.URL(t)
+	for _, tc := range []struct {
+		query string
+		want  []string
+	}{
+		{"near=bogus", []string{"parameter near", `"bogus"`, "not a boolean"}},
+		{"breaker=off", []string{"parameter breaker", `"off"`}},
+		{"batch=no", []string{"parameter batch"}},
+		{"lock_replicas=-1", []string{"parameter lock_replicas", "non-negative integer"}},
+		{"lock_replicas=two", []string{"parameter lock_replicas"}},
+		{"near=true&near_max_entries=x", []string{"parameter near_max_entries"}},
+		{"near=true&near_max_staleness=soon", []string{"parameter near_max_staleness", "not a duration"}},
+		{"near_max_entries=10", []string{"parameter near_max_entries", "add near=true"}},
+		{"near_max_staleness=1s", []string{"parameter near_max_staleness", "add near=true"}},
+		{"bogus=1", []string{"bogus", "near", "breaker", "lock_replicas", "batch", "ttl", "go-redis"}},
+	} {
+		u := base + "?" + tc.query
+		d, err := registry.Open(u)
+		if err == nil {
+			_ = d.Close()
+			t.Errorf("Open(%q): no error", u)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("Open(%q) = %q; want it to name %q", u, err, w)
+			}
+		}
+		if strings.HasPrefix(tc.query, "bogus") {
+			continue // go-redis's own error
+		}
+		if !errors.Is(err, registry.ErrBadURL) {
+			t.Errorf("Open(%q) = %v; want ErrBadURL", u, err)
+		}
+	}
+}
+
+// isBatched reports whether d's single-key commands go through the autopipeliner, under
+// the breaker or not.
+func isBatched(d *Driver) bool {
+	p := d.exec
+	if g, ok := p.(guarded); ok {
+		p = g.p
+	}
+	_, ok := p.(batched)
+	return ok
+}
