@@ -282,37 +282,46 @@ func (p *Params) Rest() string {
 	return s
 }
 
-// The in-process drivers are built in; the others register themselves when imported.
-func init() {
-	Register("memory", func(_ *url.URL, q *Params) (cache.Driver, error) {
+// builtIns are the schemes of the in-process drivers, registered by the registry itself;
+// the other drivers register theirs when imported.
+var builtIns = map[string]Factory{
+	"memory": func(_ *url.URL, q *Params) (cache.Driver, error) {
 		o := memorycache.Options{DefaultTTL: q.Duration("ttl"), Sliding: q.Bool("sliding"), MaxItems: q.Int("max_items"), MaxBytes: int64(q.Int("max_bytes"))}
 		if err := q.Err(); err != nil {
 			return nil, err
 		}
 		return memorycache.New(o)
-	})
-	Register("lru", func(_ *url.URL, q *Params) (cache.Driver, error) {
+	},
+	"lru": func(_ *url.URL, q *Params) (cache.Driver, error) {
 		o := lrucache.Options{Capacity: q.Int("capacity"), DefaultTTL: q.Duration("ttl")}
 		if err := q.Err(); err != nil {
 			return nil, err
 		}
 		return lrucache.New(o)
-	})
-	Register("null", func(*url.URL, *Params) (cache.Driver, error) { return nullcache.New(nullcache.Options{}) })
-	Register("file", func(u *url.URL, q *Params) (cache.Driver, error) {
-		dir := u.Path
-		if u.Host != "" && u.Host != "localhost" {
-			return nil, fmt.Errorf("%w: file URLs name a local directory (file:///path), not host %q", ErrBadURL, u.Host)
-		}
-		if dir == "" {
-			dir = u.Opaque // file:relative/dir
-		}
-		o := filecache.Options{Dir: dir, DefaultTTL: q.Duration("ttl"), Sync: q.Bool("sync"), SweepInterval: q.Duration("sweep")}
-		if err := q.Err(); err != nil {
-			return nil, err
-		}
-		return filecache.New(o)
-	})
+	},
+	"null": func(*url.URL, *Params) (cache.Driver, error) { return nullcache.New(nullcache.Options{}) },
+	"file": openFile,
+}
+
+func init() {
+	for s, f := range builtIns {
+		Register(s, f)
+	}
+}
+
+func openFile(u *url.URL, q *Params) (cache.Driver, error) {
+	dir := u.Path
+	if u.Host != "" && u.Host != "localhost" {
+		return nil, fmt.Errorf("%w: file URLs name a local directory (file:///path), not host %q", ErrBadURL, u.Host)
+	}
+	if dir == "" {
+		dir = u.Opaque // file:relative/dir
+	}
+	o := filecache.Options{Dir: dir, DefaultTTL: q.Duration("ttl"), Sync: q.Bool("sync"), SweepInterval: q.Duration("sweep")}
+	if err := q.Err(); err != nil {
+		return nil, err
+	}
+	return filecache.New(o)
 }
 
 // Config is a cache described in text: driver URLs by name, and the rest of the cache's
