@@ -2,6 +2,7 @@ package registry
 
 import (
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -60,4 +61,45 @@ func TestRegisterReplacesBuiltIn(t *testing.T) {
 		t.Fatalf("Open(null://) after Register replaced it: %v, replacement called %v", err, called)
 	}
 	_ = d.Close()
+}
+
+// TestConfigurationPageListsEveryKey: docs/configuration.md has a row for every
+// variable and for every parameter each registered scheme takes.
+func TestConfigurationPageListsEveryKey(t *testing.T) {
+	page, err := os.ReadFile("../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(page)
+	for _, v := range Variables() {
+		if !strings.Contains(doc, "| `"+v.Name+"` |") {
+			t.Errorf("docs/configuration.md has no row for %s", v.Name)
+		}
+	}
+	urls := map[string]string{"file": "file://" + t.TempDir(), "unix": "unix:///tmp/none.sock", "postgres": "postgres://127.0.0.1:1/db", "postgresql": "postgresql://127.0.0.1:1/db"}
+	for _, scheme := range Schemes() {
+		if strings.HasPrefix(scheme, "test-") {
+			continue
+		}
+		raw, ok := urls[scheme]
+		if !ok {
+			raw = scheme + "://127.0.0.1:1/0"
+		}
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, _ := factory(u, raw)
+		q := &Params{v: url.Values{}}
+		d, err := f(u, q)
+		if err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		_ = d.Close()
+		for _, name := range q.Known() {
+			if !strings.Contains(doc, "| `"+name+"` |") {
+				t.Errorf("docs/configuration.md has no row for %s's parameter %s", scheme, name)
+			}
+		}
+	}
 }

@@ -1,30 +1,39 @@
 // Package registry opens cache drivers from URLs and builds a cache from text
 // configuration, in the database/sql manner: typed constructors (memorycache.New, ...)
 // come first; this is the convenience layer for configuration files and environment
-// variables.
+// variables. docs/configuration.md lists every key with its default.
 //
-//	d, err := registry.Open("redis://user:pass@10.0.0.5:6379/0?ttl=10m")
+//	d, err := registry.Open("redis://user:pass@10.0.0.5:6379/0?ttl=10m&near=true")
 //	c, err := registry.FromEnv() // CACHE_DRIVERS, CACHE_DEFAULT, CACHE_PREFIX, CACHE_METRICS, CACHE_FAIL_OPEN
 //
-// Built-in schemes:
+// Built-in schemes, the in-process drivers:
 //
 //	memory://                 memorycache; ?ttl=5m&sliding=true&max_items=N&max_bytes=N
 //	lru://                    lrucache; ?capacity=1000&ttl=5m
 //	file:///var/cache/app     filecache; ?ttl=5m&sync=true&sweep=1m
 //	null://                   nullcache
-//	redis://, rediss://, unix://, redis+cluster://, rediss+cluster://
-//	                          rediscache (see its package doc for the URL forms); our own
-//	                          parameters ttl and owns_database are taken out, the rest goes
-//	                          to go-redis
-//	postgres://, postgresql://
-//	                          pgcache; our own parameters ttl, table, unlogged,
-//	                          skip_create_table and sweep are taken out, the rest goes to pgx
+//
+// The network drivers register their schemes when their package is imported, as
+// database/sql's drivers do, so that a program that opens only in-process drivers links
+// neither go-redis nor pgx:
+//
+//	import _ "github.com/cachekit/cache/drivers/rediscache" // redis://, rediss://, unix://, redis+cluster://, rediss+cluster://
+//	import _ "github.com/cachekit/cache/drivers/pgcache"    // postgres://, postgresql://
+//	import _ "github.com/cachekit/cache/registry/all"       // every driver
+//
+// Their own parameters are taken out of the URL (Redis: ttl, owns_database, near,
+// near_max_entries, near_max_staleness, breaker, batch, lock_replicas,
+// lock_replicas_timeout; PostgreSQL: ttl, table, unlogged, skip_create_table, sweep,
+// sweep_batch) and the rest goes to go-redis or pgx. A scheme that nothing registered is
+// an error that names the import to add.
 //
 // The environment variables, one per field of cache.Config that text can express
-// ([Variables] lists them; PrefixFunc, a function, has none):
+// ([Variables] lists them; PrefixFunc and Hooks, code, have none):
 //
-//	CACHE_DRIVERS    one URL (named "default"), or "name=url;name=url"
-//	CACHE_DEFAULT    the current driver among CACHE_DRIVERS (may be unset with one driver)
+//	CACHE_DRIVERS    one URL (named "default"), or "name=url;name=url"; the name is the
+//	                 driver's in errors, events and metrics (required)
+//	CACHE_DEFAULT    the current driver among CACHE_DRIVERS (default: the only one;
+//	                 required with several)
 //	CACHE_PREFIX     the global key prefix (default: none)
 //	CACHE_METRICS    true: count hits, misses, writes, locks and errors and sample
 //	                 latencies, for Cache.Metrics and the promcache and otelcache
@@ -33,11 +42,12 @@
 //	                 (cache.Config.FailOpen; default: false)
 //
 // An unset or empty variable leaves its field at its default. A value that does not
-// parse, or that the cache refuses, is an error that names the variable.
+// parse, or that the cache refuses, is an error that names the variable, and for a
+// driver URL the driver and the parameter at fault.
 //
 // Durations use [cache.ParseDuration] ("30s", "5m", "1d", "90"). Unknown parameters and
-// bad values are errors, and no error ever shows a password. Register adds schemes for
-// third-party drivers.
+// bad values are errors that name the parameter, and no error ever shows a password.
+// [Register] adds schemes for third-party drivers, or replaces one.
 package registry
 
 import (
@@ -138,22 +148,22 @@ func open(rawURL string) (cache.Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", redactRaw(rawURL), ErrBadURL)
 	}
-	f, err := factory(u)
+	f, err := factory(u, rawURL)
 	if err != nil {
 		return nil, err
 	}
 	v, err := url.ParseQuery(u.RawQuery) // u.Query() would drop a malformed pair silently
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %v", u.Redacted(), ErrBadURL, err)
+		return nil, fmt.Errorf("%s: %w: %v", shown(u, rawURL), ErrBadURL, err)
 	}
 	q := &Params{v: v}
 	d, err := f(u, q)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", u.Redacted(), scrub(err, u))
+		return nil, fmt.Errorf("%s: %w", shown(u, rawURL), scrub(err, u))
 	}
 	if left := q.left(); len(left) > 0 {
 		_ = d.Close()
-		return nil, fmt.Errorf("%s: %w: unknown %s %s; %s:// takes %s", u.Redacted(), ErrBadURL,
+		return nil, fmt.Errorf("%s: %w: unknown %s %s; %s:// takes %s", shown(u, rawURL), ErrBadURL,
 			plural(len(left), "parameter"), strings.Join(left, ", "), strings.ToLower(u.Scheme), orNone(q.Known()))
 	}
 	return d, nil
@@ -161,7 +171,7 @@ func open(rawURL string) (cache.Driver, error) {
 
 // factory returns the factory of u's scheme, or an error that says which import
 // registers it.
-func factory(u *url.URL) (Factory, error) {
+func factory(u *url.URL, raw string) (Factory, error) {
 	scheme := strings.ToLower(u.Scheme)
 	mu.RLock()
 	f, ok := factories[scheme]
@@ -173,7 +183,17 @@ func factory(u *url.URL) (Factory, error) {
 	if pkg, ok := imports[scheme]; ok {
 		hint = fmt.Sprintf(": its driver registers it when imported: add import _ %q (or _ %q for every driver)", pkg, allPkg)
 	}
-	return nil, fmt.Errorf("%s: %w %q%s; registered: %s", u.Redacted(), ErrUnknownScheme, u.Scheme, hint, strings.Join(Schemes(), ", "))
+	return nil, fmt.Errorf("%s: %w %q%s; registered: %s", shown(u, raw), ErrUnknownScheme, u.Scheme, hint, strings.Join(Schemes(), ", "))
+}
+
+// shown is u for an error, its password hidden, with the "//" that url.URL drops when
+// the host is empty ("memory://?ttl=x", not "memory:?ttl=x").
+func shown(u *url.URL, raw string) string {
+	s := u.Redacted()
+	if u.Host == "" && u.Opaque == "" && strings.Contains(raw, "://") && !strings.Contains(s, "://") {
+		s = strings.Replace(s, ":", "://", 1)
+	}
+	return s
 }
 
 func plural(n int, word string) string {
@@ -525,10 +545,11 @@ func ConfigFromEnv() (Config, error) { return ConfigFromLookup(os.LookupEnv) }
 
 // ConfigFromLookup reads a Config from variables: CACHE_DRIVERS (see [ParseDrivers]),
 // and one variable per cache.Config field that text can express (see [Variables]):
-// CACHE_DEFAULT, CACHE_PREFIX, CACHE_METRICS. A variable that is unset or empty leaves
-// its field at its default; a value that does not parse is an error that names the
-// variable and matches [ErrBadConfig]. It opens nothing: the values the cache would
-// refuse are reported by [FromLookup].
+// CACHE_DEFAULT, CACHE_PREFIX, CACHE_METRICS, CACHE_FAIL_OPEN. A variable that is unset
+// or empty leaves its field at its default; a value that does not parse is an error
+// that names the variable and matches [ErrBadConfig]. It opens nothing: the values the
+// cache would refuse, and the driver URLs that do not open, are reported by
+// [FromLookup] and [New].
 func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	var cfg Config
 	raw, ok := lookup(DriversVar)
@@ -554,10 +575,20 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	return cfg, nil
 }
 
-// FromEnv builds a cache from the environment: CACHE_DRIVERS (see [ParseDrivers]; a
-// single URL is fine: "redis://127.0.0.1:6379/0"), and CACHE_DEFAULT, CACHE_PREFIX and
-// CACHE_METRICS for the rest of cache.Config (see [Variables]). Metrics are off unless
-// CACHE_METRICS is true. Errors name the variable at fault.
+// FromEnv builds a cache from the environment:
+//
+//	CACHE_DRIVERS    the drivers: one URL ("redis://127.0.0.1:6379/0", named "default")
+//	                 or "name=url;name=url" (see [ParseDrivers]); required
+//	CACHE_DEFAULT    the current driver (default: the only one; required with several)
+//	CACHE_PREFIX     the global key prefix (default: none)
+//	CACHE_METRICS    true, false, 1 or 0: metrics for Cache.Metrics, promcache and
+//	                 otelcache (default: false)
+//	CACHE_FAIL_OPEN  true, false, 1 or 0: reads go on to the loader when the store
+//	                 cannot be reached (default: false)
+//
+// The URL parameters of each scheme are in the package doc and docs/configuration.md; a
+// network driver's scheme needs its package imported (or registry/all). Errors name the
+// variable at fault, and for a driver URL the driver and the parameter.
 func FromEnv() (*cache.Cache, error) { return FromLookup(os.LookupEnv) }
 
 // FromLookup is FromEnv with another source of variables.
