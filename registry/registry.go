@@ -294,12 +294,13 @@ func (p *Params) left() []string { return slices.Sorted(maps.Keys(p.v)) }
 // Encode returns the parameters not taken, for a URL handed on to another parser.
 func (p *Params) Encode() string { return p.v.Encode() }
 
-// Rest returns the parameters not taken, encoded, and hands them on: Open no longer
-// reports them as unknown, the parser they go to (go-redis, pgx) checks them.
-func (p *Params) Rest() string {
-	s := p.v.Encode()
+// Rest returns u with only the parameters not taken, and hands those on: Open no longer
+// reports them as unknown, the parser u goes to (go-redis, pgx) checks them.
+func (p *Params) Rest(u *url.URL) string {
+	rest := *u
+	rest.RawQuery = p.v.Encode()
 	p.v = url.Values{}
-	return s
+	return rest.String()
 }
 
 // builtIns are the schemes of the in-process drivers, registered by the registry itself;

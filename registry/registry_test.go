@@ -9,12 +9,9 @@ import (
 	"os/exec"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/driver"
@@ -247,14 +244,13 @@ func TestNearFromURL(t *testing.T) {
 	if err := c.Set(ctx, "k", "v", 0); err != nil {
 		t.Fatal(err)
 	}
-	other := plain(t, srv.URL())
 	// The first reads go to Redis until the tracking connection confirms: read until 100
 	// reads in a row send no GET (a one-minute bound is a hang detector).
 	deadline := time.Now().Add(time.Minute)
 	for quiet := 0; quiet < 100; {
-		before := getCalls(t, other)
+		before := srv.Calls(t, "get")
 		readK(t, c)
-		if getCalls(t, other) == before {
+		if srv.Calls(t, "get") == before {
 			quiet++
 		} else {
 			quiet = 0
@@ -263,23 +259,23 @@ func TestNearFromURL(t *testing.T) {
 			t.Fatal("the near cache never took the reads over (hang detector: 1 minute)")
 		}
 	}
-	before := getCalls(t, other)
+	before := srv.Calls(t, "get")
 	const reads = 10_000
 	for range reads {
 		readK(t, c)
 	}
-	n := getCalls(t, other) - before
+	n := srv.Calls(t, "get") - before
 	t.Logf("%d reads with near=true sent %d GETs to Redis", reads, n)
 	if n > reads/100 {
 		t.Errorf("%d reads with near=true sent %d GETs to Redis; want at most %d", reads, n, reads/100)
 	}
 	// Without near, every read is a GET.
 	plainC := fromURL(t, srv.URL())
-	before = getCalls(t, other)
+	before = srv.Calls(t, "get")
 	for range 100 {
 		readK(t, plainC)
 	}
-	if n := getCalls(t, other) - before; n != 100 {
+	if n := srv.Calls(t, "get") - before; n != 100 {
 		t.Errorf("100 reads without near sent %d GETs; want 100", n)
 	}
 }
@@ -299,34 +295,6 @@ func readK(t *testing.T, c *cache.Cache) {
 	if v, ok, err := cache.GetAs[string](context.Background(), c, "k"); err != nil || !ok || v != "v" {
 		t.Fatalf("GetAs(k) = %q, %v, %v; want v", v, ok, err)
 	}
-}
-
-// plain is a go-redis client of url, for what the cache does not show.
-func plain(t *testing.T, u string) *redis.Client {
-	t.Helper()
-	o, err := redis.ParseURL(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(o)
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
-// getCalls is Redis's count of GET commands served (INFO commandstats).
-func getCalls(t *testing.T, c *redis.Client) int64 {
-	t.Helper()
-	info, err := c.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.Lines(info) {
-		if rest, ok := strings.CutPrefix(line, "cmdstat_get:calls="); ok {
-			n, _ := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
-			return n
-		}
-	}
-	return 0
 }
 
 // TestEnvErrorsNameVariableAndParameter: a driver URL that does not open is an error

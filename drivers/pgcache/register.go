@@ -33,8 +33,6 @@ func openURL(u *url.URL, q *registry.Params) (driver.Driver, error) {
 	if err := q.Err(); err != nil {
 		return nil, err
 	}
-	rest := *u
-	rest.RawQuery = q.Rest() // pgx checks the rest (sslmode, pool_max_conns, ...) itself
-	o.URL = rest.String()
+	o.URL = q.Rest(u) // pgx checks the rest (sslmode, pool_max_conns, ...) itself
 	return New(o)
 }

@@ -38,9 +38,7 @@ func openURL(u *url.URL, q *registry.Params) (driver.Driver, error) {
 		return nil, err
 	}
 	known := q.Known()
-	rest := *u
-	rest.RawQuery = q.Rest() // go-redis checks the rest of the parameters itself
-	o.URL = rest.String()
+	o.URL = q.Rest(u) // go-redis checks the rest of the parameters itself
 	d, err := New(o)
 	if err != nil && strings.Contains(err.Error(), "unexpected option") {
 		return nil, fmt.Errorf("%w (the driver takes %s; every other parameter goes to go-redis: see redis.ParseURL)", err, strings.Join(known, ", "))

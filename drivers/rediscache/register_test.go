@@ -55,7 +55,7 @@ func TestRegisterParams(t *testing.T) {
 			}
 			defer dd.Close()
 			if d := dd.(*Driver); !tc.check(d) {
-				t.Errorf("Open(%q): the options did not reach the driver: %+v", u, *d)
+				t.Errorf("Open(%q): the options did not reach the driver", u)
 			}
 		})
 	}
