@@ -291,9 +291,6 @@ func (p *Params) Known() []string { return slices.Sorted(slices.Values(p.known))
 
 func (p *Params) left() []string { return slices.Sorted(maps.Keys(p.v)) }
 
-// Encode returns the parameters not taken, for a URL handed on to another parser.
-func (p *Params) Encode() string { return p.v.Encode() }
-
 // Rest returns u with only the parameters not taken, and hands those on: Open no longer
 // reports them as unknown, the parser u goes to (go-redis, pgx) checks them.
 func (p *Params) Rest(u *url.URL) string {
@@ -460,7 +457,7 @@ type Variable struct {
 
 // Variables returns every variable FromEnv reads, CACHE_DRIVERS first.
 func Variables() []Variable {
-	out := []Variable{{Name: DriversVar, Field: "Drivers", Type: "drivers", Doc: `the drivers: one URL ("redis://127.0.0.1:6379/0", named "default"), or "name=url;name=url"`}}
+	out := []Variable{{Name: DriversVar, Field: "Drivers", Type: "drivers", Doc: `the drivers: one URL ("redis://127.0.0.1:6379/0", named "default"), or "name=url;name=url", the name shown in errors, events and metrics`}}
 	for _, s := range settings {
 		out = append(out, Variable{Name: s.env, Field: s.fieldName(), Type: s.kind(), Doc: s.doc})
 	}

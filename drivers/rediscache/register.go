@@ -53,7 +53,9 @@ func nearFromURL(q *registry.Params) *NearOptions {
 	n := &NearOptions{
 		MaxEntries:   q.Int("near_max_entries"),
 		MaxStaleness: q.Duration("near_max_staleness"),
-		// NearOptions.MaxAge: near_max_age goes here, and in the check below.
+		// near_max_age: once NearOptions.MaxAge exists, add MaxAge: q.Duration("near_max_age")
+		// here, {"near_max_age", n.MaxAge != 0} to the list below, and a row to
+		// docs/configuration.md (TestConfigurationPageListsEveryKey asks for it).
 	}
 	if on {
 		return n
