@@ -1,6 +1,7 @@
 package rediscache
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/internal/redistest"
 	"github.com/cachekit/cache/registry"
 )
@@ -58,6 +60,25 @@ func TestRegisterParams(t *testing.T) {
 				t.Errorf("Open(%q): the options did not reach the driver", u)
 			}
 		})
+	}
+}
+
+// TestRegisterLockReplicas: lock_replicas=1 against a Redis without replicas makes a
+// lock's acquisition fail with ErrNotReplicated, and leaves nothing behind.
+func TestRegisterLockReplicas(t *testing.T) {
+	dd, err := registry.Open(redistest.URL(t) + "?lock_replicas=1&lock_replicas_timeout=20ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dd.Close()
+	ctx := context.Background()
+	key := "register.lock_replicas." + t.Name()
+	ok, err := dd.(driver.Conditional).SetIf(ctx, driver.Entry{Key: key, Value: []byte(`"t"`), TTL: time.Minute}, driver.IfAbsent)
+	if ok || !errors.Is(err, ErrNotReplicated) {
+		t.Fatalf("SetIf IfAbsent with lock_replicas=1 and no replica = %v, %v; want ErrNotReplicated", ok, err)
+	}
+	if _, found, err := dd.Get(ctx, key); found || err != nil {
+		t.Errorf("after the refused acquisition: found %v, %v; want the write removed", found, err)
 	}
 }
 
