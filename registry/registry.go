@@ -662,8 +662,9 @@ func reason(err error) string {
 	return err.Error()
 }
 
-// configError is an error whose message names the variable at fault; errors.Is sees
-// ErrBadConfig and the cache's own error.
+// configError is an error whose message names the variable or parameter at fault;
+// errors.Is sees its errs (ErrBadConfig and the cache's own error, or ErrBadURL and the
+// parameters' errors).
 type configError struct {
 	msg  string
 	errs []error
