@@ -22,10 +22,10 @@
 //	import _ "github.com/cachekit/cache/registry/all"       // every driver
 //
 // Their own parameters are taken out of the URL (Redis: ttl, owns_database, near,
-// near_max_entries, near_max_staleness, breaker, batch, lock_replicas,
-// lock_replicas_timeout; PostgreSQL: ttl, table, unlogged, skip_create_table, sweep,
-// sweep_batch) and the rest goes to go-redis or pgx. A scheme that nothing registered is
-// an error that names the import to add.
+// near_max_entries, near_max_staleness, breaker, breaker_cooldown,
+// breaker_probe_timeout, batch, lock_replicas, lock_replicas_timeout; PostgreSQL: ttl,
+// table, unlogged, skip_create_table, sweep, sweep_batch) and the rest goes to go-redis
+// or pgx. A scheme that nothing registered is an error that names the import to add.
 //
 // The environment variables, one per field of cache.Config that text can express
 // ([Variables] lists them; PrefixFunc and Hooks, code, have none):

@@ -31,8 +31,12 @@ func openURL(u *url.URL, q *registry.Params) (driver.Driver, error) {
 		LockReplicas:        q.Int("lock_replicas"),
 		LockReplicasTimeout: q.Duration("lock_replicas_timeout"),
 		NoBatch:             !q.BoolOr("batch", true),
-		Breaker:             BreakerOptions{Off: !q.BoolOr("breaker", true)},
-		Near:                nearFromURL(q),
+		Breaker: BreakerOptions{
+			Off:          !q.BoolOr("breaker", true),
+			Cooldown:     q.Duration("breaker_cooldown"),
+			ProbeTimeout: q.Duration("breaker_probe_timeout"),
+		},
+		Near: nearFromURL(q),
 	}
 	if err := q.Err(); err != nil {
 		return nil, err

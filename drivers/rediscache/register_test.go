@@ -29,7 +29,12 @@ func TestRegisterParams(t *testing.T) {
 		{"batch=false", func(d *Driver) bool { return !isBatched(d) }},
 		{"batch=true", isBatched},
 		{"breaker=false", func(d *Driver) bool { return d.brk == nil }},
-		{"breaker=true", func(d *Driver) bool { return d.brk != nil }},
+		{"breaker=true", func(d *Driver) bool {
+			return d.brk != nil && d.brk.cooldown == DefaultBreakerCooldown && d.brk.probeTimeout == DefaultBreakerProbeTimeout
+		}},
+		{"breaker_cooldown=1s&breaker_probe_timeout=3s", func(d *Driver) bool {
+			return d.brk != nil && d.brk.cooldown == time.Second && d.brk.probeTimeout == 3*time.Second
+		}},
 		{"lock_replicas=2&lock_replicas_timeout=250ms", func(d *Driver) bool {
 			return d.replicas == 2 && d.replTimeout == 250*time.Millisecond
 		}},
@@ -92,6 +97,7 @@ func TestRegisterParamErrors(t *testing.T) {
 	}{
 		{"near=bogus", []string{"parameter near", `"bogus"`, "not a boolean"}},
 		{"breaker=off", []string{"parameter breaker", `"off"`}},
+		{"breaker_cooldown=often", []string{"parameter breaker_cooldown", "not a duration"}},
 		{"batch=no", []string{"parameter batch"}},
 		{"lock_replicas=-1", []string{"parameter lock_replicas", "non-negative integer"}},
 		{"lock_replicas=two", []string{"parameter lock_replicas"}},
