@@ -22,6 +22,20 @@ func init() {
 
 // openURL is the registry's factory for the PostgreSQL schemes.
 func openURL(u *url.URL, q *registry.Params) (driver.Driver, error) {
+	o, err := OptionsFromURL(u, q)
+	if err != nil {
+		return nil, err
+	}
+	return New(o)
+}
+
+// OptionsFromURL returns the Options a registry URL describes: the driver's own
+// parameters, taken from q (ttl, table, unlogged, ...: see docs/configuration.md), and
+// Options.URL, u with the other parameters, which pgx reads when New parses it
+// (sslmode, pool_max_conns, ...). It is the registry's factory without the call to New,
+// for a program that registers a factory of its own for the postgres scheme, to set what
+// a URL cannot express (a Codec).
+func OptionsFromURL(u *url.URL, q *registry.Params) (Options, error) {
 	o := Options{
 		DefaultTTL:      q.Duration("ttl"),
 		Table:           q.Take("table"),
@@ -31,8 +45,8 @@ func openURL(u *url.URL, q *registry.Params) (driver.Driver, error) {
 		SweepBatch:      q.Int("sweep_batch"),
 	}
 	if err := q.Err(); err != nil {
-		return nil, err
+		return Options{}, err
 	}
 	o.URL = q.Rest(u) // pgx checks the rest (sslmode, pool_max_conns, ...) itself
-	return New(o)
+	return o, nil
 }

@@ -25,6 +25,33 @@ func init() {
 
 // openURL is the registry's factory for the Redis schemes.
 func openURL(u *url.URL, q *registry.Params) (driver.Driver, error) {
+	o, err := OptionsFromURL(u, q)
+	if err != nil {
+		return nil, err
+	}
+	d, err := New(o)
+	if err != nil && strings.Contains(err.Error(), "unexpected option") {
+		return nil, fmt.Errorf("%w (the driver takes %s; every other parameter goes to go-redis: see redis.ParseURL)", err, strings.Join(q.Known(), ", "))
+	}
+	return d, err
+}
+
+// OptionsFromURL returns the Options a registry URL describes: the driver's own
+// parameters, taken from q (ttl, near=true, lock_replicas=1, ...: see
+// docs/configuration.md), and Options.URL, u with the other parameters, which go-redis
+// checks when New parses it. It is the registry's factory without the call to New, for a
+// program that registers a factory of its own for a Redis scheme, to set what a URL
+// cannot express:
+//
+//	registry.Register("redis", func(u *url.URL, q *registry.Params) (cache.Driver, error) {
+//		o, err := rediscache.OptionsFromURL(u, q)
+//		if err != nil {
+//			return nil, err
+//		}
+//		o.Codec = myCodec
+//		return rediscache.New(o)
+//	})
+func OptionsFromURL(u *url.URL, q *registry.Params) (Options, error) {
 	o := Options{
 		DefaultTTL:          q.Duration("ttl"),
 		OwnsDatabase:        q.Bool("owns_database"),
@@ -39,15 +66,10 @@ func openURL(u *url.URL, q *registry.Params) (driver.Driver, error) {
 		Near: nearFromURL(q),
 	}
 	if err := q.Err(); err != nil {
-		return nil, err
+		return Options{}, err
 	}
-	known := q.Known()
 	o.URL = q.Rest(u) // go-redis checks the rest of the parameters itself
-	d, err := New(o)
-	if err != nil && strings.Contains(err.Error(), "unexpected option") {
-		return nil, fmt.Errorf("%w (the driver takes %s; every other parameter goes to go-redis: see redis.ParseURL)", err, strings.Join(known, ", "))
-	}
-	return d, err
+	return o, nil
 }
 
 // nearFromURL reads the near cache's parameters: near=true turns it on, and the

@@ -3,6 +3,7 @@ package rediscache
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +87,39 @@ func TestRegisterLockReplicas(t *testing.T) {
 		t.Errorf("after the refused acquisition: found %v, %v; want the write removed", found, err)
 	}
 }
+
+// TestRegisterReplacesScheme: a program replaces the redis scheme with a factory of its
+// own built on OptionsFromURL, which keeps the URL's parameters and adds a codec.
+func TestRegisterReplacesScheme(t *testing.T) {
+	defer registry.Register("redis", openURL)
+	codec := rawCodec{}
+	registry.Register("redis", func(u *url.URL, q *registry.Params) (driver.Driver, error) {
+		o, err := OptionsFromURL(u, q)
+		if err != nil {
+			return nil, err
+		}
+		o.Codec = codec
+		return New(o)
+	})
+	dd, err := registry.Open(redistest.URL(t) + "?ttl=1m&near=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dd.Close()
+	d := dd.(*Driver)
+	if d.codec != driver.Codec(codec) || d.defaultTTL != time.Minute || d.near == nil {
+		t.Errorf("the replacement's driver: codec %T, ttl %v, near %v; want rawCodec, 1m, on", d.codec, d.defaultTTL, d.near != nil)
+	}
+	if _, err := registry.Open(redistest.URL(t) + "?near=maybe"); err == nil || !strings.Contains(err.Error(), "parameter near") {
+		t.Errorf("a bad parameter through the replacement = %v; want it named", err)
+	}
+}
+
+// rawCodec is a codec of the program's own.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error)   { return driver.JSON.Marshal(v) }
+func (rawCodec) Unmarshal(b []byte, v any) error { return driver.JSON.Unmarshal(b, v) }
 
 // TestRegisterParamErrors: a bad value names its parameter; an unknown parameter is
 // named, with the driver's own parameters listed.
