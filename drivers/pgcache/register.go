@@ -44,9 +44,6 @@ func OptionsFromURL(u *url.URL, q *registry.Params) (Options, error) {
 		SweepInterval:   q.Duration("sweep"),
 		SweepBatch:      q.Int("sweep_batch"),
 	}
-	if err := q.Err(); err != nil {
-		return Options{}, err
-	}
 	o.URL = q.Rest(u) // pgx checks the rest (sslmode, pool_max_conns, ...) itself
-	return o, nil
+	return o, q.Err()
 }

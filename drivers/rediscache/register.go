@@ -65,11 +65,8 @@ func OptionsFromURL(u *url.URL, q *registry.Params) (Options, error) {
 		},
 		Near: nearFromURL(q),
 	}
-	if err := q.Err(); err != nil {
-		return Options{}, err
-	}
 	o.URL = q.Rest(u) // go-redis checks the rest of the parameters itself
-	return o, nil
+	return o, q.Err()
 }
 
 // nearFromURL reads the near cache's parameters: near=true turns it on, and the
