@@ -543,6 +543,13 @@ func TestEnvironment(t *testing.T) {
 	if r := s.bare(t, "get", "k").want(t, exitUsage); !strings.Contains(r.stderr, "bogus") {
 		t.Errorf("bad CACHE_DRIVERS: stderr %q", r.stderr)
 	}
+	s.env = map[string]string{"CACHE_DRIVERS": "redis://127.0.0.1:1/0?near=bogus"}
+	if r := s.bare(t, "get", "k").want(t, exitUsage); !strings.Contains(r.stderr, `CACHE_DRIVERS: driver "default"`) || !strings.Contains(r.stderr, "parameter near") {
+		t.Errorf("CACHE_DRIVERS with near=bogus: stderr %q; want it to name CACHE_DRIVERS and near", r.stderr)
+	}
+	if r := s.bare(t, "get", "k", "--url", "redis://127.0.0.1:1/0?near=bogus").want(t, exitUsage); !strings.Contains(r.stderr, "--url") || !strings.Contains(r.stderr, "parameter near") {
+		t.Errorf("--url with near=bogus: stderr %q; want it to name --url and near", r.stderr)
+	}
 	s.env = map[string]string{"CACHE_DRIVERS": "redis://user:s3cret@127.0.0.1:1/0?nope=1"}
 	if r := s.bare(t, "keys").want(t, exitUsage); strings.Contains(r.stderr, "s3cret") {
 		t.Errorf("the password shows in %q", r.stderr)

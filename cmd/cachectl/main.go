@@ -69,6 +69,7 @@ import (
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/registry"
+	_ "github.com/cachekit/cache/registry/all" // every driver's URL schemes
 )
 
 // Exit codes.

@@ -4,9 +4,11 @@
 // Give it a pool you built (Options.Pool; the driver never closes it) or a URL
 // (Options.URL, anything pgxpool.ParseConfig takes, such as
 // postgres://user:password@host:5432/db?sslmode=verify-full&pool_max_conns=20; the
-// driver builds the pool and closes it in Close). New does not connect: the first
-// operation does, so New succeeds while the database is down. PostgreSQL 12 or later is
-// required; PostgreSQL 15 is what the tests run.
+// driver builds the pool and closes it in Close). Importing the package registers the
+// postgres:// and postgresql:// schemes with the registry package, whose URLs also take
+// the driver's options (table, unlogged, ...; see docs/configuration.md). New does not
+// connect: the first operation does, so New succeeds while the database is down.
+// PostgreSQL 12 or later is required; PostgreSQL 15 is what the tests run.
 //
 // # Storage
 //

@@ -13,12 +13,17 @@
 //	redis://host1:port1?addr=host2:port2&addr=...     Cluster, go-redis's own cluster URL
 //	redis+cluster://host:port (or rediss+cluster://)  Cluster, from one seed address
 //
-// The query parameters are go-redis's (redis.ParseURL, redis.ParseClusterURL). A bad URL
-// is an error from New that never repeats the password. A client built from a URL has
-// ContextTimeoutEnabled set, so that a context deadline bounds every network wait; with
-// Options.Client, set it on your client for the same behaviour. Sentinel has no URL form
-// here: build a redis.NewFailoverClient and pass it as Options.Client. Redis 6.2 or later
-// is required (GETDEL); Redis 7 is what the tests run.
+// Importing the package registers these schemes with the registry package
+// (registry.Open, registry.FromEnv), which also takes the driver's options as URL
+// parameters (near=true, lock_replicas=1, ...; see docs/configuration.md).
+//
+// The query parameters of Options.URL are go-redis's (redis.ParseURL,
+// redis.ParseClusterURL). A bad URL is an error from New that never repeats the
+// password. A client built from a URL has ContextTimeoutEnabled set, so that a context
+// deadline bounds every network wait; with Options.Client, set it on your client for the
+// same behaviour. Sentinel has no URL form here: build a redis.NewFailoverClient and
+// pass it as Options.Client. Redis 6.2 or later is required (GETDEL); Redis 7 is what
+// the tests run.
 //
 // # Wire format
 //
