@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"math"
 	"net"
 	"slices"
 	"strconv"
@@ -65,6 +64,12 @@ type NearOptions struct {
 	// invalidations; otherwise it reads Redis. The tracking connection is pinged every
 	// MaxStaleness/4. Default: 100 ms; at least 1 ms.
 	MaxStaleness time.Duration
+	// MaxAge bounds how long a copy is served after it was read from Redis, whatever
+	// Redis reported or failed to report: it bounds the changes that Redis never sends
+	// an invalidation for (SWAPDB, a module that writes without keyspace notification,
+	// a bug). Once it passes, the next read goes to Redis and fills the copy again.
+	// Default: 5 s; at least 1 ms.
+	MaxAge time.Duration
 	// Prefixes limits the near cache to the keys that start with one of them (final keys,
 	// as stored in Redis: a cache's prefix and its "." included, e.g. "app."): only
 	// those are kept, and Redis sends invalidations only for those. They must not
@@ -76,6 +81,7 @@ type NearOptions struct {
 const (
 	DefaultNearMaxEntries   = 10_000
 	DefaultNearMaxStaleness = 100 * time.Millisecond
+	DefaultNearMaxAge       = 5 * time.Second
 )
 
 const (
@@ -92,6 +98,7 @@ const (
 // near is the near cache's state. nil: off.
 type near struct {
 	maxStale  int64         // ns
+	maxAge    int64         // ns
 	interval  time.Duration // between pings
 	deadAfter time.Duration // a tracking connection silent this long is replaced
 	prefixes  []string
@@ -122,19 +129,18 @@ type stripe struct {
 	mu    sync.Mutex
 	inval uint64 // seq of the last invalidation of a key of the stripe
 	// ends holds, for the keys of the stripe read from Redis and not filled yet, when
-	// their TTL ends (mono; noEnd for no TTL): Get records it, NearFill takes it.
+	// their copy stops being served (mono, see nearItem): Get records it, NearFill
+	// takes it.
 	ends map[string]int64
 }
 
-// nearItem is a copy in the near tier: the decoded value, and when the key's TTL ends
-// (mono; noEnd for none).
+// nearItem is a copy in the near tier: the decoded value, and when it stops being
+// served (mono): the earlier of the end of the key's TTL and MaxAge after the read that
+// filled it was sent.
 type nearItem struct {
 	v   any
 	end int64
 }
-
-// noEnd is the end of a key without a TTL.
-const noEnd = math.MaxInt64
 
 // maxPendingEnds bounds a stripe's ends: a read whose value is never filled (it did not
 // decode) leaves its entry until the key's next fill; past the bound, a read records
@@ -157,9 +163,9 @@ func (d *Driver) getTracked(ctx context.Context, key string) (any, bool, error) 
 		return nil, false, fail("get", key, err)
 	}
 	b, _ := get.Bytes()
-	end := int64(noEnd)
+	end := sent + d.near.maxAge
 	if ms := pttl.Val(); ms >= 0 {
-		end = sent + ms*int64(time.Millisecond)
+		end = min(end, sent+ms*int64(time.Millisecond))
 	}
 	s := d.near.stripe(key)
 	s.mu.Lock()
@@ -192,11 +198,16 @@ func startNear(d *Driver, o NearOptions) (*near, error) {
 	if o.MaxStaleness == 0 {
 		o.MaxStaleness = DefaultNearMaxStaleness
 	}
+	if o.MaxAge == 0 {
+		o.MaxAge = DefaultNearMaxAge
+	}
 	switch {
 	case o.MaxEntries < 0:
 		return nil, fmt.Errorf("rediscache: NearOptions.MaxEntries %d is negative", o.MaxEntries)
 	case o.MaxStaleness < time.Millisecond:
 		return nil, fmt.Errorf("rediscache: NearOptions.MaxStaleness %v is under 1ms", o.MaxStaleness)
+	case o.MaxAge < time.Millisecond:
+		return nil, fmt.Errorf("rediscache: NearOptions.MaxAge %v is under 1ms", o.MaxAge)
 	}
 	if err := checkPrefixes(o.Prefixes); err != nil {
 		return nil, err
@@ -207,6 +218,7 @@ func startNear(d *Driver, o NearOptions) (*near, error) {
 	}
 	n := &near{
 		maxStale:  int64(o.MaxStaleness),
+		maxAge:    int64(o.MaxAge),
 		interval:  o.MaxStaleness / 4,
 		deadAfter: max(2*time.Second, 10*o.MaxStaleness),
 		prefixes:  slices.Clone(o.Prefixes),

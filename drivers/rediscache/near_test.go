@@ -316,6 +316,55 @@ func TestNearExpiryWithoutRedisDeleting(t *testing.T) {
 	}
 }
 
+// TestNearMaxAgeSwapDB: SWAPDB replaces what every key of a database holds and Redis
+// sends no invalidation for it; MaxAge is what bounds the copy. The last fill of the old
+// value happens before SWAPDB is sent (one goroutine reads), so no read that begins more
+// than MaxAge after that may return it.
+func TestNearMaxAgeSwapDB(t *testing.T) {
+	srv := redistest.Start(t)
+	const maxAge = 300 * time.Millisecond
+	c, d := newNear(t, rediscache.Options{URL: srv.URL()}, rediscache.NearOptions{MaxAge: maxAge})
+	ctx := context.Background()
+	const key = "near.swapdb"
+	if err := c.Set(ctx, key, "old", 0); err != nil {
+		t.Fatal(err)
+	}
+	db1 := plain(t, strings.TrimSuffix(srv.URL(), "/0")+"/1")
+	if err := db1.Set(ctx, key, `"new"`, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	warm(t, c, d, key)
+	swapped := time.Now() // after the last fill of "old"
+	if err := db1.Do(ctx, "swapdb", 0, 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var old, late int
+	var lastOld time.Duration
+	for {
+		start := time.Now()
+		v, _ := getString(t, c, key)
+		since := start.Sub(swapped)
+		if v == "old" {
+			old++
+			lastOld = since
+			if since > maxAge {
+				late++
+			}
+		}
+		if v == "new" && since > 2*maxAge {
+			break
+		}
+		if since > time.Minute {
+			t.Fatalf("hang detector: still no %q a minute after SWAPDB (read %q)", "new", v)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Logf("after SWAPDB: %d reads returned the old value (Redis sent no invalidation), the last one beginning %v after the old value's last fill", old, lastOld.Round(time.Millisecond))
+	if late > 0 {
+		t.Errorf("%d reads beginning more than MaxAge (%v) after the copy's fill returned it", late, maxAge)
+	}
+}
+
 // racyGet is the driver with a Get that returns what Redis held when it was called, but
 // only after another client has written a new value and its invalidation has been
 // applied: the GET reply that loses the race with a write.
@@ -521,7 +570,7 @@ func TestNearRefused(t *testing.T) {
 	if _, err := rediscache.New(rediscache.Options{Client: ring, Near: &rediscache.NearOptions{}}); err == nil {
 		t.Fatal("Near on a Ring: no error")
 	}
-	for _, o := range []rediscache.NearOptions{{MaxEntries: -1}, {MaxStaleness: time.Microsecond}} {
+	for _, o := range []rediscache.NearOptions{{MaxEntries: -1}, {MaxStaleness: time.Microsecond}, {MaxAge: time.Microsecond}, {MaxAge: -time.Second}} {
 		if _, err := rediscache.New(rediscache.Options{URL: "redis://" + m.Addr(), Near: &o}); err == nil {
 			t.Errorf("%+v: no error", o)
 		}
