@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,7 +13,6 @@ import (
 
 	"github.com/maypok86/otter/v2"
 	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/cachekit/cache/driver"
 )
@@ -122,6 +119,7 @@ type near struct {
 	mu       sync.Mutex // guards trackers and the stores of confirmed
 	trackers []*tracker
 	cluster  *redis.ClusterClient // nil: one tracker
+	data     *redis.Client        // the driver's client, when not a Cluster
 	stopped  bool
 }
 
@@ -228,14 +226,19 @@ func startNear(d *Driver, o NearOptions) (*near, error) {
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	switch c := d.c.(type) {
 	case *redis.Client:
+		n.data = c
 		t := n.newTracker(c.Options())
 		n.trackers = []*tracker{t}
-		if err := t.start(true); err != nil {
+		if err := errors.Join(t.start(true), checkRole(n.ctx, c)); err != nil {
 			_ = n.stop()
 			return nil, err
 		}
 	case *redis.ClusterClient:
 		n.cluster = c
+		if err := checkClusterReads(c.Options()); err != nil {
+			_ = n.stop()
+			return nil, err
+		}
 		if err := n.refreshMasters(true); err != nil {
 			_ = n.stop()
 			return nil, err
@@ -416,11 +419,10 @@ func (n *near) refreshMasters(first bool) error {
 	ctx, cancel := context.WithTimeout(n.ctx, connectWait)
 	defer cancel()
 	var mu sync.Mutex
-	opts := make(map[string]*redis.Options)
+	opts := make(map[string]*redis.Client)
 	if err := n.cluster.ForEachMaster(ctx, func(_ context.Context, c *redis.Client) error {
-		o := c.Options()
 		mu.Lock()
-		opts[o.Addr] = o
+		opts[c.Options().Addr] = c
 		mu.Unlock()
 		return nil
 	}); err != nil {
@@ -442,9 +444,11 @@ func (n *near) refreshMasters(first bool) error {
 		}
 	}
 	var added []*tracker
-	for addr, o := range opts {
+	for addr, c := range opts {
 		if !have[addr] {
-			added = append(added, n.newTracker(o))
+			t := n.newTracker(c.Options())
+			t.node, t.probeKey = c, findProbeKey(ctx, n.cluster, addr)
+			added = append(added, t)
 		}
 	}
 	if len(added) == 0 && len(gone) == 0 {
@@ -466,275 +470,6 @@ func (n *near) refreshMasters(first bool) error {
 	}
 	n.recompute()
 	return errors.Join(errs...)
-}
-
-// tracker is one tracking connection: to a single node, a Sentinel master, or one
-// master of a Cluster.
-type tracker struct {
-	n    *near
-	addr string
-	c    *redis.Client // of its own: its only connection is the PubSub's
-
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	mu     sync.Mutex
-	ps     *redis.PubSub
-	closed bool
-
-	// pmu guards epoch, live, pings and the stores of confirmed.
-	pmu       sync.Mutex
-	epoch     uint64 // connections made so far
-	live      bool   // subscribed on the current connection
-	pings     [nearPings]pingRec
-	confirmed atomic.Int64
-}
-
-type pingRec struct {
-	seq   uint64
-	sent  int64 // mono
-	epoch uint64
-}
-
-// newTracker makes a tracker on a copy of o (a single node's, a Sentinel client's, a
-// Cluster master's options), not started.
-func (n *near) newTracker(o *redis.Options) *tracker {
-	t := &tracker{n: n, addr: o.Addr}
-	t.ctx, t.cancel = context.WithCancel(n.ctx)
-	to := *o
-	to.Protocol = 2 // invalidations as Pub/Sub messages on the connection itself
-	to.MinIdleConns = 0
-	to.ContextTimeoutEnabled = true
-	// One dial per attempt: a lost connection is reported to the receiver at once (which
-	// retries with its own backoff) rather than after go-redis's redials.
-	to.DialerRetries = 1
-	// As for the lock client (see lockClient): per-client machinery that must not be
-	// shared or is not needed.
-	to.PushNotificationProcessor = nil
-	to.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	to.ClientSideCache, to.ClientSideCacheConfig = nil, nil
-	user := o.OnConnect
-	to.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
-		if user != nil {
-			if err := user(ctx, cn); err != nil {
-				return err
-			}
-		}
-		return t.onConnect(ctx, cn)
-	}
-	t.c = redis.NewClient(&to)
-	return t
-}
-
-// start subscribes and starts the receiver and the pinger. With check, it waits for the
-// first connection (up to connectWait) and returns errTrackingRefused if Redis refuses
-// tracking.
-func (t *tracker) start(check bool) error {
-	t.mu.Lock()
-	t.ps = t.c.Subscribe(t.ctx)
-	ps := t.ps
-	t.mu.Unlock()
-	if check {
-		ctx, cancel := context.WithTimeout(t.ctx, connectWait)
-		err := ps.Subscribe(ctx, invalidateChannel)
-		cancel()
-		if errors.Is(err, errTrackingRefused) {
-			return fmt.Errorf("rediscache: Options.Near on %s: %w", t.where(), err)
-		}
-	} else {
-		_ = ps.Subscribe(t.ctx, invalidateChannel) // the receiver retries
-	}
-	t.wg.Add(2)
-	go t.receive()
-	go t.ping()
-	return nil
-}
-
-func (t *tracker) where() string {
-	if t.addr == failoverAddr {
-		return "the Sentinel master"
-	}
-	return t.addr
-}
-
-// stop closes the tracker's connection and waits for its goroutines.
-func (t *tracker) stop() error {
-	t.cancel()
-	t.mu.Lock()
-	t.closed = true
-	ps := t.ps
-	t.mu.Unlock()
-	if ps != nil {
-		_ = ps.Close()
-	}
-	t.wg.Wait()
-	t.pmu.Lock()
-	t.live = false
-	t.confirmed.Store(0)
-	t.pmu.Unlock()
-	return t.c.Close()
-}
-
-// onConnect runs on each new tracking connection, before it subscribes: whatever the
-// previous connection had not delivered is lost, so the near tier starts over.
-func (t *tracker) onConnect(ctx context.Context, cn *redis.Conn) error {
-	t.lost(true)
-	id, err := cn.ClientID(ctx).Result()
-	if err != nil {
-		return trackingError(err)
-	}
-	args := make([]any, 0, 6+2*len(t.n.prefixes))
-	args = append(args, "client", "tracking", "on", "redirect", id, "bcast")
-	for _, p := range t.n.prefixes {
-		args = append(args, "prefix", p)
-	}
-	if err := cn.Do(ctx, args...).Err(); err != nil {
-		return trackingError(err)
-	}
-	return nil
-}
-
-// trackingError marks Redis's refusal of CLIENT ID or CLIENT TRACKING.
-func trackingError(err error) error {
-	var re redis.Error
-	if errors.As(err, &re) {
-		return fmt.Errorf("%w: %w", errTrackingRefused, err)
-	}
-	return err
-}
-
-// lost says that the tracking connection is gone (or new, with newConn): nothing it
-// confirmed counts any more, and the near tier starts over.
-func (t *tracker) lost(newConn bool) {
-	t.pmu.Lock()
-	if newConn {
-		t.epoch++
-	}
-	t.live = false
-	t.confirmed.Store(0)
-	t.pmu.Unlock()
-	t.n.recompute()
-	t.n.reset()
-}
-
-// current is the tracker's PubSub.
-func (t *tracker) current() *redis.PubSub {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.ps
-}
-
-// renew replaces the PubSub, and so its connection: the way to drop a connection that
-// has gone silent (a partition, a frozen server), which go-redis would keep.
-func (t *tracker) renew() {
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		return
-	}
-	old := t.ps
-	t.ps = t.c.Subscribe(t.ctx)
-	ps := t.ps
-	t.mu.Unlock()
-	_ = old.Close()
-	_ = ps.Subscribe(t.ctx, invalidateChannel)
-}
-
-// receive reads the tracking connection: invalidations, the subscription's
-// confirmation, and the pongs.
-func (t *tracker) receive() {
-	defer t.wg.Done()
-	var backoff time.Duration
-	for {
-		msg, err := t.current().ReceiveTimeout(t.ctx, t.n.deadAfter)
-		if t.ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			if strings.Contains(err.Error(), "unsupported pubsub message payload: <nil>") {
-				// An invalidation without keys: FLUSHALL or FLUSHDB (go-redis cannot parse
-				// it, but has read it whole).
-				t.n.reset()
-				continue
-			}
-			t.lost(false)
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				t.renew()
-			}
-			backoff = min(max(2*backoff, 10*time.Millisecond), time.Second)
-			select {
-			case <-t.ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			continue
-		}
-		backoff = 0
-		switch m := msg.(type) {
-		case *redis.Message:
-			if m.Channel != invalidateChannel {
-				continue
-			}
-			for _, k := range m.PayloadSlice {
-				t.n.invalidate(k)
-			}
-			if m.PayloadSlice == nil && m.Payload != "" {
-				t.n.invalidate(m.Payload)
-			}
-		case *redis.Subscription:
-			if m.Kind == "subscribe" && m.Channel == invalidateChannel {
-				// Invalidations reach this connection from here on; a read that started
-				// before may have missed one.
-				t.n.reset()
-				t.pmu.Lock()
-				t.live = true
-				t.pmu.Unlock()
-			}
-		case *redis.Pong:
-			t.pong(m.Payload)
-		}
-	}
-}
-
-// ping sends a numbered PING every interval.
-func (t *tracker) ping() {
-	defer t.wg.Done()
-	tk := time.NewTicker(t.n.interval)
-	defer tk.Stop()
-	var seq uint64
-	for {
-		select {
-		case <-t.ctx.Done():
-			return
-		case <-tk.C:
-		}
-		seq++
-		t.pmu.Lock()
-		t.pings[seq%nearPings] = pingRec{seq: seq, sent: mono(), epoch: t.epoch}
-		t.pmu.Unlock()
-		_ = t.current().Ping(t.ctx, strconv.FormatUint(seq, 10))
-	}
-}
-
-// pong counts the answer to a ping: if it was sent on the current connection, once
-// subscribed, every invalidation written before it has been applied.
-func (t *tracker) pong(payload string) {
-	seq, err := strconv.ParseUint(payload, 10, 64)
-	if err != nil {
-		return
-	}
-	t.pmu.Lock()
-	p := t.pings[seq%nearPings]
-	ok := p.seq == seq && p.epoch == t.epoch && t.live && p.sent > t.confirmed.Load()
-	if ok {
-		t.confirmed.Store(p.sent)
-	}
-	t.pmu.Unlock()
-	if ok {
-		t.n.recompute()
-	}
 }
 
 // NearGet implements driver.Near: the value kept for key, if the tracking connections
