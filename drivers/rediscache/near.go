@@ -36,8 +36,12 @@ import (
 //     number. Redis is single-threaded and puts a write's invalidation on the tracking
 //     connection before it answers the write, so the PONG of a PING sent at time s
 //     proves that every write acknowledged before s has had its invalidation read and
-//     applied (they are read in order). NearGet answers only while the send time of the
-//     last such PING is at most MaxStaleness old; otherwise every read goes to Redis.
+//     applied (they are read in order). The same round proves, on the data client, that
+//     the tracking connection is on the master the driver uses (see near_probe.go): a
+//     round counts only with both. NearGet answers only while the send time of the
+//     last counted round is at most MaxStaleness old; otherwise every read goes to Redis.
+//   - Every copy stops being served MaxAge after the read that filled it was sent: the
+//     bound for what Redis never reports (SWAPDB, a module's silent write).
 //   - Expiry: a key that expires in Redis is deleted (and its invalidation sent) only
 //     when Redis gets to it, lazily on an access or by its sampling expiry cycle, which
 //     can be long after the TTL when many keys live. So a read that fills the near tier
@@ -51,6 +55,9 @@ import (
 //
 // Values kept in the near tier are shared by every reader, as with the memory driver: a
 // caller must not modify a map, slice or pointer it got from Get or GetAs.
+//
+// The driver's client must read from the master: New refuses Near, with an error
+// matching ErrNearReplicaReads, over a client that reads from replicas.
 type NearOptions struct {
 	// MaxEntries bounds the number of values kept; beyond it, the ones least likely to
 	// be read again are dropped. Default: 10 000.
