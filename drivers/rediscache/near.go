@@ -133,6 +133,9 @@ type near struct {
 type stripe struct {
 	mu    sync.Mutex
 	inval uint64 // seq of the last invalidation of a key of the stripe
+	// done and donePrev are the seqs of the last two reads from Redis of keys of the
+	// stripe (see observed).
+	done, donePrev uint64
 	// ends holds, for the keys of the stripe read from Redis and not filled yet, when
 	// their copy stops being served (mono, see nearItem): Get records it, NearFill
 	// takes it.
@@ -160,6 +163,7 @@ func (d *Driver) getTracked(ctx context.Context, key string) (any, bool, error) 
 	sent := mono()
 	if err := d.process(ctx, []redis.Cmder{get, pttl}); err != nil {
 		if err == redis.Nil && get.Err() == redis.Nil {
+			d.near.observedKeys([]string{key})
 			return nil, false, nil
 		}
 		if err = get.Err(); err == nil {
@@ -174,6 +178,7 @@ func (d *Driver) getTracked(ctx context.Context, key string) (any, bool, error) 
 	}
 	s := d.near.stripe(key)
 	s.mu.Lock()
+	d.near.observed(s, key)
 	if old, ok := s.ends[key]; ok {
 		s.ends[key] = min(old, end) // two reads in flight: the earlier end is safe for both
 	} else if len(s.ends) < maxPendingEnds {
@@ -184,6 +189,33 @@ func (d *Driver) getTracked(ctx context.Context, key string) (any, bool, error) 
 	}
 	s.mu.Unlock()
 	return b, true, nil
+}
+
+// observed records, holding s's lock, that a read of key (of stripe s) from Redis has
+// returned, a value or a miss. This process may now have seen a value newer than its
+// copy, or than what a read still in flight will bring back: the copy goes, and
+// NearFill refuses a value whose ticket is older than another read's return (the
+// second-last one; the last may be its own). So no copy older than what this process
+// has already read is served: its reads are monotonic.
+func (n *near) observed(s *stripe, key string) {
+	s.donePrev, s.done = s.done, n.seq.Add(1)
+	n.local.Invalidate(key)
+}
+
+// observedKeys is observed for each of keys that the near tier may keep: a read from
+// Redis that did not go through getTracked (GetMany, or a miss). nil does nothing.
+func (n *near) observedKeys(keys []string) {
+	if n == nil {
+		return
+	}
+	for _, k := range keys {
+		if n.tracked(k) {
+			s := n.stripe(k)
+			s.mu.Lock()
+			n.observed(s, k)
+			s.mu.Unlock()
+		}
+	}
 }
 
 // start is the origin of mono.
@@ -507,8 +539,9 @@ func (d *Driver) NearReserve(key string) uint64 {
 	return n.seq.Add(1)
 }
 
-// NearFill implements driver.Near: it keeps v for key unless an invalidation of key, or
-// a reset of the near tier, came in after NearReserve returned ticket.
+// NearFill implements driver.Near: it keeps v for key unless an invalidation of key, a
+// reset of the near tier, or the return of another read of key from Redis (see
+// observed) came in after NearReserve returned ticket.
 func (d *Driver) NearFill(key string, v any, ticket uint64) {
 	n := d.near
 	if n == nil || ticket == 0 {
@@ -517,7 +550,7 @@ func (d *Driver) NearFill(key string, v any, ticket uint64) {
 	s := n.stripe(key)
 	s.mu.Lock()
 	end, known := s.ends[key]
-	if known && ticket > s.inval && ticket > n.resetSeq {
+	if known && ticket > s.inval && ticket > n.resetSeq && ticket > s.donePrev {
 		delete(s.ends, key)
 		n.local.Set(key, &nearItem{v: v, end: end})
 	}
