@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/maypok86/otter/v2"
 	"github.com/redis/go-redis/v9"
@@ -80,6 +81,11 @@ type NearOptions struct {
 	// overlap (neither may start with another: Redis refuses that). Default: every key.
 	Prefixes []string
 }
+
+var (
+	_ driver.Near           = (*Driver)(nil)
+	_ driver.NearJoinGetter = (*Driver)(nil)
+)
 
 // Defaults of NearOptions.
 const (
@@ -514,10 +520,29 @@ func (n *near) refreshMasters(first bool) error {
 // NearGet implements driver.Near: the value kept for key, if the tracking connections
 // have proved within MaxStaleness that they are receiving invalidations.
 func (d *Driver) NearGet(key string) (any, bool) {
-	n := d.near
-	if n == nil {
+	if d.near == nil {
 		return nil, false
 	}
+	return d.near.get(key)
+}
+
+// NearGetJoined implements driver.NearJoinGetter: NearGet(scope+"."+key), with the key
+// joined in a buffer on the stack and only looked up, so that a near hit under a prefix
+// or a namespace allocates nothing.
+func (d *Driver) NearGetJoined(scope, key string) (any, bool) {
+	if d.near == nil {
+		return nil, false
+	}
+	var buf [128]byte
+	if n := len(scope) + 1 + len(key); n <= len(buf) {
+		b := append(append(append(buf[:0], scope...), '.'), key...)
+		return d.near.get(unsafe.String(unsafe.SliceData(b), n))
+	}
+	return d.near.get(scope + "." + key)
+}
+
+// get is NearGet.
+func (n *near) get(key string) (any, bool) {
 	now := mono()
 	if c := n.confirmed.Load(); c == 0 || now-c > n.maxStale {
 		return nil, false
