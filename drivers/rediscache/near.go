@@ -235,24 +235,11 @@ var errTrackingRefused = errors.New("Redis refused CLIENT TRACKING (Options.Near
 
 // startNear starts the near cache of d: the tracking connections, and their pingers.
 func startNear(d *Driver, o NearOptions) (*near, error) {
-	if o.MaxEntries == 0 {
-		o.MaxEntries = DefaultNearMaxEntries
+	o, err := nearDefaults(o)
+	if err != nil {
+		return nil, err
 	}
-	if o.MaxStaleness == 0 {
-		o.MaxStaleness = DefaultNearMaxStaleness
-	}
-	if o.MaxAge == 0 {
-		o.MaxAge = DefaultNearMaxAge
-	}
-	switch {
-	case o.MaxEntries < 0:
-		return nil, fmt.Errorf("rediscache: NearOptions.MaxEntries %d is negative", o.MaxEntries)
-	case o.MaxStaleness < time.Millisecond:
-		return nil, fmt.Errorf("rediscache: NearOptions.MaxStaleness %v is under 1ms", o.MaxStaleness)
-	case o.MaxAge < time.Millisecond:
-		return nil, fmt.Errorf("rediscache: NearOptions.MaxAge %v is under 1ms", o.MaxAge)
-	}
-	if err := checkPrefixes(o.Prefixes); err != nil {
+	if err := checkNearClient(d.c); err != nil {
 		return nil, err
 	}
 	local, err := otter.New(&otter.Options[string, *nearItem]{MaximumSize: o.MaxEntries})
@@ -269,33 +256,62 @@ func startNear(d *Driver, o NearOptions) (*near, error) {
 		seed:      maphash.MakeSeed(),
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	switch c := d.c.(type) {
+	if err := n.track(d.c); err != nil {
+		_ = n.stop()
+		return nil, err
+	}
+	return n, nil
+}
+
+// nearDefaults fills in o's defaults and checks it.
+func nearDefaults(o NearOptions) (NearOptions, error) {
+	if o.MaxEntries == 0 {
+		o.MaxEntries = DefaultNearMaxEntries
+	}
+	if o.MaxStaleness == 0 {
+		o.MaxStaleness = DefaultNearMaxStaleness
+	}
+	if o.MaxAge == 0 {
+		o.MaxAge = DefaultNearMaxAge
+	}
+	switch {
+	case o.MaxEntries < 0:
+		return o, fmt.Errorf("rediscache: NearOptions.MaxEntries %d is negative", o.MaxEntries)
+	case o.MaxStaleness < time.Millisecond:
+		return o, fmt.Errorf("rediscache: NearOptions.MaxStaleness %v is under 1ms", o.MaxStaleness)
+	case o.MaxAge < time.Millisecond:
+		return o, fmt.Errorf("rediscache: NearOptions.MaxAge %v is under 1ms", o.MaxAge)
+	}
+	return o, checkPrefixes(o.Prefixes)
+}
+
+// checkNearClient refuses a client the near cache cannot track, or one that reads
+// from replicas (as far as its options tell: see checkRole for the rest).
+func checkNearClient(c redis.UniversalClient) error {
+	switch c := c.(type) {
 	case *redis.Client:
-		n.data = c
-		t := n.newTracker(c.Options())
-		n.trackers = []*tracker{t}
-		if err := errors.Join(t.start(true), checkRole(n.ctx, c)); err != nil {
-			_ = n.stop()
-			return nil, err
-		}
+		return nil
 	case *redis.ClusterClient:
-		n.cluster = c
-		if err := checkClusterReads(c.Options()); err != nil {
-			_ = n.stop()
-			return nil, err
-		}
+		return checkClusterReads(c.Options())
+	}
+	return fmt.Errorf("rediscache: Options.Near needs a single node or Sentinel client (*redis.Client) or a Cluster client (*redis.ClusterClient), not %T", c)
+}
+
+// track starts the tracking connections of c, a client checkNearClient accepted.
+func (n *near) track(c redis.UniversalClient) error {
+	if cl, ok := c.(*redis.ClusterClient); ok {
+		n.cluster = cl
 		if err := n.refreshMasters(true); err != nil {
-			_ = n.stop()
-			return nil, err
+			return err
 		}
 		n.wg.Add(1)
 		go n.watchMasters()
-	default:
-		n.cancel()
-		local.StopAllGoroutines()
-		return nil, fmt.Errorf("rediscache: Options.Near needs a single node or Sentinel client (*redis.Client) or a Cluster client (*redis.ClusterClient), not %T", d.c)
+		return nil
 	}
-	return n, nil
+	n.data = c.(*redis.Client)
+	t := n.newTracker(n.data.Options())
+	n.trackers = []*tracker{t}
+	return errors.Join(t.start(true), checkRole(n.ctx, n.data))
 }
 
 // checkPrefixes refuses what Redis's CLIENT TRACKING BCAST PREFIX refuses.
@@ -463,58 +479,70 @@ func (n *near) watchMasters() {
 func (n *near) refreshMasters(first bool) error {
 	ctx, cancel := context.WithTimeout(n.ctx, connectWait)
 	defer cancel()
-	var mu sync.Mutex
-	opts := make(map[string]*redis.Client)
-	if err := n.cluster.ForEachMaster(ctx, func(_ context.Context, c *redis.Client) error {
-		mu.Lock()
-		opts[c.Options().Addr] = c
-		mu.Unlock()
-		return nil
-	}); err != nil {
+	masters, err := n.masters(ctx)
+	if err != nil {
 		return nil // keep what is tracked; freshness says whether it is enough
 	}
-	n.mu.Lock()
-	if n.stopped {
-		n.mu.Unlock()
-		return nil
-	}
-	var keep, gone []*tracker
-	have := make(map[string]bool)
-	for _, t := range n.trackers {
-		if opts[t.addr] != nil {
-			keep = append(keep, t)
-			have[t.addr] = true
-		} else {
-			gone = append(gone, t)
-		}
-	}
-	var added []*tracker
-	for addr, c := range opts {
-		if !have[addr] {
-			t := n.newTracker(c.Options())
-			t.node, t.probeKey = c, findProbeKey(ctx, n.cluster, addr)
-			added = append(added, t)
-		}
-	}
+	added, gone := n.swapTrackers(masters)
 	if len(added) == 0 && len(gone) == 0 {
-		n.mu.Unlock()
 		return nil
 	}
-	n.trackers = append(keep, added...)
-	n.confirmed.Store(0)
-	n.mu.Unlock()
 	n.reset()
 	for _, t := range gone {
 		_ = t.stop()
 	}
 	var errs []error
 	for _, t := range added {
+		t.node, t.probeKey = masters[t.addr], findProbeKey(ctx, n.cluster, t.addr)
 		if err := t.start(first); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	n.recompute()
 	return errors.Join(errs...)
+}
+
+// masters returns the clients of a Cluster's masters, by address.
+func (n *near) masters(ctx context.Context) (map[string]*redis.Client, error) {
+	var mu sync.Mutex
+	ms := make(map[string]*redis.Client)
+	err := n.cluster.ForEachMaster(ctx, func(_ context.Context, c *redis.Client) error {
+		mu.Lock()
+		ms[c.Options().Addr] = c
+		mu.Unlock()
+		return nil
+	})
+	return ms, err
+}
+
+// swapTrackers makes the trackers those of masters: it returns the trackers added (not
+// started) and those gone (not stopped). Any change voids the confirmation.
+func (n *near) swapTrackers(masters map[string]*redis.Client) (added, gone []*tracker) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopped {
+		return nil, nil
+	}
+	var keep []*tracker
+	have := make(map[string]bool)
+	for _, t := range n.trackers {
+		if masters[t.addr] != nil {
+			keep = append(keep, t)
+			have[t.addr] = true
+		} else {
+			gone = append(gone, t)
+		}
+	}
+	for addr, c := range masters {
+		if !have[addr] {
+			added = append(added, n.newTracker(c.Options()))
+		}
+	}
+	if len(added) > 0 || len(gone) > 0 {
+		n.trackers = append(keep, added...)
+		n.confirmed.Store(0)
+	}
+	return added, gone
 }
 
 // NearGet implements driver.Near: the value kept for key, if the tracking connections
