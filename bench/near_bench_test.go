@@ -15,7 +15,9 @@ import (
 // over rediscache with Options.Near (a near hit: no round trip, no decoding), over the
 // memory driver (the in-process bound), and over rediscache without Near (a round trip
 // to Redis on loopback). Each serially and from GOMAXPROCS goroutines (RunParallel).
-// The -prefix variants give the manager a prefix (Config.Prefix): a hit then looks up
+// Serially it also reports cpu-ns/op, the thread's own CPU time per read (see
+// threadCPU), which the load of other processes on the machine does not inflate as it
+// does ns/op. The -prefix variants give the manager a prefix (Config.Prefix): a hit then looks up
 // the joined key, which must cost no allocation either. The near keys are read once
 // before the clock starts, so that every read is a hit as
 // long as the tracking connection stays current (a read while it lags goes to Redis,
@@ -38,12 +40,17 @@ func BenchmarkNearGetHit(b *testing.B) {
 			ctx := context.Background()
 			b.Run("mode=serial", func(b *testing.B) {
 				b.ReportAllocs()
+				defer lockThread()()
+				cpu0, ok0 := threadCPU()
 				i := 0
 				for b.Loop() {
 					if _, ok, err := cache.GetAs[string](ctx, c, ks[i&mask]); !ok || err != nil {
 						b.Fatalf("miss: %v", err)
 					}
 					i++
+				}
+				if cpu1, ok1 := threadCPU(); ok0 && ok1 {
+					b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
 				}
 			})
 			b.Run("mode=parallel", func(b *testing.B) {
