@@ -286,7 +286,7 @@ func nearDefaults(o NearOptions) (NearOptions, error) {
 }
 
 // checkNearClient refuses a client the near cache cannot track, or one that reads
-// from replicas (as far as its options tell: see checkRole for the rest).
+// from replicas (as far as its options tell: see checkProbe for the rest).
 func checkNearClient(c redis.UniversalClient) error {
 	switch c := c.(type) {
 	case *redis.Client:
@@ -306,12 +306,12 @@ func (n *near) track(c redis.UniversalClient) error {
 		}
 		n.wg.Add(1)
 		go n.watchMasters()
-		return nil
+		return checkProbe(n.ctx, cl, false)
 	}
 	n.data = c.(*redis.Client)
 	t := n.newTracker(n.data.Options())
 	n.trackers = []*tracker{t}
-	return errors.Join(t.start(true), checkRole(n.ctx, n.data))
+	return errors.Join(t.start(true), checkProbe(n.ctx, n.data, true))
 }
 
 // checkPrefixes refuses what Redis's CLIENT TRACKING BCAST PREFIX refuses.

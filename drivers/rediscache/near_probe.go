@@ -40,23 +40,32 @@ func checkClusterReads(o *redis.ClusterOptions) error {
 	return nil
 }
 
-// checkRole refuses a client whose node says it is not a master (a Sentinel client with
-// ReplicaOnly, a replica's address). A node that cannot be reached is not an error: the
-// probes keep the near tier off until its role is known.
-func checkRole(ctx context.Context, c *redis.Client) error {
+// checkProbe runs on c, at New, the commands of a probe: ROLE and a PUBLISH. Redis
+// refusing either (an ACL) is an error: the near cache could never vouch for a copy.
+// With master (a single node or Sentinel client), a node that says it is not a master
+// is refused (a Sentinel client with ReplicaOnly, a replica's address). A node that
+// cannot be reached is not an error: the probes keep the near tier off until they pass.
+func checkProbe(ctx context.Context, c redis.Cmdable, master bool) error {
 	ctx, cancel := context.WithTimeout(ctx, connectWait)
 	defer cancel()
-	role, err := c.Do(ctx, "role").Slice()
-	var re redis.Error
-	switch {
-	case errors.As(err, &re):
-		return fmt.Errorf("rediscache: Options.Near needs the ROLE command (it checks that reads come from the master): %w", err)
-	case err != nil:
+	var role *redis.Cmd
+	var pub *redis.IntCmd
+	_, _ = c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		role = p.Do(ctx, "role")
+		pub = p.Publish(ctx, "__cachekit:near:check", "check")
 		return nil
-	case len(role) == 0 || role[0] != "master":
-		return fmt.Errorf("%w (its node answers ROLE with %v)", ErrNearReplicaReads, role)
+	})
+	var re redis.Error
+	for _, err := range []error{role.Err(), pub.Err()} {
+		if errors.As(err, &re) {
+			return fmt.Errorf("rediscache: Options.Near needs the ROLE and PUBLISH commands (each ping round checks, with them, that the tracking connection is on the master the driver uses): %w", err)
+		}
 	}
-	return nil
+	vs, err := role.Slice()
+	if err != nil || !master || (len(vs) > 0 && vs[0] == "master") {
+		return nil
+	}
+	return fmt.Errorf("%w (its node answers ROLE with %v)", ErrNearReplicaReads, vs)
 }
 
 // newToken is a random name for a tracker's probe channels.

@@ -3,6 +3,7 @@ package rediscache_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -124,4 +125,23 @@ func TestNearReadYourWrites(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("%d writes read back, %d missed", checked.Load(), missed.Load())
+}
+
+// TestNearProbeDenied: New refuses Near for a user whose ACL denies PUBLISH or ROLE,
+// the commands of the master proof: without them the near cache could never vouch for
+// a copy.
+func TestNearProbeDenied(t *testing.T) {
+	srv := redistest.Start(t)
+	admin := plain(t, srv.URL())
+	ctx := context.Background()
+	for _, cmd := range []string{"publish", "role"} {
+		user := "no" + cmd
+		if err := admin.Do(ctx, "acl", "setuser", user, "on", ">pw", "~*", "&*", "+@all", "-"+cmd).Err(); err != nil {
+			t.Fatal(err)
+		}
+		_, err := rediscache.New(rediscache.Options{URL: "redis://" + user + ":pw@" + srv.Addr() + "/0", Near: &rediscache.NearOptions{}})
+		if err == nil || !strings.Contains(err.Error(), "ROLE and PUBLISH") {
+			t.Errorf("a user without %s: New: %v; want an error naming ROLE and PUBLISH", cmd, err)
+		}
+	}
 }
