@@ -3,7 +3,9 @@ package rediscache_test
 import (
 	"context"
 	"errors"
+	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -251,4 +253,110 @@ func TestNearReplicaReadsRefused(t *testing.T) {
 			_ = d.Close()
 		}
 	}
+}
+
+// addReplica starts a Cluster node and makes it a replica of the master that serves
+// key, and returns a client of it once it is in sync.
+func addReplica(t *testing.T, cl *redistest.Cluster, key string) *redis.Client {
+	t.Helper()
+	ctx := context.Background()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	srv := redistest.StartWith(t, "--cluster-enabled", "yes", "--cluster-config-file", t.TempDir()+"/nodes.conf",
+		"--cluster-node-timeout", "5000", "--cluster-port", strconv.Itoa(bus))
+	rep := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = rep.Close() })
+	co, err := redis.ParseClusterURL(cl.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := redis.NewClusterClient(co)
+	defer cc.Close()
+	master, err := cc.MasterForKey(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := master.Do(ctx, "cluster", "myid").Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(master.Options().Addr)
+	mbus := clusterBusPort(t, master, id)
+	if err := rep.Do(ctx, "cluster", "meet", host, port, mbus).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the new node knows the master", func() bool {
+		return rep.Do(ctx, "cluster", "replicate", id).Err() == nil
+	})
+	waitUntil(t, "the replica is in sync", func() bool {
+		info, _ := rep.Info(ctx, "replication").Result()
+		return strings.Contains(info, "master_link_status:up")
+	})
+	return rep
+}
+
+// clusterBusPort is the bus port of node id, from CLUSTER NODES on c.
+func clusterBusPort(t *testing.T, c *redis.Client, id string) string {
+	t.Helper()
+	nodes, err := c.ClusterNodes(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(nodes) {
+		f := strings.Fields(line)
+		if len(f) > 1 && f[0] == id {
+			_, rest, _ := strings.Cut(f[1], "@") // ip:port@cport[,hostname]
+			cport, _, _ := strings.Cut(rest, ",")
+			return cport
+		}
+	}
+	t.Fatalf("no node %s in CLUSTER NODES", id)
+	return ""
+}
+
+// waitUntil polls cond every 20 ms, and fails t after a minute (a hang detector).
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("hang detector: a minute and still not: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestNearClusterFailover: CLUSTER FAILOVER (a planned failover: the replica takes over
+// the master's slots, the old master becomes its replica and keeps answering) while
+// four readers read a key of those slots through the near cache and another client
+// writes it every 2 ms: no read returns a value replaced more than MaxStaleness before
+// it began, and hits come back afterwards. (The old master, a replica now, still
+// receives the writes by replication and so still sends their invalidations, a little
+// later: this holds with a pong-only proof too. What the probe adds on a Cluster is the
+// case where the old master is cut off from the new one.)
+func TestNearClusterFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("about 10 s")
+	}
+	cl := redistest.StartCluster(t)
+	const key = "clfail"
+	rep := addReplica(t, cl, key)
+	c, d := newNear(t, rediscache.Options{URL: cl.URL()}, rediscache.NearOptions{})
+	other := plain(t, cl.URL())
+	waitFresh(t, d)
+	coherence(t, c, other, key, 6*time.Second, func() {
+		if err := rep.Do(context.Background(), "cluster", "failover").Err(); err != nil {
+			t.Fatalf("CLUSTER FAILOVER: %v", err)
+		}
+		waitUntil(t, "the replica is a master", func() bool {
+			role, err := rep.Do(context.Background(), "role").Slice()
+			return err == nil && len(role) > 0 && role[0] == "master"
+		})
+		t.Logf("CLUSTER FAILOVER: %s took over", rep.Options().Addr)
+	})
+	waitFresh(t, d)
 }
