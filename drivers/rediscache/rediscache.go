@@ -359,6 +359,7 @@ func (d *Driver) Close() error {
 		return nil
 	}
 	var errs []error
+	d.brk.stop()
 	if err := d.near.stop(); err != nil {
 		errs = append(errs, err)
 	}
