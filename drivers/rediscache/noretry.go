@@ -1,0 +1,40 @@
+package rediscache
+
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// noRetry is a command that go-redis must not send a second time.
+//
+// go-redis sends a command again, up to MaxRetries times (3 by default), when its
+// connection fails after the command was written (a reset, an EOF, a read timeout). For
+// a command that had already run, with only its reply lost, that is a second run: an
+// INCRBY counts twice and returns the second sum, a SET NX that wrote reports that it
+// did not (the second one finds the value the first wrote), a GETDEL that took the
+// value reports a miss, a lock's release or renewal script runs twice. The driver's
+// writes whose second run differs from the first (conditional sets, increments, pulls,
+// list pushes and pops, the compare-and-delete, compare-and-swap, renewal and fencing
+// scripts) go through noRetry: go-redis then returns the connection's error, and the
+// caller learns that the outcome is unknown instead of receiving a wrong one. A command
+// that go-redis could not write at all is still sent again (go-redis tells that case
+// apart), and MOVED, ASK and READONLY redirections on a Cluster are still followed: the
+// command did not run. Reads, and writes whose repetition is harmless (SET, DEL,
+// EXPIRE), keep go-redis's retries.
+//
+// go-redis decides per command: a batch (Options.NoBatch off) that holds both kinds is
+// split into runs of one kind, and the runs of reads keep their retries. A pipeline
+// with a WAIT (Options.LockReplicas) holds only the write and its WAIT, and is not
+// retried.
+type noRetry struct{ redis.Cmder }
+
+// NoRetry tells go-redis not to send the command again after a failure.
+func (noRetry) NoRetry() bool { return true }
+
+// once is a processor that sends every command as a noRetry.
+type once struct{ p processor }
+
+func (o once) Process(ctx context.Context, cmd redis.Cmder) error {
+	return o.p.Process(ctx, noRetry{cmd})
+}
