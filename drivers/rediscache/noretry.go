@@ -6,27 +6,32 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// noRetry is a command that go-redis must not send a second time.
+// noRetry is a command that go-redis must not send a second time: every write of the
+// driver goes through it.
 //
 // go-redis sends a command again, up to MaxRetries times (3 by default), when its
-// connection fails after the command was written (a reset, an EOF, a read timeout). For
-// a command that had already run, with only its reply lost, that is a second run: an
+// connection fails after the command was written (a reset, an EOF, a read timeout).
+// For a write that had already run, with only its reply lost, that is a second run: an
 // INCRBY counts twice and returns the second sum, a SET NX that wrote reports that it
 // did not (the second one finds the value the first wrote), a GETDEL that took the
-// value reports a miss, a lock's release or renewal script runs twice. The driver's
-// writes whose second run differs from the first (conditional sets, increments, pulls,
-// list pushes and pops, the compare-and-delete, compare-and-swap, renewal and fencing
-// scripts) go through noRetry: go-redis then returns the connection's error, and the
-// caller learns that the outcome is unknown instead of receiving a wrong one. A command
-// that go-redis could not write at all is still sent again (go-redis tells that case
-// apart), and MOVED, ASK and READONLY redirections on a Cluster are still followed: the
-// command did not run. Reads, and writes whose repetition is harmless (SET, DEL,
-// EXPIRE), keep go-redis's retries.
+// value reports a miss, a lock's release or renewal script runs twice. Even a plain SET
+// or DEL can be harmed: the first attempt, held up in a connection that stopped
+// moving, can reach Redis after the second one was answered, and undo a write that
+// another client made in between, after the call had returned.
+//
+// So the driver's writes (Set, SetMany, SetIf, Delete, Increment, Pull, the list
+// pushes and pops, and the compare-and-delete, compare-and-swap, renewal and fencing
+// scripts) go to go-redis as noRetry commands: go-redis then returns the connection's
+// error, and the caller learns that the outcome is unknown instead of receiving a
+// wrong one or having its write land late. A command that go-redis could not write at
+// all is still sent again (go-redis tells that case apart), and MOVED, ASK and READONLY
+// redirections on a Cluster are still followed: the command did not run. Reads keep
+// go-redis's retries: a read that runs twice changes nothing.
 //
 // go-redis decides per command: a batch (Options.NoBatch off) that holds both kinds is
-// split into runs of one kind, and the runs of reads keep their retries. A pipeline
-// with a WAIT (Options.LockReplicas) holds only the write and its WAIT, and is not
-// retried.
+// split into runs of one kind, and the runs of reads keep their retries. A pipeline of
+// writes (SetMany, a Delete over several slots, a write with its WAIT for
+// Options.LockReplicas) is not retried.
 type noRetry struct{ redis.Cmder }
 
 // NoRetry tells go-redis not to send the command again after a failure.

@@ -477,7 +477,7 @@ func (d *Driver) Set(ctx context.Context, e driver.Entry) error {
 	if err != nil {
 		return fail("set", e.Key, err)
 	}
-	if err := d.exec.Process(ctx, setCmd(ctx, e.Key, b, e.TTL, "")); err != nil {
+	if err := d.execOnce.Process(ctx, setCmd(ctx, e.Key, b, e.TTL, "")); err != nil {
 		return fail("set", e.Key, err)
 	}
 	return nil
