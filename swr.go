@@ -51,7 +51,7 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 	storeDown := err != nil // the store was out of reach a moment ago: load without another read
 	if storeDown {
 		c.done("SWR", d, key, 0, err, start)
-		if !c.failsOpen(ctx, err) {
+		if !c.readFailsOpen(ctx, "SWR", d, key, err) {
 			return zero, d.fail("SWR", key, err)
 		}
 		found = []bool{false, false} // the store is out of reach: load, once per key

@@ -499,3 +499,69 @@ func connectedClients(ctx context.Context, c *redis.Client) (int, error) {
 	}
 	return 0, fmt.Errorf("no connected_clients in INFO: %q", info)
 }
+
+// TestBreakerEvents: one outage is one "breaker.opened" event and, once Redis is back,
+// one "breaker.closed", each with the driver's name, however many calls fail in
+// between; the metrics have the breaker's state and count the reads that failed open.
+func TestBreakerEvents(t *testing.T) {
+	d, srv, _ := countingDriver(t, Options{Breaker: BreakerOptions{Cooldown: 50 * time.Millisecond}})
+	var mu sync.Mutex
+	var events []cache.Event
+	c, err := cache.New(cache.Config{
+		Drivers: map[string]cache.Driver{"redis": d}, Metrics: true, FailOpen: true,
+		Hooks: []cache.Hook{{
+			Kinds:   []cache.EventKind{cache.EventBreakerOpened, cache.EventBreakerClosed},
+			Observe: func(e cache.Event) { mu.Lock(); events = append(events, e); mu.Unlock() },
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	kinds := func() []cache.EventKind {
+		mu.Lock()
+		defer mu.Unlock()
+		var ks []cache.EventKind
+		for _, e := range events {
+			if e.Driver != "redis" || e.Op != "Breaker" {
+				t.Errorf("breaker event %+v: want Driver %q, Op %q", e, "redis", "Breaker")
+			}
+			ks = append(ks, e.Kind)
+		}
+		return ks
+	}
+
+	srv.Stop()
+	const reads = 20
+	var s string
+	for i := range reads {
+		if found, err := c.Get(ctx, "k", &s); found || err != nil {
+			t.Fatalf("Get %d with Redis stopped under FailOpen = %v, %v; want a miss", i, found, err)
+		}
+	}
+	if ks := kinds(); len(ks) != 1 || ks[0] != cache.EventBreakerOpened {
+		t.Fatalf("breaker events after %d failed reads: %v; want one breaker.opened", reads, ks)
+	}
+	m := c.Metrics().Drivers["redis"]
+	if !m.BreakerOpen || m.BreakerOpened != 1 || m.FailedOpen != reads {
+		t.Errorf("metrics with Redis stopped: BreakerOpen %v, BreakerOpened %d, FailedOpen %d; want true, 1, %d",
+			m.BreakerOpen, m.BreakerOpened, m.FailedOpen, reads)
+	}
+
+	srv.Restart(t)
+	// A hang detector, not a speed target: the breaker closes at its next probe.
+	deadline := time.Now().Add(time.Minute)
+	for len(kinds()) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no second breaker event within a minute of the restart")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if ks := kinds(); len(ks) != 2 || ks[1] != cache.EventBreakerClosed {
+		t.Fatalf("breaker events after the restart: %v; want breaker.opened, breaker.closed", ks)
+	}
+	if m := c.Metrics(); m.BreakerOpen || m.BreakerClosed != 1 {
+		t.Errorf("metrics after the restart: BreakerOpen %v, BreakerClosed %d; want false, 1", m.BreakerOpen, m.BreakerClosed)
+	}
+}
