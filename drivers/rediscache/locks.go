@@ -12,7 +12,7 @@ import (
 
 // Extend sets key's TTL to ttl if it still holds old (a lock's renewal), with one Lua
 // script: GET, compare, PEXPIRE. It runs on a client of its own that fails fast when
-// Redis cannot be reached (one dial, one retry, no backoff), built from the driver's
+// Redis cannot be reached (one dial, never a second run), built from the driver's
 // client's options: a renewal against a stopped Redis fails in about a millisecond
 // instead of redialing until its deadline, so a lost lock is noticed at the renewal
 // that fails.
