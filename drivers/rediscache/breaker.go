@@ -85,11 +85,11 @@ type breaker struct {
 	open     atomic.Bool
 	probing  atomic.Bool // a probe goroutine runs: checking (closed) or probing (open)
 	answered atomic.Bool // a command got an answer from Redis while a check ran
-	hooks    breakerHooks
 
-	mu      sync.Mutex    // checked and verdict; taken on the failure path only
-	checked time.Time     // when the last check started
-	verdict chan struct{} // closed when the last check has decided; nil before the first
+	mu       sync.Mutex        // the fields below; never taken by a command that succeeds
+	checked  time.Time         // when the last check started
+	verdict  chan struct{}     // closed when the last check has decided; nil before the first
+	onChange []func(open bool) // OnBreaker's functions
 }
 
 // installBreaker puts the circuit breaker in front of d's commands: the single-key
@@ -338,10 +338,17 @@ func (b *breaker) stop() {
 // of Redis's (an error reply to the PING or to the new connection's handshake).
 func alive(err error) bool { return err == nil || isAnswer(err) }
 
-// setOpen opens or closes the breaker and tells the hooks when that changes it.
+// setOpen opens or closes the breaker and tells OnBreaker's functions when that changes
+// it.
 func (b *breaker) setOpen(open bool) {
-	if b.open.Swap(open) != open {
-		b.hooks.call(open)
+	if b.open.Swap(open) == open {
+		return
+	}
+	b.mu.Lock()
+	fns := b.onChange
+	b.mu.Unlock()
+	for _, fn := range fns {
+		fn(open)
 	}
 }
 
@@ -384,32 +391,9 @@ func (d *Driver) send(ctx context.Context, cmd redis.Cmder) error {
 // one, which reports the changes as events. With Options.Breaker.Off the breaker never
 // changes and fn is never called.
 func (d *Driver) OnBreaker(fn func(open bool)) {
-	if d.brk != nil {
-		d.brk.hooks.add(fn)
-	}
-}
-
-// breakerHooks are the functions OnBreaker added.
-type breakerHooks struct {
-	mu  sync.Mutex
-	fns atomic.Pointer[[]func(bool)]
-}
-
-func (h *breakerHooks) add(fn func(bool)) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var fns []func(bool)
-	if p := h.fns.Load(); p != nil {
-		fns = append(fns, *p...)
-	}
-	fns = append(fns, fn)
-	h.fns.Store(&fns)
-}
-
-func (h *breakerHooks) call(open bool) {
-	if p := h.fns.Load(); p != nil {
-		for _, fn := range *p {
-			fn(open)
-		}
+	if b := d.brk; b != nil {
+		b.mu.Lock()
+		b.onChange = append(b.onChange, fn)
+		b.mu.Unlock()
 	}
 }

@@ -264,6 +264,7 @@ var (
 	_ driver.Fencer            = (*Driver)(nil)
 	_ driver.TTLReader         = (*Driver)(nil)
 	_ driver.Watcher           = (*Driver)(nil)
+	_ driver.BreakerNotifier   = (*Driver)(nil)
 )
 
 var (
