@@ -68,7 +68,10 @@ type BreakerOptions struct {
 	// negative value is the default.
 	Cooldown time.Duration
 	// ProbeTimeout is how long the breaker's PING may take before it counts as
-	// unanswered. Default: [DefaultBreakerProbeTimeout] (1 s); a negative value is the
+	// unanswered; it is also the longest that a command which met the outage waits for
+	// the verdict, on top of its own failure (less when its context ends sooner).
+	// Against a stopped Redis the PING's dial is refused at once and nobody waits that
+	// long. Default: [DefaultBreakerProbeTimeout] (1 s); a negative value is the
 	// default.
 	ProbeTimeout time.Duration
 }
