@@ -2,6 +2,8 @@ package rediscache
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -32,14 +34,61 @@ import (
 // split into runs of one kind, and the runs of reads keep their retries. A pipeline of
 // writes (SetMany, a Delete over several slots, a write with its WAIT for
 // Options.LockReplicas) is not retried.
+//
+// The driver's own commands get a wrapper of one pointer (see noRetryCmd), which goes
+// into an interface without an allocation.
 type noRetry struct{ redis.Cmder }
 
 // NoRetry tells go-redis not to send the command again after a failure.
 func (noRetry) NoRetry() bool { return true }
 
+// The wrappers of the command types the driver writes with: one pointer each.
+type (
+	noRetryStatus struct{ *redis.StatusCmd } // SET
+	noRetryInt    struct{ *redis.IntCmd }    // INCRBY, DECRBY, DEL, the list pushes
+	noRetryString struct{ *redis.StringCmd } // GETDEL, the list pops
+	noRetryScript struct{ *redis.Cmd }       // EVALSHA, EVAL
+)
+
+func (noRetryStatus) NoRetry() bool { return true }
+func (noRetryInt) NoRetry() bool    { return true }
+func (noRetryString) NoRetry() bool { return true }
+func (noRetryScript) NoRetry() bool { return true }
+
+// noRetryCmd is cmd as a command go-redis does not send twice (see noRetry).
+func noRetryCmd(cmd redis.Cmder) redis.Cmder {
+	switch c := cmd.(type) {
+	case *redis.StatusCmd:
+		return noRetryStatus{c}
+	case *redis.IntCmd:
+		return noRetryInt{c}
+	case *redis.StringCmd:
+		return noRetryString{c}
+	case *redis.Cmd:
+		return noRetryScript{c}
+	}
+	return noRetry{cmd}
+}
+
 // once is a processor that sends every command as a noRetry.
 type once struct{ p processor }
 
 func (o once) Process(ctx context.Context, cmd redis.Cmder) error {
-	return o.p.Process(ctx, noRetry{cmd})
+	return ctxFailure(ctx, o.p.Process(ctx, noRetryCmd(cmd)))
+}
+
+// sendOnce is d.send of cmd as a noRetry.
+func (d *Driver) sendOnce(ctx context.Context, cmd redis.Cmder) error {
+	return ctxFailure(ctx, d.send(ctx, noRetryCmd(cmd)))
+}
+
+// ctxFailure is err, the outcome of a command sent on ctx, made to match ctx's error
+// when the command failed without an answer after ctx ended: go-redis then reports the
+// I/O timeout that ctx's deadline set on the connection, where a retry would have
+// reported the deadline itself.
+func ctxFailure(ctx context.Context, err error) error {
+	if err == nil || isAnswer(err) || ctx.Err() == nil || errors.Is(err, ctx.Err()) {
+		return err
+	}
+	return fmt.Errorf("%w (%w)", ctx.Err(), err)
 }

@@ -117,7 +117,7 @@ func (d *Driver) withWait(ctx context.Context, c redis.UniversalClient, key stri
 	}
 	pipe := node.Pipeline()
 	for _, cmd := range cmds {
-		_ = pipe.Process(ctx, noRetry{cmd}) // a write: see noRetry
+		_ = pipe.Process(ctx, noRetryCmd(cmd)) // a write: see noRetry
 	}
 	_ = pipe.Process(ctx, wait)
 	_, err := pipe.Exec(ctx) // each command holds its own error
