@@ -65,6 +65,9 @@
 //     and fails with errors.ErrUnsupported without it either.
 //   - [ExpiryNotifier]: a call for each entry the driver drops because its TTL passed.
 //     Absent: expiry is not reported (no "expired" events).
+//   - [BreakerNotifier]: a call when the driver's circuit breaker opens or closes.
+//     Absent: no "breaker.opened" or "breaker.closed" events, and Metrics.BreakerOpen
+//     stays false.
 //   - [JoinGetter]: a read of scope + "." + key without the manager joining them. Absent:
 //     the manager joins (one allocation under a prefix or namespace).
 //   - [Near]: decoded copies kept in process and dropped when the store reports a
