@@ -351,7 +351,7 @@ func (c *Cache) Get(ctx context.Context, key string, dst any) (found bool, err e
 			err = d.decodeRead(k, v, near, ticket, dst) // checks dst, at no cost to a hit
 		} else if err == nil {
 			err = conv.Check(dst) // a miss writes nothing, but a bad dst is an error all the same
-		} else if c.failsOpen(ctx, err) {
+		} else if c.readFailsOpen(ctx, "Get", d, key, err) {
 			c.done("Get", d, key, 0, err, start)
 			return false, nil
 		}

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +17,18 @@ type Metrics struct {
 	// Expired counts the entries the drivers dropped because their TTL passed (memory,
 	// lru and file report it; Redis does not).
 	Expired int64
+	// NearHits counts the hits that a driver's near tier answered (driver.Near: the
+	// Redis driver with its near cache on), without asking the store; they are part of
+	// Hits, so the store answered Hits - NearHits.
+	NearHits int64
+	// FailedOpen counts the reads that failed and were taken as a miss (Config.FailOpen,
+	// WithFailOpen): Get, GetAs, Remember and SWR calls answered without the store, one
+	// per call. Each is also an error of its operation.
+	FailedOpen int64
+	// ErrorsByOp splits Errors by operation ("Get", "Set", "Remember", "Lock", ...: the
+	// Op of the error events), with the operations that never failed left out; "other"
+	// holds any other operation. Empty without errors, nil when metrics are off.
+	ErrorsByOp map[string]int64
 	// HitRate is Hits / (Hits + Misses), or 0 without reads.
 	HitRate float64
 	// Ops holds, in a driver's Metrics, the latency of each timed operation (Get, Set,
@@ -55,6 +68,34 @@ var timedOps = [...]string{"Get", "Set", "Has", "Pull", "Remember", "SWR", "Lock
 type driverMetrics struct {
 	stats.Counters
 	timed [len(timedOps)]atomic.Pointer[stats.Histogram] // nil: no sample yet
+	// more are the counters that are not events: slotNearHit, slotFailedOpen.
+	more stats.Counters
+	// errs are the error events per operation, indexed by errorOp: errors are rare, so
+	// one atomic add on an unsharded counter is enough.
+	errs [len(errorOps) + 1]atomic.Int64
+}
+
+// The counters of driverMetrics.more.
+const (
+	slotNearHit    = iota // a hit answered by the driver's near tier
+	slotFailedOpen        // a read taken as a miss because it failed open
+)
+
+// errorOps are the operations whose errors are counted apart (Metrics.ErrorsByOp), in
+// the order of driverMetrics.errs; the errors of any other operation count as "other".
+var errorOps = [...]string{"Get", "Has", "Pull", "Many", "Remember", "SWR", "Set", "SetWith",
+	"Forever", "SetMany", "Increment", "Decrement", "Modify", "List", "Remove", "Flush",
+	"RemoveNamespace", "InvalidateTags", "Once", "Lock", "Release", "Extend"}
+
+// errorOp is op's index in errorOps, or len(errorOps) ("other") for an operation
+// outside it.
+func errorOp(op string) int {
+	for i, name := range errorOps {
+		if name == op {
+			return i
+		}
+	}
+	return len(errorOps)
 }
 
 var _ [stats.Slots - lastKind - 1]struct{} // every EventKind has a counter
@@ -78,9 +119,33 @@ func (mt *metrics) count(d *namedDriver, op string, k EventKind, start stamp) {
 	if i, n := dm.Add(int(k)); n%sampleEvery == 0 {
 		mt.sample.Set(i)
 	}
+	if k == EventError {
+		dm.errs[errorOp(op)].Add(1)
+	}
 	if start != 0 {
 		dm.latency(op, start.since())
 	}
+}
+
+// nearHit counts a hit that d's near tier answered: one atomic add on a sharded
+// counter, nothing without Config.Metrics.
+func (d *namedDriver) nearHit() {
+	if dm := d.metrics; dm != nil {
+		dm.more.Add(slotNearHit)
+	}
+}
+
+// readFailsOpen is failsOpen for the read of op (Get, Remember, SWR) that failed with
+// err: it reports whether the call takes the failure as a miss, and counts it in d's
+// FailedOpen when it does. Each call that fails open asks once.
+func (c *Cache) readFailsOpen(ctx context.Context, op string, d *namedDriver, key string, err error) bool {
+	if !c.failsOpen(ctx, err) {
+		return false
+	}
+	if d != nil && d.metrics != nil {
+		d.metrics.more.Add(slotFailedOpen)
+	}
+	return true
 }
 
 // sampling reports whether the calling goroutine should time this call: once after
@@ -111,10 +176,25 @@ func (dm *driverMetrics) snapshot() Metrics {
 		Removes: c(EventRemoved), Flushes: c(EventFlushed), Errors: c(EventError),
 		LockAcquired: c(EventLockAcquired), LockContended: c(EventLockContended),
 		LockReleased: c(EventLockReleased), LockLost: c(EventLockLost),
-		Expired: c(EventExpired),
+		Expired:  c(EventExpired),
+		NearHits: dm.more.Get(slotNearHit), FailedOpen: dm.more.Get(slotFailedOpen),
+		ErrorsByOp: map[string]int64{},
+	}
+	for i := range dm.errs {
+		if n := dm.errs[i].Load(); n > 0 {
+			s.ErrorsByOp[errorOpName(i)] = n
+		}
 	}
 	s.rate()
 	return s
+}
+
+// errorOpName is the name of index i of driverMetrics.errs.
+func errorOpName(i int) string {
+	if i < len(errorOps) {
+		return errorOps[i]
+	}
+	return "other"
 }
 
 func (s *Metrics) rate() {
@@ -136,6 +216,14 @@ func (s *Metrics) plus(o Metrics) {
 	s.LockReleased += o.LockReleased
 	s.LockLost += o.LockLost
 	s.Expired += o.Expired
+	s.NearHits += o.NearHits
+	s.FailedOpen += o.FailedOpen
+	if s.ErrorsByOp == nil {
+		s.ErrorsByOp = map[string]int64{}
+	}
+	for op, n := range o.ErrorsByOp {
+		s.ErrorsByOp[op] += n
+	}
 }
 
 // Metrics returns a snapshot of the counters and latencies. Without Config.Metrics it is
@@ -145,7 +233,7 @@ func (c *Cache) Metrics() Metrics {
 	if mt == nil {
 		return Metrics{}
 	}
-	out := Metrics{Since: mt.since, Drivers: map[string]Metrics{}}
+	out := Metrics{Since: mt.since, Drivers: map[string]Metrics{}, ErrorsByOp: map[string]int64{}}
 	for name, dm := range mt.drivers {
 		d := dm.snapshot()
 		out.plus(d) // the totals: every driver, and the errors before one was chosen

@@ -103,7 +103,7 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 		c.m.end("Remember", d, key, kind, err, start)
 	}
 	if err != nil {
-		if !c.failsOpen(ctx, err) {
+		if !c.readFailsOpen(ctx, "Remember", d, key, err) {
 			return zero, d.fail("Remember", key, err)
 		}
 		o.Distributed = false // the store is out of reach: load here, once per key

@@ -50,7 +50,7 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 	vals, found, err := getMany(ctx, d, []string{k, fk})
 	if err != nil {
 		c.done("SWR", d, key, 0, err, start)
-		if !c.failsOpen(ctx, err) {
+		if !c.readFailsOpen(ctx, "SWR", d, key, err) {
 			return zero, d.fail("SWR", key, err)
 		}
 		found = []bool{false, false} // the store is out of reach: load, once per key

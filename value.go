@@ -75,6 +75,7 @@ func (d *namedDriver) decodeKeep(v any, dst any) (decoded any, err error) {
 func (d *namedDriver) read(ctx context.Context, k string) (v any, found, near bool, ticket uint64, err error) {
 	if d.near != nil {
 		if v, ok := d.near.NearGet(k); ok {
+			d.nearHit()
 			return v, true, true, 0, nil
 		}
 		ticket = d.near.NearReserve(k)
@@ -142,7 +143,7 @@ func GetAs[T any](ctx context.Context, c *Cache, key string) (v T, found bool, e
 		c.m.end("Get", d, key, kind, err, start)
 	}
 	if err != nil || !found {
-		if err != nil && !c.failsOpen(ctx, err) {
+		if err != nil && !c.readFailsOpen(ctx, "Get", d, key, err) {
 			err = d.fail("Get", key, err)
 		} else {
 			err = nil
