@@ -49,6 +49,10 @@
 // counters only grow.
 // Errors that happen before a driver is chosen (an unknown driver name) count in no
 // driver's series.
+//
+// The module ships a Grafana dashboard (dashboards/cachekit.json) and Prometheus
+// alerting rules (alerts/cachekit-alerts.yaml) over these series, for the namespace
+// myapp; docs/observability.md says how to import and load them.
 package promcache
 
 import (
