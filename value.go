@@ -75,7 +75,6 @@ func (d *namedDriver) decodeKeep(v any, dst any) (decoded any, err error) {
 func (d *namedDriver) read(ctx context.Context, k string) (v any, found, near bool, ticket uint64, err error) {
 	if d.near != nil {
 		if v, ok := d.near.NearGet(k); ok {
-			d.nearHit()
 			return v, true, true, 0, nil
 		}
 		ticket = d.near.NearReserve(k)
@@ -93,7 +92,9 @@ func (d *namedDriver) readAt(ctx context.Context, scope, key string) (v any, fou
 		return v, found, false, 0, "", err
 	}
 	k = join(scope, key)
-	v, found, near, ticket, err = d.read(ctx, k)
+	if v, found, near, ticket, err = d.read(ctx, k); near {
+		d.nearHit() // the reads that report a hit: Get, GetAs, Remember's first
+	}
 	return v, found, near, ticket, k, err
 }
 
