@@ -127,12 +127,15 @@ func (mt *metrics) count(d *namedDriver, op string, k EventKind, start stamp) {
 	}
 }
 
-// nearHit counts a hit that d's near tier answered: one atomic add on a sharded
-// counter, nothing without Config.Metrics.
-func (d *namedDriver) nearHit() {
-	if dm := d.metrics; dm != nil {
+// readCounted is readAt for the reads that report a hit or a miss (Get, GetAs,
+// Remember's first read): a hit that d's near tier answered is counted in NearHits, one
+// atomic add on a sharded counter (nothing without Config.Metrics).
+func (d *namedDriver) readCounted(ctx context.Context, scope, key string) (v any, found, near bool, ticket uint64, k string, err error) {
+	v, found, near, ticket, k, err = d.readAt(ctx, scope, key)
+	if dm := d.metrics; near && dm != nil {
 		dm.more.Add(slotNearHit)
 	}
+	return v, found, near, ticket, k, err
 }
 
 // readFailsOpen is failsOpen for the read of op (Get, Remember, SWR) that failed with

@@ -92,9 +92,7 @@ func (d *namedDriver) readAt(ctx context.Context, scope, key string) (v any, fou
 		return v, found, false, 0, "", err
 	}
 	k = join(scope, key)
-	if v, found, near, ticket, err = d.read(ctx, k); near {
-		d.nearHit() // the reads that report a hit: Get, GetAs, Remember's first
-	}
+	v, found, near, ticket, err = d.read(ctx, k)
 	return v, found, near, ticket, k, err
 }
 
@@ -139,7 +137,7 @@ func GetAs[T any](ctx context.Context, c *Cache, key string) (v T, found bool, e
 	if err != nil {
 		return v, false, d.fail("Get", key, err)
 	}
-	raw, found, near, ticket, k, err := d.readAt(ctx, scope, key)
+	raw, found, near, ticket, k, err := d.readCounted(ctx, scope, key)
 	if kind := eventKind(found, err); c.m.wants(kind) {
 		c.m.end("Get", d, key, kind, err, start)
 	}
