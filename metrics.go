@@ -25,9 +25,10 @@ type Metrics struct {
 	// WithFailOpen): Get, GetAs, Remember and SWR calls answered without the store, one
 	// per call. Each is also an error of its operation.
 	FailedOpen int64
-	// ErrorsByOp splits Errors by operation ("Get", "Set", "Remember", "Lock", ...: the
-	// Op of the error events), with the operations that never failed left out; "other"
-	// holds any other operation. Empty without errors, nil when metrics are off.
+	// ErrorsByOp splits Errors by operation: the Op of the error events ("Get", "Set",
+	// "Remember", "Lock", ...; docs/observability.md lists them), or "other" for an
+	// operation outside that list. An operation without errors has no entry. Empty
+	// without errors, nil when metrics are off.
 	ErrorsByOp map[string]int64
 	// HitRate is Hits / (Hits + Misses), or 0 without reads.
 	HitRate float64
@@ -138,9 +139,10 @@ func (d *namedDriver) readCounted(ctx context.Context, scope, key string) (v any
 	return v, found, near, ticket, k, err
 }
 
-// readFailsOpen is failsOpen for the read of op (Get, Remember, SWR) that failed with
-// err: it reports whether the call takes the failure as a miss, and counts it in d's
-// FailedOpen when it does. Each call that fails open asks once.
+// readFailsOpen is failsOpen for the first read of a call (Get, GetAs, Remember, SWR:
+// op, on key) that failed with err: it reports whether the call takes the failure as a
+// miss, and counts it in d's FailedOpen when it does, once per call. op and key name
+// the read as its events do, for the counting to follow them.
 func (c *Cache) readFailsOpen(ctx context.Context, op string, d *namedDriver, key string, err error) bool {
 	if !c.failsOpen(ctx, err) {
 		return false
