@@ -354,7 +354,7 @@ func (c *Cache) Get(ctx context.Context, key string, dst any) (found bool, err e
 		var near bool
 		var ticket uint64
 		var k string
-		if v, found, near, ticket, k, err = d.readAt(ctx, scope, key); err == nil && found {
+		if v, found, near, ticket, k, err = d.readCounted(ctx, scope, key); err == nil && found {
 			err = d.decodeRead(k, v, near, ticket, dst) // checks dst, at no cost to a hit
 		} else if err == nil {
 			err = conv.Check(dst) // a miss writes nothing, but a bad dst is an error all the same

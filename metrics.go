@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"sync/atomic"
 	"time"
 
@@ -20,11 +21,21 @@ type Metrics struct {
 	// (Redis has one): one each per outage.
 	BreakerOpened, BreakerClosed int64
 	// FailedOpen counts the reads that failed and were taken as a miss (Config.FailOpen,
-	// WithFailOpen): the calls answered without the store.
+	// WithFailOpen): Get, GetAs, Remember and SWR calls answered without the store, one
+	// per call.
 	FailedOpen int64
 	// BreakerOpen is, in a driver's Metrics, whether its circuit breaker is open now
 	// (its store does not answer); in the totals, whether any driver's is.
 	BreakerOpen bool
+	// NearHits counts the hits that a driver's near tier answered (driver.Near: the
+	// Redis driver with its near cache on), without asking the store; they are part of
+	// Hits, so the store answered Hits - NearHits.
+	NearHits int64
+	// ErrorsByOp splits Errors by operation: the Op of the error events ("Get", "Set",
+	// "Remember", "Lock", ...; docs/observability.md lists them), or "other" for an
+	// operation outside that list. An operation without errors has no entry. Empty
+	// without errors, nil when metrics are off.
+	ErrorsByOp map[string]int64
 	// HitRate is Hits / (Hits + Misses), or 0 without reads.
 	HitRate float64
 	// Ops holds, in a driver's Metrics, the latency of each timed operation (Get, Set,
@@ -65,6 +76,33 @@ type driverMetrics struct {
 	stats.Counters
 	timed       [len(timedOps)]atomic.Pointer[stats.Histogram] // nil: no sample yet
 	breakerOpen atomic.Bool                                    // the driver's circuit breaker
+	// more are the counters that are not events: slotNearHit.
+	more stats.Counters
+	// errs are the error events per operation, indexed by errorOp: errors are rare, so
+	// one atomic add on an unsharded counter is enough.
+	errs [len(errorOps) + 1]atomic.Int64
+}
+
+// The counters of driverMetrics.more.
+const (
+	slotNearHit = iota // a hit answered by the driver's near tier
+)
+
+// errorOps are the operations whose errors are counted apart (Metrics.ErrorsByOp), in
+// the order of driverMetrics.errs; the errors of any other operation count as "other".
+var errorOps = [...]string{"Get", "Has", "Pull", "Many", "Remember", "SWR", "Set", "SetWith",
+	"Forever", "SetMany", "Increment", "Decrement", "Modify", "List", "Remove", "Flush",
+	"RemoveNamespace", "InvalidateTags", "Once", "Lock", "Release", "Extend"}
+
+// errorOp is op's index in errorOps, or len(errorOps) ("other") for an operation
+// outside it.
+func errorOp(op string) int {
+	for i, name := range errorOps {
+		if name == op {
+			return i
+		}
+	}
+	return len(errorOps)
 }
 
 var _ [stats.Slots - lastKind - 1]struct{} // every EventKind has a counter
@@ -88,9 +126,23 @@ func (mt *metrics) count(d *namedDriver, op string, k EventKind, start stamp) {
 	if i, n := dm.Add(int(k)); n%sampleEvery == 0 {
 		mt.sample.Set(i)
 	}
+	if k == EventError {
+		dm.errs[errorOp(op)].Add(1)
+	}
 	if start != 0 {
 		dm.latency(op, start.since())
 	}
+}
+
+// readCounted is readAt for the reads that report a hit or a miss (Get, GetAs,
+// Remember's first read): a hit that d's near tier answered is counted in NearHits, one
+// atomic add on a sharded counter (nothing without Config.Metrics).
+func (d *namedDriver) readCounted(ctx context.Context, scope, key string) (v any, found, near bool, ticket uint64, k string, err error) {
+	v, found, near, ticket, k, err = d.readAt(ctx, scope, key)
+	if dm := d.metrics; near && dm != nil {
+		dm.more.Add(slotNearHit)
+	}
+	return v, found, near, ticket, k, err
 }
 
 // sampling reports whether the calling goroutine should time this call: once after
@@ -123,10 +175,24 @@ func (dm *driverMetrics) snapshot() Metrics {
 		LockReleased: c(EventLockReleased), LockLost: c(EventLockLost),
 		Expired: c(EventExpired), BreakerOpened: c(EventBreakerOpened),
 		BreakerClosed: c(EventBreakerClosed), FailedOpen: c(EventFailedOpen),
-		BreakerOpen: dm.breakerOpen.Load(),
+		BreakerOpen: dm.breakerOpen.Load(), NearHits: dm.more.Get(slotNearHit),
+		ErrorsByOp: map[string]int64{},
+	}
+	for i := range dm.errs {
+		if n := dm.errs[i].Load(); n > 0 {
+			s.ErrorsByOp[errorOpName(i)] = n
+		}
 	}
 	s.rate()
 	return s
+}
+
+// errorOpName is the name of index i of driverMetrics.errs.
+func errorOpName(i int) string {
+	if i < len(errorOps) {
+		return errorOps[i]
+	}
+	return "other"
 }
 
 func (s *Metrics) rate() {
@@ -152,6 +218,13 @@ func (s *Metrics) plus(o Metrics) {
 	s.BreakerClosed += o.BreakerClosed
 	s.FailedOpen += o.FailedOpen
 	s.BreakerOpen = s.BreakerOpen || o.BreakerOpen
+	s.NearHits += o.NearHits
+	if s.ErrorsByOp == nil {
+		s.ErrorsByOp = map[string]int64{}
+	}
+	for op, n := range o.ErrorsByOp {
+		s.ErrorsByOp[op] += n
+	}
 }
 
 // Metrics returns a snapshot of the counters and latencies. Without Config.Metrics it is
@@ -161,7 +234,7 @@ func (c *Cache) Metrics() Metrics {
 	if mt == nil {
 		return Metrics{}
 	}
-	out := Metrics{Since: mt.since, Drivers: map[string]Metrics{}}
+	out := Metrics{Since: mt.since, Drivers: map[string]Metrics{}, ErrorsByOp: map[string]int64{}}
 	for name, dm := range mt.drivers {
 		d := dm.snapshot()
 		out.plus(d) // the totals: every driver, and the errors before one was chosen

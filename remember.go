@@ -98,7 +98,7 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 	ttl := d.orDefault(o.TTL)
 	// The hit path, without closures: one interface call and, on an in-process driver,
 	// a type assertion.
-	v, found, near, ticket, k, err := d.readAt(ctx, scope, key)
+	v, found, near, ticket, k, err := d.readCounted(ctx, scope, key)
 	if kind := eventKind(found, err); c.m.wants(kind) {
 		c.m.end("Remember", d, key, kind, err, start)
 	}

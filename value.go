@@ -145,7 +145,7 @@ func GetAs[T any](ctx context.Context, c *Cache, key string) (v T, found bool, e
 	if err != nil {
 		return v, false, d.fail("Get", key, err)
 	}
-	raw, found, near, ticket, k, err := d.readAt(ctx, scope, key)
+	raw, found, near, ticket, k, err := d.readCounted(ctx, scope, key)
 	if kind := eventKind(found, err); c.m.wants(kind) {
 		c.m.end("Get", d, key, kind, err, start)
 	}

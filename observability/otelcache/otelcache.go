@@ -16,9 +16,13 @@
 // beyond what Config.Metrics costs. A cache built without Config.Metrics counts
 // nothing, so Register refuses it with [ErrMetricsOff] rather than observe nothing.
 // Counters (attribute driver): cache.hits, cache.misses, cache.sets, cache.removes,
-// cache.flushes, cache.errors, cache.lock.acquired, cache.lock.contended,
-// cache.lock.released, cache.lock.lost, cache.expired (memory, lru and file drivers;
-// Redis does not report expiry). Per driver and timed operation (attributes driver,
+// cache.flushes, cache.lock.acquired, cache.lock.contended, cache.lock.released,
+// cache.lock.lost, cache.expired (memory, lru and file drivers; Redis does not report
+// expiry), cache.near.hits (the hits that the driver's near tier answered without the
+// store, part of cache.hits), cache.failed_open (the reads that failed and were taken
+// as a miss: Config.FailOpen, WithFailOpen). The counter cache.errors has the
+// attributes driver and op ("Get", "Set", "Remember", "Lock", ..., "other"), observed
+// from a pair's first error on. Per driver and timed operation (attributes driver,
 // op): the gauge cache.operation.duration in seconds with attribute quantile ("0.5",
 // "0.95", "0.99"), and the counter cache.operation.samples. The timed operations are
 // those whose latency the cache samples (a driver's [cache.Metrics] Ops: Get, Set,
@@ -61,7 +65,6 @@ var counters = []counter{
 	{"cache.sets", "{write}", "Writes that wrote.", func(x cache.Metrics) int64 { return x.Sets }},
 	{"cache.removes", "{key}", "Keys removed (Remove, Pull).", func(x cache.Metrics) int64 { return x.Removes }},
 	{"cache.flushes", "{flush}", "Flushes and namespace removals.", func(x cache.Metrics) int64 { return x.Flushes }},
-	{"cache.errors", "{error}", "Operations that failed (a miss is not an error).", func(x cache.Metrics) int64 { return x.Errors }},
 	{"cache.lock.acquired", "{lock}", "Locks taken.", func(x cache.Metrics) int64 { return x.LockAcquired }},
 	{"cache.lock.contended", "{attempt}", "Lock attempts that found the lock held by another holder.", func(x cache.Metrics) int64 { return x.LockContended }},
 	{"cache.lock.released", "{lock}", "Locks released by their holder.", func(x cache.Metrics) int64 { return x.LockReleased }},
@@ -69,6 +72,7 @@ var counters = []counter{
 	{"cache.expired", "{entry}", "Entries the driver dropped because their TTL passed (not reported by Redis).", func(x cache.Metrics) int64 { return x.Expired }},
 	{"cache.breaker.opened", "{change}", "Times the driver's circuit breaker opened: its store did not answer.", func(x cache.Metrics) int64 { return x.BreakerOpened }},
 	{"cache.breaker.closed", "{change}", "Times the driver's circuit breaker closed: its store answered again.", func(x cache.Metrics) int64 { return x.BreakerClosed }},
+	{"cache.near.hits", "{hit}", "Hits answered by the driver's near tier, without the store (part of cache.hits).", func(x cache.Metrics) int64 { return x.NearHits }},
 	{"cache.failed_open", "{read}", "Reads that failed and were taken as a miss (fail-open).", func(x cache.Metrics) int64 { return x.FailedOpen }},
 }
 
@@ -88,7 +92,7 @@ func Register(c *cache.Cache, meter metric.Meter) (metric.Registration, error) {
 		return nil, ErrMetricsOff
 	}
 	insts := make([]metric.Int64ObservableCounter, len(counters))
-	all := make([]metric.Observable, 0, len(counters)+2)
+	all := make([]metric.Observable, 0, len(counters)+3)
 	for i, ct := range counters {
 		inst, err := meter.Int64ObservableCounter(ct.name, metric.WithUnit(ct.unit), metric.WithDescription(ct.desc))
 		if err != nil {
@@ -107,7 +111,12 @@ func Register(c *cache.Cache, meter metric.Meter) (metric.Registration, error) {
 	if err != nil {
 		return nil, err
 	}
-	all = append(all, duration, samples)
+	errs, err := meter.Int64ObservableCounter("cache.errors", metric.WithUnit("{error}"),
+		metric.WithDescription("Operations that failed (a miss is not an error), per operation."))
+	if err != nil {
+		return nil, err
+	}
+	all = append(all, duration, samples, errs)
 	return meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		m := c.Metrics()
 		for _, drv := range slices.Sorted(maps.Keys(m.Drivers)) {
@@ -115,6 +124,9 @@ func Register(c *cache.Cache, meter metric.Meter) (metric.Registration, error) {
 			byDriver := metric.WithAttributeSet(attribute.NewSet(attribute.String("driver", drv)))
 			for i, ct := range counters {
 				o.ObserveInt64(insts[i], ct.get(dm), byDriver)
+			}
+			for _, op := range slices.Sorted(maps.Keys(dm.ErrorsByOp)) {
+				o.ObserveInt64(errs, dm.ErrorsByOp[op], metric.WithAttributes(attribute.String("driver", drv), attribute.String("op", op)))
 			}
 			for _, op := range slices.Sorted(maps.Keys(dm.Ops)) {
 				l := dm.Ops[op]

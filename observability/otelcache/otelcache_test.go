@@ -100,13 +100,16 @@ func TestRegister(t *testing.T) {
 	got := collect(t, reader)
 	mem := set(attribute.String("driver", "mem"))
 	for name, want := range map[string]float64{
-		"cache.hits": 2000, "cache.misses": 1, "cache.sets": 1, "cache.errors": 1, "cache.removes": 0,
+		"cache.hits": 2000, "cache.misses": 1, "cache.sets": 1, "cache.removes": 0,
 		"cache.lock.acquired": 1, "cache.lock.contended": 1, "cache.lock.released": 1, "cache.lock.lost": 0,
-		"cache.expired": 0,
+		"cache.expired": 0, "cache.near.hits": 0, "cache.failed_open": 0,
 	} {
 		if v, ok := got[name][mem]; !ok || v != want {
 			t.Errorf("%s{driver=mem} = %v (present %v); want %v", name, v, ok, want)
 		}
+	}
+	if v := got["cache.errors"][set(attribute.String("driver", "mem"), attribute.String("op", "Get"))]; v != 1 {
+		t.Errorf("cache.errors{mem, Get} = %v; want 1", v)
 	}
 	for _, q := range []string{"0.5", "0.95", "0.99"} {
 		a := set(attribute.String("driver", "mem"), attribute.String("op", "Get"), attribute.String("quantile", q))

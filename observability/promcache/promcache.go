@@ -19,15 +19,25 @@
 //	myapp_cache_sets_total                counter
 //	myapp_cache_removes_total             counter
 //	myapp_cache_flushes_total             counter
-//	myapp_cache_errors_total              counter
 //	myapp_cache_locks_acquired_total      counter
 //	myapp_cache_locks_contended_total     counter
 //	myapp_cache_locks_released_total      counter
 //	myapp_cache_locks_lost_total          counter
 //	myapp_cache_expired_total             counter (memory, lru and file drivers; Redis: 0)
+//	myapp_cache_near_hits_total           counter (hits answered by the near tier)
+//	myapp_cache_failed_open_total         counter (reads taken as a miss: fail-open)
 //
 // Hits and misses count every read: Get, GetAs, Has, Many, and the reads of Remember,
-// Once and SWR. Per driver and timed operation (labels driver, op):
+// Once and SWR. Near hits are the hits that the driver's near tier answered without
+// the store (the Redis driver with its near cache): they are part of hits. Failed-open
+// reads are the Get, GetAs, Remember and SWR calls whose read failed and that went on
+// as a miss (cache.Config.FailOpen, cache.WithFailOpen), one per call; each is also an
+// error. Errors, per driver and operation (labels driver, op: "Get", "Set",
+// "Remember", "Lock", ..., "other"), from the first error of the pair on:
+//
+//	myapp_cache_errors_total              counter
+//
+// Per driver and timed operation (labels driver, op):
 //
 //	myapp_cache_latency_seconds{quantile="0.5"|"0.95"|"0.99"}  gauge
 //	myapp_cache_latency_samples_total                          counter
@@ -39,6 +49,10 @@
 // counters only grow.
 // Errors that happen before a driver is chosen (an unknown driver name) count in no
 // driver's series.
+//
+// The module ships a Grafana dashboard (dashboards/cachekit.json) and Prometheus
+// alerting rules (alerts/cachekit-alerts.yaml) over these series, for the namespace
+// myapp; docs/observability.md says how to import and load them.
 package promcache
 
 import (
@@ -55,6 +69,7 @@ import (
 type collector struct {
 	c           *cache.Cache
 	counters    []counterDesc
+	errors      *prometheus.Desc
 	latency     *prometheus.Desc
 	samples     *prometheus.Desc
 	breakerOpen *prometheus.Desc
@@ -93,7 +108,6 @@ func NewCollector(c *cache.Cache, namespace string) (prometheus.Collector, error
 			counter("sets_total", "Writes that wrote.", func(x cache.Metrics) int64 { return x.Sets }),
 			counter("removes_total", "Keys removed (Remove, Pull).", func(x cache.Metrics) int64 { return x.Removes }),
 			counter("flushes_total", "Flushes and namespace removals.", func(x cache.Metrics) int64 { return x.Flushes }),
-			counter("errors_total", "Operations that failed (a miss is not an error).", func(x cache.Metrics) int64 { return x.Errors }),
 			counter("locks_acquired_total", "Locks taken.", func(x cache.Metrics) int64 { return x.LockAcquired }),
 			counter("locks_contended_total", "Lock attempts that found the lock held by another holder.", func(x cache.Metrics) int64 { return x.LockContended }),
 			counter("locks_released_total", "Locks released by their holder.", func(x cache.Metrics) int64 { return x.LockReleased }),
@@ -101,10 +115,13 @@ func NewCollector(c *cache.Cache, namespace string) (prometheus.Collector, error
 			counter("expired_total", "Entries the driver dropped because their TTL passed (not reported by Redis).", func(x cache.Metrics) int64 { return x.Expired }),
 			counter("breaker_opened_total", "Times the driver's circuit breaker opened: its store did not answer.", func(x cache.Metrics) int64 { return x.BreakerOpened }),
 			counter("breaker_closed_total", "Times the driver's circuit breaker closed: its store answered again.", func(x cache.Metrics) int64 { return x.BreakerClosed }),
+			counter("near_hits_total", "Hits answered by the driver's near tier, without the store (part of hits_total).", func(x cache.Metrics) int64 { return x.NearHits }),
 			counter("failed_open_total", "Reads that failed and were taken as a miss (fail-open).", func(x cache.Metrics) int64 { return x.FailedOpen }),
 		},
 		breakerOpen: prometheus.NewDesc(name("breaker_open"),
 			"1 while the driver's circuit breaker is open (its store does not answer), else 0.", byDriver, nil),
+		errors: prometheus.NewDesc(name("errors_total"),
+			"Operations that failed (a miss is not an error), per operation.", []string{"driver", "op"}, nil),
 		latency: prometheus.NewDesc(name("latency_seconds"),
 			"Sampled latency of an operation: percentiles (0.5, 0.95, 0.99) since the start.",
 			[]string{"driver", "op", "quantile"}, nil),
@@ -118,6 +135,7 @@ func (col *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, cd := range col.counters {
 		ch <- cd.desc
 	}
+	ch <- col.errors
 	ch <- col.latency
 	ch <- col.samples
 	ch <- col.breakerOpen
@@ -136,6 +154,9 @@ func (col *collector) Collect(ch chan<- prometheus.Metric) {
 			open = 1
 		}
 		ch <- prometheus.MustNewConstMetric(col.breakerOpen, prometheus.GaugeValue, open, drv)
+		for _, op := range slices.Sorted(maps.Keys(dm.ErrorsByOp)) {
+			ch <- prometheus.MustNewConstMetric(col.errors, prometheus.CounterValue, float64(dm.ErrorsByOp[op]), drv, op)
+		}
 		for _, op := range slices.Sorted(maps.Keys(dm.Ops)) {
 			l := dm.Ops[op]
 			if l.Samples == 0 {

@@ -124,13 +124,15 @@ func TestMetricsEndpoint(t *testing.T) {
 		`myapp_cache_misses_total{driver="mem"}`:           3,
 		`myapp_cache_sets_total{driver="mem"}`:             1,
 		`myapp_cache_removes_total{driver="mem"}`:          1,
-		`myapp_cache_errors_total{driver="mem"}`:           1,
+		`myapp_cache_errors_total{driver="mem",op="Get"}`:  1,
 		`myapp_cache_flushes_total{driver="mem"}`:          0,
 		`myapp_cache_locks_acquired_total{driver="mem"}`:   2,
 		`myapp_cache_locks_contended_total{driver="mem"}`:  1,
 		`myapp_cache_locks_released_total{driver="mem"}`:   1, // the lost lock had expired: nothing to release
 		`myapp_cache_locks_lost_total{driver="mem"}`:       1,
 		`myapp_cache_expired_total{driver="mem"}`:          1, // the lost lock's entry, dropped for its TTL
+		`myapp_cache_near_hits_total{driver="mem"}`:        0, // the memory driver has no near tier
+		`myapp_cache_failed_open_total{driver="mem"}`:      0,
 		`myapp_cache_misses_total{driver="other"}`:         1,
 		`myapp_cache_hits_total{driver="other"}`:           0,
 		`myapp_cache_locks_acquired_total{driver="other"}`: 0,
