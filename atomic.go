@@ -17,26 +17,26 @@ import (
 // matching [ErrNotInteger] and is left as it was. A driver without atomic counters returns
 // an error matching [ErrUnsupported].
 func (c *Cache) Increment(ctx context.Context, key string, delta int64) (int64, error) {
-	return c.add(ctx, "Increment", key, delta)
+	return c.add(ctx, opIncrement, key, delta)
 }
 
 // Decrement subtracts delta from the integer under key, atomically, as [Cache.Increment]
 // adds. It does not stop at zero.
 func (c *Cache) Decrement(ctx context.Context, key string, delta int64) (int64, error) {
 	if delta == math.MinInt64 {
-		return 0, opError("Decrement", key, fmt.Errorf("%w: delta %d cannot be negated", ErrNotInteger, delta))
+		return 0, opError(opDecrement, key, fmt.Errorf("%w: delta %d cannot be negated", ErrNotInteger, delta))
 	}
-	return c.add(ctx, "Decrement", key, -delta)
+	return c.add(ctx, opDecrement, key, -delta)
 }
 
-func (c *Cache) add(ctx context.Context, op, key string, delta int64) (int64, error) {
+func (c *Cache) add(ctx context.Context, op operation, key string, delta int64) (int64, error) {
 	start := c.m.sampleStart()
 	d, k, err := c.prep(ctx, "", key)
 	if err != nil {
 		return 0, d.fail(op, key, err)
 	}
 	if d.incr == nil {
-		return 0, unsupported(d, op)
+		return 0, unsupported(d, op, "")
 	}
 	n, err := d.incr.Increment(ctx, k, delta, d.defTTL)
 	c.done(op, d, key, EventSet, err, start)
@@ -69,9 +69,9 @@ type ModifyOptions struct {
 	// ErrInvalidConfig, before the key is read.
 	MaxAttempts int
 
-	forever bool   // the key never expires (the tag indexes), whatever TTL and the default
-	op      string // the Op of its events: "" is "Modify"
-	silent  bool   // no events: the cache's own bookkeeping (the tag indexes)
+	forever bool      // the key never expires (the tag indexes), whatever TTL and the default
+	op      operation // the Op of its events: opNone is opModify
+	silent  bool      // no events: the cache's own bookkeeping (the tag indexes)
 }
 
 // Modify is an atomic read-modify-write of key: fn gets the current value (found false
@@ -103,10 +103,10 @@ func Modify[T any](ctx context.Context, c *Cache, key string, fn func(cur T, fou
 func ModifyWith[T any](ctx context.Context, c *Cache, key string, o ModifyOptions, fn func(cur T, found bool) (T, error)) (T, error) {
 	var zero T
 	if o.TTL < 0 || o.NewTTL < 0 {
-		return zero, opError("Modify", key, fmt.Errorf("%w: TTL %v, NewTTL %v", ErrInvalidTTL, o.TTL, o.NewTTL))
+		return zero, opError(opModify, key, fmt.Errorf("%w: TTL %v, NewTTL %v", ErrInvalidTTL, o.TTL, o.NewTTL))
 	}
 	if o.MaxAttempts < 0 {
-		return zero, opError("Modify", key, fmt.Errorf("%w: MaxAttempts %d is negative", ErrInvalidConfig, o.MaxAttempts))
+		return zero, opError(opModify, key, fmt.Errorf("%w: MaxAttempts %d is negative", ErrInvalidConfig, o.MaxAttempts))
 	}
 	if o.MaxAttempts == 0 {
 		o.MaxAttempts = 100
@@ -114,7 +114,7 @@ func ModifyWith[T any](ctx context.Context, c *Cache, key string, o ModifyOption
 	o.TTL, o.NewTTL = capTTL(o.TTL), capTTL(o.NewTTL)
 	d, k, err := c.prep(ctx, o.Driver, key)
 	if err != nil {
-		return zero, d.fail("Modify", key, err)
+		return zero, d.fail(opModify, key, err)
 	}
 	return modify(ctx, c, d, k, key, o, fn)
 }
@@ -132,8 +132,8 @@ func modify[T any](ctx context.Context, c *Cache, d *namedDriver, k, key string,
 	})
 	if !o.silent && !(err != nil && fnFailed) {
 		op := o.op
-		if op == "" {
-			op = "Modify"
+		if op == opNone {
+			op = opModify
 		}
 		c.done(op, d, key, kind, err, start)
 	}
@@ -187,7 +187,7 @@ func modifyOn[T any](ctx context.Context, d *namedDriver, k, key string, o Modif
 			return driver.Change{Entry: entry(v)}, nil
 		})
 	} else if d.swap == nil || d.cond == nil || d.cad == nil {
-		return zero, 0, unsupported(d, "Modify")
+		return zero, 0, unsupported(d, opModify, "")
 	} else {
 		// Read, then compare-and-swap; another writer that won the race gets a backoff
 		// with jitter (50 µs doubling to 5 ms) to finish rather than a retry in lockstep.
@@ -224,7 +224,7 @@ func modifyOn[T any](ctx context.Context, d *namedDriver, k, key string, o Modif
 		})
 	}
 	if err != nil {
-		return zero, 0, d.fail("Modify", key, err)
+		return zero, 0, d.fail(opModify, key, err)
 	}
 	return out, kind, nil
 }

@@ -234,7 +234,7 @@ func Default() *Cache { return defaultCache.Load() }
 func (c *Cache) Use(name string) error {
 	nd, err := c.m.lookup(name)
 	if err != nil {
-		return opError("Use", "", err)
+		return opError(opUse, "", err)
 	}
 	c.m.current.Store(nd)
 	return nil
@@ -257,7 +257,7 @@ func (c *Cache) Drivers() []string { return slices.Sorted(maps.Keys(c.m.drivers)
 func (c *Cache) Driver(name string) (*Cache, error) {
 	nd, err := c.m.lookup(name)
 	if err != nil {
-		return nil, opError("Driver", "", err)
+		return nil, opError(opDriver, "", err)
 	}
 	return &Cache{m: c.m, pinned: nd, ns: c.ns, fixed: c.fixed, tags: c.tags}, nil
 }
@@ -352,15 +352,15 @@ func (c *Cache) Get(ctx context.Context, key string, dst any) (found bool, err e
 		} else if err == nil {
 			err = conv.Check(dst) // a miss writes nothing, but a bad dst is an error all the same
 		} else if c.failsOpen(ctx, err) {
-			c.done("Get", d, key, 0, err, start)
+			c.done(opGet, d, key, 0, err, start)
 			return false, nil
 		}
 	}
 	if kind := eventKind(found, err); c.m.wants(kind) {
-		c.m.end("Get", d, key, kind, err, start)
+		c.m.end(opGet, d, key, kind, err, start)
 	}
 	if err != nil {
-		return found, d.fail("Get", key, err)
+		return found, d.fail(opGet, key, err)
 	}
 	return found, nil
 }
@@ -371,14 +371,14 @@ func (c *Cache) Has(ctx context.Context, key string) (bool, error) {
 	start := c.m.sampleStart()
 	d, k, err := c.prep(ctx, "", key)
 	if err != nil {
-		return false, d.fail("Has", key, err)
+		return false, d.fail(opHas, key, err)
 	}
 	_, found, err := d.d.Get(ctx, k)
 	if kind := eventKind(found, err); c.m.wants(kind) {
-		c.m.end("Has", d, key, kind, err, start)
+		c.m.end(opHas, d, key, kind, err, start)
 	}
 	if err != nil {
-		return false, d.fail("Has", key, err)
+		return false, d.fail(opHas, key, err)
 	}
 	return found, nil
 }
@@ -386,7 +386,7 @@ func (c *Cache) Has(ctx context.Context, key string) (bool, error) {
 // Remove deletes the keys. Missing keys are not an error. The marks the cache keeps
 // beside a key (see [Cache.RemoveMarks]) stay.
 func (c *Cache) Remove(ctx context.Context, keys ...string) error {
-	return c.remove(ctx, "Remove", "", keys, true)
+	return c.remove(ctx, opRemove, "", keys, true)
 }
 
 // RemoveMarks removes the records the cache keeps beside each key: the negative-caching
@@ -396,12 +396,12 @@ func (c *Cache) Remove(ctx context.Context, keys ...string) error {
 // names hold the reserved "|", which every keyed call refuses: this is the way to
 // remove them by key. It emits no removed events (errors only).
 func (c *Cache) RemoveMarks(ctx context.Context, keys ...string) error {
-	return c.remove(ctx, "RemoveMarks", "", keys, false, recNone, recFresh)
+	return c.remove(ctx, opRemoveMarks, "", keys, false, recNone, recFresh)
 }
 
 // remove deletes the keys (with withKey) and the named records of each, on the driver
 // override picks, in one driver call. Removed events are for the keys themselves.
-func (c *Cache) remove(ctx context.Context, op, override string, keys []string, withKey bool, records ...string) error {
+func (c *Cache) remove(ctx context.Context, op operation, override string, keys []string, withKey bool, records ...string) error {
 	if len(keys) == 0 {
 		return nil
 	}
@@ -444,25 +444,25 @@ func (c *Cache) Pull(ctx context.Context, key string, dst any) (found bool, err 
 	start := c.m.sampleStart()
 	d, k, err := c.prep(ctx, "", key)
 	if err != nil {
-		return false, d.fail("Pull", key, err)
+		return false, d.fail(opPull, key, err)
 	}
 	if err := conv.Check(dst); err != nil {
-		return false, d.fail("Pull", key, err)
+		return false, d.fail(opPull, key, err)
 	}
 	if d.pull == nil {
-		return false, unsupported(d, "Pull")
+		return false, unsupported(d, opPull, "")
 	}
 	v, found, err := d.pull.Pull(ctx, k)
-	c.done("Pull", d, key, hitOrMiss(found), err, start)
+	c.done(opPull, d, key, hitOrMiss(found), err, start)
 	if err != nil {
-		return false, d.fail("Pull", key, err)
+		return false, d.fail(opPull, key, err)
 	}
 	if !found {
 		return false, nil
 	}
-	c.done("Pull", d, key, EventRemoved, nil, 0)
+	c.done(opPull, d, key, EventRemoved, nil, 0)
 	if err := d.decode(v, dst); err != nil {
-		return true, d.fail("Pull", key, err)
+		return true, d.fail(opPull, key, err)
 	}
 	return true, nil
 }
@@ -472,14 +472,14 @@ func (c *Cache) Pull(ctx context.Context, key string, dst any) (found bool, err 
 func (c *Cache) RemoveNamespace(ctx context.Context, ns string) error {
 	d, k, err := c.prep(ctx, "", trimDots(ns))
 	if err != nil {
-		return d.fail("RemoveNamespace", ns, err)
+		return d.fail(opRemoveNamespace, ns, err)
 	}
 	if d.nsDel == nil {
-		return unsupported(d, "RemoveNamespace")
+		return unsupported(d, opRemoveNamespace, "")
 	}
 	err = d.nsDel.DeleteNamespace(ctx, k)
-	c.done("RemoveNamespace", d, ns, EventFlushed, err, 0)
-	return d.fail("RemoveNamespace", ns, err)
+	c.done(opRemoveNamespace, d, ns, EventFlushed, err, 0)
+	return d.fail(opRemoveNamespace, ns, err)
 }
 
 // Flush deletes what this cache can see. With a global prefix or on a [Cache.Namespace]
@@ -488,24 +488,24 @@ func (c *Cache) RemoveNamespace(ctx context.Context, ns string) error {
 func (c *Cache) Flush(ctx context.Context) error {
 	d, err := c.driverFor("")
 	if err != nil {
-		return d.fail("Flush", "", err)
+		return d.fail(opFlush, "", err)
 	}
 	scope, err := c.scope(ctx)
 	if err != nil {
-		return d.fail("Flush", "", err)
+		return d.fail(opFlush, "", err)
 	}
 	if scope != "" {
 		if d.nsDel == nil {
-			return unsupported(d, "Flush with a prefix")
+			return unsupported(d, opFlush, "with a prefix")
 		}
 		err := d.nsDel.DeleteNamespace(ctx, scope)
-		c.done("Flush", d, "", EventFlushed, err, 0)
-		return d.fail("Flush", scope, err)
+		c.done(opFlush, d, "", EventFlushed, err, 0)
+		return d.fail(opFlush, scope, err)
 	}
 	if d.flush == nil {
-		return unsupported(d, "Flush")
+		return unsupported(d, opFlush, "")
 	}
 	err = d.flush.Flush(ctx)
-	c.done("Flush", d, "", EventFlushed, err, 0)
-	return d.fail("Flush", "", err)
+	c.done(opFlush, d, "", EventFlushed, err, 0)
+	return d.fail(opFlush, "", err)
 }

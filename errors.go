@@ -87,23 +87,33 @@ func causeText(err error) string {
 	return strings.ReplaceAll(s, "; cache: ", "; ")
 }
 
-// unsupported is the error for a capability that the driver lacks.
-func unsupported(d *namedDriver, op string) error {
-	return &Error{Op: op, Driver: d.name, Err: fmt.Errorf("%T cannot do it atomically: %w", d.d, errors.ErrUnsupported)}
+// unsupported is the error of op for a capability that the driver lacks; feature, if
+// not empty, names the option or mode that needs it ("AutoExtend").
+func unsupported(d *namedDriver, op operation, feature string) error {
+	return &Error{Op: op.String(), Driver: d.name, Err: cannotDo(d, feature)}
+}
+
+// cannotDo is the cause of [unsupported], for the steps that return it to an operation
+// that wraps it.
+func cannotDo(d *namedDriver, feature string) error {
+	if feature != "" {
+		return fmt.Errorf("%s: %T cannot do it atomically: %w", feature, d.d, errors.ErrUnsupported)
+	}
+	return fmt.Errorf("%T cannot do it atomically: %w", d.d, errors.ErrUnsupported)
 }
 
 // opError wraps err with the operation and the key, keeping it matchable with errors.Is.
-func opError(op, key string, err error) error {
-	return &Error{Op: op, Key: key, Err: err}
+func opError(op operation, key string, err error) error {
+	return &Error{Op: op.String(), Key: key, Err: err}
 }
 
 // fail wraps err with the operation, the key and d's name (none for a nil d: the
 // operation failed before a driver was chosen); nil stays nil.
-func (d *namedDriver) fail(op, key string, err error) error {
+func (d *namedDriver) fail(op operation, key string, err error) error {
 	if err == nil {
 		return nil
 	}
-	e := &Error{Op: op, Key: key, Err: err}
+	e := &Error{Op: op.String(), Key: key, Err: err}
 	if d != nil {
 		e.Driver = d.name
 	}
@@ -122,7 +132,7 @@ func WithFailOpen(ctx context.Context, on bool) context.Context {
 // soft is err, or nil when the call fails open on it (see failsOpen), in which case it is
 // reported as an error event of op: a read that failed taken as a miss, or a store of a
 // loaded value that failed, which is best effort then.
-func (c *Cache) soft(ctx context.Context, op string, d *namedDriver, key string, err error) error {
+func (c *Cache) soft(ctx context.Context, op operation, d *namedDriver, key string, err error) error {
 	if err == nil || !c.failsOpen(ctx, err) {
 		return err
 	}

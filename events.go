@@ -181,7 +181,7 @@ func (m *manager) sampleStart() stamp {
 // done reports the end of an operation of c: kind, or EventError when err is not nil;
 // start is zero for an operation that was not sampled. A zero kind without an error
 // reports nothing.
-func (c *Cache) done(op string, d *namedDriver, key string, kind EventKind, err error, start stamp) {
+func (c *Cache) done(op operation, d *namedDriver, key string, kind EventKind, err error, start stamp) {
 	if kind = orError(kind, err); kind != 0 && c.m.wants(kind) {
 		c.m.end(op, d, key, kind, err, start)
 	}
@@ -191,7 +191,7 @@ func (c *Cache) done(op string, d *namedDriver, key string, kind EventKind, err 
 // driver's own counters (found without a map lookup), and hands an Event to every hook
 // that wants its kind; the Event is built only then. The caller checked
 // [manager.wants].
-func (m *manager) end(op string, d *namedDriver, key string, kind EventKind, err error, start stamp) {
+func (m *manager) end(op operation, d *namedDriver, key string, kind EventKind, err error, start stamp) {
 	if mt := m.metrics; mt != nil {
 		mt.count(d, op, kind, start)
 	}
@@ -201,9 +201,9 @@ func (m *manager) end(op string, d *namedDriver, key string, kind EventKind, err
 }
 
 // deliver builds the Event and hands it to every hook that wants its kind.
-func (m *manager) deliver(op string, d *namedDriver, key string, kind EventKind, err error, start stamp) {
+func (m *manager) deliver(op operation, d *namedDriver, key string, kind EventKind, err error, start stamp) {
 	b := kindBit(kind)
-	e := Event{Kind: kind, Op: op, Key: key, Err: err, Time: time.Now()}
+	e := Event{Kind: kind, Op: op.String(), Key: key, Err: err, Time: time.Now()}
 	if d != nil {
 		e.Driver = d.name
 	}
@@ -250,7 +250,7 @@ func (m *manager) expired(d *namedDriver, key string) {
 		}
 		key = key[len(m.prefix)+1:]
 	}
-	m.end("Expire", d, key, EventExpired, nil, 0)
+	m.end(opExpire, d, key, EventExpired, nil, 0)
 }
 
 // Subscribe registers fn for the events of every driver of c's manager, now and later:
@@ -272,9 +272,9 @@ func (m *manager) expired(d *namedDriver, key string) {
 func (c *Cache) Subscribe(buffer int, fn func(Event), kinds ...EventKind) (stop func() (dropped int64)) {
 	switch {
 	case buffer < 0:
-		panic(opError("Subscribe", "", fmt.Errorf("%w: buffer size %d is negative", ErrInvalidConfig, buffer)))
+		panic(opError(opSubscribe, "", fmt.Errorf("%w: buffer size %d is negative", ErrInvalidConfig, buffer)))
 	case fn == nil:
-		panic(opError("Subscribe", "", fmt.Errorf("%w: fn is nil", ErrInvalidConfig)))
+		panic(opError(opSubscribe, "", fmt.Errorf("%w: fn is nil", ErrInvalidConfig)))
 	}
 	if buffer == 0 {
 		buffer = 1024

@@ -35,17 +35,17 @@ func NewList[T any](c *Cache, key string, ttl time.Duration) *List[T] {
 // native returns the driver and final key when the driver has native lists.
 func (l *List[T]) native(ctx context.Context) (*namedDriver, string, bool, error) {
 	if l.bad != nil {
-		return nil, "", false, opError("List", l.key, l.bad)
+		return nil, "", false, opError(opList, l.key, l.bad)
 	}
 	d, k, err := l.c.prep(ctx, "", l.key)
 	if err != nil {
-		return nil, "", false, opError("List", l.key, err)
+		return nil, "", false, opError(opList, l.key, err)
 	}
 	return d, k, d.lister != nil, nil
 }
 
 func (l *List[T]) modify(ctx context.Context, fn func([]T) ([]T, error)) ([]T, error) {
-	o := ModifyOptions{MaxAttempts: 100, NewTTL: l.ttl, op: "List"}
+	o := ModifyOptions{MaxAttempts: 100, NewTTL: l.ttl, op: opList}
 	return ModifyWith(ctx, l.c, l.key, o, func(cur []T, _ bool) ([]T, error) {
 		next, err := fn(cur)
 		if err == nil && len(next) == 0 {
@@ -72,13 +72,13 @@ func (l *List[T]) push(ctx context.Context, front bool, items []T) (int, error) 
 		}
 		for i, it := range order {
 			if vals[i], err = d.encode(it); err != nil {
-				return 0, opError("List", l.key, err)
+				return 0, opError(opList, l.key, err)
 			}
 		}
 		n, err := d.lister.ListPush(ctx, k, vals, front, d.orDefault(l.ttl))
-		l.c.done("List", d, l.key, EventSet, err, 0)
+		l.c.done(opList, d, l.key, EventSet, err, 0)
 		if err != nil {
-			return 0, opError("List", l.key, err)
+			return 0, opError(opList, l.key, err)
 		}
 		return int(n), nil
 	}
@@ -113,13 +113,13 @@ func (l *List[T]) pop(ctx context.Context, front bool) (v T, ok bool, err error)
 		if found || err != nil {
 			// An item was taken: the list changed (a native list cannot say whether it
 			// is now empty, and so deleted).
-			l.c.done("List", d, l.key, EventSet, err, 0)
+			l.c.done(opList, d, l.key, EventSet, err, 0)
 		}
 		if err != nil || !found {
-			return v, false, d.fail("List", l.key, err)
+			return v, false, d.fail(opList, l.key, err)
 		}
 		if err := d.decode(raw, &v); err != nil {
-			return v, true, opError("List", l.key, err)
+			return v, true, opError(opList, l.key, err)
 		}
 		return v, true, nil
 	}
@@ -153,14 +153,14 @@ func (l *List[T]) Slice(ctx context.Context, start, stop int) ([]T, error) {
 	}
 	if native {
 		raws, err := d.lister.ListRange(ctx, k, int64(start), int64(stop))
-		l.c.done("List", d, l.key, hitOrMiss(len(raws) > 0), err, 0)
+		l.c.done(opList, d, l.key, hitOrMiss(len(raws) > 0), err, 0)
 		if err != nil {
-			return nil, opError("List", l.key, err)
+			return nil, opError(opList, l.key, err)
 		}
 		out := make([]T, len(raws))
 		for i, raw := range raws {
 			if err := d.decode(raw, &out[i]); err != nil {
-				return nil, opError("List", l.key, err)
+				return nil, opError(opList, l.key, err)
 			}
 		}
 		if len(out) == 0 {
@@ -187,9 +187,9 @@ func (l *List[T]) Len(ctx context.Context) (int, error) {
 	}
 	if native {
 		n, err := d.lister.ListLen(ctx, k)
-		l.c.done("List", d, l.key, hitOrMiss(n > 0), err, 0)
+		l.c.done(opList, d, l.key, hitOrMiss(n > 0), err, 0)
 		if err != nil {
-			return 0, opError("List", l.key, err)
+			return 0, opError(opList, l.key, err)
 		}
 		return int(n), nil
 	}
@@ -204,9 +204,9 @@ func (l *List[T]) read(ctx context.Context, d *namedDriver, k string) ([]T, erro
 	if err == nil && found {
 		err = d.decode(raw, &all)
 	}
-	l.c.done("List", d, l.key, hitOrMiss(found), err, 0)
+	l.c.done(opList, d, l.key, hitOrMiss(found), err, 0)
 	if err != nil {
-		return nil, d.fail("List", l.key, err)
+		return nil, d.fail(opList, l.key, err)
 	}
 	return all, nil
 }
@@ -220,8 +220,8 @@ func (l *List[T]) Trim(ctx context.Context, start, stop int) error {
 	}
 	if native {
 		err := d.lister.ListTrim(ctx, k, int64(start), int64(stop))
-		l.c.done("List", d, l.key, EventSet, err, 0)
-		return d.fail("List", l.key, err)
+		l.c.done(opList, d, l.key, EventSet, err, 0)
+		return d.fail(opList, l.key, err)
 	}
 	_, err = l.modify(ctx, func(cur []T) ([]T, error) {
 		i, j := span(len(cur), start, stop)
@@ -233,7 +233,7 @@ func (l *List[T]) Trim(ctx context.Context, start, stop int) error {
 // Clear deletes the list.
 func (l *List[T]) Clear(ctx context.Context) error {
 	if l.bad != nil {
-		return opError("List", l.key, l.bad)
+		return opError(opList, l.key, l.bad)
 	}
 	return l.c.Remove(ctx, l.key)
 }

@@ -170,11 +170,11 @@ func LockWith[T any](ctx context.Context, c *Cache, key string, o LockOptions, f
 		if lost == nil {
 			return
 		}
-		c.done("Lock", h.d, key, EventLockLost, nil, 0)
+		c.done(opLock, h.d, key, EventLockLost, nil, 0)
 		if errors.Is(err, lost) {
 			lost = nil // fn returned context.Cause(ctx): say it once
 		}
-		err = h.d.fail("Lock", key, errors.Join(err, lost))
+		err = h.d.fail(opLock, key, errors.Join(err, lost))
 	}()
 	out.Value, err = fn(fctx)
 	return out, err
@@ -266,18 +266,18 @@ func Acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 // driver; o.ReleaseTimeout bounds Release and Extend; the other options are ignored.
 func RestoreLock(ctx context.Context, c *Cache, key, token string, o LockOptions) (*LockHandle, error) {
 	if token == "" || !strings.Contains(token, "#") {
-		return nil, opError("RestoreLock", key, fmt.Errorf("%w: %q is not a lock token", ErrInvalidKey, token))
+		return nil, opError(opRestoreLock, key, fmt.Errorf("%w: %q is not a lock token", ErrInvalidKey, token))
 	}
 	if o.ReleaseTimeout < 0 {
-		return nil, opError("RestoreLock", key, negativeReleaseTimeout(o.ReleaseTimeout))
+		return nil, opError(opRestoreLock, key, negativeReleaseTimeout(o.ReleaseTimeout))
 	}
 	d, k, err := c.prep(ctx, o.Driver, key)
 	if err != nil {
-		return nil, d.fail("RestoreLock", key, err)
+		return nil, d.fail(opRestoreLock, key, err)
 	}
 	stored, err := d.encodeString(token)
 	if err != nil {
-		return nil, d.fail("RestoreLock", key, err)
+		return nil, d.fail(opRestoreLock, key, err)
 	}
 	return &LockHandle{m: c.m, d: d, key: key, final: k, token: token, stored: stored, ttl: capTTL(o.TTL), since: time.Now(), timeout: o.ReleaseTimeout}, nil
 }
@@ -299,13 +299,13 @@ func HeldLock(ctx context.Context) *LockHandle {
 func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHandle, error) {
 	start := c.m.sampleStart()
 	if o.TTL <= 0 {
-		return nil, opError("Lock", key, fmt.Errorf("%w: a lock needs a TTL > 0, got %v", ErrInvalidTTL, o.TTL))
+		return nil, opError(opLock, key, fmt.Errorf("%w: a lock needs a TTL > 0, got %v", ErrInvalidTTL, o.TTL))
 	}
 	if o.Wait < 0 {
-		return nil, opError("Lock", key, fmt.Errorf("%w: Wait %v is negative", ErrInvalidConfig, o.Wait))
+		return nil, opError(opLock, key, fmt.Errorf("%w: Wait %v is negative", ErrInvalidConfig, o.Wait))
 	}
 	if o.ReleaseTimeout < 0 {
-		return nil, opError("Lock", key, negativeReleaseTimeout(o.ReleaseTimeout))
+		return nil, opError(opLock, key, negativeReleaseTimeout(o.ReleaseTimeout))
 	}
 	o.TTL = capTTL(o.TTL)
 	d, k, err := c.prep(ctx, o.Driver, key)
@@ -313,22 +313,22 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 		if ctx.Err() != nil {
 			err = gaveUp(ctx, err)
 		}
-		return nil, d.fail("Lock", key, err)
+		return nil, d.fail(opLock, key, err)
 	}
 	switch {
 	case d.cond == nil || d.cad == nil:
-		return nil, unsupported(d, "Lock")
+		return nil, unsupported(d, opLock, "")
 	case o.AutoExtend && d.ext == nil:
-		return nil, unsupported(d, "Lock with AutoExtend")
+		return nil, unsupported(d, opLock, "AutoExtend")
 	case o.Fencing && d.fencer == nil:
-		return nil, unsupported(d, "Lock with Fencing")
+		return nil, unsupported(d, opLock, "Fencing")
 	}
 	if ctx.Err() != nil { // a caller that has gone away takes no lock
-		return nil, d.fail("Lock", key, gaveUp(ctx, nil))
+		return nil, d.fail(opLock, key, gaveUp(ctx, nil))
 	}
 	if o.Wait > 0 {
 		if err := lockReentered(ctx, c.m, d, k); err != nil {
-			return nil, d.fail("Lock", key, err)
+			return nil, d.fail(opLock, key, err)
 		}
 	}
 	owner := o.Owner
@@ -337,7 +337,7 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 	}
 	h := &LockHandle{m: c.m, d: d, key: key, final: k, token: token.New(owner), ttl: o.TTL, timeout: o.ReleaseTimeout}
 	if h.stored, err = d.encodeString(h.token); err != nil {
-		return nil, d.fail("Lock", key, err)
+		return nil, d.fail(opLock, key, err)
 	}
 	ok, err := h.try(ctx, o.Fencing)
 	if err == nil && !ok {
@@ -347,27 +347,27 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 		err = gaveUp(ctx, err) // the attempt or the check was cut by ctx
 	}
 	if err != nil {
-		c.done("Lock", d, key, 0, err, start)
-		return nil, d.fail("Lock", key, err)
+		c.done(opLock, d, key, 0, err, start)
+		return nil, d.fail(opLock, key, err)
 	}
 	if ok {
-		c.done("Lock", d, key, EventLockAcquired, nil, start)
+		c.done(opLock, d, key, EventLockAcquired, nil, start)
 		return h, nil
 	}
-	c.done("Lock", d, key, EventLockContended, nil, start)
+	c.done(opLock, d, key, EventLockContended, nil, start)
 	if o.Wait <= 0 {
-		return nil, d.fail("Lock", key, ErrNotAcquired)
+		return nil, d.fail(opLock, key, ErrNotAcquired)
 	}
 	switch err := waitLoop(ctx, d, k, o.Wait, true, func() (bool, error) { return h.try(ctx, o.Fencing) }); {
 	case err == wait.ErrOver:
-		return nil, d.fail("Lock", key, fmt.Errorf("%w: %w after %v", ErrNotAcquired, ErrWaitTimeout, o.Wait))
+		return nil, d.fail(opLock, key, fmt.Errorf("%w: %w after %v", ErrNotAcquired, ErrWaitTimeout, o.Wait))
 	case err != nil && ctx.Err() != nil:
-		return nil, d.fail("Lock", key, gaveUp(ctx, err))
+		return nil, d.fail(opLock, key, gaveUp(ctx, err))
 	case err != nil:
-		c.done("Lock", d, key, 0, err, start)
-		return nil, d.fail("Lock", key, err)
+		c.done(opLock, d, key, 0, err, start)
+		return nil, d.fail(opLock, key, err)
 	}
-	c.done("Lock", d, key, EventLockAcquired, nil, start)
+	c.done(opLock, d, key, EventLockAcquired, nil, start)
 	return h, nil
 }
 
@@ -599,7 +599,7 @@ func (h *LockHandle) release(ctx context.Context) error {
 	defer cancel()
 	ok, err := h.d.cad.CompareAndDelete(ctx, h.final, h.stored)
 	if h.m != nil && (ok || err != nil) {
-		(&Cache{m: h.m}).done("Release", h.d, h.key, EventLockReleased, err, 0)
+		(&Cache{m: h.m}).done(opRelease, h.d, h.key, EventLockReleased, err, 0)
 	}
 	if err != nil {
 		return err
@@ -645,7 +645,7 @@ func (h *LockHandle) FencingToken() int64 {
 // returned, and reported as an [EventError] too; the lock then ends at its TTL.
 func (h *LockHandle) Release(ctx context.Context) error {
 	if h == nil {
-		return opError("Release", "", ErrLockNotHeld)
+		return opError(opRelease, "", ErrLockNotHeld)
 	}
 	lapsed := h.lapsed()
 	err := h.release(ctx)
@@ -653,7 +653,7 @@ func (h *LockHandle) Release(ctx context.Context) error {
 		err = errors.Join(fmt.Errorf("%w: its lease ended at %v, before the release", ErrLockLost, h.ValidUntil().Round(0)), err)
 	}
 	if err != nil {
-		return h.d.fail("Release", h.key, err)
+		return h.d.fail(opRelease, h.key, err)
 	}
 	return nil
 }
@@ -666,17 +666,17 @@ func (h *LockHandle) Release(ctx context.Context) error {
 // driver does not. Of concurrent Extend calls, the one sent last sets the lease.
 func (h *LockHandle) Extend(ctx context.Context, ttl time.Duration) error {
 	if h == nil {
-		return opError("Extend", "", ErrLockNotHeld)
+		return opError(opExtend, "", ErrLockNotHeld)
 	}
 	if ttl == 0 {
 		ttl = h.ttl
 	}
 	if ttl <= 0 {
-		return h.d.fail("Extend", h.key, fmt.Errorf("%w: %v", ErrInvalidTTL, ttl))
+		return h.d.fail(opExtend, h.key, fmt.Errorf("%w: %v", ErrInvalidTTL, ttl))
 	}
 	ttl = capTTL(ttl)
 	if h.d.ext == nil {
-		return unsupported(h.d, "Extend")
+		return unsupported(h.d, opExtend, "")
 	}
 	ctx, cancel := extendCtx(ctx, h.releaseTimeout())
 	defer cancel()
@@ -686,10 +686,10 @@ func (h *LockHandle) Extend(ctx context.Context, ttl time.Duration) error {
 		return h.d.ext.Extend(ctx, h.final, h.stored, ttl)
 	})
 	if err != nil {
-		return h.d.fail("Extend", h.key, err)
+		return h.d.fail(opExtend, h.key, err)
 	}
 	if !ok {
-		return h.d.fail("Extend", h.key, ErrLockNotHeld)
+		return h.d.fail(opExtend, h.key, ErrLockNotHeld)
 	}
 	if h.sent.Load() == seq {
 		h.until.Store(h.leaseEnd(sent, ttl))
@@ -701,14 +701,14 @@ func (h *LockHandle) Extend(ctx context.Context, ttl time.Duration) error {
 // cannot tell), and an error matching [ErrLockNotHeld] if it does not.
 func (h *LockHandle) TTL(ctx context.Context) (time.Duration, error) {
 	if h == nil {
-		return 0, opError("TTL", "", ErrLockNotHeld)
+		return 0, opError(opTTL, "", ErrLockNotHeld)
 	}
 	info, err := inspect(ctx, h.d, h.final)
 	if err != nil {
-		return 0, h.d.fail("TTL", h.key, err)
+		return 0, h.d.fail(opTTL, h.key, err)
 	}
 	if !info.Held || info.Token != h.token {
-		return 0, h.d.fail("TTL", h.key, ErrLockNotHeld)
+		return 0, h.d.fail(opTTL, h.key, ErrLockNotHeld)
 	}
 	return info.TTL, nil
 }
@@ -729,11 +729,11 @@ type LockInfo struct {
 func InspectLock(ctx context.Context, c *Cache, key string) (LockInfo, error) {
 	d, k, err := c.prep(ctx, "", key)
 	if err != nil {
-		return LockInfo{}, d.fail("InspectLock", key, err)
+		return LockInfo{}, d.fail(opInspectLock, key, err)
 	}
 	info, err := inspect(ctx, d, k)
 	if err != nil {
-		return LockInfo{}, d.fail("InspectLock", key, err)
+		return LockInfo{}, d.fail(opInspectLock, key, err)
 	}
 	info.Key = key
 	return info, nil
@@ -771,7 +771,7 @@ func inspect(ctx context.Context, d *namedDriver, key string) (LockInfo, error) 
 // Prefer waiting for the TTL when the holder may still be alive.
 func ForceRelease(ctx context.Context, c *Cache, key string) error {
 	if err := c.Remove(ctx, key); err != nil {
-		return opError("ForceRelease", key, err)
+		return opError(opForceRelease, key, err)
 	}
 	return nil
 }

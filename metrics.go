@@ -46,15 +46,11 @@ type metrics struct {
 	none    *driverMetrics            // drivers[""]: errors before a driver was chosen
 }
 
-// timedOps are the operations whose latency is kept, each with a histogram of its own in
-// driverMetrics.timed.
-var timedOps = [...]string{"Get", "Set", "Has", "Pull", "Remember", "SWR", "Lock", "Once", "Modify", "Increment", "Decrement"}
-
 // driverMetrics are a driver's counters, one per EventKind, summed at snapshot time so
 // that an event costs one atomic add, and its histograms.
 type driverMetrics struct {
 	stats.Counters
-	timed [len(timedOps)]atomic.Pointer[stats.Histogram] // nil: no sample yet
+	timed [timedOps]atomic.Pointer[stats.Histogram] // nil: no sample yet
 }
 
 var _ [stats.Slots - lastKind - 1]struct{} // every EventKind has a counter
@@ -70,7 +66,7 @@ func newMetrics(names []string) *metrics {
 
 // count counts one operation of d (nil: it failed before a driver was chosen): one
 // atomic add on the driver's counters, and the duration of a sampled operation.
-func (mt *metrics) count(d *namedDriver, op string, k EventKind, start stamp) {
+func (mt *metrics) count(d *namedDriver, op operation, k EventKind, start stamp) {
 	dm := mt.none
 	if d != nil && d.metrics != nil {
 		dm = d.metrics
@@ -87,20 +83,18 @@ func (mt *metrics) count(d *namedDriver, op string, k EventKind, start stamp) {
 // every sampleEvery-th event of its counter shard.
 func (mt *metrics) sampling() bool { return mt.sample.Take() }
 
-// latency records one sample of op; ops other than timedOps are not kept.
-func (dm *driverMetrics) latency(op string, d time.Duration) {
-	for i, name := range timedOps {
-		if name != op {
-			continue
-		}
-		h := dm.timed[i].Load()
-		if h == nil {
-			dm.timed[i].CompareAndSwap(nil, new(stats.Histogram))
-			h = dm.timed[i].Load()
-		}
-		h.Add(d)
+// latency records one sample of op; the operations that are not timed are not kept.
+func (dm *driverMetrics) latency(op operation, d time.Duration) {
+	i, ok := op.timed()
+	if !ok {
 		return
 	}
+	h := dm.timed[i].Load()
+	if h == nil {
+		dm.timed[i].CompareAndSwap(nil, new(stats.Histogram))
+		h = dm.timed[i].Load()
+	}
+	h.Add(d)
 }
 
 // snapshot returns the counts, without Ops, Drivers and Since.
@@ -153,10 +147,10 @@ func (c *Cache) Metrics() Metrics {
 			continue
 		}
 		d.Since, d.Ops = mt.since, map[string]Latency{}
-		for i, op := range timedOps {
+		for i := range dm.timed {
 			if h := dm.timed[i].Load(); h != nil {
 				if l := h.Summary(); l.Samples > 0 {
-					d.Ops[op] = Latency(l)
+					d.Ops[operation(i+1).String()] = Latency(l)
 				}
 			}
 		}

@@ -21,7 +21,7 @@ var ErrReentrant = errors.New("cache: called from inside its own fn on the same 
 type inFlight struct {
 	outer  *inFlight
 	m      *manager
-	op     string
+	op     operation
 	driver string
 	key    string      // as the driver sees it
 	over   atomic.Bool // fn has returned: a goroutine it left behind may call again
@@ -31,7 +31,7 @@ type inFlightKey struct{}
 
 // reentered returns an error matching ErrReentrant when ctx belongs to the fn of op on
 // key k of driver d of m, and that fn has not returned.
-func reentered(ctx context.Context, m *manager, op string, d *namedDriver, k string) error {
+func reentered(ctx context.Context, m *manager, op operation, d *namedDriver, k string) error {
 	f, _ := ctx.Value(inFlightKey{}).(*inFlight)
 	for ; f != nil; f = f.outer {
 		if f.m == m && f.op == op && f.driver == d.name && f.key == k && !f.over.Load() {
@@ -43,7 +43,7 @@ func reentered(ctx context.Context, m *manager, op string, d *namedDriver, k str
 
 // markInFlight returns ctx marked as belonging to the fn of op on key k (see
 // [reentered]); call end when fn has returned.
-func markInFlight(ctx context.Context, m *manager, op string, d *namedDriver, k string) (marked context.Context, end func()) {
+func markInFlight(ctx context.Context, m *manager, op operation, d *namedDriver, k string) (marked context.Context, end func()) {
 	f := &inFlight{m: m, op: op, driver: d.name, key: k}
 	f.outer, _ = ctx.Value(inFlightKey{}).(*inFlight)
 	return context.WithValue(ctx, inFlightKey{}, f), func() { f.over.Store(true) }

@@ -76,7 +76,7 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 	var zero T
 	start := c.m.sampleStart()
 	if o.TTL < 0 || o.LockTTL < 0 || o.WaitTimeout < 0 || o.NegativeTTL < 0 {
-		return zero, opError("Remember", key, fmt.Errorf("%w: TTL, LockTTL, WaitTimeout and NegativeTTL must not be negative", ErrInvalidTTL))
+		return zero, opError(opRemember, key, fmt.Errorf("%w: TTL, LockTTL, WaitTimeout and NegativeTTL must not be negative", ErrInvalidTTL))
 	}
 	if o.LockTTL == 0 {
 		o.LockTTL = 30 * time.Second
@@ -90,21 +90,21 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 		err = c.checkTags(d, nil)
 	}
 	if err != nil {
-		return zero, d.fail("Remember", key, err)
+		return zero, d.fail(opRemember, key, err)
 	}
 	if o.Distributed && (d.cond == nil || d.cad == nil) {
-		return zero, unsupported(d, "Remember with Distributed")
+		return zero, unsupported(d, opRemember, "Distributed")
 	}
 	ttl := d.orDefault(o.TTL)
 	// The hit path, without closures: one interface call and, on an in-process driver,
 	// a type assertion.
 	v, found, near, ticket, k, err := d.readAt(ctx, scope, key)
 	if kind := eventKind(found, err); c.m.wants(kind) {
-		c.m.end("Remember", d, key, kind, err, start)
+		c.m.end(opRemember, d, key, kind, err, start)
 	}
 	if err != nil {
 		if !c.failsOpen(ctx, err) {
-			return zero, d.fail("Remember", key, err)
+			return zero, d.fail(opRemember, key, err)
 		}
 		o.Distributed = false // the store is out of reach: load here, once per key
 	}
@@ -114,7 +114,7 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 		}
 		t, err := decodeT[T](d, k, v, near, ticket)
 		if err != nil {
-			return zero, d.fail("Remember", key, err)
+			return zero, d.fail(opRemember, key, err)
 		}
 		return t, nil
 	}
@@ -128,10 +128,10 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 // processes with Distributed.
 func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key string, ttl time.Duration, o RememberOptions, fn func(context.Context) (T, error), start stamp) (T, error) {
 	var zero T
-	if err := reentered(ctx, c.m, "Remember", d, k); err != nil {
-		return zero, d.fail("Remember", key, err)
+	if err := reentered(ctx, c.m, opRemember, d, k); err != nil {
+		return zero, d.fail(opRemember, key, err)
 	}
-	ctx, over := markInFlight(ctx, c.m, "Remember", d, k) // for fn's nested calls
+	ctx, over := markInFlight(ctx, c.m, opRemember, d, k) // for fn's nested calls
 	defer over()
 	noneKey := recordKey(k, recNone)
 	// read looks for a value another caller stored, or, with NegativeTTL, its mark that
@@ -141,7 +141,7 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 		var t T
 		v, found, near, ticket, err := d.read(ctx, k)
 		if err != nil {
-			return t, false, c.soft(ctx, "Remember", d, key, err)
+			return t, false, c.soft(ctx, opRemember, d, key, err)
 		}
 		if found {
 			t, err := decodeT[T](d, k, v, near, ticket)
@@ -149,7 +149,7 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 		}
 		if o.NegativeTTL > 0 {
 			if _, none, err := d.d.Get(ctx, noneKey); err != nil {
-				return t, false, c.soft(ctx, "Remember", d, key, err)
+				return t, false, c.soft(ctx, opRemember, d, key, err)
 			} else if none {
 				return t, false, ErrNotFound
 			}
@@ -159,18 +159,18 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 	if o.NegativeTTL > 0 {
 		// A recent load found nothing: say so again without loading.
 		if _, none, err := d.d.Get(ctx, noneKey); err != nil {
-			if err = c.soft(ctx, "Remember", d, key, err); err != nil {
-				return zero, d.fail("Remember", key, err)
+			if err = c.soft(ctx, opRemember, d, key, err); err != nil {
+				return zero, d.fail(opRemember, key, err)
 			}
 		} else if none {
-			return zero, d.fail("Remember", key, ErrNotFound)
+			return zero, d.fail(opRemember, key, ErrNotFound)
 		}
 	}
 	load := func() (any, error) {
 		t, err := flight.Call(ctx, fn)
 		if err != nil {
 			if o.NegativeTTL > 0 && errors.Is(err, ErrNotFound) {
-				if _, werr := d.write(ctx, driver.Entry{Key: noneKey, Value: true, TTL: o.NegativeTTL}, Upsert); c.soft(ctx, "Remember", d, key, werr) != nil {
+				if _, werr := d.write(ctx, driver.Entry{Key: noneKey, Value: true, TTL: o.NegativeTTL}, Upsert); c.soft(ctx, opRemember, d, key, werr) != nil {
 					return t, errors.Join(err, fmt.Errorf("store the negative mark: %w", werr))
 				}
 			}
@@ -178,19 +178,19 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 		}
 		_, err = d.write(ctx, driver.Entry{Key: k, Value: t, TTL: ttl}, Upsert)
 		if err != nil && c.failsOpen(ctx, err) {
-			c.done("Remember", d, key, 0, err, start)
+			c.done(opRemember, d, key, 0, err, start)
 			return t, nil // best effort: the store is out of reach
 		}
-		c.done("Remember", d, key, EventSet, err, start)
+		c.done(opRemember, d, key, EventSet, err, start)
 		if err != nil {
 			return t, &flight.Partial{Err: err}
 		}
-		if err := c.soft(ctx, "Remember", d, key, c.indexTags(ctx, d, k, ttl, nil)); err != nil {
+		if err := c.soft(ctx, opRemember, d, key, c.indexTags(ctx, d, k, ttl, nil)); err != nil {
 			return t, &flight.Partial{Err: err}
 		}
 		return t, nil
 	}
-	return sharedLoad[T](ctx, c, d, d.name+"\x00"+k, "Remember", key, func() (any, error) {
+	return sharedLoad[T](ctx, c, d, d.name+"\x00"+k, opRemember, key, func() (any, error) {
 		// A caller that missed just after a previous flight stored the value (or found
 		// nothing). Any error stops the load: a key the driver cannot read (another
 		// program's data) or a value that does not decode is never overwritten.
@@ -205,7 +205,7 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 }
 
 // sharedLoad is [flight.Do] on the manager's flights, its errors wrapped with op and key.
-func sharedLoad[T any](ctx context.Context, c *Cache, d *namedDriver, fkey, op, key string, load func() (any, error)) (T, error) {
+func sharedLoad[T any](ctx context.Context, c *Cache, d *namedDriver, fkey string, op operation, key string, load func() (any, error)) (T, error) {
 	v, err := flight.Do[T](ctx, &c.m.flights, fkey, load)
 	if err != nil {
 		return v, d.fail(op, key, err)

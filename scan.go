@@ -15,14 +15,14 @@ import (
 func (c *Cache) Scan(ctx context.Context, ns string, fn func(key string) bool) error {
 	d, err := c.driverFor("")
 	if err != nil {
-		return d.fail("Scan", ns, err)
+		return d.fail(opScan, ns, err)
 	}
 	if d.scan == nil {
-		return unsupported(d, "Scan")
+		return unsupported(d, opScan, "")
 	}
 	scope, err := c.scope(ctx)
 	if err != nil {
-		return d.fail("Scan", ns, err)
+		return d.fail(opScan, ns, err)
 	}
 	base := join(scope, trimDots(ns)) // the namespace's own key, or the scope
 	strip := 0
@@ -35,7 +35,7 @@ func (c *Cache) Scan(ctx context.Context, ns string, fn func(key string) bool) e
 		}
 		return fn(k[strip:])
 	})
-	return d.fail("Scan", ns, err)
+	return d.fail(opScan, ns, err)
 }
 
 // ListLocks returns the locks held under ns (see [Cache.Scan]): every key whose value is

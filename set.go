@@ -55,11 +55,11 @@ type SetResult struct {
 func (c *Cache) Set(ctx context.Context, key string, v any, ttl time.Duration) error {
 	ttl, err := resolveTTL(ttl, time.Time{})
 	if err != nil {
-		return opError("Set", key, err)
+		return opError(opSet, key, err)
 	}
 	d, k, err := c.prepTagged(ctx, "", key, nil)
 	if err != nil {
-		return d.fail("Set", key, err)
+		return d.fail(opSet, key, err)
 	}
 	ttl = d.orDefault(ttl)
 	start := c.m.sampleStart()
@@ -68,9 +68,9 @@ func (c *Cache) Set(ctx context.Context, key string, v any, ttl time.Duration) e
 		err = c.indexTags(ctx, d, k, ttl, nil)
 	}
 	if kind := orError(EventSet, err); c.m.wants(kind) {
-		c.m.end("Set", d, key, kind, err, start)
+		c.m.end(opSet, d, key, kind, err, start)
 	}
-	return d.fail("Set", key, err)
+	return d.fail(opSet, key, err)
 }
 
 // SetWith stores v under key with the options in o: a conditional write, an absolute
@@ -78,26 +78,26 @@ func (c *Cache) Set(ctx context.Context, key string, v any, ttl time.Duration) e
 func (c *Cache) SetWith(ctx context.Context, key string, v any, o SetOptions) (SetResult, error) {
 	ttl, err := resolveTTL(o.TTL, o.ExpiresAt)
 	if err != nil {
-		return SetResult{}, opError("SetWith", key, err)
+		return SetResult{}, opError(opSetWith, key, err)
 	}
 	if o.OnConflict > Update {
-		return SetResult{}, opError("SetWith", key, fmt.Errorf("%w: unknown %v", ErrInvalidConfig, o.OnConflict))
+		return SetResult{}, opError(opSetWith, key, fmt.Errorf("%w: unknown %v", ErrInvalidConfig, o.OnConflict))
 	}
 	d, k, err := c.prepTagged(ctx, o.Driver, key, o.Tags)
 	if err != nil {
-		return SetResult{}, d.fail("SetWith", key, err)
+		return SetResult{}, d.fail(opSetWith, key, err)
 	}
 	ttl = d.orDefault(ttl)
 	written, err := d.write(ctx, driver.Entry{Key: k, Value: v, TTL: ttl, Tags: o.Tags}, o.OnConflict)
 	if written || err != nil {
-		c.done("SetWith", d, key, EventSet, err, 0)
+		c.done(opSetWith, d, key, EventSet, err, 0)
 	}
 	if err != nil {
-		return SetResult{}, d.fail("SetWith", key, err)
+		return SetResult{}, d.fail(opSetWith, key, err)
 	}
 	if written {
 		if err := c.indexTags(ctx, d, k, ttl, o.Tags); err != nil {
-			return SetResult{Written: true}, d.fail("SetWith", key, err)
+			return SetResult{Written: true}, d.fail(opSetWith, key, err)
 		}
 	}
 	return SetResult{Written: written}, nil
@@ -107,15 +107,15 @@ func (c *Cache) SetWith(ctx context.Context, key string, v any, o SetOptions) (S
 func (c *Cache) Forever(ctx context.Context, key string, v any) error {
 	d, k, err := c.prepTagged(ctx, "", key, nil)
 	if err != nil {
-		return d.fail("Forever", key, err)
+		return d.fail(opForever, key, err)
 	}
 	_, err = d.write(ctx, driver.Entry{Key: k, Value: v}, Upsert)
-	c.done("Forever", d, key, EventSet, err, 0)
+	c.done(opForever, d, key, EventSet, err, 0)
 	if err != nil {
-		return d.fail("Forever", key, err)
+		return d.fail(opForever, key, err)
 	}
 	if err := c.indexTags(ctx, d, k, 0, nil); err != nil {
-		return d.fail("Forever", key, err)
+		return d.fail(opForever, key, err)
 	}
 	return nil
 }
@@ -133,7 +133,7 @@ func (d *namedDriver) write(ctx context.Context, e driver.Entry, mode OnConflict
 	case mode != Create && mode != Update:
 		return true, d.d.Set(ctx, e)
 	case d.cond == nil:
-		return false, unsupported(d, [...]string{Create: "Create", Update: "Update"}[mode])
+		return false, cannotDo(d, [...]string{Create: "Create", Update: "Update"}[mode])
 	case mode == Update:
 		return d.cond.SetIf(ctx, e, driver.IfPresent)
 	}
@@ -181,14 +181,14 @@ func resolveTTL(ttl time.Duration, at time.Time) (time.Duration, error) {
 func (c *Cache) SetMany(ctx context.Context, items map[string]any, ttl time.Duration) error {
 	ttl, err := resolveTTL(ttl, time.Time{})
 	if err != nil {
-		return opError("SetMany", "", err)
+		return opError(opSetMany, "", err)
 	}
 	d, err := c.driverFor("")
 	if err == nil {
 		err = c.checkTags(d, nil)
 	}
 	if err != nil {
-		return d.fail("SetMany", "", err)
+		return d.fail(opSetMany, "", err)
 	}
 	ttl = d.orDefault(ttl)
 	entries := make([]driver.Entry, 0, len(items))
@@ -196,35 +196,35 @@ func (c *Cache) SetMany(ctx context.Context, items map[string]any, ttl time.Dura
 	for key, v := range items {
 		k, err := c.finalKey(ctx, key)
 		if err != nil {
-			return d.fail("SetMany", key, err)
+			return d.fail(opSetMany, key, err)
 		}
 		if v, err = d.encode(v); err != nil {
-			return d.fail("SetMany", key, err)
+			return d.fail(opSetMany, key, err)
 		}
 		entries = append(entries, driver.Entry{Key: k, Value: v, TTL: ttl})
 		keys = append(keys, key)
 	}
 	if d.bset != nil {
 		if err := d.bset.SetMany(ctx, entries); err != nil {
-			c.done("SetMany", d, "", 0, err, 0)
-			return d.fail("SetMany", "", err)
+			c.done(opSetMany, d, "", 0, err, 0)
+			return d.fail(opSetMany, "", err)
 		}
 	} else {
 		for i, e := range entries {
 			if err := d.d.Set(ctx, e); err != nil {
-				c.done("SetMany", d, keys[i], 0, err, 0)
-				return d.fail("SetMany", e.Key, err)
+				c.done(opSetMany, d, keys[i], 0, err, 0)
+				return d.fail(opSetMany, e.Key, err)
 			}
 		}
 	}
 	if c.m.wants(EventSet) {
 		for _, key := range keys {
-			c.m.end("SetMany", d, key, EventSet, nil, 0)
+			c.m.end(opSetMany, d, key, EventSet, nil, 0)
 		}
 	}
 	for _, e := range entries {
 		if err := c.indexTags(ctx, d, e.Key, ttl, nil); err != nil {
-			return d.fail("SetMany", e.Key, err)
+			return d.fail(opSetMany, e.Key, err)
 		}
 	}
 	return nil
@@ -235,19 +235,19 @@ func (c *Cache) SetMany(ctx context.Context, items map[string]any, ttl time.Dura
 func Many[T any](ctx context.Context, c *Cache, keys ...string) (map[string]T, error) {
 	d, err := c.driverFor("")
 	if err != nil {
-		return nil, d.fail("Many", "", err)
+		return nil, d.fail(opMany, "", err)
 	}
 	final := make([]string, len(keys))
 	for i, key := range keys {
 		if final[i], err = c.finalKey(ctx, key); err != nil {
-			return nil, d.fail("Many", key, err)
+			return nil, d.fail(opMany, key, err)
 		}
 	}
 	out := make(map[string]T, len(keys))
 	put := func(i int, v any) error {
 		var t T
 		if err := d.decode(v, &t); err != nil {
-			return d.fail("Many", keys[i], err)
+			return d.fail(opMany, keys[i], err)
 		}
 		out[keys[i]] = t
 		return nil
@@ -255,11 +255,11 @@ func Many[T any](ctx context.Context, c *Cache, keys ...string) (map[string]T, e
 	if d.bget != nil {
 		vals, found, err := d.bget.GetMany(ctx, final)
 		if err != nil {
-			c.done("Many", d, "", 0, err, 0)
-			return nil, d.fail("Many", "", err)
+			c.done(opMany, d, "", 0, err, 0)
+			return nil, d.fail(opMany, "", err)
 		}
 		for i := range final {
-			c.done("Many", d, keys[i], hitOrMiss(found[i]), nil, 0)
+			c.done(opMany, d, keys[i], hitOrMiss(found[i]), nil, 0)
 			if found[i] {
 				if err := put(i, vals[i]); err != nil {
 					return nil, err
@@ -270,9 +270,9 @@ func Many[T any](ctx context.Context, c *Cache, keys ...string) (map[string]T, e
 	}
 	for i, k := range final {
 		v, found, err := d.d.Get(ctx, k)
-		c.done("Many", d, keys[i], hitOrMiss(found), err, 0)
+		c.done(opMany, d, keys[i], hitOrMiss(found), err, 0)
 		if err != nil {
-			return nil, d.fail("Many", keys[i], err)
+			return nil, d.fail(opMany, keys[i], err)
 		}
 		if found {
 			if err := put(i, v); err != nil {

@@ -39,28 +39,28 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 	var zero T
 	start := c.m.sampleStart()
 	if o.Fresh <= 0 || o.Stale <= o.Fresh {
-		return zero, opError("SWR", key, fmt.Errorf("%w: need 0 < Fresh < Stale, got Fresh %v, Stale %v", ErrInvalidTTL, o.Fresh, o.Stale))
+		return zero, opError(opSWR, key, fmt.Errorf("%w: need 0 < Fresh < Stale, got Fresh %v, Stale %v", ErrInvalidTTL, o.Fresh, o.Stale))
 	}
 	o.Fresh, o.Stale = capTTL(o.Fresh), capTTL(o.Stale)
 	d, k, err := c.prepTagged(ctx, o.Driver, key, nil)
 	if err != nil {
-		return zero, d.fail("SWR", key, err)
+		return zero, d.fail(opSWR, key, err)
 	}
 	fk := recordKey(k, recFresh)
 	vals, found, err := getMany(ctx, d, []string{k, fk})
 	if err != nil {
-		c.done("SWR", d, key, 0, err, start)
+		c.done(opSWR, d, key, 0, err, start)
 		if !c.failsOpen(ctx, err) {
-			return zero, d.fail("SWR", key, err)
+			return zero, d.fail(opSWR, key, err)
 		}
 		found = []bool{false, false} // the store is out of reach: load, once per key
 	}
 	if found[0] {
 		var t T
 		err := d.decode(vals[0], &t)
-		c.done("SWR", d, key, EventHit, err, start)
+		c.done(opSWR, d, key, EventHit, err, start)
 		if err != nil {
-			return zero, d.fail("SWR", key, err)
+			return zero, d.fail(opSWR, key, err)
 		}
 		if !found[1] {
 			c.refresh(ctx, "swr\x00"+d.name+"\x00"+k, func(rctx context.Context) error {
@@ -72,9 +72,9 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 				t, err := flight.Call(rctx, fn)
 				if err == nil {
 					err = c.storeSWR(rctx, d, k, t, o)
-					c.done("SWR", d, key, EventSet, err, 0)
+					c.done(opSWR, d, key, EventSet, err, 0)
 				} else {
-					c.done("SWR", d, key, 0, err, 0) // the loader failed: nobody else hears of it
+					c.done(opSWR, d, key, 0, err, 0) // the loader failed: nobody else hears of it
 				}
 				return err
 			}, func(err error) {
@@ -85,13 +85,13 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 		}
 		return t, nil
 	}
-	c.done("SWR", d, key, EventMiss, nil, start)
+	c.done(opSWR, d, key, EventMiss, nil, start)
 	// Cold: one load for every concurrent caller, as Remember.
 	load := func() (any, error) {
 		// A caller that missed just before a previous flight stored the value. Any error
 		// stops the load: what could not be read or decoded is never overwritten.
 		if v, found, err := d.d.Get(ctx, k); err != nil {
-			if err = c.soft(ctx, "SWR", d, key, err); err != nil {
+			if err = c.soft(ctx, opSWR, d, key, err); err != nil {
 				return nil, err
 			}
 		} else if found {
@@ -107,16 +107,16 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 		}
 		err = c.storeSWR(ctx, d, k, t, o)
 		if err != nil && c.failsOpen(ctx, err) {
-			c.done("SWR", d, key, 0, err, 0)
+			c.done(opSWR, d, key, 0, err, 0)
 			return t, nil // best effort: the store is out of reach
 		}
-		c.done("SWR", d, key, EventSet, err, 0)
+		c.done(opSWR, d, key, EventSet, err, 0)
 		if err != nil {
 			return t, &flight.Partial{Err: err}
 		}
 		return t, nil
 	}
-	return sharedLoad[T](ctx, c, d, "swr\x00"+d.name+"\x00"+k, "SWR", key, load)
+	return sharedLoad[T](ctx, c, d, "swr\x00"+d.name+"\x00"+k, opSWR, key, load)
 }
 
 // refresh runs job in the background, once per flight at a time, on a context that

@@ -135,15 +135,15 @@ func GetAs[T any](ctx context.Context, c *Cache, key string) (v T, found bool, e
 	start := c.m.sampleStart()
 	d, scope, err := c.prepScope(ctx, "", key)
 	if err != nil {
-		return v, false, d.fail("Get", key, err)
+		return v, false, d.fail(opGet, key, err)
 	}
 	raw, found, near, ticket, k, err := d.readAt(ctx, scope, key)
 	if kind := eventKind(found, err); c.m.wants(kind) {
-		c.m.end("Get", d, key, kind, err, start)
+		c.m.end(opGet, d, key, kind, err, start)
 	}
 	if err != nil || !found {
 		if err != nil && !c.failsOpen(ctx, err) {
-			err = d.fail("Get", key, err)
+			err = d.fail(opGet, key, err)
 		} else {
 			err = nil
 		}
@@ -160,7 +160,7 @@ func GetAs[T any](ctx context.Context, c *Cache, key string) (v T, found bool, e
 func decodeAs[T any](d *namedDriver, k, key string, raw any, near bool, ticket uint64) (T, bool, error) {
 	t, err := decodeT[T](d, k, raw, near, ticket)
 	if err != nil {
-		return t, true, d.fail("Get", key, err)
+		return t, true, d.fail(opGet, key, err)
 	}
 	return t, true, nil
 }
