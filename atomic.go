@@ -116,16 +116,16 @@ func ModifyWith[T any](ctx context.Context, c *Cache, key string, o ModifyOption
 	if err != nil {
 		return zero, d.fail(opModify, key, err)
 	}
-	return modify(ctx, c, d, k, key, o, fn)
+	return modify(ctx, c, target{d: d, k: k, key: key}, o, fn)
 }
 
 // modify is ModifyWith on a resolved driver and final key k. It reports set when it
 // wrote, removed when it deleted a live key, and error when it failed for another reason
 // than fn's own error.
-func modify[T any](ctx context.Context, c *Cache, d *namedDriver, k, key string, o ModifyOptions, fn func(cur T, found bool) (T, error)) (T, error) {
+func modify[T any](ctx context.Context, c *Cache, at target, o ModifyOptions, fn func(cur T, found bool) (T, error)) (T, error) {
 	start := c.m.sampleStart()
 	var fnFailed bool // fn returned an error of its own: the caller's, not an event
-	v, kind, err := modifyOn(ctx, d, k, key, o, func(cur T, found bool) (T, error) {
+	v, kind, err := modifyOn(ctx, at, o, func(cur T, found bool) (T, error) {
 		next, err := fn(cur, found)
 		fnFailed = err != nil && !errors.Is(err, DeleteKey)
 		return next, err
@@ -135,15 +135,24 @@ func modify[T any](ctx context.Context, c *Cache, d *namedDriver, k, key string,
 		if op == opNone {
 			op = opModify
 		}
-		c.done(op, d, key, kind, err, start)
+		c.done(op, at.d, at.key, kind, err, start)
 	}
 	return v, err
 }
 
+// modStep is one step of a Modify: fn's result next, encoded as v, or del when fn
+// returned DeleteKey.
+type modStep[T any] struct {
+	next T
+	v    any
+	del  bool
+}
+
 // modifyOn is modify's work. kind is EventSet when it wrote, EventRemoved when it
 // deleted a live key, 0 when it changed nothing.
-func modifyOn[T any](ctx context.Context, d *namedDriver, k, key string, o ModifyOptions, fn func(cur T, found bool) (T, error)) (out T, kind EventKind, _ error) {
+func modifyOn[T any](ctx context.Context, at target, o ModifyOptions, fn func(cur T, found bool) (T, error)) (out T, kind EventKind, _ error) {
 	var zero T
+	d, k := at.d, at.k
 	entry := func(v any) driver.Entry {
 		if o.forever {
 			return driver.Entry{Key: k, Value: v}
@@ -153,38 +162,37 @@ func modifyOn[T any](ctx context.Context, d *namedDriver, k, key string, o Modif
 		}
 		return driver.Entry{Key: k, Value: v, TTL: d.orDefault(o.NewTTL), KeepTTL: true}
 	}
-	// step decodes the stored value, calls fn, and encodes its result into v; del: fn
-	// returned DeleteKey.
-	step := func(old any, found bool) (next T, v any, del bool, err error) {
+	// step decodes the stored value, calls fn, and encodes its result.
+	step := func(old any, found bool) (s modStep[T], err error) {
 		var cur T
 		if found {
 			if err := d.decode(old, &cur); err != nil {
-				return zero, nil, false, err
+				return s, err
 			}
 		}
-		if next, err = fn(cur, found); errors.Is(err, DeleteKey) {
-			return zero, nil, true, nil
+		if s.next, err = fn(cur, found); errors.Is(err, DeleteKey) {
+			return modStep[T]{del: true}, nil
 		} else if err != nil {
-			return zero, nil, false, err
+			return modStep[T]{}, err
 		}
-		v, err = d.encode(next)
-		return next, v, false, err
+		s.v, err = d.encode(s.next)
+		return s, err
 	}
 	var err error
 	if d.mod != nil {
 		err = d.mod.Modify(ctx, k, func(old any, found bool) (driver.Change, error) {
-			next, v, del, err := step(old, found)
+			s, err := step(old, found)
 			switch {
 			case err != nil:
 				return driver.Change{}, err
-			case del:
+			case s.del:
 				if found {
 					kind = EventRemoved
 				}
 				return driver.Change{Delete: true}, nil
 			}
-			out, kind = next, EventSet
-			return driver.Change{Entry: entry(v)}, nil
+			out, kind = s.next, EventSet
+			return driver.Change{Entry: entry(s.v)}, nil
 		})
 	} else if d.swap == nil || d.cond == nil || d.cad == nil {
 		return zero, 0, unsupported(d, opModify, "")
@@ -198,24 +206,24 @@ func modifyOn[T any](ctx context.Context, d *namedDriver, k, key string, o Modif
 			if err != nil {
 				return false, err
 			}
-			next, v, del, err := step(raw, found)
+			s, err := step(raw, found)
 			switch {
 			case err != nil:
 				return false, err
-			case del && !found:
+			case s.del && !found:
 				out, kind = zero, 0
 				return true, nil
-			case del:
+			case s.del:
 				done, err = d.cad.CompareAndDelete(ctx, k, raw)
 				out, kind = zero, EventRemoved
 			case found:
-				done, err = d.swap.CompareAndSwap(ctx, raw, entry(v))
-				out, kind = next, EventSet
+				done, err = d.swap.CompareAndSwap(ctx, raw, entry(s.v))
+				out, kind = s.next, EventSet
 			default:
-				e := entry(v)
+				e := entry(s.v)
 				e.KeepTTL = false
 				done, err = d.cond.SetIf(ctx, e, driver.IfAbsent)
-				out, kind = next, EventSet
+				out, kind = s.next, EventSet
 			}
 			if err == nil && !done && attempts == o.MaxAttempts {
 				err = fmt.Errorf("%w: %d compare-and-swap attempts failed", ErrConflict, o.MaxAttempts)
@@ -224,7 +232,7 @@ func modifyOn[T any](ctx context.Context, d *namedDriver, k, key string, o Modif
 		})
 	}
 	if err != nil {
-		return zero, 0, d.fail(opModify, key, err)
+		return zero, 0, d.fail(opModify, at.key, err)
 	}
 	return out, kind, nil
 }

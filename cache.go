@@ -165,6 +165,14 @@ func newNamedDriver(m *manager, name string, d driver.Driver) *namedDriver {
 	return nd
 }
 
+// target is where a one-key operation runs: the driver, and the key as the driver sees
+// it (k) and as the caller gave it (key).
+type target struct {
+	d   *namedDriver
+	k   string
+	key string
+}
+
 // New builds a cache from cfg. It does not copy or keep cfg.Drivers: later changes to
 // the map have no effect.
 func New(cfg Config) (*Cache, error) {
@@ -343,12 +351,10 @@ func (c *Cache) Get(ctx context.Context, key string, dst any) (found bool, err e
 	start := c.m.sampleStart()
 	d, scope, err := c.prepScope(ctx, "", key)
 	if err == nil {
-		var v any
-		var near bool
-		var ticket uint64
-		var k string
-		if v, found, near, ticket, k, err = d.readAt(ctx, scope, key); err == nil && found {
-			err = d.decodeRead(k, v, near, ticket, dst) // checks dst, at no cost to a hit
+		var r readResult
+		if r, err = d.readAt(ctx, scope, key); err == nil && r.found {
+			found = true
+			err = d.decodeRead(r, dst) // checks dst, at no cost to a hit
 		} else if err == nil {
 			err = conv.Check(dst) // a miss writes nothing, but a bad dst is an error all the same
 		} else if c.failsOpen(ctx, err) {

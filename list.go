@@ -32,16 +32,17 @@ func NewList[T any](c *Cache, key string, ttl time.Duration) *List[T] {
 	return l
 }
 
-// native returns the driver and final key when the driver has native lists.
-func (l *List[T]) native(ctx context.Context) (*namedDriver, string, bool, error) {
+// resolve returns the driver and final key of the list; the driver has native lists
+// when its lister is set.
+func (l *List[T]) resolve(ctx context.Context) (*namedDriver, string, error) {
 	if l.bad != nil {
-		return nil, "", false, opError(opList, l.key, l.bad)
+		return nil, "", opError(opList, l.key, l.bad)
 	}
 	d, k, err := l.c.prep(ctx, "", l.key)
 	if err != nil {
-		return nil, "", false, opError(opList, l.key, err)
+		return nil, "", opError(opList, l.key, err)
 	}
-	return d, k, d.lister != nil, nil
+	return d, k, nil
 }
 
 func (l *List[T]) modify(ctx context.Context, fn func([]T) ([]T, error)) ([]T, error) {
@@ -59,11 +60,11 @@ func (l *List[T]) push(ctx context.Context, front bool, items []T) (int, error) 
 	if len(items) == 0 {
 		return l.Len(ctx)
 	}
-	d, k, native, err := l.native(ctx)
+	d, k, err := l.resolve(ctx)
 	if err != nil {
 		return 0, err
 	}
-	if native {
+	if d.lister != nil {
 		vals := make([]any, len(items))
 		order := items
 		if front { // LPUSH a b c stores c b a: push in reverse to keep the items' order
@@ -104,11 +105,11 @@ func (l *List[T]) Unshift(ctx context.Context, items ...T) (int, error) {
 }
 
 func (l *List[T]) pop(ctx context.Context, front bool) (v T, ok bool, err error) {
-	d, k, native, err := l.native(ctx)
+	d, k, err := l.resolve(ctx)
 	if err != nil {
 		return v, false, err
 	}
-	if native {
+	if d.lister != nil {
 		raw, found, err := d.lister.ListPop(ctx, k, front)
 		if found || err != nil {
 			// An item was taken: the list changed (a native list cannot say whether it
@@ -147,11 +148,11 @@ func (l *List[T]) Shift(ctx context.Context) (v T, ok bool, err error) { return 
 // Slice returns items [start, stop], inclusive, with negative indexes counting from the
 // end, as Redis LRANGE: Slice(ctx, 0, -1) is the whole list, Slice(ctx, -3, -1) the last 3.
 func (l *List[T]) Slice(ctx context.Context, start, stop int) ([]T, error) {
-	d, k, native, err := l.native(ctx)
+	d, k, err := l.resolve(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if native {
+	if d.lister != nil {
 		raws, err := d.lister.ListRange(ctx, k, int64(start), int64(stop))
 		l.c.done(opList, d, l.key, hitOrMiss(len(raws) > 0), err, 0)
 		if err != nil {
@@ -181,11 +182,11 @@ func (l *List[T]) Slice(ctx context.Context, start, stop int) ([]T, error) {
 
 // Len returns the list's length.
 func (l *List[T]) Len(ctx context.Context) (int, error) {
-	d, k, native, err := l.native(ctx)
+	d, k, err := l.resolve(ctx)
 	if err != nil {
 		return 0, err
 	}
-	if native {
+	if d.lister != nil {
 		n, err := d.lister.ListLen(ctx, k)
 		l.c.done(opList, d, l.key, hitOrMiss(n > 0), err, 0)
 		if err != nil {
@@ -214,11 +215,11 @@ func (l *List[T]) read(ctx context.Context, d *namedDriver, k string) ([]T, erro
 // Trim keeps items [start, stop], inclusive, negative indexes from the end, as Redis
 // LTRIM: Trim(ctx, -100, -1) keeps the last 100.
 func (l *List[T]) Trim(ctx context.Context, start, stop int) error {
-	d, k, native, err := l.native(ctx)
+	d, k, err := l.resolve(ctx)
 	if err != nil {
 		return err
 	}
-	if native {
+	if d.lister != nil {
 		err := d.lister.ListTrim(ctx, k, int64(start), int64(stop))
 		l.c.done(opList, d, l.key, EventSet, err, 0)
 		return d.fail(opList, l.key, err)

@@ -95,11 +95,10 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 	if o.Distributed && (d.cond == nil || d.cad == nil) {
 		return zero, unsupported(d, opRemember, "Distributed")
 	}
-	ttl := d.orDefault(o.TTL)
 	// The hit path, without closures: one interface call and, on an in-process driver,
 	// a type assertion.
-	v, found, near, ticket, k, err := d.readAt(ctx, scope, key)
-	if kind := eventKind(found, err); c.m.wants(kind) {
+	r, err := d.readAt(ctx, scope, key)
+	if kind := eventKind(r.found, err); c.m.wants(kind) {
 		c.m.end(opRemember, d, key, kind, err, start)
 	}
 	if err != nil {
@@ -108,43 +107,104 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 		}
 		o.Distributed = false // the store is out of reach: load here, once per key
 	}
-	if found {
-		if t, ok := v.(T); ok && (d.codec == nil || near) {
+	if err == nil && r.found {
+		if t, ok := r.v.(T); ok && (d.codec == nil || r.near) {
 			return t, nil
 		}
-		t, err := decodeT[T](d, k, v, near, ticket)
+		t, err := decodeT[T](d, r)
 		if err != nil {
 			return zero, d.fail(opRemember, key, err)
 		}
 		return t, nil
 	}
-	if k == "" {
-		k = join(scope, key)
+	l := &loadCall[T]{c: c, op: opRemember, d: d, key: key, k: join(scope, key), fn: fn, start: start}
+	return rememberMiss(ctx, l, o)
+}
+
+// loadCall is the load of a Remember or SWR that missed: fn's result for the key, loaded
+// once for every caller in the process, and stored.
+type loadCall[T any] struct {
+	c     *Cache
+	op    operation // opRemember or opSWR
+	d     *namedDriver
+	key   string // as the caller gave it
+	k     string // as the driver sees it
+	fn    func(context.Context) (T, error)
+	start stamp
+}
+
+// enter returns ctx marked for fn's nested calls, and end to call when the load is
+// over; a call from inside fn of the same operation on the same key gets ErrReentrant.
+func (l *loadCall[T]) enter(ctx context.Context) (marked context.Context, end func(), err error) {
+	if err := reentered(ctx, l.c.m, l.op, l.d, l.k); err != nil {
+		return ctx, nil, l.d.fail(l.op, l.key, err)
 	}
-	return rememberMiss(ctx, c, d, k, key, ttl, o, fn, start)
+	marked, end = markInFlight(ctx, l.c.m, l.op, l.d, l.k)
+	return marked, end, nil
+}
+
+// shared runs load once for every concurrent caller of the same operation, driver and
+// key ([flight.Do] on the manager's flights), its errors wrapped with the op and key.
+func (l *loadCall[T]) shared(ctx context.Context, load func() (any, error)) (T, error) {
+	v, err := flight.Do[T](ctx, &l.c.m.flights, l.flightKey(), load)
+	if err != nil {
+		return v, l.d.fail(l.op, l.key, err)
+	}
+	return v, nil
+}
+
+// flightKey names the load's flight: its operation, driver and key.
+func (l *loadCall[T]) flightKey() string {
+	if l.op == opSWR {
+		return "swr\x00" + l.d.name + "\x00" + l.k
+	}
+	return l.d.name + "\x00" + l.k
+}
+
+// loadStore runs fn and stores its result with store: the one load-and-store step of
+// Remember and SWR. fn's error is returned as it is, and nothing is stored. A store that
+// fails is reported as an error event and returned with the value ([flight.Partial]),
+// unless the call fails open: the value alone is returned then.
+func (l *loadCall[T]) loadStore(ctx context.Context, store func(context.Context, T) error) (any, error) {
+	t, err := flight.Call(ctx, l.fn)
+	if err != nil {
+		return t, err
+	}
+	err = store(ctx, t)
+	if err != nil && l.c.failsOpen(ctx, err) {
+		l.c.done(l.op, l.d, l.key, 0, err, l.start)
+		return t, nil // best effort: the store is out of reach
+	}
+	l.c.done(l.op, l.d, l.key, EventSet, err, l.start)
+	if err != nil {
+		return t, &flight.Partial{Err: err}
+	}
+	return t, nil
 }
 
 // rememberMiss is Remember's miss path: single-flight in the process, and across
 // processes with Distributed.
-func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key string, ttl time.Duration, o RememberOptions, fn func(context.Context) (T, error), start stamp) (T, error) {
+func rememberMiss[T any](ctx context.Context, l *loadCall[T], o RememberOptions) (T, error) {
 	var zero T
-	if err := reentered(ctx, c.m, opRemember, d, k); err != nil {
-		return zero, d.fail(opRemember, key, err)
+	c, d, k, key := l.c, l.d, l.k, l.key
+	ctx, over, err := l.enter(ctx) // for fn's nested calls
+	if err != nil {
+		return zero, err
 	}
-	ctx, over := markInFlight(ctx, c.m, opRemember, d, k) // for fn's nested calls
 	defer over()
+	ttl := d.orDefault(o.TTL)
 	noneKey := recordKey(k, recNone)
 	// read looks for a value another caller stored, or, with NegativeTTL, its mark that
 	// the load found nothing (ErrNotFound): a caller that waited for another process's
 	// load takes that answer too, rather than load again.
 	read := func() (T, bool, error) {
 		var t T
-		v, found, near, ticket, err := d.read(ctx, k)
+		r, err := d.read(ctx, k)
 		if err != nil {
 			return t, false, c.soft(ctx, opRemember, d, key, err)
 		}
-		if found {
-			t, err := decodeT[T](d, k, v, near, ticket)
+		if r.found {
+			t, err := decodeT[T](d, r)
 			return t, true, err
 		}
 		if o.NegativeTTL > 0 {
@@ -166,31 +226,23 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 			return zero, d.fail(opRemember, key, ErrNotFound)
 		}
 	}
-	load := func() (any, error) {
-		t, err := flight.Call(ctx, fn)
-		if err != nil {
-			if o.NegativeTTL > 0 && errors.Is(err, ErrNotFound) {
-				if _, werr := d.write(ctx, driver.Entry{Key: noneKey, Value: true, TTL: o.NegativeTTL}, Upsert); c.soft(ctx, opRemember, d, key, werr) != nil {
-					return t, errors.Join(err, fmt.Errorf("store the negative mark: %w", werr))
-				}
-			}
-			return t, err
+	store := func(ctx context.Context, t T) error {
+		if _, err := d.write(ctx, driver.Entry{Key: k, Value: t, TTL: ttl}, Upsert); err != nil {
+			return err
 		}
-		_, err = d.write(ctx, driver.Entry{Key: k, Value: t, TTL: ttl}, Upsert)
-		if err != nil && c.failsOpen(ctx, err) {
-			c.done(opRemember, d, key, 0, err, start)
-			return t, nil // best effort: the store is out of reach
-		}
-		c.done(opRemember, d, key, EventSet, err, start)
-		if err != nil {
-			return t, &flight.Partial{Err: err}
-		}
-		if err := c.soft(ctx, opRemember, d, key, c.indexTags(ctx, d, k, ttl, nil)); err != nil {
-			return t, &flight.Partial{Err: err}
-		}
-		return t, nil
+		return c.indexTags(ctx, d, k, ttl, nil)
 	}
-	return sharedLoad[T](ctx, c, d, d.name+"\x00"+k, opRemember, key, func() (any, error) {
+	load := func() (any, error) {
+		t, err := l.loadStore(ctx, store)
+		var stored *flight.Partial
+		if o.NegativeTTL > 0 && errors.Is(err, ErrNotFound) && !errors.As(err, &stored) {
+			if _, werr := d.write(ctx, driver.Entry{Key: noneKey, Value: true, TTL: o.NegativeTTL}, Upsert); c.soft(ctx, opRemember, d, key, werr) != nil {
+				return t, errors.Join(err, fmt.Errorf("store the negative mark: %w", werr))
+			}
+		}
+		return t, err
+	}
+	return l.shared(ctx, func() (any, error) {
 		// A caller that missed just after a previous flight stored the value (or found
 		// nothing). Any error stops the load: a key the driver cannot read (another
 		// program's data) or a value that does not decode is never overwritten.
@@ -202,15 +254,6 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 		}
 		return load()
 	})
-}
-
-// sharedLoad is [flight.Do] on the manager's flights, its errors wrapped with op and key.
-func sharedLoad[T any](ctx context.Context, c *Cache, d *namedDriver, fkey string, op operation, key string, load func() (any, error)) (T, error) {
-	v, err := flight.Do[T](ctx, &c.m.flights, fkey, load)
-	if err != nil {
-		return v, d.fail(op, key, err)
-	}
-	return v, nil
 }
 
 // loadDistributed loads under a cross-process lock, or waits for another process's load.

@@ -55,6 +55,8 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 		}
 		found = []bool{false, false} // the store is out of reach: load, once per key
 	}
+	// The load's events are not timed: the read's event was.
+	l := &loadCall[T]{c: c, op: opSWR, d: d, key: key, k: k, fn: fn}
 	if found[0] {
 		var t T
 		err := d.decode(vals[0], &t)
@@ -63,20 +65,8 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 			return zero, d.fail(opSWR, key, err)
 		}
 		if !found[1] {
-			c.refresh(ctx, "swr\x00"+d.name+"\x00"+k, func(rctx context.Context) error {
-				// A read that saw the value stale just before another refresh stored it
-				// would refresh it again: the mark says whether that already happened.
-				if _, fresh, err := d.d.Get(rctx, fk); err == nil && fresh {
-					return nil
-				}
-				t, err := flight.Call(rctx, fn)
-				if err == nil {
-					err = c.storeSWR(rctx, d, k, t, o)
-					c.done(opSWR, d, key, EventSet, err, 0)
-				} else {
-					c.done(opSWR, d, key, 0, err, 0) // the loader failed: nobody else hears of it
-				}
-				return err
+			c.refresh(ctx, l.flightKey(), func(rctx context.Context) error {
+				return l.refreshJob(rctx, o)
 			}, func(err error) {
 				if o.OnRefreshError != nil {
 					o.OnRefreshError(key, err)
@@ -87,7 +77,12 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 	}
 	c.done(opSWR, d, key, EventMiss, nil, start)
 	// Cold: one load for every concurrent caller, as Remember.
-	load := func() (any, error) {
+	ctx, over, err := l.enter(ctx) // for fn's nested calls
+	if err != nil {
+		return zero, err
+	}
+	defer over()
+	return l.shared(ctx, func() (any, error) {
 		// A caller that missed just before a previous flight stored the value. Any error
 		// stops the load: what could not be read or decoded is never overwritten.
 		if v, found, err := d.d.Get(ctx, k); err != nil {
@@ -101,22 +96,30 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 			}
 			return t, nil
 		}
-		t, err := flight.Call(ctx, fn)
-		if err != nil {
-			return t, err
-		}
-		err = c.storeSWR(ctx, d, k, t, o)
-		if err != nil && c.failsOpen(ctx, err) {
-			c.done(opSWR, d, key, 0, err, 0)
-			return t, nil // best effort: the store is out of reach
-		}
-		c.done(opSWR, d, key, EventSet, err, 0)
-		if err != nil {
-			return t, &flight.Partial{Err: err}
-		}
-		return t, nil
+		return l.loadStore(ctx, func(ctx context.Context, t T) error { return c.storeSWR(ctx, d, k, t, o) })
+	})
+}
+
+// refreshJob is the background refresh of a stale value: fn runs and its result is
+// stored, unless another refresh already did. Its failure is reported as an error event
+// (nobody else hears of it) and returned for OnRefreshError.
+func (l *loadCall[T]) refreshJob(ctx context.Context, o SWROptions) error {
+	c, d := l.c, l.d
+	// A read that saw the value stale just before another refresh stored it would
+	// refresh it again: the mark says whether that already happened.
+	if _, fresh, err := d.d.Get(ctx, recordKey(l.k, recFresh)); err == nil && fresh {
+		return nil
 	}
-	return sharedLoad[T](ctx, c, d, "swr\x00"+d.name+"\x00"+k, opSWR, key, load)
+	ctx, over := markInFlight(ctx, c.m, l.op, d, l.k) // for fn's nested calls
+	defer over()
+	t, err := flight.Call(ctx, l.fn)
+	if err == nil {
+		err = c.storeSWR(ctx, d, l.k, t, o)
+		c.done(l.op, d, l.key, EventSet, err, 0)
+	} else {
+		c.done(l.op, d, l.key, 0, err, 0)
+	}
+	return err
 }
 
 // refresh runs job in the background, once per flight at a time, on a context that

@@ -51,7 +51,7 @@ func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
 			return d.fail(opInvalidateTags, tag, err)
 		}
 		var members []string
-		_, err = modify(ctx, c, d, tk, tag, ModifyOptions{MaxAttempts: 100, forever: true, silent: true},
+		_, err = modify(ctx, c, target{d: d, k: tk, key: tag}, ModifyOptions{MaxAttempts: 100, forever: true, silent: true},
 			func(idx map[string]int64, _ bool) (map[string]int64, error) {
 				members = slices.Collect(maps.Keys(idx))
 				return nil, DeleteKey
@@ -158,7 +158,7 @@ func (c *Cache) indexTags(ctx context.Context, d *namedDriver, k string, ttl tim
 		}
 		// The index never expires (not even with the driver's default TTL): it must outlive
 		// every entry it lists. It holds only live entries, so it stays bounded.
-		_, err = modify(ctx, c, d, tk, tag, ModifyOptions{MaxAttempts: 100, forever: true, silent: true},
+		_, err = modify(ctx, c, target{d: d, k: tk, key: tag}, ModifyOptions{MaxAttempts: 100, forever: true, silent: true},
 			func(idx map[string]int64, _ bool) (map[string]int64, error) {
 				if idx == nil {
 					idx = make(map[string]int64)

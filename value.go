@@ -69,60 +69,70 @@ func (d *namedDriver) decodeKeep(v any, dst any) (decoded any, err error) {
 	})
 }
 
-// read is the driver's Get, through its near tier ([driver.Near]) when it has one: a
-// copy kept there is returned already decoded (near is true). A ticket other than 0 asks
-// for the value read from the store to be kept there once decoded ([decodeRead]).
-func (d *namedDriver) read(ctx context.Context, k string) (v any, found, near bool, ticket uint64, err error) {
+// readResult is what a read found: the value v, if found; near when v came from the near
+// tier ([driver.Near]), already decoded; a ticket other than 0 asks for the value read
+// from the store to be kept there once decoded ([namedDriver.decodeRead]).
+type readResult struct {
+	v      any
+	found  bool
+	near   bool
+	ticket uint64
+	k      string // the final key; "" when a driver.JoinGetter was handed its two parts
+}
+
+// read is the driver's Get of the final key k, through its near tier when it has one.
+func (d *namedDriver) read(ctx context.Context, k string) (readResult, error) {
+	r := readResult{k: k}
 	if d.near != nil {
 		if v, ok := d.near.NearGet(k); ok {
-			return v, true, true, 0, nil
+			r.v, r.found, r.near = v, true, true
+			return r, nil
 		}
-		ticket = d.near.NearReserve(k)
+		r.ticket = d.near.NearReserve(k)
 	}
-	v, found, err = d.d.Get(ctx, k)
-	return v, found, false, ticket, err
+	var err error
+	r.v, r.found, err = d.d.Get(ctx, k)
+	return r, err
 }
 
 // readAt is read of key under scope (its prefix and namespace, see keyScope): a
 // driver.JoinGetter is handed the two parts, so that a hit builds no joined key;
-// otherwise the key is joined, and k is it.
-func (d *namedDriver) readAt(ctx context.Context, scope, key string) (v any, found, near bool, ticket uint64, k string, err error) {
+// otherwise the key is joined.
+func (d *namedDriver) readAt(ctx context.Context, scope, key string) (readResult, error) {
 	if d.jget != nil && scope != "" {
-		v, found, err = d.jget.GetJoined(ctx, scope, key)
-		return v, found, false, 0, "", err
+		v, found, err := d.jget.GetJoined(ctx, scope, key)
+		return readResult{v: v, found: found}, err
 	}
-	k = join(scope, key)
-	v, found, near, ticket, err = d.read(ctx, k)
-	return v, found, near, ticket, k, err
+	return d.read(ctx, join(scope, key))
 }
 
 // decodeRead decodes what read returned into dst, and keeps the decoded value in the
-// near tier under ticket.
-func (d *namedDriver) decodeRead(k string, v any, near bool, ticket uint64, dst any) error {
-	if near {
-		return conv.Assign(dst, v)
+// near tier under its ticket.
+func (d *namedDriver) decodeRead(r readResult, dst any) error {
+	if r.near {
+		return conv.Assign(dst, r.v)
 	}
-	decoded, err := d.decodeKeep(v, dst)
+	decoded, err := d.decodeKeep(r.v, dst)
 	if err != nil {
 		return err
 	}
-	if ticket != 0 && decoded != nil {
-		d.near.NearFill(k, reflect.ValueOf(decoded).Elem().Interface(), ticket)
+	if r.ticket != 0 && decoded != nil {
+		d.near.NearFill(r.k, reflect.ValueOf(decoded).Elem().Interface(), r.ticket)
 	}
 	return nil
 }
 
 // decodeT is decodeRead into a new T.
-func decodeT[T any](d *namedDriver, k string, v any, near bool, ticket uint64) (T, error) {
+func decodeT[T any](d *namedDriver, r readResult) (T, error) {
 	var t T
-	if near {
-		return t, conv.Assign(&t, v)
+	if r.near {
+		return t, conv.Assign(&t, r.v)
 	}
-	if err := d.decode(v, &t); err != nil {
+	if err := d.decode(r.v, &t); err != nil {
 		return t, err
 	}
-	if ticket != 0 {
-		d.near.NearFill(k, t, ticket)
+	if r.ticket != 0 {
+		d.near.NearFill(r.k, t, r.ticket)
 	}
 	return t, nil
 }
@@ -137,11 +147,11 @@ func GetAs[T any](ctx context.Context, c *Cache, key string) (v T, found bool, e
 	if err != nil {
 		return v, false, d.fail(opGet, key, err)
 	}
-	raw, found, near, ticket, k, err := d.readAt(ctx, scope, key)
-	if kind := eventKind(found, err); c.m.wants(kind) {
+	r, err := d.readAt(ctx, scope, key)
+	if kind := eventKind(r.found, err); c.m.wants(kind) {
 		c.m.end(opGet, d, key, kind, err, start)
 	}
-	if err != nil || !found {
+	if err != nil || !r.found {
 		if err != nil && !c.failsOpen(ctx, err) {
 			err = d.fail(opGet, key, err)
 		} else {
@@ -149,16 +159,16 @@ func GetAs[T any](ctx context.Context, c *Cache, key string) (v T, found bool, e
 		}
 		return v, false, err
 	}
-	if t, ok := raw.(T); ok && (d.codec == nil || near) {
+	if t, ok := r.v.(T); ok && (d.codec == nil || r.near) {
 		return t, true, nil
 	}
-	return decodeAs[T](d, k, key, raw, near, ticket)
+	return decodeAs[T](d, key, r)
 }
 
 // decodeAs is GetAs's slow path, apart so that its &t does not send the fast path's
 // result to the heap.
-func decodeAs[T any](d *namedDriver, k, key string, raw any, near bool, ticket uint64) (T, bool, error) {
-	t, err := decodeT[T](d, k, raw, near, ticket)
+func decodeAs[T any](d *namedDriver, key string, r readResult) (T, bool, error) {
+	t, err := decodeT[T](d, r)
 	if err != nil {
 		return t, true, d.fail(opGet, key, err)
 	}
