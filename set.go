@@ -53,71 +53,55 @@ type SetResult struct {
 // [driver.MaxTTL] (about 100 years), up to math.MaxInt64, is stored as MaxTTL: a value
 // that practically never expires.
 func (c *Cache) Set(ctx context.Context, key string, v any, ttl time.Duration) error {
-	ttl, err := resolveTTL(ttl, time.Time{})
-	if err != nil {
-		return opError(opSet, key, err)
-	}
-	d, k, err := c.prepTagged(ctx, "", key, nil)
-	if err != nil {
-		return d.fail(opSet, key, err)
-	}
-	ttl = d.orDefault(ttl)
-	start := c.m.sampleStart()
-	_, err = d.write(ctx, driver.Entry{Key: k, Value: v, TTL: ttl}, Upsert)
-	if err == nil {
-		err = c.indexTags(ctx, d, k, ttl, nil)
-	}
-	if kind := orError(EventSet, err); c.m.wants(kind) {
-		c.m.end(opSet, d, key, kind, err, start)
-	}
-	return d.fail(opSet, key, err)
+	_, err := c.set(ctx, opSet, key, v, SetOptions{TTL: ttl})
+	return err
 }
 
 // SetWith stores v under key with the options in o: a conditional write, an absolute
 // expiry, a per-call driver, tags.
 func (c *Cache) SetWith(ctx context.Context, key string, v any, o SetOptions) (SetResult, error) {
-	ttl, err := resolveTTL(o.TTL, o.ExpiresAt)
-	if err != nil {
-		return SetResult{}, opError(opSetWith, key, err)
-	}
-	if o.OnConflict > Update {
-		return SetResult{}, opError(opSetWith, key, fmt.Errorf("%w: unknown %v", ErrInvalidConfig, o.OnConflict))
-	}
-	d, k, err := c.prepTagged(ctx, o.Driver, key, o.Tags)
-	if err != nil {
-		return SetResult{}, d.fail(opSetWith, key, err)
-	}
-	ttl = d.orDefault(ttl)
-	written, err := d.write(ctx, driver.Entry{Key: k, Value: v, TTL: ttl, Tags: o.Tags}, o.OnConflict)
-	if written || err != nil {
-		c.done(opSetWith, d, key, EventSet, err, 0)
-	}
-	if err != nil {
-		return SetResult{}, d.fail(opSetWith, key, err)
-	}
-	if written {
-		if err := c.indexTags(ctx, d, k, ttl, o.Tags); err != nil {
-			return SetResult{Written: true}, d.fail(opSetWith, key, err)
-		}
-	}
-	return SetResult{Written: written}, nil
+	written, err := c.set(ctx, opSetWith, key, v, o)
+	return SetResult{Written: written}, err
 }
 
 // Forever stores v under key with no expiry, whatever the driver's default TTL.
 func (c *Cache) Forever(ctx context.Context, key string, v any) error {
-	d, k, err := c.prepTagged(ctx, "", key, nil)
+	_, err := c.set(ctx, opForever, key, v, SetOptions{})
+	return err
+}
+
+// set is the one write path of Set, SetWith and Forever (op): it checks o, writes v under
+// key, indexes the entry under its tags, and reports a set event (or an error event)
+// when it wrote (or failed). Forever ignores the driver's default TTL.
+func (c *Cache) set(ctx context.Context, op operation, key string, v any, o SetOptions) (written bool, err error) {
+	ttl, err := resolveTTL(o.TTL, o.ExpiresAt)
+	if err == nil && o.OnConflict > Update {
+		err = fmt.Errorf("%w: unknown %v", ErrInvalidConfig, o.OnConflict)
+	}
 	if err != nil {
-		return d.fail(opForever, key, err)
+		return false, opError(op, key, err)
 	}
-	_, err = d.write(ctx, driver.Entry{Key: k, Value: v}, Upsert)
-	c.done(opForever, d, key, EventSet, err, 0)
+	d, k, err := c.prepTagged(ctx, o.Driver, key, o.Tags)
 	if err != nil {
-		return d.fail(opForever, key, err)
+		return false, d.fail(op, key, err)
 	}
-	if err := c.indexTags(ctx, d, k, 0, nil); err != nil {
-		return d.fail(opForever, key, err)
+	if op != opForever {
+		ttl = d.orDefault(ttl)
 	}
-	return nil
+	var start stamp
+	if op == opSet { // the timed write
+		start = c.m.sampleStart()
+	}
+	written, err = d.write(ctx, driver.Entry{Key: k, Value: v, TTL: ttl, Tags: o.Tags}, o.OnConflict)
+	if err != nil {
+		written = false
+	} else if written {
+		err = c.indexTags(ctx, d, k, ttl, o.Tags)
+	}
+	if written || err != nil {
+		c.done(op, d, key, EventSet, err, start)
+	}
+	return written, d.fail(op, key, err)
 }
 
 // write encodes e.Value and writes it with the conflict mode. e.TTL is resolved; write
@@ -243,42 +227,29 @@ func Many[T any](ctx context.Context, c *Cache, keys ...string) (map[string]T, e
 			return nil, d.fail(opMany, key, err)
 		}
 	}
+	vals, found, err := getMany(ctx, d, final)
+	if err != nil && d.bget != nil {
+		found = nil // the batch failed as a whole
+	}
 	out := make(map[string]T, len(keys))
-	put := func(i int, v any) error {
+	for i := range found { // with an error of the one-by-one reads, those before it
+		c.done(opMany, d, keys[i], hitOrMiss(found[i]), nil, 0)
+		if !found[i] {
+			continue
+		}
 		var t T
-		if err := d.decode(v, &t); err != nil {
-			return d.fail(opMany, keys[i], err)
-		}
-		out[keys[i]] = t
-		return nil
-	}
-	if d.bget != nil {
-		vals, found, err := d.bget.GetMany(ctx, final)
-		if err != nil {
-			c.done(opMany, d, "", 0, err, 0)
-			return nil, d.fail(opMany, "", err)
-		}
-		for i := range final {
-			c.done(opMany, d, keys[i], hitOrMiss(found[i]), nil, 0)
-			if found[i] {
-				if err := put(i, vals[i]); err != nil {
-					return nil, err
-				}
-			}
-		}
-		return out, nil
-	}
-	for i, k := range final {
-		v, found, err := d.d.Get(ctx, k)
-		c.done(opMany, d, keys[i], hitOrMiss(found), err, 0)
-		if err != nil {
+		if err := d.decode(vals[i], &t); err != nil {
 			return nil, d.fail(opMany, keys[i], err)
 		}
-		if found {
-			if err := put(i, v); err != nil {
-				return nil, err
-			}
+		out[keys[i]] = t
+	}
+	if err != nil {
+		key := "" // the batch's error
+		if d.bget == nil {
+			key = keys[len(found)]
 		}
+		c.done(opMany, d, key, 0, err, 0)
+		return nil, d.fail(opMany, key, err)
 	}
 	return out, nil
 }
