@@ -3,8 +3,6 @@ package cache
 import (
 	"context"
 	"strings"
-
-	"github.com/cachekit/cache/internal/token"
 )
 
 // Scan calls fn with the keys of c's scope under ns (ns itself and every "ns.*" key; ""
@@ -36,23 +34,4 @@ func (c *Cache) Scan(ctx context.Context, ns string, fn func(key string) bool) e
 		return fn(k[strip:])
 	})
 	return d.fail(opScan, ns, err)
-}
-
-// ListLocks returns the locks held under ns (see [Cache.Scan]): every key whose value is
-// a lock token, with its owner and remaining TTL. For operators: it reads every key under
-// ns.
-func ListLocks(ctx context.Context, c *Cache, ns string) ([]LockInfo, error) {
-	var keys []string
-	if err := c.Scan(ctx, ns, func(k string) bool { keys = append(keys, k); return true }); err != nil {
-		return nil, err
-	}
-	var out []LockInfo
-	for _, k := range keys {
-		info, err := InspectLock(ctx, c, k)
-		if err != nil || !info.Held || !token.Is(info.Token) {
-			continue // not a lock, or gone
-		}
-		out = append(out, info)
-	}
-	return out, nil
 }

@@ -173,21 +173,3 @@ func (c *Cache) storeSWR(ctx context.Context, d *namedDriver, k string, v any, o
 	}
 	return c.indexTags(ctx, d, k, o.Stale, nil)
 }
-
-// getMany reads keys in one call when the driver can, and one by one otherwise: then an
-// error stops the reads, and vals and found hold those before it (len(found) is the
-// index of the key that failed).
-func getMany(ctx context.Context, d *namedDriver, keys []string) (vals []any, found []bool, err error) {
-	if d.bget != nil {
-		return d.bget.GetMany(ctx, keys)
-	}
-	vals, found = make([]any, len(keys)), make([]bool, len(keys))
-	for i, k := range keys {
-		v, ok, err := d.d.Get(ctx, k)
-		if err != nil {
-			return vals[:i], found[:i], err
-		}
-		vals[i], found[i] = v, ok
-	}
-	return vals, found, nil
-}
