@@ -17,8 +17,8 @@ type EventKind uint8
 // Removed from Remove and Pull; Flushed from Flush and RemoveNamespace; Error from those
 // operations when the driver failed (and from Get on bad input: an invalid key, a dst
 // that is not a non-nil pointer); the Lock events from Lock, LockWith, Acquire and
-// LockHandle.Release; Expired from the drivers that report expiry (memory, lru, file;
-// not Redis). docs/events.md has the full table.
+// LockHandle.Release; Expired from the drivers that implement driver.ExpiryNotifier.
+// docs/events.md has the full table.
 const (
 	EventHit EventKind = iota + 1
 	EventMiss

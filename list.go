@@ -8,12 +8,12 @@ import (
 )
 
 // List is a list of values stored under one key: see [NewList]. Its methods are safe
-// for concurrent use and each is atomic: on a driver with native lists (Redis) it is one
-// list command, so it costs O(1) for Push and Pop; elsewhere the list is one value (a JSON
-// array on the file driver) changed with one [Modify], atomic across processes on the
-// file driver and within the process on the in-process drivers, at O(length) per change.
-// Every change keeps the key's remaining TTL; a list left empty is deleted. On Redis the
-// key is a Redis list, which Get cannot read: use the List's methods.
+// for concurrent use and each is atomic: on a driver with native lists (one that
+// implements driver.Lister) it is one list command, so it costs O(1) for Push and Pop;
+// elsewhere the list is one value (a JSON array on a byte driver) changed with one
+// [Modify], as atomic as Modify is on that driver, at O(length) per change. Every change
+// keeps the key's remaining TTL; a list left empty is deleted. A native list is not a
+// value that Get can read: use the List's methods.
 type List[T any] struct {
 	c   *Cache
 	key string

@@ -62,8 +62,8 @@ type LockOptions struct {
 	// driver; c's current driver is unchanged.
 	Driver string
 	// Wait blocks up to Wait for a held lock to come free, instead of giving up at once.
-	// ctx still wins. Waiters wake when the holder releases (drivers with
-	// driver.Watcher: memory, lru, Redis, file) and otherwise poll with backoff and jitter.
+	// ctx still wins. Waiters wake when the holder releases (on drivers that implement
+	// driver.Watcher) and otherwise poll with backoff and jitter.
 	// Default: 0, try once.
 	Wait time.Duration
 	// AutoExtend renews the lock every TTL/3 while fn runs, so that fn may outlive the
@@ -128,10 +128,11 @@ var defaultOwner = "pid." + strconv.Itoa(os.Getpid())
 // HeldLock(ctx).ValidUntil() before each step whose effects must not overlap another
 // holder's. Use [LockWith] with AutoExtend for work that may outlive its TTL.
 //
-// Across which callers the lock excludes depends on the driver: every process sharing a
-// Redis, every process on one host for the file driver, one process for the in-process
-// drivers. The null driver always acquires. A driver that cannot create-if-absent and
-// compare-and-delete atomically makes Lock return an error matching [ErrUnsupported].
+// Across which callers the lock excludes depends on the driver: every process that
+// shares its store, or one process for an in-process driver (docs/drivers.md says which
+// for each). A driver that stores nothing always acquires. A driver that cannot
+// create-if-absent and compare-and-delete atomically (driver.Conditional,
+// driver.CompareAndDeleter) makes Lock return an error matching [ErrUnsupported].
 func Lock[T any](ctx context.Context, c *Cache, key string, ttl time.Duration, fn func(context.Context) (T, error)) (LockOutcome[T], error) {
 	return LockWith(ctx, c, key, LockOptions{TTL: ttl}, fn)
 }

@@ -13,8 +13,8 @@ import (
 type Metrics struct {
 	Hits, Misses, Sets, Removes, Flushes, Errors        int64
 	LockAcquired, LockContended, LockReleased, LockLost int64
-	// Expired counts the entries the drivers dropped because their TTL passed (memory,
-	// lru and file report it; Redis does not).
+	// Expired counts the entries the drivers dropped because their TTL passed, as
+	// reported by the drivers that implement driver.ExpiryNotifier.
 	Expired int64
 	// HitRate is Hits / (Hits + Misses), or 0 without reads.
 	HitRate float64

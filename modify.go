@@ -27,8 +27,8 @@ type ModifyOptions struct {
 	NewTTL time.Duration
 	// Driver routes the call to the named driver; c's current driver is unchanged.
 	Driver string
-	// MaxAttempts bounds the compare-and-swap attempts on drivers without an atomic
-	// in-process update (Redis, file); between attempts Modify backs off with jitter
+	// MaxAttempts bounds the compare-and-swap attempts on drivers that do not implement
+	// driver.Modifier; between attempts Modify backs off with jitter
 	// (50 µs doubling to 5 ms). 0: the default, 100. Negative: an error matching
 	// ErrInvalidConfig, before the key is read.
 	MaxAttempts int
@@ -46,16 +46,17 @@ type ModifyOptions struct {
 //     is returned.
 //   - By default the key keeps its remaining TTL (a new key gets the default TTL); see
 //     [ModifyOptions].
-//   - On the in-process drivers fn runs once, while the driver holds the key: it must be
-//     quick and must not use the cache. cur may share memory with the stored value (the
-//     in-process drivers keep Go values): return a changed copy of a map or slice, never
-//     change it in place, or readers see the change, and see it even if fn then fails. On Redis and the file driver Modify reads, calls
-//     fn, and compare-and-swaps, so fn may run more than once when writers race (up to
+//   - On a driver that implements driver.Modifier (the in-process ones) fn runs once,
+//     while the driver holds the key: it must be quick and must not use the cache. cur
+//     may share memory with the stored value (in-process drivers keep Go values): return
+//     a changed copy of a map or slice, never change it in place, or readers see the
+//     change, and see it even if fn then fails. On other drivers Modify reads, calls fn,
+//     and compare-and-swaps, so fn may run more than once when writers race (up to
 //     MaxAttempts, then [ErrConflict]); fn must not have side effects.
 //
-// It is atomic across every process sharing the store on Redis and the file driver, and
-// within the process on the in-process drivers. A driver with neither an atomic update
-// nor compare-and-swap returns an error matching [ErrUnsupported].
+// It is atomic across every process that shares the store, or within the process on an
+// in-process driver. A driver with neither an atomic update nor compare-and-swap returns
+// an error matching [ErrUnsupported].
 //
 // (Other libraries call this operation update; here Update is the OnConflict value of
 // SetOptions, so the read-modify-write is Modify.)

@@ -59,8 +59,9 @@ const oncePending = "once.pending"
 //     for its own caller forever, since the marker is renewed while fn runs.
 //
 // The result is stored with the cache's codec like any value. Once needs a driver with
-// conditional writes, compare-and-swap, compare-and-delete and TTL extension (memory,
-// lru, file, Redis); otherwise the error matches [ErrUnsupported].
+// conditional writes, compare-and-swap, compare-and-delete and TTL extension (a driver
+// that implements driver.Conditional, driver.Swapper, driver.CompareAndDeleter and
+// driver.Extender); otherwise the error matches [ErrUnsupported].
 func Once[T any](ctx context.Context, c *Cache, key string, ttl time.Duration, fn func(context.Context) (T, error)) (OnceOutcome[T], error) {
 	return OnceWith(ctx, c, key, OnceOptions{TTL: ttl}, fn)
 }

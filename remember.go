@@ -50,7 +50,8 @@ type RememberOptions struct {
 	// stores the value; the others wait for it to appear and read it. A process that has
 	// waited WaitTimeout without seeing the value loads it itself, so a stuck or dead
 	// loader costs the others one WaitTimeout, never an outage. Worth it on shared drivers
-	// (Redis, file) when a load is expensive; on in-process drivers it adds nothing.
+	// (those whose store other processes see) when a load is expensive; on in-process
+	// drivers it adds nothing.
 	// It costs a lock round trip per miss. Default: false.
 	Distributed bool
 	// LockTTL is the TTL of the distributed load lock. Default: 30s.

@@ -17,8 +17,8 @@
 // nothing, so Register refuses it with [ErrMetricsOff] rather than observe nothing.
 // Counters (attribute driver): cache.hits, cache.misses, cache.sets, cache.removes,
 // cache.flushes, cache.errors, cache.lock.acquired, cache.lock.contended,
-// cache.lock.released, cache.lock.lost, cache.expired (memory, lru and file drivers;
-// Redis does not report expiry). Per driver and timed operation (attributes driver,
+// cache.lock.released, cache.lock.lost, cache.expired (counted for the drivers that
+// report expiry: see docs/drivers.md). Per driver and timed operation (attributes driver,
 // op): the gauge cache.operation.duration in seconds with attribute quantile ("0.5",
 // "0.95", "0.99"), and the counter cache.operation.samples. The timed operations are
 // those whose latency the cache samples (a driver's [cache.Metrics] Ops: Get, Set,

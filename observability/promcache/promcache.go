@@ -24,7 +24,7 @@
 //	myapp_cache_locks_contended_total     counter
 //	myapp_cache_locks_released_total      counter
 //	myapp_cache_locks_lost_total          counter
-//	myapp_cache_expired_total             counter (memory, lru and file drivers; Redis: 0)
+//	myapp_cache_expired_total             counter (0 for a driver that does not report expiry)
 //
 // Hits and misses count every read: Get, GetAs, Has, Many, and the reads of Remember,
 // Once and SWR. Per driver and timed operation (labels driver, op):
