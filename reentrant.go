@@ -7,8 +7,9 @@ import (
 	"sync/atomic"
 )
 
-// ErrReentrant is the error of a call that would wait for itself: [Remember] or [Once]
-// called from inside its own fn on the same key of the same cache, or [Lock] with Wait
+// ErrReentrant is the error of a call that would wait for itself: [Remember], [SWR] or
+// [Once] called from inside its own fn on the same key of the same cache (an SWR's fn
+// that a background refresh runs included), or [Lock] with Wait
 // (and [Acquire] with Wait) called from inside a [Lock] fn that holds the same key. The
 // call returns it at once and fn does not run; without the check it would wait for its
 // own caller forever (Once renews its marker while fn runs) or until Wait ran out. A
@@ -16,7 +17,7 @@ import (
 // is plain contention, as before: Acquired == false and a nil error.
 var ErrReentrant = errors.New("cache: called from inside its own fn on the same key (it would wait for itself)")
 
-// inFlight marks the ctx handed to the fn of a Remember or Once: the operation, the
+// inFlight marks the ctx handed to the fn of a Remember, SWR or Once: the operation, the
 // cache and the key it runs for, and the marks of the calls it is nested in.
 type inFlight struct {
 	outer  *inFlight

@@ -10,7 +10,7 @@ import (
 	"github.com/cachekit/cache"
 )
 
-// TestReentrant: Remember, Once and Lock with Wait called from inside their own fn on the
+// TestReentrant: Remember, SWR, Once and Lock with Wait called from inside their own fn on the
 // same key and cache return ErrReentrant at once instead of waiting for themselves. A
 // nested call on another key, or on the same key of another cache, runs. The limit is a
 // hang detector.
@@ -42,6 +42,36 @@ func TestReentrant(t *testing.T) {
 				return 0, <-done
 			})
 			return err
+		},
+		"SWR": func() error {
+			o := cache.SWROptions{Fresh: time.Minute, Stale: time.Hour}
+			_, err := cache.SWR(ctx, c, "s", o, func(ctx context.Context) (int, error) {
+				if v, err := cache.SWR(ctx, c, "s2", o, func(context.Context) (int, error) { return 2, nil }); err != nil || v != 2 {
+					return 0, fmt.Errorf("another key: %d, %w", v, err)
+				}
+				if v, err := cache.SWR(ctx, other, "s", o, func(context.Context) (int, error) { return 3, nil }); err != nil || v != 3 {
+					return 0, fmt.Errorf("another cache: %d, %w", v, err)
+				}
+				return cache.SWR(ctx, c, "s", o, func(context.Context) (int, error) { return 1, nil })
+			})
+			return err
+		},
+		"SWR, from a background refresh": func() error {
+			o := cache.SWROptions{Fresh: time.Minute, Stale: time.Hour}
+			if err := c.Set(ctx, "sr", 1, time.Hour); err != nil { // stale: no freshness mark
+				return err
+			}
+			nested := make(chan error, 1)
+			o.OnRefreshError = func(_ string, err error) { nested <- err }
+			if _, err := cache.SWR(ctx, c, "sr", o, func(ctx context.Context) (int, error) {
+				if err := c.Remove(ctx, "sr"); err != nil { // the nested call misses
+					return 0, err
+				}
+				return cache.SWR(ctx, c, "sr", o, func(context.Context) (int, error) { return 2, nil })
+			}); err != nil {
+				return fmt.Errorf("the stale read: %w", err)
+			}
+			return <-nested
 		},
 		"Once": func() error {
 			_, err := cache.Once(ctx, c, "o", time.Minute, func(ctx context.Context) (int, error) {

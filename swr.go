@@ -32,6 +32,10 @@ type SWROptions struct {
 //   - Missing or expired: fn runs once for all concurrent callers (as in [Remember]), and
 //     its result is stored.
 //
+// A SWR of the same key and cache that misses inside fn (on fn's ctx, or one made from
+// it, a background refresh's too) would wait for itself: it returns an error matching
+// [ErrReentrant] at once.
+//
 // The freshness mark is a record of the key's own, key + ".|fresh" (a name no application
 // key can take), with the Fresh TTL; [Cache.RemoveMarks] removes it, so that the next
 // read refreshes the value.
