@@ -2,78 +2,9 @@ package cache
 
 import (
 	"context"
-	"reflect"
 
 	"github.com/cachekit/cache/internal/conv"
 )
-
-// readResult is what a read found: the value v, if found; near when v came from the near
-// tier ([driver.Near]), already decoded; a ticket other than 0 asks for the value read
-// from the store to be kept there once decoded ([namedDriver.decodeRead]).
-type readResult struct {
-	v      any
-	found  bool
-	near   bool
-	ticket uint64
-	k      string // the final key; "" when a driver.JoinGetter was handed its two parts
-}
-
-// read is the driver's Get of the final key k, through its near tier when it has one.
-func (d *namedDriver) read(ctx context.Context, k string) (readResult, error) {
-	r := readResult{k: k}
-	if d.near != nil {
-		if v, ok := d.near.NearGet(k); ok {
-			r.v, r.found, r.near = v, true, true
-			return r, nil
-		}
-		r.ticket = d.near.NearReserve(k)
-	}
-	var err error
-	r.v, r.found, err = d.d.Get(ctx, k)
-	return r, err
-}
-
-// readAt is read of key under scope (its prefix and namespace, see keyScope): a
-// driver.JoinGetter is handed the two parts, so that a hit builds no joined key;
-// otherwise the key is joined.
-func (d *namedDriver) readAt(ctx context.Context, scope, key string) (readResult, error) {
-	if d.jget != nil && scope != "" {
-		v, found, err := d.jget.GetJoined(ctx, scope, key)
-		return readResult{v: v, found: found}, err
-	}
-	return d.read(ctx, join(scope, key))
-}
-
-// decodeRead decodes what read returned into dst, and keeps the decoded value in the
-// near tier under its ticket.
-func (d *namedDriver) decodeRead(r readResult, dst any) error {
-	if r.near {
-		return conv.Assign(dst, r.v)
-	}
-	decoded, err := d.decodeKeep(r.v, dst)
-	if err != nil {
-		return err
-	}
-	if r.ticket != 0 && decoded != nil {
-		d.near.NearFill(r.k, reflect.ValueOf(decoded).Elem().Interface(), r.ticket)
-	}
-	return nil
-}
-
-// decodeT is decodeRead into a new T.
-func decodeT[T any](d *namedDriver, r readResult) (T, error) {
-	var t T
-	if r.near {
-		return t, conv.Assign(&t, r.v)
-	}
-	if err := d.decode(r.v, &t); err != nil {
-		return t, err
-	}
-	if r.ticket != 0 {
-		d.near.NearFill(r.k, t, r.ticket)
-	}
-	return t, nil
-}
 
 // GetAs reads the value under key as a T: [Cache.Get] without a destination pointer.
 // found is false on a miss. On an in-process driver a hit whose stored type is T costs no
@@ -97,20 +28,10 @@ func GetAs[T any](ctx context.Context, c *Cache, key string) (v T, found bool, e
 		}
 		return v, false, err
 	}
-	if t, ok := r.v.(T); ok && (d.codec == nil || r.near) {
-		return t, true, nil
+	if v, err = valueAs[T](d, r); err != nil {
+		return v, true, d.fail(opGet, key, err)
 	}
-	return decodeAs[T](d, key, r)
-}
-
-// decodeAs is GetAs's slow path, apart so that its &t does not send the fast path's
-// result to the heap.
-func decodeAs[T any](d *namedDriver, key string, r readResult) (T, bool, error) {
-	t, err := decodeT[T](d, r)
-	if err != nil {
-		return t, true, d.fail(opGet, key, err)
-	}
-	return t, true, nil
+	return v, true, nil
 }
 
 // Get reads the value under key into dst, a non-nil pointer. On a miss it returns

@@ -109,10 +109,7 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 		o.Distributed = false // the store is out of reach: load here, once per key
 	}
 	if err == nil && r.found {
-		if t, ok := r.v.(T); ok && (d.codec == nil || r.near) {
-			return t, nil
-		}
-		t, err := decodeT[T](d, r)
+		t, err := valueAs[T](d, r)
 		if err != nil {
 			return zero, d.fail(opRemember, key, err)
 		}
