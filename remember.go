@@ -123,62 +123,17 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 // processes with Distributed.
 func rememberMiss[T any](ctx context.Context, l *loadCall[T], o RememberOptions) (T, error) {
 	var zero T
-	c, d, k, key := l.c, l.d, l.k, l.key
 	ctx, over, err := l.enter(ctx) // for fn's nested calls
 	if err != nil {
 		return zero, err
 	}
 	defer over()
-	ttl := d.orDefault(o.TTL)
-	noneKey := recordKey(k, recNone)
-	// read looks for a value another caller stored, or, with NegativeTTL, its mark that
-	// the load found nothing (ErrNotFound): a caller that waited for another process's
-	// load takes that answer too, rather than load again.
-	read := func() (T, bool, error) {
-		var t T
-		r, err := d.read(ctx, k)
-		if err != nil {
-			return t, false, c.soft(ctx, opRemember, d, key, err)
-		}
-		if r.found {
-			t, err := decodeT[T](d, r)
-			return t, true, err
-		}
-		if o.NegativeTTL > 0 {
-			if _, none, err := d.d.Get(ctx, noneKey); err != nil {
-				return t, false, c.soft(ctx, opRemember, d, key, err)
-			} else if none {
-				return t, false, ErrNotFound
-			}
-		}
-		return t, false, nil
+	// A recent load found nothing: say so again without loading.
+	if err := noneMarked(ctx, l, o); err != nil {
+		return zero, l.d.fail(opRemember, l.key, err)
 	}
-	if o.NegativeTTL > 0 {
-		// A recent load found nothing: say so again without loading.
-		if _, none, err := d.d.Get(ctx, noneKey); err != nil {
-			if err = c.soft(ctx, opRemember, d, key, err); err != nil {
-				return zero, d.fail(opRemember, key, err)
-			}
-		} else if none {
-			return zero, d.fail(opRemember, key, ErrNotFound)
-		}
-	}
-	store := func(ctx context.Context, t T) error {
-		if _, err := d.write(ctx, driver.Entry{Key: k, Value: t, TTL: ttl}, Upsert); err != nil {
-			return err
-		}
-		return c.indexTags(ctx, d, k, ttl, nil)
-	}
-	load := func() (any, error) {
-		t, err := l.loadStore(ctx, store)
-		var stored *flight.Partial
-		if o.NegativeTTL > 0 && errors.Is(err, ErrNotFound) && !errors.As(err, &stored) {
-			if _, werr := d.write(ctx, driver.Entry{Key: noneKey, Value: true, TTL: o.NegativeTTL}, Upsert); c.soft(ctx, opRemember, d, key, werr) != nil {
-				return t, errors.Join(err, fmt.Errorf("store the negative mark: %w", werr))
-			}
-		}
-		return t, err
-	}
+	read := func() (T, bool, error) { return rememberRead(ctx, l, o) }
+	load := func() (any, error) { return rememberLoad(ctx, l, o) }
 	return l.shared(ctx, func() (any, error) {
 		// A caller that missed just after a previous flight stored the value (or found
 		// nothing). Any error stops the load: a key the driver cannot read (another
@@ -187,10 +142,64 @@ func rememberMiss[T any](ctx context.Context, l *loadCall[T], o RememberOptions)
 			return t, err
 		}
 		if o.Distributed {
-			return loadDistributed(ctx, d, k, o, read, load)
+			return loadDistributed(ctx, l.d, l.k, o, read, load)
 		}
 		return load()
 	})
+}
+
+// rememberRead looks for a value another caller stored, or, with NegativeTTL, its mark
+// that the load found nothing (ErrNotFound): a caller that waited for another process's
+// load takes that answer too, rather than load again.
+func rememberRead[T any](ctx context.Context, l *loadCall[T], o RememberOptions) (T, bool, error) {
+	var t T
+	r, err := l.d.read(ctx, l.k)
+	if err != nil {
+		return t, false, l.c.soft(ctx, opRemember, l.d, l.key, err)
+	}
+	if r.found {
+		t, err := decodeT[T](l.d, r)
+		return t, true, err
+	}
+	return t, false, noneMarked(ctx, l, o)
+}
+
+// noneMarked returns ErrNotFound when, with NegativeTTL, the key's negative mark says
+// that a recent load found nothing. A failed read of the mark is its error, unless the
+// call fails open.
+func noneMarked[T any](ctx context.Context, l *loadCall[T], o RememberOptions) error {
+	if o.NegativeTTL <= 0 {
+		return nil
+	}
+	_, none, err := l.d.d.Get(ctx, recordKey(l.k, recNone))
+	if err != nil {
+		return l.c.soft(ctx, opRemember, l.d, l.key, err)
+	}
+	if none {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// rememberLoad runs fn and stores its result for the TTL; with NegativeTTL, fn's
+// ErrNotFound leaves the key's negative mark instead.
+func rememberLoad[T any](ctx context.Context, l *loadCall[T], o RememberOptions) (any, error) {
+	c, d := l.c, l.d
+	ttl := d.orDefault(o.TTL)
+	t, err := l.loadStore(ctx, func(ctx context.Context, t T) error {
+		if _, err := d.write(ctx, driver.Entry{Key: l.k, Value: t, TTL: ttl}, Upsert); err != nil {
+			return err
+		}
+		return c.indexTags(ctx, d, l.k, ttl, nil)
+	})
+	var stored *flight.Partial
+	if o.NegativeTTL > 0 && errors.Is(err, ErrNotFound) && !errors.As(err, &stored) {
+		mark := driver.Entry{Key: recordKey(l.k, recNone), Value: true, TTL: o.NegativeTTL}
+		if _, werr := d.write(ctx, mark, Upsert); c.soft(ctx, opRemember, d, l.key, werr) != nil {
+			return t, errors.Join(err, fmt.Errorf("store the negative mark: %w", werr))
+		}
+	}
+	return t, err
 }
 
 // loadDistributed loads under a cross-process lock, or waits for another process's load.

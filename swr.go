@@ -62,27 +62,39 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 	// The load's events are not timed: the read's event was.
 	l := &loadCall[T]{c: c, op: opSWR, d: d, key: key, k: k, fn: fn}
 	if found[0] {
-		var t T
-		err := d.decode(vals[0], &t)
-		c.done(opSWR, d, key, EventHit, err, start)
-		if err != nil {
-			return zero, d.fail(opSWR, key, err)
-		}
-		if !found[1] {
-			c.refresh(ctx, l.flightKey(), func(rctx context.Context) error {
-				return l.refreshJob(rctx, o)
-			}, func(err error) {
-				if o.OnRefreshError != nil {
-					o.OnRefreshError(key, err)
-				}
-			})
-		}
-		return t, nil
+		return swrHit(ctx, l, vals[0], found[1], o, start)
 	}
 	c.done(opSWR, d, key, EventMiss, nil, start)
-	// Cold: one load for every concurrent caller, as Remember.
+	return swrMiss(ctx, l, o)
+}
+
+// swrHit returns the value v that SWR found, and starts a background refresh unless it
+// is fresh.
+func swrHit[T any](ctx context.Context, l *loadCall[T], v any, fresh bool, o SWROptions, start stamp) (T, error) {
+	var t T
+	err := l.d.decode(v, &t)
+	l.c.done(opSWR, l.d, l.key, EventHit, err, start)
+	if err != nil {
+		return t, l.d.fail(opSWR, l.key, err)
+	}
+	if !fresh {
+		l.c.refresh(ctx, l.flightKey(), func(rctx context.Context) error {
+			return l.refreshJob(rctx, o)
+		}, func(err error) {
+			if o.OnRefreshError != nil {
+				o.OnRefreshError(l.key, err)
+			}
+		})
+	}
+	return t, nil
+}
+
+// swrMiss is SWR's cold load: one load for every concurrent caller, as Remember's.
+func swrMiss[T any](ctx context.Context, l *loadCall[T], o SWROptions) (T, error) {
+	c, d, k, key := l.c, l.d, l.k, l.key
 	ctx, over, err := l.enter(ctx) // for fn's nested calls
 	if err != nil {
+		var zero T
 		return zero, err
 	}
 	defer over()
