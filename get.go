@@ -66,8 +66,8 @@ func (c *Cache) Get(ctx context.Context, key string, dst any) (found bool, err e
 	return found, nil
 }
 
-// Has reports whether key holds a live value. On a driver with sliding expiry
-// (memoryExtended) it counts as a read and pushes the expiry back.
+// Has reports whether key holds a live value. On a driver with sliding expiry it counts
+// as a read and pushes the expiry back.
 func (c *Cache) Has(ctx context.Context, key string) (bool, error) {
 	start := c.m.sampleStart()
 	d, k, err := c.prep(ctx, "", key)
