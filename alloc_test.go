@@ -3,6 +3,7 @@ package cache_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/drivers/memorycache"
@@ -86,5 +87,27 @@ func TestGetDecodesIntoANewValue(t *testing.T) {
 	}
 	if u != (user{Name: "ada"}) {
 		t.Fatalf("Get into a used struct = %+v, want only what is stored", u)
+	}
+}
+
+// The hot path's allocation budget on the memory driver, without a prefix: Get at most
+// one (the caller's dst, which escapes through the any parameter), GetAs and a Remember
+// hit none.
+func TestHitAllocations(t *testing.T) {
+	c, ctx := newCache(t, cache.Config{}), context.Background()
+	if err := c.Set(ctx, "k", "v", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	get := testing.AllocsPerRun(1000, func() {
+		var s string
+		_, _ = c.Get(ctx, "k", &s)
+	})
+	getAs := testing.AllocsPerRun(1000, func() { _, _, _ = cache.GetAs[string](ctx, c, "k") })
+	remember := testing.AllocsPerRun(1000, func() {
+		_, _ = cache.Remember(ctx, c, "k", time.Minute, func(context.Context) (string, error) { return "x", nil })
+	})
+	t.Logf("allocs/op: Get %v, GetAs %v, Remember hit %v", get, getAs, remember)
+	if get > 1 || getAs > 0 || remember > 0 {
+		t.Fatalf("allocs/op: Get %v (want ≤ 1), GetAs %v (want 0), Remember hit %v (want 0)", get, getAs, remember)
 	}
 }

@@ -10,10 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
 	"github.com/cachekit/cache/driver"
-	"github.com/cachekit/cache/internal/conv"
+	"golang.org/x/sync/singleflight"
 )
 
 // Driver is the interface the drivers' *Driver values satisfy. It is driver.Driver; see
@@ -167,6 +165,14 @@ func newNamedDriver(m *manager, name string, d driver.Driver) *namedDriver {
 	return nd
 }
 
+// target is where a one-key operation runs: the driver, and the key as the driver sees
+// it (k) and as the caller gave it (key).
+type target struct {
+	d   *namedDriver
+	k   string
+	key string
+}
+
 // New builds a cache from cfg. It does not copy or keep cfg.Drivers: later changes to
 // the map have no effect.
 func New(cfg Config) (*Cache, error) {
@@ -241,7 +247,7 @@ func Default() *Cache { return defaultCache.Load() }
 func (c *Cache) Use(name string) error {
 	nd, err := c.m.lookup(name)
 	if err != nil {
-		return opError("Use", "", err)
+		return opError(opUse, "", err)
 	}
 	c.m.current.Store(nd)
 	return nil
@@ -264,7 +270,7 @@ func (c *Cache) Drivers() []string { return slices.Sorted(maps.Keys(c.m.drivers)
 func (c *Cache) Driver(name string) (*Cache, error) {
 	nd, err := c.m.lookup(name)
 	if err != nil {
-		return nil, opError("Driver", "", err)
+		return nil, opError(opDriver, "", err)
 	}
 	return &Cache{m: c.m, pinned: nd, ns: c.ns, fixed: c.fixed, tags: c.tags}, nil
 }
@@ -336,183 +342,4 @@ func (c *Cache) prepScope(ctx context.Context, override, key string) (*namedDriv
 		return nil, "", err
 	}
 	return d, scope, nil
-}
-
-// Get reads the value under key into dst, a non-nil pointer. On a miss it returns
-// found == false and a nil error, and leaves dst alone. A stored zero value is a hit.
-// A dst that is not a non-nil pointer (nil, a nil *T, a T) is an error, hit or miss,
-// and nothing is written.
-//
-// In-process drivers hand back the Go value that Set stored: it is assigned to *dst
-// directly when its type fits, and converted through JSON otherwise (an int64 counter read
-// into an int, say). Byte drivers decode with their codec.
-func (c *Cache) Get(ctx context.Context, key string, dst any) (found bool, err error) {
-	start := c.m.sampleStart()
-	d, scope, err := c.prepScope(ctx, "", key)
-	if err == nil {
-		var v any
-		var near bool
-		var ticket uint64
-		var k string
-		if v, found, near, ticket, k, err = d.readCounted(ctx, scope, key); err == nil && found {
-			err = d.decodeRead(k, v, near, ticket, dst) // checks dst, at no cost to a hit
-		} else if err == nil {
-			err = conv.Check(dst) // a miss writes nothing, but a bad dst is an error all the same
-		} else if c.readFailsOpen(ctx, "Get", d, key, err) {
-			c.done("Get", d, key, 0, err, start)
-			return false, nil
-		}
-	}
-	if kind := eventKind(found, err); c.m.wants(kind) {
-		c.m.end("Get", d, key, kind, err, start)
-	}
-	if err != nil {
-		return found, d.fail("Get", key, err)
-	}
-	return found, nil
-}
-
-// Has reports whether key holds a live value. On a driver with sliding expiry
-// (memoryExtended) it counts as a read and pushes the expiry back.
-func (c *Cache) Has(ctx context.Context, key string) (bool, error) {
-	start := c.m.sampleStart()
-	d, k, err := c.prep(ctx, "", key)
-	if err != nil {
-		return false, d.fail("Has", key, err)
-	}
-	_, found, err := d.d.Get(ctx, k)
-	if kind := eventKind(found, err); c.m.wants(kind) {
-		c.m.end("Has", d, key, kind, err, start)
-	}
-	if err != nil {
-		return false, d.fail("Has", key, err)
-	}
-	return found, nil
-}
-
-// Remove deletes the keys. Missing keys are not an error. The marks the cache keeps
-// beside a key (see [Cache.RemoveMarks]) stay.
-func (c *Cache) Remove(ctx context.Context, keys ...string) error {
-	return c.remove(ctx, "Remove", "", keys, true)
-}
-
-// RemoveMarks removes the records the cache keeps beside each key: the negative-caching
-// mark of [RememberOptions.NegativeTTL] and the freshness mark of [SWR]. The values stay.
-// Call it when the thing a negative mark says does not exist has been created, or to
-// make the next SWR read refresh a value. Missing marks are not an error. The marks'
-// names hold the reserved "|", which every keyed call refuses: this is the way to
-// remove them by key. It emits no removed events (errors only).
-func (c *Cache) RemoveMarks(ctx context.Context, keys ...string) error {
-	return c.remove(ctx, "RemoveMarks", "", keys, false, recNone, recFresh)
-}
-
-// remove deletes the keys (with withKey) and the named records of each, on the driver
-// override picks, in one driver call. Removed events are for the keys themselves.
-func (c *Cache) remove(ctx context.Context, op, override string, keys []string, withKey bool, records ...string) error {
-	if len(keys) == 0 {
-		return nil
-	}
-	d, err := c.driverFor(override)
-	if err != nil {
-		return d.fail(op, "", err)
-	}
-	n := len(records)
-	if withKey {
-		n++
-	}
-	final := make([]string, 0, n*len(keys))
-	for _, key := range keys {
-		k, err := c.finalKey(ctx, key)
-		if err != nil {
-			return d.fail(op, key, err)
-		}
-		if withKey {
-			final = append(final, k)
-		}
-		for _, r := range records {
-			final = append(final, recordKey(k, r))
-		}
-	}
-	err = d.d.Delete(ctx, final...)
-	if withKey && c.m.wants(EventRemoved) || err != nil && c.m.wants(EventError) {
-		for _, key := range keys {
-			c.done(op, d, key, EventRemoved, err, 0)
-		}
-	}
-	return d.fail(op, "", err)
-}
-
-// Pull reads the value under key into dst and deletes the key, in one atomic step: of
-// many concurrent Pulls of one value, exactly one gets it. A driver without an atomic
-// get-and-delete returns an error matching [ErrUnsupported]. dst must be a non-nil
-// pointer, as for [Cache.Get]: any other dst is an error before anything is read or
-// deleted.
-func (c *Cache) Pull(ctx context.Context, key string, dst any) (found bool, err error) {
-	start := c.m.sampleStart()
-	d, k, err := c.prep(ctx, "", key)
-	if err != nil {
-		return false, d.fail("Pull", key, err)
-	}
-	if err := conv.Check(dst); err != nil {
-		return false, d.fail("Pull", key, err)
-	}
-	if d.pull == nil {
-		return false, unsupported(d, "Pull")
-	}
-	v, found, err := d.pull.Pull(ctx, k)
-	c.done("Pull", d, key, hitOrMiss(found), err, start)
-	if err != nil {
-		return false, d.fail("Pull", key, err)
-	}
-	if !found {
-		return false, nil
-	}
-	c.done("Pull", d, key, EventRemoved, nil, 0)
-	if err := d.decode(v, dst); err != nil {
-		return true, d.fail("Pull", key, err)
-	}
-	return true, nil
-}
-
-// RemoveNamespace deletes the key ns and every key under "ns.", and never a key such as
-// "nsX". ns is scoped like any key (global prefix, then the view's namespace).
-func (c *Cache) RemoveNamespace(ctx context.Context, ns string) error {
-	d, k, err := c.prep(ctx, "", trimDots(ns))
-	if err != nil {
-		return d.fail("RemoveNamespace", ns, err)
-	}
-	if d.nsDel == nil {
-		return unsupported(d, "RemoveNamespace")
-	}
-	err = d.nsDel.DeleteNamespace(ctx, k)
-	c.done("RemoveNamespace", d, ns, EventFlushed, err, 0)
-	return d.fail("RemoveNamespace", ns, err)
-}
-
-// Flush deletes what this cache can see. With a global prefix or on a [Cache.Namespace]
-// view, that is only the keys under the prefix and namespace; otherwise it is everything
-// the current driver holds.
-func (c *Cache) Flush(ctx context.Context) error {
-	d, err := c.driverFor("")
-	if err != nil {
-		return d.fail("Flush", "", err)
-	}
-	scope, err := c.scope(ctx)
-	if err != nil {
-		return d.fail("Flush", "", err)
-	}
-	if scope != "" {
-		if d.nsDel == nil {
-			return unsupported(d, "Flush with a prefix")
-		}
-		err := d.nsDel.DeleteNamespace(ctx, scope)
-		c.done("Flush", d, "", EventFlushed, err, 0)
-		return d.fail("Flush", scope, err)
-	}
-	if d.flush == nil {
-		return unsupported(d, "Flush")
-	}
-	err = d.flush.Flush(ctx)
-	c.done("Flush", d, "", EventFlushed, err, 0)
-	return d.fail("Flush", "", err)
 }

@@ -52,14 +52,14 @@ func (m *Memo[A, T]) Invalidate(ctx context.Context, a A) error {
 	if err != nil {
 		return err
 	}
-	return m.c.remove(ctx, "Invalidate", m.o.Driver, []string{key}, true, recNone)
+	return m.c.remove(ctx, opInvalidate, m.o.Driver, []string{key}, true, recNone)
 }
 
 // Key returns the cache key of a (before the global prefix).
 func (m *Memo[A, T]) Key(a A) (string, error) {
 	s, err := memokey.Of(a, m.asJSON, reserved)
 	if err != nil {
-		return "", opError("Cached", m.prefix, fmt.Errorf("%w: the argument %T has no key: %w", ErrInvalidKey, a, err))
+		return "", opError(opCached, m.prefix, fmt.Errorf("%w: the argument %T has no key: %w", ErrInvalidKey, a, err))
 	}
 	return join(m.prefix, s), nil
 }

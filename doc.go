@@ -36,22 +36,15 @@
 //
 // # Drivers
 //
-//   - drivers/memorycache: in-process, on otter v2. Options{} is the "memory" behaviour;
-//     Options{Sliding: true} is "memoryExtended", where every hit pushes the expiry back
-//     by the entry's TTL. Optionally bounded by MaxItems or MaxBytes.
-//   - drivers/lrucache: in-process, at most Capacity entries (default 1000), least
-//     recently used evicted first.
-//   - drivers/nullcache: stores nothing; every Get misses and every lock acquires.
-//   - drivers/rediscache: Redis through go-redis v9 (single node, Sentinel, Cluster);
-//     locks and atomic operations hold across every process that shares the Redis.
-//   - drivers/filecache: one directory on one host; atomic across the processes of that
-//     host (flock and rename).
-//   - package registry opens any of them from a URL ("redis://...", "memory://").
+// Each driver is a package of its own under drivers/ (in-process ones, one over a shared
+// store, one that stores nothing), and package registry opens them from a URL
+// ("memory://", "redis://..."). docs/drivers.md lists them: what each stores, how far its
+// lock reaches, and which optional capabilities of package driver it implements.
 //
 // In-process drivers keep the Go values themselves (do not mutate a map, slice or
 // pointer after storing it) and their atomic operations, the lock included, hold within
-// one process only. Drivers that store bytes (Redis, file) implement driver.Encoder and
-// get the codec's bytes, JSON by default.
+// one process only. Drivers that store bytes implement driver.Encoder and get the
+// codec's bytes, JSON by default.
 //
 // # Keys and TTLs
 //

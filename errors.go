@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -87,55 +86,35 @@ func causeText(err error) string {
 	return strings.ReplaceAll(s, "; cache: ", "; ")
 }
 
-// unsupported is the error for a capability that the driver lacks.
-func unsupported(d *namedDriver, op string) error {
-	return &Error{Op: op, Driver: d.name, Err: fmt.Errorf("%T cannot do it atomically: %w", d.d, errors.ErrUnsupported)}
+// unsupported is the error of op for a capability that the driver lacks; feature, if
+// not empty, names the option or mode that needs it ("AutoExtend").
+func unsupported(d *namedDriver, op operation, feature string) error {
+	return &Error{Op: op.String(), Driver: d.name, Err: cannotDo(d, feature)}
+}
+
+// cannotDo is the cause of [unsupported], for the steps that return it to an operation
+// that wraps it.
+func cannotDo(d *namedDriver, feature string) error {
+	if feature != "" {
+		return fmt.Errorf("%s: %T cannot do it atomically: %w", feature, d.d, errors.ErrUnsupported)
+	}
+	return fmt.Errorf("%T cannot do it atomically: %w", d.d, errors.ErrUnsupported)
 }
 
 // opError wraps err with the operation and the key, keeping it matchable with errors.Is.
-func opError(op, key string, err error) error {
-	return &Error{Op: op, Key: key, Err: err}
+func opError(op operation, key string, err error) error {
+	return &Error{Op: op.String(), Key: key, Err: err}
 }
 
 // fail wraps err with the operation, the key and d's name (none for a nil d: the
 // operation failed before a driver was chosen); nil stays nil.
-func (d *namedDriver) fail(op, key string, err error) error {
+func (d *namedDriver) fail(op operation, key string, err error) error {
 	if err == nil {
 		return nil
 	}
-	e := &Error{Op: op, Key: key, Err: err}
+	e := &Error{Op: op.String(), Key: key, Err: err}
 	if d != nil {
 		e.Driver = d.name
 	}
 	return e
-}
-
-type failOpenKey struct{}
-
-// WithFailOpen returns a ctx under which the reads of the cache (Get, GetAs, Remember,
-// SWR) fail open, or not, whatever [Config.FailOpen] says: see there for what failing
-// open means and where it never applies.
-func WithFailOpen(ctx context.Context, on bool) context.Context {
-	return context.WithValue(ctx, failOpenKey{}, on)
-}
-
-// soft is err, or nil when the call fails open on it (see failsOpen), in which case it is
-// reported as an error event of op: a read that failed taken as a miss, or a store of a
-// loaded value that failed, which is best effort then.
-func (c *Cache) soft(ctx context.Context, op string, d *namedDriver, key string, err error) error {
-	if err == nil || !c.failsOpen(ctx, err) {
-		return err
-	}
-	c.done(op, d, key, 0, err, 0)
-	return nil
-}
-
-// failsOpen reports whether the read error err of a call on ctx is to be taken as a miss
-// (Config.FailOpen, WithFailOpen). It is asked only once a read has failed.
-func (c *Cache) failsOpen(ctx context.Context, err error) bool {
-	on := c.m.failOpen
-	if v, ok := ctx.Value(failOpenKey{}).(bool); ok {
-		on = v
-	}
-	return on && ctx.Err() == nil && !errors.Is(err, driver.ErrForeign) && !errors.Is(err, driver.ErrClosed) && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrInvalidKey)
 }

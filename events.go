@@ -2,9 +2,6 @@ package cache
 
 import (
 	"context"
-	"fmt"
-	"math/rand/v2"
-	"slices"
 	"time"
 
 	"github.com/cachekit/cache/internal/queue"
@@ -18,10 +15,11 @@ type EventKind uint8
 // Removed from Remove and Pull; Flushed from Flush and RemoveNamespace; Error from those
 // operations when the driver failed (and from Get on bad input: an invalid key, a dst
 // that is not a non-nil pointer); the Lock events from Lock, LockWith, Acquire and
-// LockHandle.Release; Expired from the drivers that report expiry (memory, lru, file;
-// not Redis); BreakerOpened and BreakerClosed from the drivers with a circuit breaker
-// (Redis), once per change; FailedOpen from the reads that failed and were taken as a
-// miss under Config.FailOpen or WithFailOpen. docs/events.md has the full table.
+// LockHandle.Release; Expired from the drivers that implement driver.ExpiryNotifier;
+// BreakerOpened and BreakerClosed from the drivers that implement
+// driver.BreakerNotifier, once per change; FailedOpen from the reads that failed and
+// were taken as a miss under Config.FailOpen or WithFailOpen. docs/events.md has the
+// full table.
 const (
 	EventHit EventKind = iota + 1
 	EventMiss
@@ -151,44 +149,10 @@ func (m *manager) loadHooks() []hook {
 // inlined.
 func (m *manager) wants(k EventKind) bool { return m.want.Load()&(1<<k) != 0 }
 
-// sampleEvery is how often an operation is timed while a hook asks for durations: about
-// one call in sampleEvery.
-const sampleEvery = 64
-
-// stamp is a time on the monotonic clock, in nanoseconds since epoch (plus one, so that
-// 0 means "not sampled"): reading it costs one clock read, where time.Now costs two (the
-// wall clock too), and a clock read can cost as much as half a memory Get.
-type stamp int64
-
-var epoch = time.Now()
-
-func now() stamp { return stamp(time.Since(epoch)) + 1 }
-
-// since is the time elapsed from s.
-func (s stamp) since() time.Duration { return time.Duration(now() - s) }
-
-// sampleStart returns now for about one operation in sampleEvery while metrics or a hook
-// ask for durations, else zero: reading the clock twice on every call would cost more
-// than a memory Get. With metrics the counters pick the sample (the next timed call of a
-// goroutine after every sampleEvery-th event of its counter shard: a load of a flag that
-// stays in the core's cache); without them a random draw does.
-func (m *manager) sampleStart() stamp {
-	if mt := m.metrics; mt != nil {
-		if mt.sampling() {
-			return now()
-		}
-		return 0
-	}
-	if m.timed.Load() && rand.Uint32()%sampleEvery == 0 {
-		return now()
-	}
-	return 0
-}
-
 // done reports the end of an operation of c: kind, or EventError when err is not nil;
 // start is zero for an operation that was not sampled. A zero kind without an error
 // reports nothing.
-func (c *Cache) done(op string, d *namedDriver, key string, kind EventKind, err error, start stamp) {
+func (c *Cache) done(op operation, d *namedDriver, key string, kind EventKind, err error, start stamp) {
 	if kind = orError(kind, err); kind != 0 && c.m.wants(kind) {
 		c.m.end(op, d, key, kind, err, start)
 	}
@@ -198,7 +162,7 @@ func (c *Cache) done(op string, d *namedDriver, key string, kind EventKind, err 
 // driver's own counters (found without a map lookup), and hands an Event to every hook
 // that wants its kind; the Event is built only then. The caller checked
 // [manager.wants].
-func (m *manager) end(op string, d *namedDriver, key string, kind EventKind, err error, start stamp) {
+func (m *manager) end(op operation, d *namedDriver, key string, kind EventKind, err error, start stamp) {
 	if mt := m.metrics; mt != nil {
 		mt.count(d, op, kind, start)
 	}
@@ -208,9 +172,9 @@ func (m *manager) end(op string, d *namedDriver, key string, kind EventKind, err
 }
 
 // deliver builds the Event and hands it to every hook that wants its kind.
-func (m *manager) deliver(op string, d *namedDriver, key string, kind EventKind, err error, start stamp) {
+func (m *manager) deliver(op operation, d *namedDriver, key string, kind EventKind, err error, start stamp) {
 	b := kindBit(kind)
-	e := Event{Kind: kind, Op: op, Key: key, Err: err, Time: time.Now()}
+	e := Event{Kind: kind, Op: op.String(), Key: key, Err: err, Time: time.Now()}
 	if d != nil {
 		e.Driver = d.name
 	}
@@ -257,7 +221,7 @@ func (m *manager) expired(d *namedDriver, key string) {
 		}
 		key = key[len(m.prefix)+1:]
 	}
-	m.end("Expire", d, key, EventExpired, nil, 0)
+	m.end(opExpire, d, key, EventExpired, nil, 0)
 }
 
 // breaker reports that driver d's circuit breaker opened or closed: its state in the
@@ -271,13 +235,13 @@ func (m *manager) breaker(d *namedDriver, open bool) {
 		kind = EventBreakerOpened
 	}
 	if m.wants(kind) {
-		m.end("Breaker", d, "", kind, nil, 0)
+		m.end(opBreaker, d, "", kind, nil, 0)
 	}
 }
 
 // readFailsOpen is failsOpen for the read of operation op: a read error taken as a
 // miss is also reported as an EventFailedOpen.
-func (c *Cache) readFailsOpen(ctx context.Context, op string, d *namedDriver, key string, err error) bool {
+func (c *Cache) readFailsOpen(ctx context.Context, op operation, d *namedDriver, key string, err error) bool {
 	if !c.failsOpen(ctx, err) {
 		return false
 	}
@@ -285,65 +249,4 @@ func (c *Cache) readFailsOpen(ctx context.Context, op string, d *namedDriver, ke
 		c.m.end(op, d, key, EventFailedOpen, err, 0)
 	}
 	return true
-}
-
-// Subscribe registers fn for the events of every driver of c's manager, now and later:
-// the events of the given kinds, or of every kind when none is given. It installs a
-// [Hook] that queues each event, in a buffer of the given size (default 1024), for a
-// goroutine of the subscription that hands them to fn one at a time, in order: a slow fn
-// never slows a cache call by more than queueing the event (a short mutex hold and a
-// copy, never a wait for fn); when the buffer is full the event is dropped and counted.
-// A panic in fn is recovered and the delivery goes on. stop unregisters the
-// subscription, lets it deliver what is queued, waits for that, and returns how many
-// events were dropped; it may be called more than once. Close stops every subscription.
-//
-// A cache call whose event nobody wants pays one atomic load: subscribe to the kinds
-// you need, such as EventError and the lock events, and hits and misses stay free.
-//
-// A negative buffer size, or a nil fn, is a mistake in the calling code, as a negative
-// size is for make: Subscribe then installs nothing and panics with an error matching
-// [ErrInvalidConfig]. 0 is the default size.
-func (c *Cache) Subscribe(buffer int, fn func(Event), kinds ...EventKind) (stop func() (dropped int64)) {
-	switch {
-	case buffer < 0:
-		panic(opError("Subscribe", "", fmt.Errorf("%w: buffer size %d is negative", ErrInvalidConfig, buffer)))
-	case fn == nil:
-		panic(opError("Subscribe", "", fmt.Errorf("%w: fn is nil", ErrInvalidConfig)))
-	}
-	if buffer == 0 {
-		buffer = 1024
-	}
-	m := c.m
-	m.hookMu.Lock()
-	defer m.hookMu.Unlock()
-	if m.closed.Load() {
-		return func() int64 { return 0 }
-	}
-	q := queue.New(buffer, fn)
-	h := newHook(Hook{Kinds: kinds, Observe: q.Put})
-	h.sub = q
-	m.setHooks(append(slices.Clone(m.loadHooks()), h))
-	return func() int64 { return m.unsubscribe(q) }
-}
-
-// unsubscribe removes q's hook, lets q deliver what is queued, waits for that, and
-// returns how many events q dropped. It may be called more than once.
-func (m *manager) unsubscribe(q *queue.Queue[Event]) int64 {
-	m.hookMu.Lock()
-	m.setHooks(slices.DeleteFunc(slices.Clone(m.loadHooks()), func(h hook) bool { return h.sub == q }))
-	m.hookMu.Unlock()
-	return q.Stop()
-}
-
-// stopSubscriptions stops every subscription. Close calls it after marking the manager
-// closed, so Subscribe adds none after it looked (both hold hookMu).
-func (m *manager) stopSubscriptions() {
-	m.hookMu.Lock()
-	hs := m.loadHooks()
-	m.hookMu.Unlock()
-	for _, h := range hs {
-		if h.sub != nil {
-			m.unsubscribe(h.sub)
-		}
-	}
 }

@@ -121,3 +121,62 @@ func newScannable(t *testing.T, cfg cache.Config) (*cache.Cache, *memorycache.Dr
 	t.Cleanup(func() { scanners.Delete(c) })
 	return c, mem
 }
+
+func TestPrefixAndNamespaceKeys(t *testing.T) {
+	mem, _ := memorycache.New(memorycache.Options{})
+	c := newCache(t, cache.Config{Drivers: map[string]cache.Driver{"memory": mem}, Prefix: "billing."})
+	raw, err := cache.New(cache.Config{Drivers: map[string]cache.Driver{"memory": mem}}) // same driver, no prefix
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	users := c.Namespace("users")
+	if err := users.Namespace("admins").Set(ctx, "1", "Ada", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	var s string
+	if found, _ := raw.Get(ctx, "billing.users.admins.1", &s); !found || s != "Ada" {
+		t.Fatalf("the stored key is not billing.users.admins.1 (got %q, %v)", s, found)
+	}
+	if found, _ := c.Get(ctx, "users.admins.1", &s); !found {
+		t.Fatal("a Namespace key is not the dotted key of its parent")
+	}
+	if got := c.Namespace(""); got != c {
+		t.Fatal("Namespace(\"\") is not c itself")
+	}
+	if err := c.RemoveNamespace(ctx, ""); !errors.Is(err, cache.ErrInvalidKey) {
+		t.Fatalf("RemoveNamespace(\"\") = %v; want ErrInvalidKey", err)
+	}
+	if err := users.RemoveNamespace(ctx, "admins"); err != nil {
+		t.Fatal(err)
+	}
+	if found, _ := raw.Has(ctx, "billing.users.admins.1"); found {
+		t.Fatal("RemoveNamespace on a Namespace view did not scope its argument")
+	}
+}
+
+func TestPrefixFuncPerCall(t *testing.T) {
+	type tenantKey struct{}
+	c := newCache(t, cache.Config{Prefix: "ignored", PrefixFunc: func(ctx context.Context) string {
+		s, _ := ctx.Value(tenantKey{}).(string)
+		return s
+	}})
+	a := context.WithValue(ctxT(t), tenantKey{}, "tenantA")
+	b := context.WithValue(ctxT(t), tenantKey{}, "tenantB")
+	if err := c.Set(a, "k", "A", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	var s string
+	if found, _ := c.Get(b, "k", &s); found {
+		t.Fatal("tenant B sees tenant A's key")
+	}
+	if found, _ := c.Get(a, "k", &s); !found || s != "A" {
+		t.Fatal("tenant A lost its key")
+	}
+	if err := c.Flush(b); err != nil {
+		t.Fatal(err)
+	}
+	if found, _ := c.Get(a, "k", &s); !found {
+		t.Fatal("tenant B's Flush removed tenant A's key")
+	}
+}

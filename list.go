@@ -8,12 +8,12 @@ import (
 )
 
 // List is a list of values stored under one key: see [NewList]. Its methods are safe
-// for concurrent use and each is atomic: on a driver with native lists (Redis) it is one
-// list command, so it costs O(1) for Push and Pop; elsewhere the list is one value (a JSON
-// array on the file driver) changed with one [Modify], atomic across processes on the
-// file driver and within the process on the in-process drivers, at O(length) per change.
-// Every change keeps the key's remaining TTL; a list left empty is deleted. On Redis the
-// key is a Redis list, which Get cannot read: use the List's methods.
+// for concurrent use and each is atomic: on a driver with native lists (one that
+// implements driver.Lister) it is one list command, so it costs O(1) for Push and Pop;
+// elsewhere the list is one value (a JSON array on a byte driver) changed with one
+// [Modify], as atomic as Modify is on that driver, at O(length) per change. Every change
+// keeps the key's remaining TTL; a list left empty is deleted. A native list is not a
+// value that Get can read: use the List's methods.
 type List[T any] struct {
 	c   *Cache
 	key string
@@ -32,20 +32,21 @@ func NewList[T any](c *Cache, key string, ttl time.Duration) *List[T] {
 	return l
 }
 
-// native returns the driver and final key when the driver has native lists.
-func (l *List[T]) native(ctx context.Context) (*namedDriver, string, bool, error) {
+// resolve returns the driver and final key of the list; the driver has native lists
+// when its lister is set.
+func (l *List[T]) resolve(ctx context.Context) (*namedDriver, string, error) {
 	if l.bad != nil {
-		return nil, "", false, opError("List", l.key, l.bad)
+		return nil, "", opError(opList, l.key, l.bad)
 	}
 	d, k, err := l.c.prep(ctx, "", l.key)
 	if err != nil {
-		return nil, "", false, opError("List", l.key, err)
+		return nil, "", opError(opList, l.key, err)
 	}
-	return d, k, d.lister != nil, nil
+	return d, k, nil
 }
 
 func (l *List[T]) modify(ctx context.Context, fn func([]T) ([]T, error)) ([]T, error) {
-	o := ModifyOptions{MaxAttempts: 100, NewTTL: l.ttl, op: "List"}
+	o := ModifyOptions{MaxAttempts: 100, NewTTL: l.ttl, op: opList}
 	return ModifyWith(ctx, l.c, l.key, o, func(cur []T, _ bool) ([]T, error) {
 		next, err := fn(cur)
 		if err == nil && len(next) == 0 {
@@ -59,11 +60,11 @@ func (l *List[T]) push(ctx context.Context, front bool, items []T) (int, error) 
 	if len(items) == 0 {
 		return l.Len(ctx)
 	}
-	d, k, native, err := l.native(ctx)
+	d, k, err := l.resolve(ctx)
 	if err != nil {
 		return 0, err
 	}
-	if native {
+	if d.lister != nil {
 		vals := make([]any, len(items))
 		order := items
 		if front { // LPUSH a b c stores c b a: push in reverse to keep the items' order
@@ -72,13 +73,13 @@ func (l *List[T]) push(ctx context.Context, front bool, items []T) (int, error) 
 		}
 		for i, it := range order {
 			if vals[i], err = d.encode(it); err != nil {
-				return 0, opError("List", l.key, err)
+				return 0, opError(opList, l.key, err)
 			}
 		}
 		n, err := d.lister.ListPush(ctx, k, vals, front, d.orDefault(l.ttl))
-		l.c.done("List", d, l.key, EventSet, err, 0)
+		l.c.done(opList, d, l.key, EventSet, err, 0)
 		if err != nil {
-			return 0, opError("List", l.key, err)
+			return 0, opError(opList, l.key, err)
 		}
 		return int(n), nil
 	}
@@ -104,22 +105,22 @@ func (l *List[T]) Unshift(ctx context.Context, items ...T) (int, error) {
 }
 
 func (l *List[T]) pop(ctx context.Context, front bool) (v T, ok bool, err error) {
-	d, k, native, err := l.native(ctx)
+	d, k, err := l.resolve(ctx)
 	if err != nil {
 		return v, false, err
 	}
-	if native {
+	if d.lister != nil {
 		raw, found, err := d.lister.ListPop(ctx, k, front)
 		if found || err != nil {
 			// An item was taken: the list changed (a native list cannot say whether it
 			// is now empty, and so deleted).
-			l.c.done("List", d, l.key, EventSet, err, 0)
+			l.c.done(opList, d, l.key, EventSet, err, 0)
 		}
 		if err != nil || !found {
-			return v, false, d.fail("List", l.key, err)
+			return v, false, d.fail(opList, l.key, err)
 		}
 		if err := d.decode(raw, &v); err != nil {
-			return v, true, opError("List", l.key, err)
+			return v, true, opError(opList, l.key, err)
 		}
 		return v, true, nil
 	}
@@ -147,20 +148,20 @@ func (l *List[T]) Shift(ctx context.Context) (v T, ok bool, err error) { return 
 // Slice returns items [start, stop], inclusive, with negative indexes counting from the
 // end, as Redis LRANGE: Slice(ctx, 0, -1) is the whole list, Slice(ctx, -3, -1) the last 3.
 func (l *List[T]) Slice(ctx context.Context, start, stop int) ([]T, error) {
-	d, k, native, err := l.native(ctx)
+	d, k, err := l.resolve(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if native {
+	if d.lister != nil {
 		raws, err := d.lister.ListRange(ctx, k, int64(start), int64(stop))
-		l.c.done("List", d, l.key, hitOrMiss(len(raws) > 0), err, 0)
+		l.c.done(opList, d, l.key, hitOrMiss(len(raws) > 0), err, 0)
 		if err != nil {
-			return nil, opError("List", l.key, err)
+			return nil, opError(opList, l.key, err)
 		}
 		out := make([]T, len(raws))
 		for i, raw := range raws {
 			if err := d.decode(raw, &out[i]); err != nil {
-				return nil, opError("List", l.key, err)
+				return nil, opError(opList, l.key, err)
 			}
 		}
 		if len(out) == 0 {
@@ -181,15 +182,15 @@ func (l *List[T]) Slice(ctx context.Context, start, stop int) ([]T, error) {
 
 // Len returns the list's length.
 func (l *List[T]) Len(ctx context.Context) (int, error) {
-	d, k, native, err := l.native(ctx)
+	d, k, err := l.resolve(ctx)
 	if err != nil {
 		return 0, err
 	}
-	if native {
+	if d.lister != nil {
 		n, err := d.lister.ListLen(ctx, k)
-		l.c.done("List", d, l.key, hitOrMiss(n > 0), err, 0)
+		l.c.done(opList, d, l.key, hitOrMiss(n > 0), err, 0)
 		if err != nil {
-			return 0, opError("List", l.key, err)
+			return 0, opError(opList, l.key, err)
 		}
 		return int(n), nil
 	}
@@ -204,9 +205,9 @@ func (l *List[T]) read(ctx context.Context, d *namedDriver, k string) ([]T, erro
 	if err == nil && found {
 		err = d.decode(raw, &all)
 	}
-	l.c.done("List", d, l.key, hitOrMiss(found), err, 0)
+	l.c.done(opList, d, l.key, hitOrMiss(found), err, 0)
 	if err != nil {
-		return nil, d.fail("List", l.key, err)
+		return nil, d.fail(opList, l.key, err)
 	}
 	return all, nil
 }
@@ -214,14 +215,14 @@ func (l *List[T]) read(ctx context.Context, d *namedDriver, k string) ([]T, erro
 // Trim keeps items [start, stop], inclusive, negative indexes from the end, as Redis
 // LTRIM: Trim(ctx, -100, -1) keeps the last 100.
 func (l *List[T]) Trim(ctx context.Context, start, stop int) error {
-	d, k, native, err := l.native(ctx)
+	d, k, err := l.resolve(ctx)
 	if err != nil {
 		return err
 	}
-	if native {
+	if d.lister != nil {
 		err := d.lister.ListTrim(ctx, k, int64(start), int64(stop))
-		l.c.done("List", d, l.key, EventSet, err, 0)
-		return d.fail("List", l.key, err)
+		l.c.done(opList, d, l.key, EventSet, err, 0)
+		return d.fail(opList, l.key, err)
 	}
 	_, err = l.modify(ctx, func(cur []T) ([]T, error) {
 		i, j := span(len(cur), start, stop)
@@ -233,7 +234,7 @@ func (l *List[T]) Trim(ctx context.Context, start, stop int) error {
 // Clear deletes the list.
 func (l *List[T]) Clear(ctx context.Context) error {
 	if l.bad != nil {
-		return opError("List", l.key, l.bad)
+		return opError(opList, l.key, l.bad)
 	}
 	return l.c.Remove(ctx, l.key)
 }

@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"strconv"
-	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/cachekit/cache/driver"
@@ -65,8 +62,8 @@ type LockOptions struct {
 	// driver; c's current driver is unchanged.
 	Driver string
 	// Wait blocks up to Wait for a held lock to come free, instead of giving up at once.
-	// ctx still wins. Waiters wake when the holder releases (drivers with
-	// driver.Watcher: memory, lru, Redis, file) and otherwise poll with backoff and jitter.
+	// ctx still wins. Waiters wake when the holder releases (on drivers that implement
+	// driver.Watcher) and otherwise poll with backoff and jitter.
 	// Default: 0, try once.
 	Wait time.Duration
 	// AutoExtend renews the lock every TTL/3 while fn runs, so that fn may outlive the
@@ -131,10 +128,11 @@ var defaultOwner = "pid." + strconv.Itoa(os.Getpid())
 // HeldLock(ctx).ValidUntil() before each step whose effects must not overlap another
 // holder's. Use [LockWith] with AutoExtend for work that may outlive its TTL.
 //
-// Across which callers the lock excludes depends on the driver: every process sharing a
-// Redis, every process on one host for the file driver, one process for the in-process
-// drivers. The null driver always acquires. A driver that cannot create-if-absent and
-// compare-and-delete atomically makes Lock return an error matching [ErrUnsupported].
+// Across which callers the lock excludes depends on the driver: every process that
+// shares its store, or one process for an in-process driver (docs/drivers.md says which
+// for each). A driver that stores nothing always acquires. A driver that cannot
+// create-if-absent and compare-and-delete atomically (driver.Conditional,
+// driver.CompareAndDeleter) makes Lock return an error matching [ErrUnsupported].
 func Lock[T any](ctx context.Context, c *Cache, key string, ttl time.Duration, fn func(context.Context) (T, error)) (LockOutcome[T], error) {
 	return LockWith(ctx, c, key, LockOptions{TTL: ttl}, fn)
 }
@@ -170,142 +168,26 @@ func LockWith[T any](ctx context.Context, c *Cache, key string, o LockOptions, f
 		if lost == nil {
 			return
 		}
-		c.done("Lock", h.d, key, EventLockLost, nil, 0)
+		c.done(opLock, h.d, key, EventLockLost, nil, 0)
 		if errors.Is(err, lost) {
 			lost = nil // fn returned context.Cause(ctx): say it once
 		}
-		err = h.d.fail("Lock", key, errors.Join(err, lost))
+		err = h.d.fail(opLock, key, errors.Join(err, lost))
 	}()
 	out.Value, err = fn(fctx)
 	return out, err
 }
 
-// lost returns why the lock was lost while fn ran (fctx's cause), errLeaseEnded when
-// fn outlived the lease on a ctx that ended earlier (the caller's deadline) and went on
-// regardless, or nil.
-func (h *LockHandle) lost(fctx context.Context) error {
-	if cause := context.Cause(fctx); errors.Is(cause, ErrLockLost) {
-		return cause
-	}
-	if h.lapsed() {
-		return errLeaseEnded
-	}
-	return nil
-}
-
-// errGoneEarly is Lock's error when the release found the lock already gone although no
-// TTL ran out and no renewal failed.
-var errGoneEarly = fmt.Errorf("%w: it was gone when fn returned (force-released, deleted or evicted)", ErrLockLost)
-
-// errLeaseEnded is the cause fn's ctx gets when the lease ends without a confirmed
-// renewal (without AutoExtend: at the lease's end).
-var errLeaseEnded = fmt.Errorf("%w: its lease ended while fn was running", ErrLockLost)
-
-// leaseMargin is what the lease keeps back from the TTL for the drift between the
-// holder's clock and the store's: 1% of the TTL plus 2 ms (the allowance Redlock makes
-// for clock drift, and a millisecond for the store's expiry granularity and one for
-// timer wake-ups), at most half the TTL so that a very short lock keeps a lease.
-func leaseMargin(ttl time.Duration) time.Duration {
-	return min(ttl/100+2*time.Millisecond, ttl/2)
-}
-
-// leaseEnd returns the end of the lease of a request sent at sent for ttl, as
-// nanoseconds from h.since, saturating instead of overflowing.
-func (h *LockHandle) leaseEnd(sent time.Time, ttl time.Duration) int64 {
-	from := int64(sent.Sub(h.since))
-	d := int64(ttl - leaseMargin(ttl))
-	if d > math.MaxInt64-from {
-		return math.MaxInt64
-	}
-	return from + d
-}
-
-// LockHandle is a held lock, for work that does not fit in a closure: leader election, a
-// long stream. Get one with [Acquire] (or [RestoreLock] in another process or goroutine
-// that was handed the token). Its methods are safe for concurrent use. A nil *LockHandle
-// holds nothing: its methods return ErrLockNotHeld.
-type LockHandle struct {
-	m      *manager
-	d      *namedDriver
-	key    string // as the caller gave it
-	final  string // as the driver sees it
-	token  string // "<owner>#<random>"
-	stored any    // token, encoded for the driver
-	ttl    time.Duration
-	fence  int64
-	since  time.Time // before the acquiring call: the lease is counted from here
-	// until is the lease's end in nanoseconds from since; 0 while unknown (a
-	// restored handle before its first Extend).
-	until atomic.Int64
-	// sent orders Extend calls: only the one sent last may set the lease.
-	sent atomic.Int64
-	// timeout bounds a release and an Extend; 0: ReleaseTimeout.
-	timeout time.Duration
-	// outer is the lock whose fn the acquiring call ran in, if any; over is set when
-	// this lock's fn has returned. Together they find a nested Lock with Wait of the
-	// same key (ErrReentrant).
-	outer *LockHandle
-	over  atomic.Bool
-}
-
-type heldKey struct{}
-
-// Acquire takes the lock key and returns a handle to it; the caller releases it with
-// [LockHandle.Release]. If another holder has it, Acquire returns an error matching
-// [ErrNotAcquired] (after waiting up to o.Wait, if set). o.AutoExtend does not apply: call
-// [LockHandle.Extend] yourself.
-func Acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHandle, error) {
-	o.AutoExtend = false
-	return acquire(ctx, c, key, o)
-}
-
-// RestoreLock rebuilds the handle of a lock held elsewhere from its token (from
-// [LockHandle.Token]), so that another goroutine or process can extend or release it
-// without acquiring it again. It does not check that the lock is still held: call
-// [LockHandle.TTL] for that. o.TTL, if set, is the default for Extend; o.Driver picks the
-// driver; o.ReleaseTimeout bounds Release and Extend; the other options are ignored.
-func RestoreLock(ctx context.Context, c *Cache, key, token string, o LockOptions) (*LockHandle, error) {
-	if token == "" || !strings.Contains(token, "#") {
-		return nil, opError("RestoreLock", key, fmt.Errorf("%w: %q is not a lock token", ErrInvalidKey, token))
-	}
-	if o.ReleaseTimeout < 0 {
-		return nil, opError("RestoreLock", key, negativeReleaseTimeout(o.ReleaseTimeout))
-	}
-	d, k, err := c.prep(ctx, o.Driver, key)
-	if err != nil {
-		return nil, d.fail("RestoreLock", key, err)
-	}
-	stored, err := d.encodeString(token)
-	if err != nil {
-		return nil, d.fail("RestoreLock", key, err)
-	}
-	return &LockHandle{m: c.m, d: d, key: key, final: k, token: token, stored: stored, ttl: capTTL(o.TTL), since: time.Now(), timeout: o.ReleaseTimeout}, nil
-}
-
-func negativeReleaseTimeout(d time.Duration) error {
-	return fmt.Errorf("%w: ReleaseTimeout %v is negative", ErrInvalidConfig, d)
-}
-
-// HeldLock returns the handle of the lock whose fn ctx belongs to ([Lock], [LockWith]),
-// and nil outside such a fn: inside fn, read the lease's end ([LockHandle.ValidUntil],
-// moved by each confirmed renewal) and the fencing token ([LockHandle.FencingToken])
-// from it. A nil handle's methods return zero values. Do not Release or Extend it: Lock
-// does.
-func HeldLock(ctx context.Context) *LockHandle {
-	h, _ := ctx.Value(heldKey{}).(*LockHandle)
-	return h
-}
-
 func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHandle, error) {
 	start := c.m.sampleStart()
 	if o.TTL <= 0 {
-		return nil, opError("Lock", key, fmt.Errorf("%w: a lock needs a TTL > 0, got %v", ErrInvalidTTL, o.TTL))
+		return nil, opError(opLock, key, fmt.Errorf("%w: a lock needs a TTL > 0, got %v", ErrInvalidTTL, o.TTL))
 	}
 	if o.Wait < 0 {
-		return nil, opError("Lock", key, fmt.Errorf("%w: Wait %v is negative", ErrInvalidConfig, o.Wait))
+		return nil, opError(opLock, key, fmt.Errorf("%w: Wait %v is negative", ErrInvalidConfig, o.Wait))
 	}
 	if o.ReleaseTimeout < 0 {
-		return nil, opError("Lock", key, negativeReleaseTimeout(o.ReleaseTimeout))
+		return nil, opError(opLock, key, negativeReleaseTimeout(o.ReleaseTimeout))
 	}
 	o.TTL = capTTL(o.TTL)
 	d, k, err := c.prep(ctx, o.Driver, key)
@@ -313,22 +195,22 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 		if ctx.Err() != nil {
 			err = gaveUp(ctx, err)
 		}
-		return nil, d.fail("Lock", key, err)
+		return nil, d.fail(opLock, key, err)
 	}
 	switch {
 	case d.cond == nil || d.cad == nil:
-		return nil, unsupported(d, "Lock")
+		return nil, unsupported(d, opLock, "")
 	case o.AutoExtend && d.ext == nil:
-		return nil, unsupported(d, "Lock with AutoExtend")
+		return nil, unsupported(d, opLock, "AutoExtend")
 	case o.Fencing && d.fencer == nil:
-		return nil, unsupported(d, "Lock with Fencing")
+		return nil, unsupported(d, opLock, "Fencing")
 	}
 	if ctx.Err() != nil { // a caller that has gone away takes no lock
-		return nil, d.fail("Lock", key, gaveUp(ctx, nil))
+		return nil, d.fail(opLock, key, gaveUp(ctx, nil))
 	}
 	if o.Wait > 0 {
 		if err := lockReentered(ctx, c.m, d, k); err != nil {
-			return nil, d.fail("Lock", key, err)
+			return nil, d.fail(opLock, key, err)
 		}
 	}
 	owner := o.Owner
@@ -337,7 +219,7 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 	}
 	h := &LockHandle{m: c.m, d: d, key: key, final: k, token: token.New(owner), ttl: o.TTL, timeout: o.ReleaseTimeout}
 	if h.stored, err = d.encodeString(h.token); err != nil {
-		return nil, d.fail("Lock", key, err)
+		return nil, d.fail(opLock, key, err)
 	}
 	ok, err := h.try(ctx, o.Fencing)
 	if err == nil && !ok {
@@ -347,27 +229,27 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 		err = gaveUp(ctx, err) // the attempt or the check was cut by ctx
 	}
 	if err != nil {
-		c.done("Lock", d, key, 0, err, start)
-		return nil, d.fail("Lock", key, err)
+		c.done(opLock, d, key, 0, err, start)
+		return nil, d.fail(opLock, key, err)
 	}
 	if ok {
-		c.done("Lock", d, key, EventLockAcquired, nil, start)
+		c.done(opLock, d, key, EventLockAcquired, nil, start)
 		return h, nil
 	}
-	c.done("Lock", d, key, EventLockContended, nil, start)
+	c.done(opLock, d, key, EventLockContended, nil, start)
 	if o.Wait <= 0 {
-		return nil, d.fail("Lock", key, ErrNotAcquired)
+		return nil, d.fail(opLock, key, ErrNotAcquired)
 	}
 	switch err := waitLoop(ctx, d, k, o.Wait, true, func() (bool, error) { return h.try(ctx, o.Fencing) }); {
 	case err == wait.ErrOver:
-		return nil, d.fail("Lock", key, fmt.Errorf("%w: %w after %v", ErrNotAcquired, ErrWaitTimeout, o.Wait))
+		return nil, d.fail(opLock, key, fmt.Errorf("%w: %w after %v", ErrNotAcquired, ErrWaitTimeout, o.Wait))
 	case err != nil && ctx.Err() != nil:
-		return nil, d.fail("Lock", key, gaveUp(ctx, err))
+		return nil, d.fail(opLock, key, gaveUp(ctx, err))
 	case err != nil:
-		c.done("Lock", d, key, 0, err, start)
-		return nil, d.fail("Lock", key, err)
+		c.done(opLock, d, key, 0, err, start)
+		return nil, d.fail(opLock, key, err)
 	}
-	c.done("Lock", d, key, EventLockAcquired, nil, start)
+	c.done(opLock, d, key, EventLockAcquired, nil, start)
 	return h, nil
 }
 
@@ -452,30 +334,6 @@ func notALock(err error) error {
 	return err
 }
 
-// ValidUntil returns the end of this holder's lease: the time the acquiring (or last
-// confirmed renewing) request was sent, plus its TTL, minus a margin for clock drift
-// (TTL/100 + 2 ms, at most TTL/2). Until then no other holder can take the lock, since
-// the store cannot have expired it; after it, holding the lock can no longer be proven.
-// Check it (time.Now().Before(h.ValidUntil())) before each step whose effects must not
-// overlap another holder's. Only an [LockHandle.Extend] whose reply came back moves it.
-// A restored handle ([RestoreLock]) has a zero ValidUntil until its first Extend.
-func (h *LockHandle) ValidUntil() time.Time {
-	if h == nil {
-		return time.Time{}
-	}
-	n := h.until.Load()
-	if n == 0 {
-		return time.Time{}
-	}
-	return h.since.Add(time.Duration(n))
-}
-
-// lapsed reports whether the lease is known and has ended.
-func (h *LockHandle) lapsed() bool {
-	n := h.until.Load()
-	return n != 0 && int64(time.Since(h.since)) >= n
-}
-
 // waitLoop is the one wait loop of the package (Lock's Wait, distributed Remember, Once):
 // [wait.Loop] on key's watch when the driver has one, with a backoff doubling from 10 ms
 // to 250 ms (the poll is the safety net for expiry and unreported deletes, which no
@@ -486,292 +344,4 @@ func waitLoop(ctx context.Context, d *namedDriver, key string, limit time.Durati
 	}
 	watch := func(ctx context.Context) (<-chan struct{}, error) { return d.watch.Watch(ctx, key) }
 	return wait.Loop(ctx, watch, 10*time.Millisecond, 250*time.Millisecond, limit, watchFirst, attempt)
-}
-
-// keepAlive returns fn's ctx, which ends when the lease does: at its end without
-// AutoExtend; with AutoExtend, when a renewal fails or finds the lock gone, or when the
-// lease ends before a renewal is confirmed. stop ends the renewals, waits for them, and
-// cancels the returned ctx.
-//
-// The lease's end is watched by a timer of its own, not by the renewing goroutine: a
-// renewal stuck in the driver (a frozen connection, a client that ignores its context)
-// cannot hold it up.
-func (h *LockHandle) keepAlive(ctx context.Context, autoExtend bool) (fctx context.Context, stop func()) {
-	if h.until.Load() == 0 { // Once's marker is taken without try
-		h.until.Store(h.leaseEnd(h.since, h.ttl))
-	}
-	if !autoExtend {
-		end := h.ValidUntil()
-		if dl, ok := ctx.Deadline(); ok && !dl.After(end) {
-			return ctx, func() {} // the caller's deadline ends fn before the lease can
-		}
-		fctx, cancel := context.WithDeadlineCause(ctx, end, errLeaseEnded)
-		return fctx, cancel
-	}
-	fctx, cancel := context.WithCancelCause(ctx)
-	var lease *time.Timer
-	lease = time.AfterFunc(time.Until(h.ValidUntil()), func() {
-		// A confirmed renewal may have moved the end since the timer was set.
-		if left := time.Until(h.ValidUntil()); left > 0 {
-			lease.Reset(left)
-			return
-		}
-		cancel(errLeaseEnded)
-	})
-	interval := max(h.ttl/3, time.Millisecond)
-	done := make(chan struct{})
-	quit := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-quit:
-				return
-			case <-fctx.Done():
-				return
-			case <-t.C:
-			}
-			// A renewal gets one interval: a slower answer is as good as none.
-			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), interval)
-			sent := time.Now()
-			ok, err := wait.Bounded(rctx, func(ctx context.Context) (bool, error) {
-				return h.d.ext.Extend(ctx, h.final, h.stored, h.ttl)
-			})
-			rcancel()
-			switch {
-			case err != nil:
-				cancel(fmt.Errorf("%w: renewal failed, so holding it cannot be proven: %w", ErrLockLost, err))
-				return
-			case !ok:
-				cancel(fmt.Errorf("%w: a renewal found it gone or taken by another holder", ErrLockLost))
-				return
-			}
-			// Confirmed: the lease now runs from this renewal's send time, unless it
-			// ended while the reply was on its way: a lapsed lease stays lapsed.
-			if h.lapsed() {
-				cancel(errLeaseEnded)
-				return
-			}
-			h.until.Store(h.leaseEnd(sent, h.ttl))
-		}
-	}()
-	return fctx, func() {
-		close(quit)
-		<-done
-		lease.Stop()
-		cancel(nil)
-	}
-}
-
-// releaseTimeout bounds h's release and Extend calls.
-func (h *LockHandle) releaseTimeout() time.Duration {
-	if h.timeout > 0 {
-		return h.timeout
-	}
-	return ReleaseTimeout
-}
-
-// extendCtx returns the context of an Extend: ctx, with a deadline no later than
-// timeout from now, so that no Extend waits on the store for longer.
-func extendCtx(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= timeout {
-		return ctx, func() {}
-	}
-	return context.WithTimeout(ctx, timeout)
-}
-
-// detached returns a context with ctx's values but neither its cancellation nor its
-// deadline, that ends after timeout: the context of a release, which must not inherit
-// the caller's deadline (a release cut short leaves the lock held for its whole TTL).
-func detached(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
-	if ctx.Done() != nil {
-		ctx = context.WithoutCancel(ctx)
-	}
-	return context.WithTimeout(ctx, timeout)
-}
-
-// release deletes the lock if it still holds this holder's token, on a context detached
-// from ctx. A failure is reported as an error event (with a manager).
-func (h *LockHandle) release(ctx context.Context) error {
-	ctx, cancel := detached(ctx, h.releaseTimeout())
-	defer cancel()
-	ok, err := h.d.cad.CompareAndDelete(ctx, h.final, h.stored)
-	if h.m != nil && (ok || err != nil) {
-		(&Cache{m: h.m}).done("Release", h.d, h.key, EventLockReleased, err, 0)
-	}
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return ErrLockNotHeld
-	}
-	return nil
-}
-
-// Key returns the lock's key, as given to Acquire.
-func (h *LockHandle) Key() string {
-	if h == nil {
-		return ""
-	}
-	return h.key
-}
-
-// Token returns the lock's token, "<owner>#<random>": the value stored under the key.
-// Hand it to [RestoreLock] to extend or release the lock from elsewhere.
-func (h *LockHandle) Token() string {
-	if h == nil {
-		return ""
-	}
-	return h.token
-}
-
-// FencingToken returns the fencing token taken with the lock (LockOptions.Fencing), or 0.
-func (h *LockHandle) FencingToken() int64 {
-	if h == nil {
-		return 0
-	}
-	return h.fence
-}
-
-// Release releases the lock if this holder still has it, and returns an error matching
-// [ErrLockNotHeld] if it does not (its TTL ran out, or it was force-released). If the
-// lease had ended before the release (see [LockHandle.ValidUntil]), the error matches
-// [ErrLockLost] too, even when the key was still there to delete: for a while the
-// holder could not prove it held the lock. Like Lock's release it never inherits ctx's
-// cancellation or deadline: it runs on a context detached from ctx, and never waits
-// longer than LockOptions.ReleaseTimeout (default [ReleaseTimeout]). A failure is
-// returned, and reported as an [EventError] too; the lock then ends at its TTL.
-func (h *LockHandle) Release(ctx context.Context) error {
-	if h == nil {
-		return opError("Release", "", ErrLockNotHeld)
-	}
-	lapsed := h.lapsed()
-	err := h.release(ctx)
-	if lapsed {
-		err = errors.Join(fmt.Errorf("%w: its lease ended at %v, before the release", ErrLockLost, h.ValidUntil().Round(0)), err)
-	}
-	if err != nil {
-		return h.d.fail("Release", h.key, err)
-	}
-	return nil
-}
-
-// Extend sets the lock's remaining TTL to ttl (0: the TTL it was taken with), if this
-// holder still has it; otherwise the error matches [ErrLockNotHeld]. Once the store has
-// confirmed it, the lease ([LockHandle.ValidUntil]) runs from the time this request was
-// sent; an Extend that fails or has no answer leaves the lease as it was. It returns by
-// its deadline (ctx's, or LockOptions.ReleaseTimeout from now if earlier) even if the
-// driver does not. Of concurrent Extend calls, the one sent last sets the lease.
-func (h *LockHandle) Extend(ctx context.Context, ttl time.Duration) error {
-	if h == nil {
-		return opError("Extend", "", ErrLockNotHeld)
-	}
-	if ttl == 0 {
-		ttl = h.ttl
-	}
-	if ttl <= 0 {
-		return h.d.fail("Extend", h.key, fmt.Errorf("%w: %v", ErrInvalidTTL, ttl))
-	}
-	ttl = capTTL(ttl)
-	if h.d.ext == nil {
-		return unsupported(h.d, "Extend")
-	}
-	ctx, cancel := extendCtx(ctx, h.releaseTimeout())
-	defer cancel()
-	seq := h.sent.Add(1)
-	sent := time.Now()
-	ok, err := wait.Bounded(ctx, func(ctx context.Context) (bool, error) {
-		return h.d.ext.Extend(ctx, h.final, h.stored, ttl)
-	})
-	if err != nil {
-		return h.d.fail("Extend", h.key, err)
-	}
-	if !ok {
-		return h.d.fail("Extend", h.key, ErrLockNotHeld)
-	}
-	if h.sent.Load() == seq {
-		h.until.Store(h.leaseEnd(sent, ttl))
-	}
-	return nil
-}
-
-// TTL returns the lock's remaining TTL if this holder still has it (-1 if the driver
-// cannot tell), and an error matching [ErrLockNotHeld] if it does not.
-func (h *LockHandle) TTL(ctx context.Context) (time.Duration, error) {
-	if h == nil {
-		return 0, opError("TTL", "", ErrLockNotHeld)
-	}
-	info, err := inspect(ctx, h.d, h.final)
-	if err != nil {
-		return 0, h.d.fail("TTL", h.key, err)
-	}
-	if !info.Held || info.Token != h.token {
-		return 0, h.d.fail("TTL", h.key, ErrLockNotHeld)
-	}
-	return info.TTL, nil
-}
-
-// LockInfo describes a lock, for operators: see [InspectLock].
-type LockInfo struct {
-	// Key is the lock's key, as the caller names it.
-	Key string
-	// Held reports whether the key holds a lock.
-	Held bool
-	// Owner is the holder's owner label; Token is the whole stored token.
-	Owner, Token string
-	// TTL is the remaining TTL; -1 when the driver cannot tell, 0 for no expiry.
-	TTL time.Duration
-}
-
-// InspectLock tells who holds the lock key and for how long, without touching it.
-func InspectLock(ctx context.Context, c *Cache, key string) (LockInfo, error) {
-	d, k, err := c.prep(ctx, "", key)
-	if err != nil {
-		return LockInfo{}, d.fail("InspectLock", key, err)
-	}
-	info, err := inspect(ctx, d, k)
-	if err != nil {
-		return LockInfo{}, d.fail("InspectLock", key, err)
-	}
-	info.Key = key
-	return info, nil
-}
-
-func inspect(ctx context.Context, d *namedDriver, key string) (LockInfo, error) {
-	v, found, err := d.d.Get(ctx, key)
-	if err != nil || !found {
-		return LockInfo{}, err
-	}
-	var token string
-	if err := d.decode(v, &token); err != nil {
-		return LockInfo{}, fmt.Errorf("the key does not hold a lock: %w", err)
-	}
-	i := strings.LastIndexByte(token, '#')
-	if i < 0 {
-		return LockInfo{}, fmt.Errorf("the key holds %q, not a lock token", token)
-	}
-	info := LockInfo{Held: true, Owner: token[:i], Token: token, TTL: -1}
-	if d.ttlr != nil {
-		ttl, found, err := d.ttlr.TTL(ctx, key)
-		if err != nil {
-			return LockInfo{}, err
-		}
-		if !found { // released between the two reads
-			return LockInfo{}, nil
-		}
-		info.TTL = ttl
-	}
-	return info, nil
-}
-
-// ForceRelease deletes the lock key whoever holds it: for operators clearing a stuck
-// lock. The holder's fn keeps running (its own release then finds nothing to release).
-// Prefer waiting for the TTL when the holder may still be alive.
-func ForceRelease(ctx context.Context, c *Cache, key string) error {
-	if err := c.Remove(ctx, key); err != nil {
-		return opError("ForceRelease", key, err)
-	}
-	return nil
 }

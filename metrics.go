@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"context"
 	"sync/atomic"
 	"time"
 
@@ -14,11 +13,11 @@ import (
 type Metrics struct {
 	Hits, Misses, Sets, Removes, Flushes, Errors        int64
 	LockAcquired, LockContended, LockReleased, LockLost int64
-	// Expired counts the entries the drivers dropped because their TTL passed (memory,
-	// lru and file report it; Redis does not).
+	// Expired counts the entries the drivers dropped because their TTL passed, as
+	// reported by the drivers that implement driver.ExpiryNotifier.
 	Expired int64
-	// BreakerOpened and BreakerClosed count the changes of the drivers' circuit breakers
-	// (Redis has one): one each per outage.
+	// BreakerOpened and BreakerClosed count the changes of the circuit breakers of the
+	// drivers that implement driver.BreakerNotifier: one each per outage.
 	BreakerOpened, BreakerClosed int64
 	// FailedOpen counts the reads that failed and were taken as a miss (Config.FailOpen,
 	// WithFailOpen): Get, GetAs, Remember and SWR calls answered without the store, one
@@ -32,9 +31,8 @@ type Metrics struct {
 	// Hits, so the store answered Hits - NearHits.
 	NearHits int64
 	// ErrorsByOp splits Errors by operation: the Op of the error events ("Get", "Set",
-	// "Remember", "Lock", ...; docs/observability.md lists them), or "other" for an
-	// operation outside that list. An operation without errors has no entry. Empty
-	// without errors, nil when metrics are off.
+	// "Remember", "Lock", ...). An operation without errors has no entry. Empty without
+	// errors, nil when metrics are off.
 	ErrorsByOp map[string]int64
 	// HitRate is Hits / (Hits + Misses), or 0 without reads.
 	HitRate float64
@@ -66,44 +64,23 @@ type metrics struct {
 	none    *driverMetrics            // drivers[""]: errors before a driver was chosen
 }
 
-// timedOps are the operations whose latency is kept, each with a histogram of its own in
-// driverMetrics.timed.
-var timedOps = [...]string{"Get", "Set", "Has", "Pull", "Remember", "SWR", "Lock", "Once", "Modify", "Increment", "Decrement"}
-
 // driverMetrics are a driver's counters, one per EventKind, summed at snapshot time so
 // that an event costs one atomic add, and its histograms.
 type driverMetrics struct {
 	stats.Counters
-	timed       [len(timedOps)]atomic.Pointer[stats.Histogram] // nil: no sample yet
-	breakerOpen atomic.Bool                                    // the driver's circuit breaker
+	timed       [timedOps]atomic.Pointer[stats.Histogram] // nil: no sample yet
+	breakerOpen atomic.Bool                               // the driver's circuit breaker
 	// more are the counters that are not events: slotNearHit.
 	more stats.Counters
-	// errs are the error events per operation, indexed by errorOp: errors are rare, so
-	// one atomic add on an unsharded counter is enough.
-	errs [len(errorOps) + 1]atomic.Int64
+	// errs are the error events per operation, indexed by it: errors are rare, so one
+	// atomic add on an unsharded counter is enough.
+	errs [len(opNames)]atomic.Int64
 }
 
 // The counters of driverMetrics.more.
 const (
 	slotNearHit = iota // a hit answered by the driver's near tier
 )
-
-// errorOps are the operations whose errors are counted apart (Metrics.ErrorsByOp), in
-// the order of driverMetrics.errs; the errors of any other operation count as "other".
-var errorOps = [...]string{"Get", "Has", "Pull", "Many", "Remember", "SWR", "Set", "SetWith",
-	"Forever", "SetMany", "Increment", "Decrement", "Modify", "List", "Remove", "Flush",
-	"RemoveNamespace", "InvalidateTags", "Once", "Lock", "Release", "Extend"}
-
-// errorOp is op's index in errorOps, or len(errorOps) ("other") for an operation
-// outside it.
-func errorOp(op string) int {
-	for i, name := range errorOps {
-		if name == op {
-			return i
-		}
-	}
-	return len(errorOps)
-}
 
 var _ [stats.Slots - lastKind - 1]struct{} // every EventKind has a counter
 
@@ -118,7 +95,7 @@ func newMetrics(names []string) *metrics {
 
 // count counts one operation of d (nil: it failed before a driver was chosen): one
 // atomic add on the driver's counters, and the duration of a sampled operation.
-func (mt *metrics) count(d *namedDriver, op string, k EventKind, start stamp) {
+func (mt *metrics) count(d *namedDriver, op operation, k EventKind, start stamp) {
 	dm := mt.none
 	if d != nil && d.metrics != nil {
 		dm = d.metrics
@@ -127,42 +104,39 @@ func (mt *metrics) count(d *namedDriver, op string, k EventKind, start stamp) {
 		mt.sample.Set(i)
 	}
 	if k == EventError {
-		dm.errs[errorOp(op)].Add(1)
+		if int(op) < len(dm.errs) {
+			dm.errs[op].Add(1)
+		}
 	}
 	if start != 0 {
 		dm.latency(op, start.since())
 	}
 }
 
-// readCounted is readAt for the reads that report a hit or a miss (Get, GetAs,
-// Remember's first read): a hit that d's near tier answered is counted in NearHits, one
-// atomic add on a sharded counter (nothing without Config.Metrics).
-func (d *namedDriver) readCounted(ctx context.Context, scope, key string) (v any, found, near bool, ticket uint64, k string, err error) {
-	v, found, near, ticket, k, err = d.readAt(ctx, scope, key)
-	if dm := d.metrics; near && dm != nil {
+// nearHit counts a hit that d's near tier answered, in NearHits: one atomic add on a
+// sharded counter (nothing without Config.Metrics).
+func (d *namedDriver) nearHit() {
+	if dm := d.metrics; dm != nil {
 		dm.more.Add(slotNearHit)
 	}
-	return v, found, near, ticket, k, err
 }
 
 // sampling reports whether the calling goroutine should time this call: once after
 // every sampleEvery-th event of its counter shard.
 func (mt *metrics) sampling() bool { return mt.sample.Take() }
 
-// latency records one sample of op; ops other than timedOps are not kept.
-func (dm *driverMetrics) latency(op string, d time.Duration) {
-	for i, name := range timedOps {
-		if name != op {
-			continue
-		}
-		h := dm.timed[i].Load()
-		if h == nil {
-			dm.timed[i].CompareAndSwap(nil, new(stats.Histogram))
-			h = dm.timed[i].Load()
-		}
-		h.Add(d)
+// latency records one sample of op; the operations that are not timed are not kept.
+func (dm *driverMetrics) latency(op operation, d time.Duration) {
+	i, ok := op.timed()
+	if !ok {
 		return
 	}
+	h := dm.timed[i].Load()
+	if h == nil {
+		dm.timed[i].CompareAndSwap(nil, new(stats.Histogram))
+		h = dm.timed[i].Load()
+	}
+	h.Add(d)
 }
 
 // snapshot returns the counts, without Ops, Drivers and Since.
@@ -180,19 +154,11 @@ func (dm *driverMetrics) snapshot() Metrics {
 	}
 	for i := range dm.errs {
 		if n := dm.errs[i].Load(); n > 0 {
-			s.ErrorsByOp[errorOpName(i)] = n
+			s.ErrorsByOp[operation(i).String()] = n
 		}
 	}
 	s.rate()
 	return s
-}
-
-// errorOpName is the name of index i of driverMetrics.errs.
-func errorOpName(i int) string {
-	if i < len(errorOps) {
-		return errorOps[i]
-	}
-	return "other"
 }
 
 func (s *Metrics) rate() {
@@ -242,10 +208,10 @@ func (c *Cache) Metrics() Metrics {
 			continue
 		}
 		d.Since, d.Ops = mt.since, map[string]Latency{}
-		for i, op := range timedOps {
+		for i := range dm.timed {
 			if h := dm.timed[i].Load(); h != nil {
 				if l := h.Summary(); l.Samples > 0 {
-					d.Ops[op] = Latency(l)
+					d.Ops[operation(i+1).String()] = Latency(l)
 				}
 			}
 		}

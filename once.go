@@ -59,8 +59,9 @@ const oncePending = "once.pending"
 //     for its own caller forever, since the marker is renewed while fn runs.
 //
 // The result is stored with the cache's codec like any value. Once needs a driver with
-// conditional writes, compare-and-swap, compare-and-delete and TTL extension (memory,
-// lru, file, Redis); otherwise the error matches [ErrUnsupported].
+// conditional writes, compare-and-swap, compare-and-delete and TTL extension (a driver
+// that implements driver.Conditional, driver.Swapper, driver.CompareAndDeleter and
+// driver.Extender); otherwise the error matches [ErrUnsupported].
 func Once[T any](ctx context.Context, c *Cache, key string, ttl time.Duration, fn func(context.Context) (T, error)) (OnceOutcome[T], error) {
 	return OnceWith(ctx, c, key, OnceOptions{TTL: ttl}, fn)
 }
@@ -70,10 +71,10 @@ func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, f
 	var out OnceOutcome[T]
 	start := c.m.sampleStart()
 	if o.TTL <= 0 {
-		return out, opError("Once", key, fmt.Errorf("%w: Once needs a TTL > 0, got %v", ErrInvalidTTL, o.TTL))
+		return out, opError(opOnce, key, fmt.Errorf("%w: Once needs a TTL > 0, got %v", ErrInvalidTTL, o.TTL))
 	}
 	if o.LockTTL < 0 {
-		return out, opError("Once", key, fmt.Errorf("%w: LockTTL %v is negative", ErrInvalidTTL, o.LockTTL))
+		return out, opError(opOnce, key, fmt.Errorf("%w: LockTTL %v is negative", ErrInvalidTTL, o.LockTTL))
 	}
 	o.TTL = capTTL(o.TTL)
 	if o.LockTTL == 0 {
@@ -82,22 +83,22 @@ func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, f
 	o.LockTTL = capTTL(o.LockTTL)
 	d, k, err := c.prep(ctx, o.Driver, key)
 	if err != nil {
-		return out, d.fail("Once", key, err)
+		return out, d.fail(opOnce, key, err)
 	}
 	if d.cond == nil || d.cad == nil || d.swap == nil || d.ext == nil {
-		return out, unsupported(d, "Once")
+		return out, unsupported(d, opOnce, "")
 	}
-	if err := reentered(ctx, c.m, "Once", d, k); err != nil {
-		return out, d.fail("Once", key, err)
+	if err := reentered(ctx, c.m, opOnce, d, k); err != nil {
+		return out, d.fail(opOnce, key, err)
 	}
 	marker := token.New(oncePending)
 	pending, err := d.encodeString(marker)
 	if err != nil {
-		return out, d.fail("Once", key, err)
+		return out, d.fail(opOnce, key, err)
 	}
 	h := &LockHandle{d: d, key: key, final: k, token: marker, stored: pending, ttl: o.LockTTL}
 	if err := ctx.Err(); err != nil {
-		return out, d.fail("Once", key, context.Cause(ctx))
+		return out, d.fail(opOnce, key, context.Cause(ctx))
 	}
 	// Create the pending marker, or read what the key holds: the result, or another
 	// caller's marker (then wait for a change, and look again).
@@ -115,21 +116,21 @@ func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, f
 	})
 	switch {
 	case err != nil && ctx.Err() != nil:
-		return out, d.fail("Once", key, context.Cause(ctx))
+		return out, d.fail(opOnce, key, context.Cause(ctx))
 	case err != nil:
-		c.done("Once", d, key, 0, err, start)
-		return out, d.fail("Once", key, err)
+		c.done(opOnce, d, key, 0, err, start)
+		return out, d.fail(opOnce, key, err)
 	case created:
-		c.done("Once", d, key, EventMiss, nil, start)
+		c.done(opOnce, d, key, EventMiss, nil, start)
 		return runOnce(ctx, c, h, o.TTL, fn)
 	}
-	c.done("Once", d, key, EventHit, nil, start)
+	c.done(opOnce, d, key, EventHit, nil, start)
 	return OnceOutcome[T]{Value: v}, nil
 }
 
 // runOnce runs fn under the pending marker h, then swaps in the result.
 func runOnce[T any](ctx context.Context, c *Cache, h *LockHandle, ttl time.Duration, fn func(context.Context) (T, error)) (out OnceOutcome[T], err error) {
-	ctx, over := markInFlight(ctx, c.m, "Once", h.d, h.final)
+	ctx, over := markInFlight(ctx, c.m, opOnce, h.d, h.final)
 	defer over()
 	fctx, stop := h.keepAlive(ctx, true)
 	v, err := func() (v T, err error) {
@@ -145,7 +146,7 @@ func runOnce[T any](ctx context.Context, c *Cache, h *LockHandle, ttl time.Durat
 	stop()
 	if lost := context.Cause(fctx); errors.Is(lost, ErrLockLost) {
 		// Another caller may be running fn now: say so, and keep what fn returned.
-		return OnceOutcome[T]{Ran: true, Value: v}, h.d.fail("Once", h.key, errors.Join(err, lost))
+		return OnceOutcome[T]{Ran: true, Value: v}, h.d.fail(opOnce, h.key, errors.Join(err, lost))
 	}
 	if err != nil {
 		if rerr := h.release(ctx); rerr != nil && !errors.Is(rerr, ErrLockNotHeld) {
@@ -156,19 +157,19 @@ func runOnce[T any](ctx context.Context, c *Cache, h *LockHandle, ttl time.Durat
 	rec, err := h.d.encode(onceDone[T]{Once: true, Value: v})
 	if err != nil {
 		_ = h.release(ctx)
-		return OnceOutcome[T]{Ran: true, Value: v}, h.d.fail("Once", h.key, err)
+		return OnceOutcome[T]{Ran: true, Value: v}, h.d.fail(opOnce, h.key, err)
 	}
 	sctx, scancel := detached(ctx, ReleaseTimeout)
 	defer scancel()
 	swapped, err := h.d.swap.CompareAndSwap(sctx, h.stored, driver.Entry{Key: h.final, Value: rec, TTL: ttl, NoSlide: true})
 	if swapped || err != nil {
-		c.done("Once", h.d, h.key, EventSet, err, 0)
+		c.done(opOnce, h.d, h.key, EventSet, err, 0)
 	}
 	switch {
 	case err != nil:
-		return OnceOutcome[T]{Ran: true, Value: v}, h.d.fail("Once: store the result", h.key, err)
+		return OnceOutcome[T]{Ran: true, Value: v}, h.d.fail(opOnce, h.key, fmt.Errorf("store the result: %w", err))
 	case !swapped:
-		return OnceOutcome[T]{Ran: true, Value: v}, h.d.fail("Once", h.key, fmt.Errorf("%w: the pending marker was gone when fn returned", ErrLockLost))
+		return OnceOutcome[T]{Ran: true, Value: v}, h.d.fail(opOnce, h.key, fmt.Errorf("%w: the pending marker was gone when fn returned", ErrLockLost))
 	}
 	return OnceOutcome[T]{Ran: true, Value: v}, nil
 }

@@ -50,7 +50,8 @@ type RememberOptions struct {
 	// stores the value; the others wait for it to appear and read it. A process that has
 	// waited WaitTimeout without seeing the value loads it itself, so a stuck or dead
 	// loader costs the others one WaitTimeout, never an outage. Worth it on shared drivers
-	// (Redis, file) when a load is expensive; on in-process drivers it adds nothing.
+	// (those whose store other processes see) when a load is expensive; on in-process
+	// drivers it adds nothing.
 	// It costs a lock round trip per miss. Default: false.
 	Distributed bool
 	// LockTTL is the TTL of the distributed load lock. Default: 30s.
@@ -76,7 +77,7 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 	var zero T
 	start := c.m.sampleStart()
 	if o.TTL < 0 || o.LockTTL < 0 || o.WaitTimeout < 0 || o.NegativeTTL < 0 {
-		return zero, opError("Remember", key, fmt.Errorf("%w: TTL, LockTTL, WaitTimeout and NegativeTTL must not be negative", ErrInvalidTTL))
+		return zero, opError(opRemember, key, fmt.Errorf("%w: TTL, LockTTL, WaitTimeout and NegativeTTL must not be negative", ErrInvalidTTL))
 	}
 	if o.LockTTL == 0 {
 		o.LockTTL = 30 * time.Second
@@ -90,133 +91,118 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 		err = c.checkTags(d, nil)
 	}
 	if err != nil {
-		return zero, d.fail("Remember", key, err)
+		return zero, d.fail(opRemember, key, err)
 	}
 	if o.Distributed && (d.cond == nil || d.cad == nil) {
-		return zero, unsupported(d, "Remember with Distributed")
+		return zero, unsupported(d, opRemember, "Distributed")
 	}
-	ttl := d.orDefault(o.TTL)
 	// The hit path, without closures: one interface call and, on an in-process driver,
 	// a type assertion.
-	v, found, near, ticket, k, err := d.readCounted(ctx, scope, key)
-	if kind := eventKind(found, err); c.m.wants(kind) {
-		c.m.end("Remember", d, key, kind, err, start)
+	r, err := d.readAt(ctx, scope, key)
+	if kind := eventKind(r.found, err); c.m.wants(kind) {
+		c.m.end(opRemember, d, key, kind, err, start)
 	}
-	storeDown := err != nil
-	if storeDown {
-		if !c.readFailsOpen(ctx, "Remember", d, key, err) {
-			return zero, d.fail("Remember", key, err)
+	if err != nil {
+		if !c.readFailsOpen(ctx, opRemember, d, key, err) {
+			return zero, d.fail(opRemember, key, err)
 		}
 		o.Distributed = false // the store is out of reach: load here, once per key
 	}
-	if found {
-		if t, ok := v.(T); ok && (d.codec == nil || near) {
-			return t, nil
-		}
-		t, err := decodeT[T](d, k, v, near, ticket)
+	if err == nil && r.found {
+		t, err := valueAs[T](d, r)
 		if err != nil {
-			return zero, d.fail("Remember", key, err)
+			return zero, d.fail(opRemember, key, err)
 		}
 		return t, nil
 	}
-	if k == "" {
-		k = join(scope, key)
-	}
-	return rememberMiss(ctx, c, d, k, key, ttl, o, fn, start, storeDown)
+	l := &loadCall[T]{c: c, op: opRemember, d: d, key: key, k: join(scope, key), fn: fn, start: start, storeDown: err != nil}
+	return rememberMiss(ctx, l, o)
 }
 
 // rememberMiss is Remember's miss path: single-flight in the process, and across
-// processes with Distributed. storeDown says that the first read failed open: the
-// store was out of reach a moment ago, so the loader runs without another read first
-// (one store attempt before the loader, not two).
-func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key string, ttl time.Duration, o RememberOptions, fn func(context.Context) (T, error), start stamp, storeDown bool) (T, error) {
+// processes with Distributed.
+func rememberMiss[T any](ctx context.Context, l *loadCall[T], o RememberOptions) (T, error) {
 	var zero T
-	if err := reentered(ctx, c.m, "Remember", d, k); err != nil {
-		return zero, d.fail("Remember", key, err)
+	ctx, over, err := l.enter(ctx) // for fn's nested calls
+	if err != nil {
+		return zero, err
 	}
-	ctx, over := markInFlight(ctx, c.m, "Remember", d, k) // for fn's nested calls
 	defer over()
-	noneKey := recordKey(k, recNone)
-	// read looks for a value another caller stored, or, with NegativeTTL, its mark that
-	// the load found nothing (ErrNotFound): a caller that waited for another process's
-	// load takes that answer too, rather than load again.
-	read := func() (T, bool, error) {
-		var t T
-		v, found, near, ticket, err := d.read(ctx, k)
-		if err != nil {
-			return t, false, c.soft(ctx, "Remember", d, key, err)
-		}
-		if found {
-			t, err := decodeT[T](d, k, v, near, ticket)
-			return t, true, err
-		}
-		if o.NegativeTTL > 0 {
-			if _, none, err := d.d.Get(ctx, noneKey); err != nil {
-				return t, false, c.soft(ctx, "Remember", d, key, err)
-			} else if none {
-				return t, false, ErrNotFound
-			}
-		}
-		return t, false, nil
+	// A recent load found nothing: say so again without loading.
+	if err := noneMarked(ctx, l, o); err != nil {
+		return zero, l.d.fail(opRemember, l.key, err)
 	}
-	if o.NegativeTTL > 0 && !storeDown {
-		// A recent load found nothing: say so again without loading.
-		if _, none, err := d.d.Get(ctx, noneKey); err != nil {
-			if err = c.soft(ctx, "Remember", d, key, err); err != nil {
-				return zero, d.fail("Remember", key, err)
-			}
-		} else if none {
-			return zero, d.fail("Remember", key, ErrNotFound)
-		}
-	}
-	load := func() (any, error) {
-		t, err := flight.Call(ctx, fn)
-		if err != nil {
-			if o.NegativeTTL > 0 && errors.Is(err, ErrNotFound) {
-				if _, werr := d.write(ctx, driver.Entry{Key: noneKey, Value: true, TTL: o.NegativeTTL}, Upsert); c.soft(ctx, "Remember", d, key, werr) != nil {
-					return t, errors.Join(err, fmt.Errorf("store the negative mark: %w", werr))
-				}
-			}
-			return t, err
-		}
-		_, err = d.write(ctx, driver.Entry{Key: k, Value: t, TTL: ttl}, Upsert)
-		if err != nil && c.failsOpen(ctx, err) {
-			c.done("Remember", d, key, 0, err, start)
-			return t, nil // best effort: the store is out of reach
-		}
-		c.done("Remember", d, key, EventSet, err, start)
-		if err != nil {
-			return t, &flight.Partial{Err: err}
-		}
-		if err := c.soft(ctx, "Remember", d, key, c.indexTags(ctx, d, k, ttl, nil)); err != nil {
-			return t, &flight.Partial{Err: err}
-		}
-		return t, nil
-	}
-	return sharedLoad[T](ctx, c, d, d.name+"\x00"+k, "Remember", key, func() (any, error) {
+	read := func() (T, bool, error) { return rememberRead(ctx, l, o) }
+	load := func() (any, error) { return rememberLoad(ctx, l, o) }
+	return l.shared(ctx, func() (any, error) {
 		// A caller that missed just after a previous flight stored the value (or found
 		// nothing). Any error stops the load: a key the driver cannot read (another
 		// program's data) or a value that does not decode is never overwritten.
-		if storeDown {
+		if l.storeDown {
 			return load()
 		}
 		if t, found, err := read(); err != nil || found {
 			return t, err
 		}
 		if o.Distributed {
-			return loadDistributed(ctx, d, k, o, read, load)
+			return loadDistributed(ctx, l.d, l.k, o, read, load)
 		}
 		return load()
 	})
 }
 
-// sharedLoad is [flight.Do] on the manager's flights, its errors wrapped with op and key.
-func sharedLoad[T any](ctx context.Context, c *Cache, d *namedDriver, fkey, op, key string, load func() (any, error)) (T, error) {
-	v, err := flight.Do[T](ctx, &c.m.flights, fkey, load)
+// rememberRead looks for a value another caller stored, or, with NegativeTTL, its mark
+// that the load found nothing (ErrNotFound): a caller that waited for another process's
+// load takes that answer too, rather than load again.
+func rememberRead[T any](ctx context.Context, l *loadCall[T], o RememberOptions) (T, bool, error) {
+	var t T
+	r, err := l.d.read(ctx, l.k)
 	if err != nil {
-		return v, d.fail(op, key, err)
+		return t, false, l.c.soft(ctx, opRemember, l.d, l.key, err)
 	}
-	return v, nil
+	if r.found {
+		t, err := decodeT[T](l.d, r)
+		return t, true, err
+	}
+	return t, false, noneMarked(ctx, l, o)
+}
+
+// noneMarked returns ErrNotFound when, with NegativeTTL, the key's negative mark says
+// that a recent load found nothing. A failed read of the mark is its error, unless the
+// call fails open.
+func noneMarked[T any](ctx context.Context, l *loadCall[T], o RememberOptions) error {
+	if o.NegativeTTL <= 0 || l.storeDown {
+		return nil
+	}
+	_, none, err := l.d.d.Get(ctx, recordKey(l.k, recNone))
+	if err != nil {
+		return l.c.soft(ctx, opRemember, l.d, l.key, err)
+	}
+	if none {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// rememberLoad runs fn and stores its result for the TTL; with NegativeTTL, fn's
+// ErrNotFound leaves the key's negative mark instead.
+func rememberLoad[T any](ctx context.Context, l *loadCall[T], o RememberOptions) (any, error) {
+	c, d := l.c, l.d
+	ttl := d.orDefault(o.TTL)
+	t, err := l.loadStore(ctx, func(ctx context.Context, t T) error {
+		if _, err := d.write(ctx, driver.Entry{Key: l.k, Value: t, TTL: ttl}, Upsert); err != nil {
+			return err
+		}
+		return c.indexTags(ctx, d, l.k, ttl, nil)
+	})
+	var stored *flight.Partial
+	if o.NegativeTTL > 0 && errors.Is(err, ErrNotFound) && !errors.As(err, &stored) {
+		mark := driver.Entry{Key: recordKey(l.k, recNone), Value: true, TTL: o.NegativeTTL}
+		if _, werr := d.write(ctx, mark, Upsert); c.soft(ctx, opRemember, d, l.key, werr) != nil {
+			return t, errors.Join(err, fmt.Errorf("store the negative mark: %w", werr))
+		}
+	}
+	return t, err
 }
 
 // loadDistributed loads under a cross-process lock, or waits for another process's load.

@@ -3,8 +3,6 @@ package cache
 import (
 	"context"
 	"strings"
-
-	"github.com/cachekit/cache/internal/token"
 )
 
 // Scan calls fn with the keys of c's scope under ns (ns itself and every "ns.*" key; ""
@@ -15,14 +13,14 @@ import (
 func (c *Cache) Scan(ctx context.Context, ns string, fn func(key string) bool) error {
 	d, err := c.driverFor("")
 	if err != nil {
-		return d.fail("Scan", ns, err)
+		return d.fail(opScan, ns, err)
 	}
 	if d.scan == nil {
-		return unsupported(d, "Scan")
+		return unsupported(d, opScan, "")
 	}
 	scope, err := c.scope(ctx)
 	if err != nil {
-		return d.fail("Scan", ns, err)
+		return d.fail(opScan, ns, err)
 	}
 	base := join(scope, trimDots(ns)) // the namespace's own key, or the scope
 	strip := 0
@@ -35,24 +33,5 @@ func (c *Cache) Scan(ctx context.Context, ns string, fn func(key string) bool) e
 		}
 		return fn(k[strip:])
 	})
-	return d.fail("Scan", ns, err)
-}
-
-// ListLocks returns the locks held under ns (see [Cache.Scan]): every key whose value is
-// a lock token, with its owner and remaining TTL. For operators: it reads every key under
-// ns.
-func ListLocks(ctx context.Context, c *Cache, ns string) ([]LockInfo, error) {
-	var keys []string
-	if err := c.Scan(ctx, ns, func(k string) bool { keys = append(keys, k); return true }); err != nil {
-		return nil, err
-	}
-	var out []LockInfo
-	for _, k := range keys {
-		info, err := InspectLock(ctx, c, k)
-		if err != nil || !info.Held || !token.Is(info.Token) {
-			continue // not a lock, or gone
-		}
-		out = append(out, info)
-	}
-	return out, nil
+	return d.fail(opScan, ns, err)
 }

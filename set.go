@@ -53,71 +53,55 @@ type SetResult struct {
 // [driver.MaxTTL] (about 100 years), up to math.MaxInt64, is stored as MaxTTL: a value
 // that practically never expires.
 func (c *Cache) Set(ctx context.Context, key string, v any, ttl time.Duration) error {
-	ttl, err := resolveTTL(ttl, time.Time{})
-	if err != nil {
-		return opError("Set", key, err)
-	}
-	d, k, err := c.prepTagged(ctx, "", key, nil)
-	if err != nil {
-		return d.fail("Set", key, err)
-	}
-	ttl = d.orDefault(ttl)
-	start := c.m.sampleStart()
-	_, err = d.write(ctx, driver.Entry{Key: k, Value: v, TTL: ttl}, Upsert)
-	if err == nil {
-		err = c.indexTags(ctx, d, k, ttl, nil)
-	}
-	if kind := orError(EventSet, err); c.m.wants(kind) {
-		c.m.end("Set", d, key, kind, err, start)
-	}
-	return d.fail("Set", key, err)
+	_, err := c.set(ctx, opSet, key, v, SetOptions{TTL: ttl})
+	return err
 }
 
 // SetWith stores v under key with the options in o: a conditional write, an absolute
 // expiry, a per-call driver, tags.
 func (c *Cache) SetWith(ctx context.Context, key string, v any, o SetOptions) (SetResult, error) {
-	ttl, err := resolveTTL(o.TTL, o.ExpiresAt)
-	if err != nil {
-		return SetResult{}, opError("SetWith", key, err)
-	}
-	if o.OnConflict > Update {
-		return SetResult{}, opError("SetWith", key, fmt.Errorf("%w: unknown %v", ErrInvalidConfig, o.OnConflict))
-	}
-	d, k, err := c.prepTagged(ctx, o.Driver, key, o.Tags)
-	if err != nil {
-		return SetResult{}, d.fail("SetWith", key, err)
-	}
-	ttl = d.orDefault(ttl)
-	written, err := d.write(ctx, driver.Entry{Key: k, Value: v, TTL: ttl, Tags: o.Tags}, o.OnConflict)
-	if written || err != nil {
-		c.done("SetWith", d, key, EventSet, err, 0)
-	}
-	if err != nil {
-		return SetResult{}, d.fail("SetWith", key, err)
-	}
-	if written {
-		if err := c.indexTags(ctx, d, k, ttl, o.Tags); err != nil {
-			return SetResult{Written: true}, d.fail("SetWith", key, err)
-		}
-	}
-	return SetResult{Written: written}, nil
+	written, err := c.set(ctx, opSetWith, key, v, o)
+	return SetResult{Written: written}, err
 }
 
 // Forever stores v under key with no expiry, whatever the driver's default TTL.
 func (c *Cache) Forever(ctx context.Context, key string, v any) error {
-	d, k, err := c.prepTagged(ctx, "", key, nil)
+	_, err := c.set(ctx, opForever, key, v, SetOptions{})
+	return err
+}
+
+// set is the one write path of Set, SetWith and Forever (op): it checks o, writes v under
+// key, indexes the entry under its tags, and reports a set event (or an error event)
+// when it wrote (or failed). Forever ignores the driver's default TTL.
+func (c *Cache) set(ctx context.Context, op operation, key string, v any, o SetOptions) (written bool, err error) {
+	ttl, err := resolveTTL(o.TTL, o.ExpiresAt)
+	if err == nil && o.OnConflict > Update {
+		err = fmt.Errorf("%w: unknown %v", ErrInvalidConfig, o.OnConflict)
+	}
 	if err != nil {
-		return d.fail("Forever", key, err)
+		return false, opError(op, key, err)
 	}
-	_, err = d.write(ctx, driver.Entry{Key: k, Value: v}, Upsert)
-	c.done("Forever", d, key, EventSet, err, 0)
+	d, k, err := c.prepTagged(ctx, o.Driver, key, o.Tags)
 	if err != nil {
-		return d.fail("Forever", key, err)
+		return false, d.fail(op, key, err)
 	}
-	if err := c.indexTags(ctx, d, k, 0, nil); err != nil {
-		return d.fail("Forever", key, err)
+	if op != opForever {
+		ttl = d.orDefault(ttl)
 	}
-	return nil
+	var start stamp
+	if op == opSet { // the timed write
+		start = c.m.sampleStart()
+	}
+	written, err = d.write(ctx, driver.Entry{Key: k, Value: v, TTL: ttl, Tags: o.Tags}, o.OnConflict)
+	if err != nil {
+		written = false
+	} else if written {
+		err = c.indexTags(ctx, d, k, ttl, o.Tags)
+	}
+	if written || err != nil {
+		c.done(op, d, key, EventSet, err, start)
+	}
+	return written, d.fail(op, key, err)
 }
 
 // write encodes e.Value and writes it with the conflict mode. e.TTL is resolved; write
@@ -133,7 +117,7 @@ func (d *namedDriver) write(ctx context.Context, e driver.Entry, mode OnConflict
 	case mode != Create && mode != Update:
 		return true, d.d.Set(ctx, e)
 	case d.cond == nil:
-		return false, unsupported(d, [...]string{Create: "Create", Update: "Update"}[mode])
+		return false, cannotDo(d, [...]string{Create: "Create", Update: "Update"}[mode])
 	case mode == Update:
 		return d.cond.SetIf(ctx, e, driver.IfPresent)
 	}
@@ -181,14 +165,14 @@ func resolveTTL(ttl time.Duration, at time.Time) (time.Duration, error) {
 func (c *Cache) SetMany(ctx context.Context, items map[string]any, ttl time.Duration) error {
 	ttl, err := resolveTTL(ttl, time.Time{})
 	if err != nil {
-		return opError("SetMany", "", err)
+		return opError(opSetMany, "", err)
 	}
 	d, err := c.driverFor("")
 	if err == nil {
 		err = c.checkTags(d, nil)
 	}
 	if err != nil {
-		return d.fail("SetMany", "", err)
+		return d.fail(opSetMany, "", err)
 	}
 	ttl = d.orDefault(ttl)
 	entries := make([]driver.Entry, 0, len(items))
@@ -196,89 +180,36 @@ func (c *Cache) SetMany(ctx context.Context, items map[string]any, ttl time.Dura
 	for key, v := range items {
 		k, err := c.finalKey(ctx, key)
 		if err != nil {
-			return d.fail("SetMany", key, err)
+			return d.fail(opSetMany, key, err)
 		}
 		if v, err = d.encode(v); err != nil {
-			return d.fail("SetMany", key, err)
+			return d.fail(opSetMany, key, err)
 		}
 		entries = append(entries, driver.Entry{Key: k, Value: v, TTL: ttl})
 		keys = append(keys, key)
 	}
 	if d.bset != nil {
 		if err := d.bset.SetMany(ctx, entries); err != nil {
-			c.done("SetMany", d, "", 0, err, 0)
-			return d.fail("SetMany", "", err)
+			c.done(opSetMany, d, "", 0, err, 0)
+			return d.fail(opSetMany, "", err)
 		}
 	} else {
 		for i, e := range entries {
 			if err := d.d.Set(ctx, e); err != nil {
-				c.done("SetMany", d, keys[i], 0, err, 0)
-				return d.fail("SetMany", e.Key, err)
+				c.done(opSetMany, d, keys[i], 0, err, 0)
+				return d.fail(opSetMany, e.Key, err)
 			}
 		}
 	}
 	if c.m.wants(EventSet) {
 		for _, key := range keys {
-			c.m.end("SetMany", d, key, EventSet, nil, 0)
+			c.m.end(opSetMany, d, key, EventSet, nil, 0)
 		}
 	}
 	for _, e := range entries {
 		if err := c.indexTags(ctx, d, e.Key, ttl, nil); err != nil {
-			return d.fail("SetMany", e.Key, err)
+			return d.fail(opSetMany, e.Key, err)
 		}
 	}
 	return nil
-}
-
-// Many reads keys and returns the hits by key; a missing key is absent from the map.
-// Every value is read into a T as [Cache.Get] would.
-func Many[T any](ctx context.Context, c *Cache, keys ...string) (map[string]T, error) {
-	d, err := c.driverFor("")
-	if err != nil {
-		return nil, d.fail("Many", "", err)
-	}
-	final := make([]string, len(keys))
-	for i, key := range keys {
-		if final[i], err = c.finalKey(ctx, key); err != nil {
-			return nil, d.fail("Many", key, err)
-		}
-	}
-	out := make(map[string]T, len(keys))
-	put := func(i int, v any) error {
-		var t T
-		if err := d.decode(v, &t); err != nil {
-			return d.fail("Many", keys[i], err)
-		}
-		out[keys[i]] = t
-		return nil
-	}
-	if d.bget != nil {
-		vals, found, err := d.bget.GetMany(ctx, final)
-		if err != nil {
-			c.done("Many", d, "", 0, err, 0)
-			return nil, d.fail("Many", "", err)
-		}
-		for i := range final {
-			c.done("Many", d, keys[i], hitOrMiss(found[i]), nil, 0)
-			if found[i] {
-				if err := put(i, vals[i]); err != nil {
-					return nil, err
-				}
-			}
-		}
-		return out, nil
-	}
-	for i, k := range final {
-		v, found, err := d.d.Get(ctx, k)
-		c.done("Many", d, keys[i], hitOrMiss(found), err, 0)
-		if err != nil {
-			return nil, d.fail("Many", keys[i], err)
-		}
-		if found {
-			if err := put(i, v); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return out, nil
 }

@@ -32,6 +32,10 @@ type SWROptions struct {
 //   - Missing or expired: fn runs once for all concurrent callers (as in [Remember]), and
 //     its result is stored.
 //
+// A SWR of the same key and cache that misses inside fn (on fn's ctx, or one made from
+// it, a background refresh's too) would wait for itself: it returns an error matching
+// [ErrReentrant] at once.
+//
 // The freshness mark is a record of the key's own, key + ".|fresh" (a name no application
 // key can take), with the Fresh TTL; [Cache.RemoveMarks] removes it, so that the next
 // read refreshes the value.
@@ -39,90 +43,103 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 	var zero T
 	start := c.m.sampleStart()
 	if o.Fresh <= 0 || o.Stale <= o.Fresh {
-		return zero, opError("SWR", key, fmt.Errorf("%w: need 0 < Fresh < Stale, got Fresh %v, Stale %v", ErrInvalidTTL, o.Fresh, o.Stale))
+		return zero, opError(opSWR, key, fmt.Errorf("%w: need 0 < Fresh < Stale, got Fresh %v, Stale %v", ErrInvalidTTL, o.Fresh, o.Stale))
 	}
 	o.Fresh, o.Stale = capTTL(o.Fresh), capTTL(o.Stale)
 	d, k, err := c.prepTagged(ctx, o.Driver, key, nil)
 	if err != nil {
-		return zero, d.fail("SWR", key, err)
+		return zero, d.fail(opSWR, key, err)
 	}
 	fk := recordKey(k, recFresh)
 	vals, found, err := getMany(ctx, d, []string{k, fk})
-	storeDown := err != nil // the store was out of reach a moment ago: load without another read
-	if storeDown {
-		c.done("SWR", d, key, 0, err, start)
-		if !c.readFailsOpen(ctx, "SWR", d, key, err) {
-			return zero, d.fail("SWR", key, err)
+	if err != nil {
+		c.done(opSWR, d, key, 0, err, start)
+		if !c.readFailsOpen(ctx, opSWR, d, key, err) {
+			return zero, d.fail(opSWR, key, err)
 		}
 		found = []bool{false, false} // the store is out of reach: load, once per key
 	}
+	// The load's events are not timed: the read's event was.
+	l := &loadCall[T]{c: c, op: opSWR, d: d, key: key, k: k, fn: fn, storeDown: err != nil}
 	if found[0] {
-		var t T
-		err := d.decode(vals[0], &t)
-		c.done("SWR", d, key, EventHit, err, start)
-		if err != nil {
-			return zero, d.fail("SWR", key, err)
-		}
-		if !found[1] {
-			c.refresh(ctx, "swr\x00"+d.name+"\x00"+k, func(rctx context.Context) error {
-				// A read that saw the value stale just before another refresh stored it
-				// would refresh it again: the mark says whether that already happened.
-				if _, fresh, err := d.d.Get(rctx, fk); err == nil && fresh {
-					return nil
-				}
-				t, err := flight.Call(rctx, fn)
-				if err == nil {
-					err = c.storeSWR(rctx, d, k, t, o)
-					c.done("SWR", d, key, EventSet, err, 0)
-				} else {
-					c.done("SWR", d, key, 0, err, 0) // the loader failed: nobody else hears of it
-				}
-				return err
-			}, func(err error) {
-				if o.OnRefreshError != nil {
-					o.OnRefreshError(key, err)
-				}
-			})
-		}
-		return t, nil
+		return swrHit(ctx, l, vals[0], found[1], o, start)
 	}
-	c.done("SWR", d, key, EventMiss, nil, start)
-	// Cold: one load for every concurrent caller, as Remember.
-	load := func() (any, error) {
-		if !storeDown {
-			if t, found, err := swrReread[T](ctx, c, d, k, key); err != nil || found {
-				return t, err
-			}
-		}
-		t, err := flight.Call(ctx, fn)
-		if err != nil {
-			return t, err
-		}
-		err = c.storeSWR(ctx, d, k, t, o)
-		if err != nil && c.failsOpen(ctx, err) {
-			c.done("SWR", d, key, 0, err, 0)
-			return t, nil // best effort: the store is out of reach
-		}
-		c.done("SWR", d, key, EventSet, err, 0)
-		if err != nil {
-			return t, &flight.Partial{Err: err}
-		}
-		return t, nil
-	}
-	return sharedLoad[T](ctx, c, d, "swr\x00"+d.name+"\x00"+k, "SWR", key, load)
+	c.done(opSWR, d, key, EventMiss, nil, start)
+	return swrMiss(ctx, l, o)
 }
 
-// swrReread is SWR's read in the flight of a cold load: a caller that missed just
-// before a previous flight stored the value finds it. Any error stops the load: what
-// could not be read or decoded is never overwritten.
-func swrReread[T any](ctx context.Context, c *Cache, d *namedDriver, k, key string) (T, bool, error) {
+// swrHit returns the value v that SWR found, and starts a background refresh unless it
+// is fresh.
+func swrHit[T any](ctx context.Context, l *loadCall[T], v any, fresh bool, o SWROptions, start stamp) (T, error) {
 	var t T
-	v, found, err := d.d.Get(ctx, k)
-	if err != nil || !found {
-		return t, false, c.soft(ctx, "SWR", d, key, err)
+	err := l.d.decode(v, &t)
+	l.c.done(opSWR, l.d, l.key, EventHit, err, start)
+	if err != nil {
+		return t, l.d.fail(opSWR, l.key, err)
 	}
-	err = d.decode(v, &t)
-	return t, err == nil, err
+	if !fresh {
+		l.c.refresh(ctx, l.flightKey(), func(rctx context.Context) error {
+			return l.refreshJob(rctx, o)
+		}, func(err error) {
+			if o.OnRefreshError != nil {
+				o.OnRefreshError(l.key, err)
+			}
+		})
+	}
+	return t, nil
+}
+
+// swrMiss is SWR's cold load: one load for every concurrent caller, as Remember's.
+func swrMiss[T any](ctx context.Context, l *loadCall[T], o SWROptions) (T, error) {
+	c, d, k, key := l.c, l.d, l.k, l.key
+	ctx, over, err := l.enter(ctx) // for fn's nested calls
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	defer over()
+	return l.shared(ctx, func() (any, error) {
+		// A caller that missed just before a previous flight stored the value. Any error
+		// stops the load: what could not be read or decoded is never overwritten. After a
+		// first read that failed open, the loader runs without another read.
+		if l.storeDown {
+			return l.loadStore(ctx, func(ctx context.Context, t T) error { return c.storeSWR(ctx, d, k, t, o) })
+		}
+		if v, found, err := d.d.Get(ctx, k); err != nil {
+			if err = c.soft(ctx, opSWR, d, key, err); err != nil {
+				return nil, err
+			}
+		} else if found {
+			var t T
+			if err := d.decode(v, &t); err != nil {
+				return nil, err
+			}
+			return t, nil
+		}
+		return l.loadStore(ctx, func(ctx context.Context, t T) error { return c.storeSWR(ctx, d, k, t, o) })
+	})
+}
+
+// refreshJob is the background refresh of a stale value: fn runs and its result is
+// stored, unless another refresh already did. Its failure is reported as an error event
+// (nobody else hears of it) and returned for OnRefreshError.
+func (l *loadCall[T]) refreshJob(ctx context.Context, o SWROptions) error {
+	c, d := l.c, l.d
+	// A read that saw the value stale just before another refresh stored it would
+	// refresh it again: the mark says whether that already happened.
+	if _, fresh, err := d.d.Get(ctx, recordKey(l.k, recFresh)); err == nil && fresh {
+		return nil
+	}
+	ctx, over := markInFlight(ctx, c.m, l.op, d, l.k) // for fn's nested calls
+	defer over()
+	t, err := flight.Call(ctx, l.fn)
+	if err == nil {
+		err = c.storeSWR(ctx, d, l.k, t, o)
+		c.done(l.op, d, l.key, EventSet, err, 0)
+	} else {
+		c.done(l.op, d, l.key, 0, err, 0)
+	}
+	return err
 }
 
 // refresh runs job in the background, once per flight at a time, on a context that
@@ -175,20 +192,4 @@ func (c *Cache) storeSWR(ctx context.Context, d *namedDriver, k string, v any, o
 		return err
 	}
 	return c.indexTags(ctx, d, k, o.Stale, nil)
-}
-
-// getMany reads keys in one call when the driver can.
-func getMany(ctx context.Context, d *namedDriver, keys []string) ([]any, []bool, error) {
-	if d.bget != nil {
-		return d.bget.GetMany(ctx, keys)
-	}
-	vals, found := make([]any, len(keys)), make([]bool, len(keys))
-	for i, k := range keys {
-		v, ok, err := d.d.Get(ctx, k)
-		if err != nil {
-			return nil, nil, err
-		}
-		vals[i], found[i] = v, ok
-	}
-	return vals, found, nil
 }

@@ -37,38 +37,38 @@ func (c *Cache) Tags(tags ...string) *Cache {
 func (c *Cache) InvalidateTags(ctx context.Context, tags ...string) error {
 	d, err := c.driverFor("")
 	if err != nil {
-		return d.fail("Invalidate", "", err)
+		return d.fail(opInvalidateTags, "", err)
 	}
 	if len(tags) == 0 {
 		tags = c.tags
 	}
 	if err := checkTagNames(tags); err != nil {
-		return d.fail("Invalidate", "", err)
+		return d.fail(opInvalidateTags, "", err)
 	}
 	for _, tag := range tags {
 		tk, err := c.tagKey(ctx, tag)
 		if err != nil {
-			return d.fail("Invalidate", tag, err)
+			return d.fail(opInvalidateTags, tag, err)
 		}
 		var members []string
-		_, err = modify(ctx, c, d, tk, tag, ModifyOptions{MaxAttempts: 100, forever: true, silent: true},
+		_, err = modify(ctx, c, target{d: d, k: tk, key: tag}, ModifyOptions{MaxAttempts: 100, forever: true, silent: true},
 			func(idx map[string]int64, _ bool) (map[string]int64, error) {
 				members = slices.Collect(maps.Keys(idx))
 				return nil, DeleteKey
 			})
 		if err != nil {
-			c.done("InvalidateTags", d, tag, 0, err, 0)
-			return d.fail("Invalidate", tag, err)
+			c.done(opInvalidateTags, d, tag, 0, err, 0)
+			return d.fail(opInvalidateTags, tag, err)
 		}
 		for batch := range slices.Chunk(members, 500) {
 			if err := d.d.Delete(ctx, batch...); err != nil {
-				c.done("InvalidateTags", d, tag, 0, err, 0)
-				return d.fail("Invalidate", tag, err)
+				c.done(opInvalidateTags, d, tag, 0, err, 0)
+				return d.fail(opInvalidateTags, tag, err)
 			}
 		}
 		// One flushed event per tag, with the tag as Key: the entries' keys in the index
 		// are final keys, not the caller's.
-		c.done("InvalidateTags", d, tag, EventFlushed, nil, 0)
+		c.done(opInvalidateTags, d, tag, EventFlushed, nil, 0)
 	}
 	return nil
 }
@@ -110,7 +110,7 @@ func (c *Cache) checkTags(d *namedDriver, extra []string) error {
 		return err
 	}
 	if d.mod == nil && (d.swap == nil || d.cond == nil || d.cad == nil) {
-		return unsupported(d, "a tagged write (the tag index needs Modify)")
+		return cannotDo(d, "a tagged write (the tag index needs Modify)")
 	}
 	return nil
 }
@@ -158,7 +158,7 @@ func (c *Cache) indexTags(ctx context.Context, d *namedDriver, k string, ttl tim
 		}
 		// The index never expires (not even with the driver's default TTL): it must outlive
 		// every entry it lists. It holds only live entries, so it stays bounded.
-		_, err = modify(ctx, c, d, tk, tag, ModifyOptions{MaxAttempts: 100, forever: true, silent: true},
+		_, err = modify(ctx, c, target{d: d, k: tk, key: tag}, ModifyOptions{MaxAttempts: 100, forever: true, silent: true},
 			func(idx map[string]int64, _ bool) (map[string]int64, error) {
 				if idx == nil {
 					idx = make(map[string]int64)

@@ -128,8 +128,9 @@ type Entry struct {
 	Value any
 	// TTL is the resolved time to live: > 0 expires, 0 never expires.
 	TTL time.Duration
-	// Tags are the tags the caller attached to the entry. Drivers may ignore them for
-	// now: tag invalidation (a later version) will say what a driver has to keep.
+	// Tags are the tags of SetOptions.Tags given with this write (a Tags view's own
+	// tags are not repeated here). The manager keeps the tag indexes itself, in records
+	// of their own changed with Modify, so a driver needs to store nothing for them.
 	Tags []string
 	// KeepTTL, on a write that replaces a live value ([Swapper], [Modifier]), keeps the
 	// key's remaining TTL instead of setting TTL. Where the key is new, TTL applies.

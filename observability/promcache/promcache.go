@@ -23,7 +23,7 @@
 //	myapp_cache_locks_contended_total     counter
 //	myapp_cache_locks_released_total      counter
 //	myapp_cache_locks_lost_total          counter
-//	myapp_cache_expired_total             counter (memory, lru and file drivers; Redis: 0)
+//	myapp_cache_expired_total             counter (0 for a driver that does not report expiry)
 //	myapp_cache_near_hits_total           counter (hits answered by the near tier)
 //	myapp_cache_failed_open_total         counter (reads taken as a miss: fail-open)
 //
@@ -33,7 +33,7 @@
 // reads are the Get, GetAs, Remember and SWR calls whose read failed and that went on
 // as a miss (cache.Config.FailOpen, cache.WithFailOpen), one per call; each is also an
 // error. Errors, per driver and operation (labels driver, op: "Get", "Set",
-// "Remember", "Lock", ..., "other"), from the first error of the pair on:
+// "Remember", "Lock", ...), from the first error of the pair on:
 //
 //	myapp_cache_errors_total              counter
 //
