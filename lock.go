@@ -192,7 +192,7 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 	o.TTL = capTTL(o.TTL)
 	d, k, err := c.prep(ctx, o.Driver, key)
 	if err != nil {
-		if ctx.Err() != nil {
+		if ctxEnded(ctx) != nil {
 			err = gaveUp(ctx, err)
 		}
 		return nil, d.fail(opLock, key, err)
@@ -225,7 +225,7 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 	if err == nil && !ok {
 		err = holdsLock(ctx, d, k)
 	}
-	if err != nil && ctx.Err() != nil {
+	if err != nil && ctxEnded(ctx) != nil {
 		err = gaveUp(ctx, err) // the attempt or the check was cut by ctx
 	}
 	if err != nil {
@@ -243,7 +243,7 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 	switch err := waitLoop(ctx, d, k, o.Wait, true, func() (bool, error) { return h.try(ctx, o.Fencing) }); {
 	case err == wait.ErrOver:
 		return nil, d.fail(opLock, key, fmt.Errorf("%w: %w after %v", ErrNotAcquired, ErrWaitTimeout, o.Wait))
-	case err != nil && ctx.Err() != nil:
+	case err != nil && ctxEnded(ctx) != nil:
 		return nil, d.fail(opLock, key, gaveUp(ctx, err))
 	case err != nil:
 		c.done(opLock, d, key, 0, err, start)
@@ -260,8 +260,8 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 // that it holds for every driver, however its calls report a ctx that ends.
 func gaveUp(ctx context.Context, err error) error {
 	joined := errors.Join(ErrNotAcquired, err)
-	for _, e := range []error{context.Cause(ctx), ctx.Err()} {
-		if !errors.Is(joined, e) {
+	for _, e := range []error{context.Cause(ctx), ctxEnded(ctx)} {
+		if e != nil && !errors.Is(joined, e) {
 			joined = errors.Join(joined, e)
 		}
 	}
@@ -271,7 +271,22 @@ func gaveUp(ctx context.Context, err error) error {
 // endedCtx reports whether err is acquire's error for a ctx that ended ([gaveUp]),
 // rather than plain contention.
 func endedCtx(ctx context.Context, err error) bool {
-	return ctx.Err() != nil && errors.Is(err, ctx.Err())
+	ended := ctxEnded(ctx)
+	return ended != nil && errors.Is(err, ended)
+}
+
+// ctxEnded is ctx.Err(), or context.DeadlineExceeded once ctx's deadline has passed
+// although the timer that ends ctx has not run yet: on a busy machine a network
+// deadline taken from ctx's (go-redis sets one on the connection) can fire first, and
+// a step it cut must read as cut by ctx, not as a failure of the store.
+func ctxEnded(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // holdsLock checks, after an attempt found key taken, that it holds a lock: a string

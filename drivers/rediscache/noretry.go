@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -87,8 +88,17 @@ func (d *Driver) sendOnce(ctx context.Context, cmd redis.Cmder) error {
 // I/O timeout that ctx's deadline set on the connection, where a retry would have
 // reported the deadline itself.
 func ctxFailure(ctx context.Context, err error) error {
-	if err == nil || isAnswer(err) || ctx.Err() == nil || errors.Is(err, ctx.Err()) {
+	if err == nil || isAnswer(err) {
 		return err
 	}
-	return fmt.Errorf("%w (%w)", ctx.Err(), err)
+	ended := ctx.Err()
+	if dl, ok := ctx.Deadline(); ended == nil && ok && !time.Now().Before(dl) {
+		// The deadline passed, and the I/O timeout it set fired before the timer that
+		// ends ctx ran (a busy machine): the same cut.
+		ended = context.DeadlineExceeded
+	}
+	if ended == nil || errors.Is(err, ended) {
+		return err
+	}
+	return fmt.Errorf("%w (%w)", ended, err)
 }
