@@ -272,10 +272,20 @@ func (s *sentinelRig) failover() error {
 	old := s.g.Master()
 	sc := redis.NewSentinelClient(&redis.Options{Addr: s.g.Addrs()[0]})
 	defer sc.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := sc.Failover(ctx, s.g.MasterName()).Err(); err != nil {
-		return err
+	// A Sentinel refuses while it has not yet seen the replica in sync since the last
+	// fault (NOGOODSLAVE), or while a failover runs (INPROG).
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := sc.Failover(ctx, s.g.MasterName()).Err()
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) || !strings.Contains(err.Error(), "NOGOODSLAVE") && !strings.Contains(err.Error(), "INPROG") {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	s.failovers++
 	return s.settled(old)
@@ -365,12 +375,14 @@ func (s *sentinelRig) dataFreeze() error {
 	return freeze(p, 1500*time.Millisecond)
 }
 
-// freeze freezes p's proxies for d, then closes their connections.
+// freeze freezes p's proxies for d, then resets their connections, dropping what they
+// held: a write that timed out while frozen must not reach Redis after its retry and
+// the writes that followed it (the history could not order it).
 func freeze(p *nearProc, d time.Duration) error {
 	p.proxies.Freeze()
 	time.Sleep(d)
-	p.proxies.Thaw()
 	p.proxies.Reset()
+	p.proxies.Thaw()
 	return nil
 }
 
