@@ -22,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cachekit/cache/drivers/rediscache"
+	"github.com/cachekit/cache/internal/faultproxy"
 	"github.com/cachekit/cache/internal/nearcheck"
 	"github.com/cachekit/cache/internal/redistest"
 	"github.com/cachekit/cache/internal/testproc"
@@ -32,7 +33,9 @@ import (
 //
 // TestNearFaults runs every fault once (about a minute). NEAR_SOAK=<duration> makes it a
 // soak: the fault cycles repeat for that long, beside NEAR_SOAK_HOGS busy processes
-// (default: one per CPU):
+// (default: one per CPU). NEAR_FAULTS=<kind>,<kind>… limits the Sentinel faults to
+// those kinds (failover, kill, pause, tracking-kill, tracking-freeze, data-freeze,
+// flushall, swapdb).
 //
 //	NEAR_SOAK=30m NEAR_SOAK_HOGS=4 go test -count=1 -timeout 45m -run TestNearFaults -v ./drivers/rediscache/
 
@@ -193,6 +196,9 @@ func (s *sentinelRig) cycle() {
 	}
 	rand.Shuffle(len(faults), func(i, j int) { faults[i], faults[j] = faults[j], faults[i] })
 	for _, f := range faults {
+		if only := os.Getenv("NEAR_FAULTS"); only != "" && !slices.Contains(strings.Split(only, ","), f.kind) {
+			continue
+		}
 		if err := s.h.fault(f.kind, f.f); err != nil {
 			s.t.Errorf("fault %s: %v", f.kind, err)
 		}
@@ -395,8 +401,12 @@ func (s *sentinelRig) flushAll() error {
 }
 
 // swapDB is SWAPDB 0 1, which Redis reports to no near cache: every key is absent
-// after it. The run then waits MaxAge and 2 s, and empties database 1.
+// after it. The cold key is written just before (the processes keep copies of it,
+// which nothing else invalidates); the run then waits MaxAge and 2 s, and empties
+// database 1.
 func (s *sentinelRig) swapDB() error {
+	s.run.cold()
+	time.Sleep(500 * time.Millisecond)
 	if err := s.exclusive(true, func(ctx context.Context, c *redis.Client) error { return c.Do(ctx, "swapdb", 0, 1).Err() }); err != nil {
 		return err
 	}
@@ -538,15 +548,33 @@ func restartFaults(t *testing.T, until time.Time) {
 	judgeNear(t, h.total)
 }
 
-// replicaReads: a near cache over a client that reads from replicas (Sentinel's
-// ReplicaOnly, as a Cluster's ReadOnly). Either New refuses it, or, while the replica
-// is paused (it lags) now and then, no read returns a value older than MaxStaleness.
+// replicaReads: a near cache over a client that reads from replicas (a Cluster client
+// with ReadOnly, over a master and its replica). Either New refuses it, or, while the
+// replica lags now and then (its replication link frozen for half a second), no read
+// returns a value older than MaxStaleness.
 func replicaReads(t *testing.T) {
-	g := redistest.StartSentinelGroup(t)
+	m := redistest.StartWith(t)
+	link, err := faultproxy.New(m.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer link.Close()
+	host, port, _ := net.SplitHostPort(link.Addr())
+	rep := redistest.StartWith(t, "--replicaof", host, port)
+	deadline := time.Now().Add(30 * time.Second)
+	for r, up := role(rep.Addr()); r != "slave" || !up; r, up = role(rep.Addr()) {
+		if time.Now().After(deadline) {
+			t.Fatal("the replica never synced")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	h := newNearHistory()
 	ro := func(name string, dial func(context.Context, string, string) (net.Conn, error)) redis.UniversalClient {
-		return redis.NewFailoverClusterClient(&redis.FailoverOptions{MasterName: g.MasterName(), SentinelAddrs: g.Addrs(),
-			ClientName: name, Dialer: dial, ContextTimeoutEnabled: true, ReplicaOnly: true})
+		slots := func(context.Context) ([]redis.ClusterSlot, error) {
+			return []redis.ClusterSlot{{Start: 0, End: 16383, Nodes: []redis.ClusterNode{{Addr: m.Addr()}, {Addr: rep.Addr()}}}}, nil
+		}
+		return redis.NewClusterClient(&redis.ClusterOptions{ClusterSlots: slots, ReadOnly: true,
+			ClientName: name, Dialer: dial, ContextTimeoutEnabled: true})
 	}
 	probe := ro("nf-probe", nil)
 	defer probe.Close()
@@ -560,27 +588,19 @@ func replicaReads(t *testing.T) {
 	}
 	_ = d.Close()
 	t.Log("New accepts a near cache over a replica-reading client: its reads are checked")
-	w := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: g.MasterName(), SentinelAddrs: g.Addrs(), ContextTimeoutEnabled: true})
+	w := nodeClient(m.Addr(), 0)
 	t.Cleanup(func() { _ = w.Close() })
+	_ = h.fault("replica-reads", func() error { return nil }) // the whole run
 	run := startFaultRun(h, w, []*nearProc{newNearProc(t, h, 0, ro)}, 2)
 	defer run.stop()
 	time.Sleep(time.Second)
-	replica := ""
-	for _, n := range g.Nodes() {
-		if n != g.Master() {
-			replica = n
-		}
-	}
-	_ = h.fault("replica-reads", func() error { return nil })
 	for range 5 {
+		// The replica lags: a write of the cold key invalidates the copies, and their
+		// refills read the replica.
+		link.Freeze()
 		run.cold()
-		if err := g.Pause(replica); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(300 * time.Millisecond) // under the Sentinels' down-after
-		if err := g.Resume(replica); err != nil {
-			t.Fatal(err)
-		}
+		time.Sleep(500 * time.Millisecond)
+		link.Thaw()
 		time.Sleep(time.Second)
 	}
 	run.stop()
