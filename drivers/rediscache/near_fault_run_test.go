@@ -138,7 +138,11 @@ func TestNearFaults(t *testing.T) {
 		t.Logf("soak of %v beside %d busy processes", soak, startHogs(t))
 	}
 	until := func(share float64) time.Time { return time.Now().Add(time.Duration(share * float64(soak))) }
-	t.Run("sentinel", func(t *testing.T) { sentinelFaults(t, until(0.7)) })
+	minFailovers := 0
+	if soak > 0 {
+		minFailovers = 20
+	}
+	t.Run("sentinel", func(t *testing.T) { sentinelFaults(t, until(0.7), minFailovers) })
 	t.Run("restart", func(t *testing.T) { restartFaults(t, until(0.25)) })
 	t.Run("replica-reads", replicaReads)
 	t.Run("control", nearControl)
@@ -154,7 +158,7 @@ type sentinelRig struct {
 	failovers int
 }
 
-func sentinelFaults(t *testing.T, until time.Time) {
+func sentinelFaults(t *testing.T, until time.Time, minFailovers int) {
 	g := redistest.StartSentinelGroup(t)
 	h := newNearHistory()
 	fo := func(name string, dial func(context.Context, string, string) (net.Conn, error)) redis.UniversalClient {
@@ -179,7 +183,10 @@ func sentinelFaults(t *testing.T, until time.Time) {
 	}
 	s.run.stop()
 	h.cut(t, 0)
-	t.Logf("%d Sentinel failovers; %d writes found lost by a failover; failures: %v", s.failovers, h.lost, h.errors)
+	t.Logf("faults applied: %v; %d Sentinel failovers; %d writes found lost by a failover; failures: %v", h.applied, s.failovers, h.lost, h.errors)
+	if s.failovers < minFailovers {
+		t.Errorf("%d Sentinel failovers; a soak needs %d", s.failovers, minFailovers)
+	}
 	judgeNear(t, h.total)
 }
 
@@ -544,7 +551,7 @@ func restartFaults(t *testing.T, until time.Time) {
 	}
 	run.stop()
 	h.cut(t, 0)
-	t.Logf("failures: %v", h.errors)
+	t.Logf("faults applied: %v; failures: %v", h.applied, h.errors)
 	judgeNear(t, h.total)
 }
 

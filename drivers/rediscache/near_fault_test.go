@@ -62,13 +62,14 @@ type nearHistory struct {
 	writes []nearcheck.Write
 	reads  []nearcheck.Read
 	faults []nearcheck.Fault
-	errors map[string]int // failed reads and writes, by what failed
+	errors  map[string]int // failed reads and writes, by what failed
+	applied map[string]int // faults applied, by kind
 	total  nearcheck.Report
 	lost   int // writer writes found lost
 }
 
 func newNearHistory() *nearHistory {
-	return &nearHistory{base: time.Now(), errors: map[string]int{}}
+	return &nearHistory{base: time.Now(), errors: map[string]int{}, applied: map[string]int{}}
 }
 
 // now is the history's clock: nanoseconds since the run began (monotonic).
@@ -98,6 +99,7 @@ func (h *nearHistory) fault(kind string, f func() error) error {
 	err := f()
 	h.mu.Lock()
 	h.faults = append(h.faults, nearcheck.Fault{Kind: kind, Start: start, End: h.now()})
+	h.applied[kind]++
 	h.mu.Unlock()
 	return err
 }

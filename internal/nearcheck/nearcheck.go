@@ -150,6 +150,8 @@ type Report struct {
 	// replaced, by the same fault.
 	ByFault      map[string]map[Kind]int
 	WorstByFault map[string]time.Duration
+	// ReadsByFault counts every read by the fault that preceded it.
+	ReadsByFault map[string]int
 }
 
 // examplesPerKind bounds Report.Examples.
@@ -182,6 +184,9 @@ func (r *Report) Add(o Report) {
 	for f, w := range o.WorstByFault {
 		r.worst(f, w)
 	}
+	for f, n := range o.ReadsByFault {
+		r.readsAfter(f, n)
+	}
 	for _, vs := range o.Examples {
 		for _, v := range vs {
 			r.example(v)
@@ -204,6 +209,13 @@ func (r *Report) countFault(f string, k Kind, n int) {
 		r.ByFault[f] = map[Kind]int{}
 	}
 	r.ByFault[f][k] += n
+}
+
+func (r *Report) readsAfter(f string, n int) {
+	if r.ReadsByFault == nil {
+		r.ReadsByFault = map[string]int{}
+	}
+	r.ReadsByFault[f] += n
 }
 
 func (r *Report) worst(f string, by time.Duration) {
@@ -313,6 +325,7 @@ func place(ws []Write, rd Read, o Options, r *Report) version {
 		}
 	}
 	f := fault(o.Faults, rd.Start)
+	r.readsAfter(f, 1)
 	if best < 0 {
 		r.add(Violation{Kind: Unknown, Read: rd}, f)
 		return -1
@@ -420,8 +433,8 @@ func (r Report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d reads, %d writes: %d stale, %d non-monotonic, %d missed own writes, %d unknown values; %d covered by MaxAge (worst %v); worst staleness %v",
 		r.Reads, r.Writes, r.Counts[Stale], r.Counts[NonMonotonic], r.Counts[MissedOwnWrite], r.Counts[Unknown], r.CoveredByMaxAge, r.WorstCovered, r.Worst)
-	for _, f := range slices.Sorted(maps.Keys(r.ByFault)) {
-		fmt.Fprintf(&b, "\n  after %s: %v, worst staleness %v", f, r.ByFault[f], r.WorstByFault[f])
+	for _, f := range slices.Sorted(maps.Keys(r.ReadsByFault)) {
+		fmt.Fprintf(&b, "\n  after %s: %d reads, %v, worst staleness %v", f, r.ReadsByFault[f], r.ByFault[f], r.WorstByFault[f])
 	}
 	for _, k := range []Kind{Stale, NonMonotonic, MissedOwnWrite, Unknown} {
 		for _, v := range r.Examples[k] {

@@ -181,6 +181,9 @@ func TestByFault(t *testing.T) {
 	if r.ByFault[NoFault][Stale] != 1 || r.ByFault["kill"][Stale] != 1 || r.ByFault["swapdb"][Stale] != 1 {
 		t.Errorf("by fault %v; want one stale read under each", r.ByFault)
 	}
+	if r.ReadsByFault["kill"] != 1 || r.ReadsByFault[NoFault] != 1 {
+		t.Errorf("reads by fault %v; want one under each", r.ReadsByFault)
+	}
 	if r.WorstByFault["swapdb"] != 589*time.Millisecond {
 		t.Errorf("worst after swapdb %v; want 589ms", r.WorstByFault["swapdb"])
 	}
