@@ -58,14 +58,14 @@ type nearHistory struct {
 	// (FLUSHALL, SWAPDB, a restart that loses the data) holds it alone.
 	gate sync.RWMutex
 
-	mu     sync.Mutex
-	writes []nearcheck.Write
-	reads  []nearcheck.Read
-	faults []nearcheck.Fault
+	mu      sync.Mutex
+	writes  []nearcheck.Write
+	reads   []nearcheck.Read
+	faults  []nearcheck.Fault
 	errors  map[string]int // failed reads and writes, by what failed
 	applied map[string]int // faults applied, by kind
-	total  nearcheck.Report
-	lost   int // writer writes found lost
+	total   nearcheck.Report
+	lost    int // writer writes found lost
 }
 
 func newNearHistory() *nearHistory {
