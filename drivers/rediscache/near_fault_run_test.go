@@ -54,11 +54,13 @@ var nearMissingKinds = map[nearcheck.Kind]string{
 	nearcheck.NonMonotonic: "reads are monotonic within a process",
 }
 
-// judgeNear fails t for every violation of r, except those of a missing guarantee,
-// after which it skips t, naming them.
-func judgeNear(t *testing.T, r nearcheck.Report) {
+// judgeNear fails t for every violation in h's history, except those of a missing
+// guarantee, after which it skips t, naming them.
+func judgeNear(t *testing.T, h *nearHistory) {
 	t.Helper()
+	r := h.total
 	t.Logf("the history: %v", r)
+	t.Logf("by fault:\n%s", figures(r, h.applied))
 	missing := map[string]bool{}
 	for _, f := range slices.Sorted(mapsKeys(r.ByFault)) {
 		for k, n := range r.ByFault[f] {
@@ -80,6 +82,19 @@ func judgeNear(t *testing.T, r nearcheck.Report) {
 	if len(missing) > 0 && !t.Failed() {
 		t.Skipf("violations of guarantees the near cache does not give yet: %s", strings.Join(slices.Sorted(mapsKeys(missing)), "; "))
 	}
+}
+
+// figures is a Markdown table of r by fault, for docs/reliability.md.
+func figures(r nearcheck.Report, applied map[string]int) string {
+	var b strings.Builder
+	b.WriteString("| after | applied | reads | stale | non-monotonic | missed own writes | covered by MaxAge | worst staleness |\n|---|---|---|---|---|---|---|---|\n")
+	for _, f := range slices.Sorted(mapsKeys(r.ReadsByFault)) {
+		c := r.ByFault[f]
+		fmt.Fprintf(&b, "| `%s` | %d | %d | %d | %d | %d | %d | %v |\n", f, applied[f], r.ReadsByFault[f],
+			c[nearcheck.Stale], c[nearcheck.NonMonotonic], c[nearcheck.MissedOwnWrite], c[nearcheck.Covered],
+			r.WorstByFault[f].Round(10*time.Microsecond))
+	}
+	return b.String()
 }
 
 func mapsKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
@@ -187,7 +202,7 @@ func sentinelFaults(t *testing.T, until time.Time, minFailovers int) {
 	if s.failovers < minFailovers {
 		t.Errorf("%d Sentinel failovers; a soak needs %d", s.failovers, minFailovers)
 	}
-	judgeNear(t, h.total)
+	judgeNear(t, h)
 }
 
 // cycle applies every fault once, in a random order, with a second of quiet after each.
@@ -552,7 +567,7 @@ func restartFaults(t *testing.T, until time.Time) {
 	run.stop()
 	h.cut(t, 0)
 	t.Logf("faults applied: %v; failures: %v", h.applied, h.errors)
-	judgeNear(t, h.total)
+	judgeNear(t, h)
 }
 
 // replicaReads: a near cache over a client that reads from replicas (a Cluster client
@@ -612,7 +627,7 @@ func replicaReads(t *testing.T) {
 	}
 	run.stop()
 	h.cut(t, 0)
-	judgeNear(t, h.total)
+	judgeNear(t, h)
 }
 
 // nearControl: the suite's power. A naive near cache (copies kept until the end, never
