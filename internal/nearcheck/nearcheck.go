@@ -127,7 +127,7 @@ func (v Violation) String() string {
 	case Unknown:
 		return fmt.Sprintf("%s: %s read %s=%q, which no write had written", v.Kind, r.Proc, r.Key, r.Value)
 	default:
-		return fmt.Sprintf("%s: %s read %s=%q, %d versions older than %q", v.Kind, r.Proc, r.Key, r.Value, v.Behind, v.Due)
+		return fmt.Sprintf("%s: %s read %s=%q, %d version(s) older than %q", v.Kind, r.Proc, r.Key, r.Value, v.Behind, v.Due)
 	}
 }
 
