@@ -261,7 +261,7 @@ func Check(writes []Write, reads []Read, o Options) (Report, error) {
 	}
 	o.Faults = slices.Clone(o.Faults)
 	slices.SortStableFunc(o.Faults, func(a, b Fault) int { return cmp.Compare(a.Start, b.Start) })
-	vs := make([]version, len(reads)) // the version each read returned
+	vs := make([]span, len(reads)) // the versions each read may have returned
 	for i, rd := range reads {
 		vs[i] = place(byKey[rd.Key], rd, o, &r)
 	}
@@ -298,6 +298,11 @@ func versions(writes []Write) (map[string][]Write, error) {
 // value it returned (-1: none).
 type version = int
 
+// span is the versions a read may have returned: when a value was written more than
+// once (the key absent, after several flushes), the oldest and newest of the writes of
+// it that make the read most legal.
+type span struct{ lo, hi version }
+
 // verdict ranks a read's candidate writes: a fresh one is best, then one that MaxAge
 // covers, then a stale one.
 type verdict int
@@ -310,16 +315,19 @@ const (
 
 // place finds the write whose value rd returned, the one that makes the read most
 // legal (the latest among equals), and counts rd's staleness in r.
-func place(ws []Write, rd Read, o Options, r *Report) version {
+func place(ws []Write, rd Read, o Options, r *Report) span {
 	if len(ws) == 0 && rd.Value == "" {
-		return 0 // a key never written, read absent
+		return span{0, 0} // a key never written, read absent
 	}
-	best, bestV, bestBy, due := -1, stale, time.Duration(math.MaxInt64), ""
+	best, lo, bestV, bestBy, due := -1, -1, stale, time.Duration(math.MaxInt64), ""
 	for i, w := range ws {
 		if w.Value != rd.Value || w.Start > rd.End {
 			continue
 		}
 		v, by, d := judge(ws, i, rd.Start, o)
+		if best < 0 || v < bestV {
+			lo = i
+		}
 		if best < 0 || v < bestV || v == bestV && by <= bestBy {
 			best, bestV, bestBy, due = i, v, by, d
 		}
@@ -328,7 +336,7 @@ func place(ws []Write, rd Read, o Options, r *Report) version {
 	r.readsAfter(f, 1)
 	if best < 0 {
 		r.add(Violation{Kind: Unknown, Read: rd}, f)
-		return -1
+		return span{-1, -1}
 	}
 	switch bestV {
 	case covered:
@@ -342,7 +350,7 @@ func place(ws []Write, rd Read, o Options, r *Report) version {
 		r.Worst = max(r.Worst, bestBy)
 		r.worst(f, bestBy)
 	}
-	return best
+	return span{lo, best}
 }
 
 // judge says whether a read that began at start may return the value of ws[i]: how long
@@ -376,11 +384,11 @@ func judge(ws []Write, i int, start int64, o Options) (verdict, time.Duration, s
 }
 
 // sessions checks monotonic reads and read-your-writes, per process and key.
-func sessions(reads []Read, vs []version, byKey map[string][]Write, faults []Fault, r *Report) {
+func sessions(reads []Read, vs []span, byKey map[string][]Write, faults []Fault, r *Report) {
 	type pk struct{ proc, key string }
 	groups := map[pk][]int{}
 	for i, rd := range reads {
-		if vs[i] >= 0 {
+		if vs[i].hi >= 0 {
 			groups[pk{rd.Proc, rd.Key}] = append(groups[pk{rd.Proc, rd.Key}], i)
 		}
 	}
@@ -389,8 +397,10 @@ func sessions(reads []Read, vs []version, byKey map[string][]Write, faults []Fau
 	}
 }
 
-// session checks the reads idx of one process and key, whose writes are ws.
-func session(proc string, ws []Write, reads []Read, vs []version, idx []int, faults []Fault, r *Report) {
+// session checks the reads idx of one process and key, whose writes are ws. A read is
+// judged on the newest version it may have returned, against the oldest that each
+// earlier read may have returned: only a sure regression counts.
+func session(proc string, ws []Write, reads []Read, vs []span, idx []int, faults []Fault, r *Report) {
 	byStart := slices.Clone(idx)
 	slices.SortFunc(byStart, func(a, b int) int { return cmp.Compare(reads[a].Start, reads[b].Start) })
 	byEnd := slices.Clone(idx)
@@ -400,7 +410,7 @@ func session(proc string, ws []Write, reads []Read, vs []version, idx []int, fau
 	for _, i := range byStart {
 		rd := reads[i]
 		for ; e < len(byEnd) && reads[byEnd[e]].End < rd.Start; e++ {
-			seen = max(seen, vs[byEnd[e]])
+			seen = max(seen, vs[byEnd[e]].lo)
 		}
 		// The writes of a key do not overlap: acknowledgements are in order.
 		for ; w < len(ws) && ws[w].Ack < rd.Start; w++ {
@@ -408,11 +418,12 @@ func session(proc string, ws []Write, reads []Read, vs []version, idx []int, fau
 				own = w
 			}
 		}
-		if older(ws, vs[i], seen) {
-			r.add(Violation{Kind: NonMonotonic, Read: rd, Behind: seen - vs[i], Due: ws[seen].Value}, fault(faults, rd.Start))
+		v := vs[i].hi
+		if older(ws, v, seen) {
+			r.add(Violation{Kind: NonMonotonic, Read: rd, Behind: seen - v, Due: ws[seen].Value}, fault(faults, rd.Start))
 		}
-		if older(ws, vs[i], own) {
-			r.add(Violation{Kind: MissedOwnWrite, Read: rd, Behind: own - vs[i], Due: ws[own].Value}, fault(faults, rd.Start))
+		if older(ws, v, own) {
+			r.add(Violation{Kind: MissedOwnWrite, Read: rd, Behind: own - v, Due: ws[own].Value}, fault(faults, rd.Start))
 		}
 	}
 }

@@ -208,3 +208,20 @@ func TestBadHistory(t *testing.T) {
 		}
 	}
 }
+
+// A read of a value written more than once, spanning both writes, may have returned
+// either: a later read of a version between them is not a regression.
+func TestAmbiguousVersion(t *testing.T) {
+	ws := []Write{w("k", "1", 0, 1), w("k", "", 1000, 1001), w("k", "2", 2000, 2001), w("k", "", 3300, 3301)}
+	rs := []Read{
+		rd("p", "k", "", 500, 3320), // the first flush's or the second's
+		rd("p", "k", "2", 3330, 3331),
+		rd("q", "k", "", 3340, 3341), // only the second flush's: the first was replaced 1.3 s before
+		rd("q", "k", "2", 3350, 3351),
+	}
+	r := check(t, ws, rs, opts)
+	want(t, r, map[Kind]int{NonMonotonic: 1}, 0)
+	if ex := r.Examples[NonMonotonic]; len(ex) != 1 || ex[0].Read.Proc != "q" {
+		t.Errorf("examples %v; want q's read only", ex)
+	}
+}
