@@ -128,6 +128,7 @@ type namedDriver struct {
 	lister driver.Lister
 	scan   driver.Scanner
 	near   driver.Near
+	njget  driver.NearJoinGetter
 	jget   driver.JoinGetter
 
 	metrics *driverMetrics // with Config.Metrics: the driver's counters; set at New
@@ -158,6 +159,7 @@ func newNamedDriver(m *manager, name string, d driver.Driver) *namedDriver {
 	nd.lister, _ = d.(driver.Lister)
 	nd.scan, _ = d.(driver.Scanner)
 	nd.near, _ = d.(driver.Near)
+	nd.njget, _ = d.(driver.NearJoinGetter)
 	nd.jget, _ = d.(driver.JoinGetter)
 	if en, ok := d.(driver.ExpiryNotifier); ok {
 		en.OnExpire(func(key string) { m.expired(nd, key) })

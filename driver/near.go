@@ -36,3 +36,11 @@ type Near interface {
 	// since. v is shared with every later reader, as an in-process driver's values are.
 	NearFill(key string, v any, ticket uint64)
 }
+
+// NearJoinGetter is implemented by Near drivers that look a copy up given a scope and a
+// key, scope + "." + key, without the caller building that string: a near hit under a
+// prefix or namespace then allocates nothing. Absent: the manager joins the key first.
+type NearJoinGetter interface {
+	// NearGetJoined is NearGet(scope+"."+key). scope is not empty.
+	NearGetJoined(scope, key string) (v any, ok bool)
+}
