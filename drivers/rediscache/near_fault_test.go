@@ -30,13 +30,13 @@ import (
 // nearFaultStale is the MaxStaleness of the fault runs.
 const nearFaultStale = 100 * time.Millisecond
 
-// nearFaultMaxAge is the MaxAge the runs promise for what Redis never reports (SWAPDB);
-// 0: the near cache has no such bound.
-const nearFaultMaxAge time.Duration = 0
+// nearFaultMaxAge is the MaxAge of the fault runs (the default): the bound on what Redis
+// never reports (SWAPDB).
+const nearFaultMaxAge = rediscache.DefaultNearMaxAge
 
 // nearFaultOptions are the near cache options of the runs' processes.
 func nearFaultOptions() *rediscache.NearOptions {
-	return &rediscache.NearOptions{MaxStaleness: nearFaultStale}
+	return &rediscache.NearOptions{MaxStaleness: nearFaultStale, MaxAge: nearFaultMaxAge}
 }
 
 // Keys of the runs: hot keys the writer rewrites every few milliseconds, a cold key it
