@@ -146,12 +146,18 @@ func (h *nearHistory) chain(key, prev, cur string) {
 var lossy = map[string]bool{"failover": true, "kill": true, "pause": true, "restart-empty": true}
 
 // cut checks what was recorded so far, adds it to the total, and starts over with the
-// writes of the last carry and the last write of each key, and the last fault.
+// writes of the last carry and the last write of each key, and the last fault. The reads
+// of the last 5 s wait for the next cut: a writer records its write once acknowledged,
+// and a read may have returned the value before that.
 func (h *nearHistory) cut(t *testing.T, carry time.Duration) nearcheck.Report {
 	h.mu.Lock()
 	ws, rs, fs := h.writes, h.reads, h.faults
 	now := h.now()
-	h.writes, h.reads = keep(ws, now-int64(carry)), nil
+	var later []nearcheck.Read
+	if carry > 0 {
+		rs, later = splitReads(rs, now-int64(5*time.Second))
+	}
+	h.writes, h.reads = keep(ws, now-int64(carry)), later
 	if len(fs) > 0 {
 		h.faults = fs[len(fs)-1:]
 	}
@@ -165,6 +171,18 @@ func (h *nearHistory) cut(t *testing.T, carry time.Duration) nearcheck.Report {
 	h.total.Add(r)
 	h.mu.Unlock()
 	return r
+}
+
+// splitReads splits rs into the reads that ended before t and the others.
+func splitReads(rs []nearcheck.Read, t int64) (before, after []nearcheck.Read) {
+	for _, r := range rs {
+		if r.End < t {
+			before = append(before, r)
+		} else {
+			after = append(after, r)
+		}
+	}
+	return before, after
 }
 
 // keep is the writes acknowledged after since, and the last write of each key before.
