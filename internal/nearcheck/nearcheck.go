@@ -47,6 +47,11 @@ type Write struct {
 	// since (acknowledged by a master that a failover then discarded): its value may be
 	// read, but it replaces nothing, and going back past it is not a violation.
 	Uncertain bool
+	// Failed marks a write of which an attempt returned an error (a timeout, a broken
+	// connection): that attempt is indeterminate, and its value may take effect at any
+	// time after Start, even after later writes, as on any networked store. A read of
+	// its value that would otherwise go back in time counts as Report.LateFailedWrites.
+	Failed bool
 	// Silent marks a write that Redis reports to no near cache (SWAPDB): a copy of the
 	// value it replaced is bounded only by MaxAge.
 	Silent bool
@@ -103,6 +108,9 @@ const (
 	Unknown Kind = "unknown value"
 	// Covered is not a violation: in Report.ByFault, the reads that MaxAge covers.
 	Covered Kind = "covered by MaxAge"
+	// LateFailedWrite is not a violation: in Report.ByFault, the reads of a Failed
+	// write's value that landed late (Report.LateFailedWrites).
+	LateFailedWrite Kind = "late failed write"
 )
 
 // Violation is one read that broke a promise.
@@ -152,6 +160,11 @@ type Report struct {
 	WorstByFault map[string]time.Duration
 	// ReadsByFault counts every read by the fault that preceded it.
 	ReadsByFault map[string]int
+	// LateFailedWrites counts the reads of a Failed write's value after a newer value
+	// replaced it: legal, since an attempt that returned an error may land late. They
+	// are no violation, and the monotonic and read-your-writes checks skip them; the
+	// reads after them are judged as usual.
+	LateFailedWrites int
 }
 
 // examplesPerKind bounds Report.Examples.
@@ -171,6 +184,7 @@ func (r *Report) Add(o Report) {
 	r.Reads += o.Reads
 	r.Writes += o.Writes
 	r.CoveredByMaxAge += o.CoveredByMaxAge
+	r.LateFailedWrites += o.LateFailedWrites
 	r.Worst = max(r.Worst, o.Worst)
 	r.WorstCovered = max(r.WorstCovered, o.WorstCovered)
 	for k, n := range o.Counts {
@@ -320,10 +334,12 @@ func place(ws []Write, rd Read, o Options, r *Report) span {
 		return span{0, 0} // a key never written, read absent
 	}
 	best, lo, bestV, bestBy, due := -1, -1, stale, time.Duration(math.MaxInt64), ""
+	late := false // a Failed write of the value may have landed late
 	for i, w := range ws {
 		if w.Value != rd.Value || w.Start > rd.End {
 			continue
 		}
+		late = late || w.Failed
 		v, by, d := judge(ws, i, rd.Start, o)
 		if best < 0 || v < bestV {
 			lo = i
@@ -336,6 +352,11 @@ func place(ws []Write, rd Read, o Options, r *Report) span {
 	r.readsAfter(f, 1)
 	if best < 0 {
 		r.add(Violation{Kind: Unknown, Read: rd}, f)
+		return span{-1, -1}
+	}
+	if late && bestBy > 0 {
+		r.LateFailedWrites++
+		r.countFault(f, LateFailedWrite, 1)
 		return span{-1, -1}
 	}
 	switch bestV {
@@ -442,8 +463,8 @@ func older(ws []Write, v, due version) bool {
 // String sums the report up on a few lines, the examples included.
 func (r Report) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d reads, %d writes: %d stale, %d non-monotonic, %d missed own writes, %d unknown values; %d covered by MaxAge (worst %v); worst staleness %v",
-		r.Reads, r.Writes, r.Counts[Stale], r.Counts[NonMonotonic], r.Counts[MissedOwnWrite], r.Counts[Unknown], r.CoveredByMaxAge, r.WorstCovered, r.Worst)
+	fmt.Fprintf(&b, "%d reads, %d writes: %d stale, %d non-monotonic, %d missed own writes, %d unknown values; %d covered by MaxAge (worst %v); %d late failed writes; worst staleness %v",
+		r.Reads, r.Writes, r.Counts[Stale], r.Counts[NonMonotonic], r.Counts[MissedOwnWrite], r.Counts[Unknown], r.CoveredByMaxAge, r.WorstCovered, r.LateFailedWrites, r.Worst)
 	for _, f := range slices.Sorted(maps.Keys(r.ReadsByFault)) {
 		fmt.Fprintf(&b, "\n  after %s: %d reads, %v, worst staleness %v", f, r.ReadsByFault[f], r.ByFault[f], r.WorstByFault[f])
 	}

@@ -225,3 +225,34 @@ func TestAmbiguousVersion(t *testing.T) {
 		t.Errorf("examples %v; want q's read only", ex)
 	}
 }
+
+// A Failed write's value may land after newer writes: its reads are counted apart, and
+// the reads after them are judged as usual.
+func TestLateFailedWrite(t *testing.T) {
+	mine := func(v string, start, ack int64, failed bool) Write {
+		x := w("k", v, start, ack)
+		x.Proc, x.Failed = "p", failed
+		return x
+	}
+	// 2's first attempt timed out and landed after 3 and 4, at about 2000 ms.
+	ws := []Write{mine("1", 0, 1, false), mine("2", 10, 1010, true), mine("3", 1100, 1101, false), mine("4", 1200, 1201, false)}
+	rs := []Read{
+		rd("p", "k", "4", 1300, 1301),
+		rd("p", "k", "2", 2000, 2001), // late: not stale, not non-monotonic, not missed
+		rd("q", "k", "2", 2000, 2001), // another process reads it from Redis too
+		rd("p", "k", "4", 2100, 2101), // back to 4 after 2: judged on 4 (fine)
+		rd("p", "k", "3", 2200, 2201), // 3 after 4 was read: stale, non-monotonic, missed
+		rd("p", "k", "1", 2300, 2301), // 1 never failed: stale, non-monotonic, missed
+	}
+	r := check(t, ws, rs, opts)
+	want(t, r, map[Kind]int{Stale: 2, NonMonotonic: 2, MissedOwnWrite: 2}, 0)
+	if r.LateFailedWrites != 2 || r.ByFault[NoFault][LateFailedWrite] != 2 {
+		t.Errorf("late failed writes: %d, by fault %v; want 2\n%v", r.LateFailedWrites, r.ByFault, r)
+	}
+	var sum Report
+	sum.Add(r)
+	sum.Add(r)
+	if sum.LateFailedWrites != 4 {
+		t.Errorf("Add: %d late failed writes; want 4", sum.LateFailedWrites)
+	}
+}
