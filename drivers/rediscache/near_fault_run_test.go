@@ -56,7 +56,7 @@ func judgeNear(t *testing.T, h *nearHistory) {
 	missing := map[string]bool{}
 	for _, f := range slices.Sorted(mapsKeys(r.ByFault)) {
 		for k, n := range r.ByFault[f] {
-			if k == nearcheck.Covered || n == 0 {
+			if k == nearcheck.Covered || k == nearcheck.LateFailedWrite || n == 0 {
 				continue
 			}
 			why, ok := nearMissing[f]
@@ -79,11 +79,11 @@ func judgeNear(t *testing.T, h *nearHistory) {
 // figures is a Markdown table of r by fault, for docs/reliability.md.
 func figures(r nearcheck.Report, applied map[string]int) string {
 	var b strings.Builder
-	b.WriteString("| after | applied | reads | stale | non-monotonic | missed own writes | covered by MaxAge | worst staleness |\n|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| after | applied | reads | stale | non-monotonic | missed own writes | covered by MaxAge | late failed writes | worst staleness |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, f := range slices.Sorted(mapsKeys(r.ReadsByFault)) {
 		c := r.ByFault[f]
-		fmt.Fprintf(&b, "| `%s` | %d | %d | %d | %d | %d | %d | %v |\n", f, applied[f], r.ReadsByFault[f],
-			c[nearcheck.Stale], c[nearcheck.NonMonotonic], c[nearcheck.MissedOwnWrite], c[nearcheck.Covered],
+		fmt.Fprintf(&b, "| `%s` | %d | %d | %d | %d | %d | %d | %d | %v |\n", f, applied[f], r.ReadsByFault[f],
+			c[nearcheck.Stale], c[nearcheck.NonMonotonic], c[nearcheck.MissedOwnWrite], c[nearcheck.Covered], c[nearcheck.LateFailedWrite],
 			r.WorstByFault[f].Round(10*time.Microsecond))
 	}
 	return b.String()
@@ -182,8 +182,8 @@ func sentinelFaults(t *testing.T, until time.Time, minFailovers int) {
 	for cycle := 1; ; cycle++ {
 		s.cycle()
 		r := h.cut(t, 30*time.Second)
-		t.Logf("cycle %d (%d Sentinel failovers so far): %d reads, %d stale, %d non-monotonic, %d missed own writes, %d covered by MaxAge",
-			cycle, s.failovers, r.Reads, r.Counts[nearcheck.Stale], r.Counts[nearcheck.NonMonotonic], r.Counts[nearcheck.MissedOwnWrite], r.CoveredByMaxAge)
+		t.Logf("cycle %d (%d Sentinel failovers so far): %d reads, %d stale, %d non-monotonic, %d missed own writes, %d covered by MaxAge, %d late failed writes",
+			cycle, s.failovers, r.Reads, r.Counts[nearcheck.Stale], r.Counts[nearcheck.NonMonotonic], r.Counts[nearcheck.MissedOwnWrite], r.CoveredByMaxAge, r.LateFailedWrites)
 		if time.Now().After(until) {
 			break
 		}

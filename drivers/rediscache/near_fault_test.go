@@ -229,7 +229,7 @@ func (w *nearWriter) write(ctx context.Context, key string) {
 	v := strconv.FormatInt(w.n.Add(1), 10)
 	w.h.gate.RLock()
 	defer w.h.gate.RUnlock()
-	start := w.h.now()
+	start, failed := w.h.now(), false
 	for ctx.Err() == nil {
 		wctx, cancel := context.WithTimeout(ctx, time.Second)
 		prev, err := w.c.Do(wctx, "set", key, v, "get").Text()
@@ -237,13 +237,14 @@ func (w *nearWriter) write(ctx context.Context, key string) {
 		if err == nil || errors.Is(err, redis.Nil) {
 			ack := w.h.now()
 			w.h.chain(key, prev, v)
-			w.h.write(nearcheck.Write{Key: key, Value: v, Start: start, Ack: ack})
+			w.h.write(nearcheck.Write{Key: key, Value: v, Start: start, Ack: ack, Failed: failed})
 			return
 		}
 		w.h.failed("write")
+		failed = true
 		time.Sleep(10 * time.Millisecond)
 	}
-	w.h.write(nearcheck.Write{Key: key, Value: v, Start: start, Ack: w.h.now(), Uncertain: true})
+	w.h.write(nearcheck.Write{Key: key, Value: v, Start: start, Ack: w.h.now(), Uncertain: true, Failed: failed})
 }
 
 // run writes the hot keys until ctx ends, one every 2 ms.
@@ -320,19 +321,20 @@ func (p *nearProc) writeOwn(ctx context.Context) {
 	key := nfOwn(p.name)
 	p.h.gate.RLock()
 	defer p.h.gate.RUnlock()
-	start := p.h.now()
+	start, failed := p.h.now(), false
 	for ctx.Err() == nil {
 		wctx, cancel := context.WithTimeout(ctx, time.Second)
 		err := p.c.Set(wctx, key, v, 0)
 		cancel()
 		if err == nil {
-			p.h.write(nearcheck.Write{Key: key, Value: strconv.FormatInt(v, 10), Proc: p.name, Start: start, Ack: p.h.now()})
+			p.h.write(nearcheck.Write{Key: key, Value: strconv.FormatInt(v, 10), Proc: p.name, Start: start, Ack: p.h.now(), Failed: failed})
 			return
 		}
 		p.h.failed("own write")
+		failed = true
 		time.Sleep(10 * time.Millisecond)
 	}
-	p.h.write(nearcheck.Write{Key: key, Value: strconv.FormatInt(v, 10), Proc: p.name, Start: start, Ack: p.h.now(), Uncertain: true})
+	p.h.write(nearcheck.Write{Key: key, Value: strconv.FormatInt(v, 10), Proc: p.name, Start: start, Ack: p.h.now(), Uncertain: true, Failed: failed})
 }
 
 // run reads every key in turn until ctx ends, one read every 500 µs; with own, it also
