@@ -57,6 +57,7 @@ type autoPipe struct {
 
 // newAutoPipe returns c's autopipeliner, or nil when c cannot batch: a client of
 // another type, or one already closed (its commands fail with ErrClosed as they are).
+// The first call for c adds the hooks that leave out commands whose caller gave up.
 func newAutoPipe(c redis.UniversalClient) *autoPipe {
 	a, ok := c.(asyncAutoPipeliner)
 	if !ok {
@@ -69,10 +70,29 @@ func newAutoPipe(c redis.UniversalClient) *autoPipe {
 	if err != nil {
 		return nil
 	}
+	pipesMu.Lock()
+	defer pipesMu.Unlock()
+	for k := range pipes {
+		if k.IsClosed() { // its client is closed: forget it
+			delete(pipes, k)
+		}
+	}
+	if p, ok := pipes[ap]; ok {
+		return p
+	}
 	p := &autoPipe{ap: ap}
 	c.AddHook(p)
+	pipes[ap] = p
 	return p
 }
+
+// pipes holds one autoPipe per go-redis autopipeliner (one per client), so that the
+// drivers over one client share the hooks newAutoPipe adds to it instead of adding one
+// each.
+var (
+	pipesMu sync.Mutex
+	pipes   = map[*redis.AutoPipeliner]*autoPipe{}
+)
 
 // send sends cmd: on direct when no other command of the driver is in flight, queued on
 // the autopipeliner otherwise.

@@ -109,3 +109,14 @@ func TestAutoPipeDropInPipeline(t *testing.T) {
 		t.Errorf("%d commands still queued after the flush; want 0", n)
 	}
 }
+
+// TestAutoPipeOneHookPerClient: the drivers over one client share its autoPipe, so the
+// client gets the hooks once.
+func TestAutoPipeOneHookPerClient(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: redistest.Start(t).Addr()})
+	defer c.Close()
+	p, q := newAutoPipe(c), newAutoPipe(c)
+	if p == nil || p != q {
+		t.Fatalf("two drivers over one client: autoPipes %p and %p; want one", p, q)
+	}
+}
