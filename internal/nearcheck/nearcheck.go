@@ -12,6 +12,10 @@
 //   - read your writes: a process's read that begins after one of its own writes was
 //     acknowledged never returns a value older than that write's.
 //
+// A write of which an attempt returned an error (Write.Failed) may take effect at any
+// later time: the reads of its value after a newer one replaced it are counted apart
+// (Report.LateFailedWrites), as none of the violations above.
+//
 // A history is what the processes observed: each write with the instants it was sent
 // and acknowledged, each read with the instants it began and ended, all on one clock
 // (nanoseconds). The writes of one key must not overlap in time (one writer per key, or
