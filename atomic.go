@@ -35,10 +35,7 @@ func (c *Cache) add(ctx context.Context, op, key string, delta int64) (int64, er
 	if err != nil {
 		return 0, d.fail(op, key, err)
 	}
-	if d.incr == nil {
-		return 0, unsupported(d, op)
-	}
-	n, err := d.incr.Increment(ctx, k, delta, d.defTTL)
+	n, err := d.atomic.Increment(ctx, k, delta, d.defTTL)
 	c.done(op, d, key, EventSet, err, start)
 	if err != nil {
 		return 0, d.fail(op, key, err)
@@ -186,8 +183,6 @@ func modifyOn[T any](ctx context.Context, d *namedDriver, k, key string, o Modif
 			out, kind = next, EventSet
 			return driver.Change{Entry: entry(v)}, nil
 		})
-	} else if d.swap == nil || d.cond == nil || d.cad == nil {
-		return zero, 0, unsupported(d, "Modify")
 	} else {
 		// Read, then compare-and-swap; another writer that won the race gets a backoff
 		// with jitter (50 µs doubling to 5 ms) to finish rather than a retry in lockstep.
@@ -206,15 +201,15 @@ func modifyOn[T any](ctx context.Context, d *namedDriver, k, key string, o Modif
 				out, kind = zero, 0
 				return true, nil
 			case del:
-				done, err = d.cad.CompareAndDelete(ctx, k, raw)
+				done, err = d.atomic.CompareAndDelete(ctx, k, raw)
 				out, kind = zero, EventRemoved
 			case found:
-				done, err = d.swap.CompareAndSwap(ctx, raw, entry(v))
+				done, err = d.atomic.CompareAndSwap(ctx, raw, entry(v))
 				out, kind = next, EventSet
 			default:
 				e := entry(v)
 				e.KeepTTL = false
-				done, err = d.cond.SetIf(ctx, e, driver.IfAbsent)
+				done, err = d.atomic.SetIf(ctx, e, driver.IfAbsent)
 				out, kind = next, EventSet
 			}
 			if err == nil && !done && attempts == o.MaxAttempts {

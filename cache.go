@@ -14,6 +14,7 @@ import (
 
 	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/internal/conv"
+	"github.com/cachekit/cache/internal/inproc"
 )
 
 // Driver is the interface the drivers' *Driver values satisfy. It is driver.Driver; see
@@ -111,24 +112,14 @@ type namedDriver struct {
 	d      driver.Driver
 	codec  driver.Codec // nil: the driver keeps Go values
 	defTTL time.Duration
-	cond   driver.Conditional
-	cad    driver.CompareAndDeleter
-	incr   driver.Incrementer
-	pull   driver.Puller
-	nsDel  driver.NamespaceDeleter
-	flush  driver.Flusher
-	bget   driver.BatchGetter
-	bset   driver.BatchSetter
-	ext    driver.Extender
-	swap   driver.Swapper
-	fencer driver.Fencer
+	atomic driver.Atomic   // never nil: see noAtomic
+	keys   driver.KeySpace // never nil: see noKeySpace
+	batch  driver.Batcher
 	ttlr   driver.TTLReader
-	watch  driver.Watcher
 	mod    driver.Modifier
 	lister driver.Lister
-	scan   driver.Scanner
 	near   driver.Near
-	jget   driver.JoinGetter
+	jget   inproc.JoinGetter
 
 	metrics *driverMetrics // with Config.Metrics: the driver's counters; set at New
 }
@@ -141,24 +132,13 @@ func newNamedDriver(m *manager, name string, d driver.Driver) *namedDriver {
 	if t, ok := d.(driver.DefaultTTLer); ok {
 		nd.defTTL = capTTL(max(t.DefaultTTL(), 0))
 	}
-	nd.cond, _ = d.(driver.Conditional)
-	nd.cad, _ = d.(driver.CompareAndDeleter)
-	nd.incr, _ = d.(driver.Incrementer)
-	nd.pull, _ = d.(driver.Puller)
-	nd.nsDel, _ = d.(driver.NamespaceDeleter)
-	nd.flush, _ = d.(driver.Flusher)
-	nd.bget, _ = d.(driver.BatchGetter)
-	nd.bset, _ = d.(driver.BatchSetter)
-	nd.ext, _ = d.(driver.Extender)
-	nd.swap, _ = d.(driver.Swapper)
-	nd.fencer, _ = d.(driver.Fencer)
+	nd.atomic, nd.keys = bundles(d)
+	nd.batch, _ = d.(driver.Batcher)
 	nd.ttlr, _ = d.(driver.TTLReader)
-	nd.watch, _ = d.(driver.Watcher)
 	nd.mod, _ = d.(driver.Modifier)
 	nd.lister, _ = d.(driver.Lister)
-	nd.scan, _ = d.(driver.Scanner)
 	nd.near, _ = d.(driver.Near)
-	nd.jget, _ = d.(driver.JoinGetter)
+	nd.jget, _ = d.(inproc.JoinGetter)
 	if en, ok := d.(driver.ExpiryNotifier); ok {
 		en.OnExpire(func(key string) { m.expired(nd, key) })
 	}
@@ -449,10 +429,7 @@ func (c *Cache) Pull(ctx context.Context, key string, dst any) (found bool, err 
 	if err := conv.Check(dst); err != nil {
 		return false, d.fail("Pull", key, err)
 	}
-	if d.pull == nil {
-		return false, unsupported(d, "Pull")
-	}
-	v, found, err := d.pull.Pull(ctx, k)
+	v, found, err := d.atomic.Pull(ctx, k)
 	c.done("Pull", d, key, hitOrMiss(found), err, start)
 	if err != nil {
 		return false, d.fail("Pull", key, err)
@@ -474,10 +451,7 @@ func (c *Cache) RemoveNamespace(ctx context.Context, ns string) error {
 	if err != nil {
 		return d.fail("RemoveNamespace", ns, err)
 	}
-	if d.nsDel == nil {
-		return unsupported(d, "RemoveNamespace")
-	}
-	err = d.nsDel.DeleteNamespace(ctx, k)
+	err = d.keys.DeleteNamespace(ctx, k)
 	c.done("RemoveNamespace", d, ns, EventFlushed, err, 0)
 	return d.fail("RemoveNamespace", ns, err)
 }
@@ -495,17 +469,11 @@ func (c *Cache) Flush(ctx context.Context) error {
 		return d.fail("Flush", "", err)
 	}
 	if scope != "" {
-		if d.nsDel == nil {
-			return unsupported(d, "Flush with a prefix")
-		}
-		err := d.nsDel.DeleteNamespace(ctx, scope)
+		err := d.keys.DeleteNamespace(ctx, scope)
 		c.done("Flush", d, "", EventFlushed, err, 0)
 		return d.fail("Flush", scope, err)
 	}
-	if d.flush == nil {
-		return unsupported(d, "Flush")
-	}
-	err = d.flush.Flush(ctx)
+	err = d.keys.Flush(ctx)
 	c.done("Flush", d, "", EventFlushed, err, 0)
 	return d.fail("Flush", "", err)
 }

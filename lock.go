@@ -315,14 +315,6 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 		}
 		return nil, d.fail("Lock", key, err)
 	}
-	switch {
-	case d.cond == nil || d.cad == nil:
-		return nil, unsupported(d, "Lock")
-	case o.AutoExtend && d.ext == nil:
-		return nil, unsupported(d, "Lock with AutoExtend")
-	case o.Fencing && d.fencer == nil:
-		return nil, unsupported(d, "Lock with Fencing")
-	}
 	if ctx.Err() != nil { // a caller that has gone away takes no lock
 		return nil, d.fail("Lock", key, gaveUp(ctx, nil))
 	}
@@ -414,9 +406,9 @@ func (h *LockHandle) try(ctx context.Context, fencing bool) (ok bool, err error)
 	h.since = time.Now()
 	e := driver.Entry{Key: h.final, Value: h.stored, TTL: h.ttl, NoSlide: true}
 	if fencing {
-		h.fence, ok, err = h.d.fencer.CreateFenced(ctx, e)
+		h.fence, ok, err = h.d.atomic.CreateFenced(ctx, e)
 	} else {
-		ok, err = h.d.cond.SetIf(ctx, e, driver.IfAbsent)
+		ok, err = h.d.atomic.SetIf(ctx, e, driver.IfAbsent)
 	}
 	if ok && err == nil {
 		h.until.Store(h.leaseEnd(h.since, h.ttl))
@@ -439,7 +431,7 @@ func (h *LockHandle) abandonIfCut(ctx context.Context, err error) {
 	dctx, cancel := detached(ctx, h.releaseTimeout())
 	go func() {
 		defer cancel()
-		_, _ = h.d.cad.CompareAndDelete(dctx, h.final, h.stored)
+		_, _ = h.d.atomic.CompareAndDelete(dctx, h.final, h.stored)
 	}()
 }
 
@@ -481,10 +473,7 @@ func (h *LockHandle) lapsed() bool {
 // to 250 ms (the poll is the safety net for expiry and unreported deletes, which no
 // watch sees), and from 1 ms to 25 ms without.
 func waitLoop(ctx context.Context, d *namedDriver, key string, limit time.Duration, watchFirst bool, attempt func() (done bool, err error)) error {
-	if d.watch == nil {
-		return wait.Loop(ctx, nil, time.Millisecond, 25*time.Millisecond, limit, watchFirst, attempt)
-	}
-	watch := func(ctx context.Context) (<-chan struct{}, error) { return d.watch.Watch(ctx, key) }
+	watch := func(ctx context.Context) (<-chan struct{}, error) { return d.atomic.Watch(ctx, key) }
 	return wait.Loop(ctx, watch, 10*time.Millisecond, 250*time.Millisecond, limit, watchFirst, attempt)
 }
 
@@ -537,7 +526,7 @@ func (h *LockHandle) keepAlive(ctx context.Context, autoExtend bool) (fctx conte
 			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), interval)
 			sent := time.Now()
 			ok, err := wait.Bounded(rctx, func(ctx context.Context) (bool, error) {
-				return h.d.ext.Extend(ctx, h.final, h.stored, h.ttl)
+				return h.d.atomic.Extend(ctx, h.final, h.stored, h.ttl)
 			})
 			rcancel()
 			switch {
@@ -597,7 +586,7 @@ func detached(ctx context.Context, timeout time.Duration) (context.Context, cont
 func (h *LockHandle) release(ctx context.Context) error {
 	ctx, cancel := detached(ctx, h.releaseTimeout())
 	defer cancel()
-	ok, err := h.d.cad.CompareAndDelete(ctx, h.final, h.stored)
+	ok, err := h.d.atomic.CompareAndDelete(ctx, h.final, h.stored)
 	if h.m != nil && (ok || err != nil) {
 		(&Cache{m: h.m}).done("Release", h.d, h.key, EventLockReleased, err, 0)
 	}
@@ -675,15 +664,12 @@ func (h *LockHandle) Extend(ctx context.Context, ttl time.Duration) error {
 		return h.d.fail("Extend", h.key, fmt.Errorf("%w: %v", ErrInvalidTTL, ttl))
 	}
 	ttl = capTTL(ttl)
-	if h.d.ext == nil {
-		return unsupported(h.d, "Extend")
-	}
 	ctx, cancel := extendCtx(ctx, h.releaseTimeout())
 	defer cancel()
 	seq := h.sent.Add(1)
 	sent := time.Now()
 	ok, err := wait.Bounded(ctx, func(ctx context.Context) (bool, error) {
-		return h.d.ext.Extend(ctx, h.final, h.stored, ttl)
+		return h.d.atomic.Extend(ctx, h.final, h.stored, ttl)
 	})
 	if err != nil {
 		return h.d.fail("Extend", h.key, err)

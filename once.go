@@ -84,9 +84,6 @@ func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, f
 	if err != nil {
 		return out, d.fail("Once", key, err)
 	}
-	if d.cond == nil || d.cad == nil || d.swap == nil || d.ext == nil {
-		return out, unsupported(d, "Once")
-	}
 	if err := reentered(ctx, c.m, "Once", d, k); err != nil {
 		return out, d.fail("Once", key, err)
 	}
@@ -106,7 +103,7 @@ func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, f
 	err = waitLoop(ctx, d, k, 0, false, func() (bool, error) {
 		h.since = time.Now()
 		var err error
-		if created, err = d.cond.SetIf(ctx, driver.Entry{Key: k, Value: pending, TTL: o.LockTTL, NoSlide: true}, driver.IfAbsent); err != nil || created {
+		if created, err = d.atomic.SetIf(ctx, driver.Entry{Key: k, Value: pending, TTL: o.LockTTL, NoSlide: true}, driver.IfAbsent); err != nil || created {
 			h.abandonIfCut(ctx, err)
 			return created, err
 		}
@@ -160,7 +157,7 @@ func runOnce[T any](ctx context.Context, c *Cache, h *LockHandle, ttl time.Durat
 	}
 	sctx, scancel := detached(ctx, ReleaseTimeout)
 	defer scancel()
-	swapped, err := h.d.swap.CompareAndSwap(sctx, h.stored, driver.Entry{Key: h.final, Value: rec, TTL: ttl, NoSlide: true})
+	swapped, err := h.d.atomic.CompareAndSwap(sctx, h.stored, driver.Entry{Key: h.final, Value: rec, TTL: ttl, NoSlide: true})
 	if swapped || err != nil {
 		c.done("Once", h.d, h.key, EventSet, err, 0)
 	}

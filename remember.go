@@ -92,9 +92,6 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 	if err != nil {
 		return zero, d.fail("Remember", key, err)
 	}
-	if o.Distributed && (d.cond == nil || d.cad == nil) {
-		return zero, unsupported(d, "Remember with Distributed")
-	}
 	ttl := d.orDefault(o.TTL)
 	// The hit path, without closures: one interface call and, on an in-process driver,
 	// a type assertion.
@@ -223,7 +220,7 @@ func loadDistributed[T any](ctx context.Context, d *namedDriver, k string, o Rem
 	var found bool // another process's load stored the value
 	var t T
 	err = waitLoop(ctx, d, h.final, o.WaitTimeout, false, func() (bool, error) {
-		ok, err := d.cond.SetIf(ctx, driver.Entry{Key: h.final, Value: token, TTL: o.LockTTL, NoSlide: true}, driver.IfAbsent)
+		ok, err := d.atomic.SetIf(ctx, driver.Entry{Key: h.final, Value: token, TTL: o.LockTTL, NoSlide: true}, driver.IfAbsent)
 		h.abandonIfCut(ctx, err)
 		if err != nil || ok {
 			return ok, err

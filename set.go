@@ -132,12 +132,10 @@ func (d *namedDriver) write(ctx context.Context, e driver.Entry, mode OnConflict
 	switch {
 	case mode != Create && mode != Update:
 		return true, d.d.Set(ctx, e)
-	case d.cond == nil:
-		return false, unsupported(d, [...]string{Create: "Create", Update: "Update"}[mode])
 	case mode == Update:
-		return d.cond.SetIf(ctx, e, driver.IfPresent)
+		return d.atomic.SetIf(ctx, e, driver.IfPresent)
 	}
-	return d.cond.SetIf(ctx, e, driver.IfAbsent)
+	return d.atomic.SetIf(ctx, e, driver.IfAbsent)
 }
 
 // capTTL saturates a TTL at [driver.MaxTTL]: every TTL the manager resolves for a driver
@@ -204,8 +202,8 @@ func (c *Cache) SetMany(ctx context.Context, items map[string]any, ttl time.Dura
 		entries = append(entries, driver.Entry{Key: k, Value: v, TTL: ttl})
 		keys = append(keys, key)
 	}
-	if d.bset != nil {
-		if err := d.bset.SetMany(ctx, entries); err != nil {
+	if d.batch != nil {
+		if err := d.batch.SetMany(ctx, entries); err != nil {
 			c.done("SetMany", d, "", 0, err, 0)
 			return d.fail("SetMany", "", err)
 		}
@@ -252,8 +250,8 @@ func Many[T any](ctx context.Context, c *Cache, keys ...string) (map[string]T, e
 		out[keys[i]] = t
 		return nil
 	}
-	if d.bget != nil {
-		vals, found, err := d.bget.GetMany(ctx, final)
+	if d.batch != nil {
+		vals, found, err := d.batch.GetMany(ctx, final)
 		if err != nil {
 			c.done("Many", d, "", 0, err, 0)
 			return nil, d.fail("Many", "", err)

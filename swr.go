@@ -173,8 +173,8 @@ func (c *Cache) storeSWR(ctx context.Context, d *namedDriver, k string, v any, o
 
 // getMany reads keys in one call when the driver can.
 func getMany(ctx context.Context, d *namedDriver, keys []string) ([]any, []bool, error) {
-	if d.bget != nil {
-		return d.bget.GetMany(ctx, keys)
+	if d.batch != nil {
+		return d.batch.GetMany(ctx, keys)
 	}
 	vals, found := make([]any, len(keys)), make([]bool, len(keys))
 	for i, k := range keys {

@@ -1,16 +1,5 @@
 package driver
 
-import "context"
-
-// JoinGetter is implemented by drivers that can read a key given as a scope and a key,
-// scope + "." + key, without the manager building that string: the manager's Get, GetAs
-// and Remember then read a key under a prefix or namespace with no allocation. Absent:
-// the manager joins the key (one allocation under a prefix or namespace).
-type JoinGetter interface {
-	// GetJoined is Get(ctx, scope+"."+key). scope is not empty.
-	GetJoined(ctx context.Context, scope, key string) (v any, found bool, err error)
-}
-
 // Near is implemented by drivers that keep, in process, copies of values that live in a
 // shared store, and drop a copy as soon as the store reports that its key changed: a
 // near cache (rediscache with Options.Near). The manager (package cache) reads through

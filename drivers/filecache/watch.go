@@ -5,11 +5,7 @@ import (
 	"os"
 	"sync"
 	"time"
-
-	"github.com/cachekit/cache/driver"
 )
-
-var _ driver.Watcher = (*Driver)(nil)
 
 // Watch returns a channel that is closed when key's file is next removed or replaced
 // (Delete, Pull, CompareAndDelete, CompareAndSwap, DeleteNamespace, Flush, the sweep, and
