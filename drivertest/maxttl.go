@@ -110,7 +110,7 @@ func maxTTL(t *testing.T, e *env, ttl time.Duration) {
 		}
 	}
 
-	if lockable[0].has(e.d) && lockable[1].has(e.d) {
+	if atomicOps.has(e.d) {
 		h, err := cache.Acquire(e.ctx, e.c, "max.lock", cache.LockOptions{TTL: ttl})
 		if err != nil {
 			t.Fatalf("Acquire with TTL %v: %v", ttl, err)
