@@ -65,8 +65,8 @@ type LockOptions struct {
 	// driver; c's current driver is unchanged.
 	Driver string
 	// Wait blocks up to Wait for a held lock to come free, instead of giving up at once.
-	// ctx still wins. Waiters wake when the holder releases (drivers with
-	// driver.Watcher: memory, lru, Redis, file) and otherwise poll with backoff and jitter.
+	// ctx still wins. Waiters wake when the holder releases (drivers whose Watch
+	// reports releases) and otherwise poll with backoff and jitter.
 	// Default: 0, try once.
 	Wait time.Duration
 	// AutoExtend renews the lock every TTL/3 while fn runs, so that fn may outlive the
@@ -75,14 +75,14 @@ type LockOptions struct {
 	// no answer within TTL/3, or the lease ends before a renewal is confirmed, fn's ctx
 	// is cancelled with cause ErrLockLost. Without AutoExtend, fn's ctx is cancelled with
 	// cause ErrLockLost when the lease ends, so that work does not silently go on
-	// without the lock. Needs a driver with driver.Extender.
+	// without the lock.
 	AutoExtend bool
 	// Fencing takes a fencing token with the lock: a number that grows with every
 	// acquisition of the key, in every process sharing the store; read it with
 	// HeldLock(ctx).FencingToken() inside fn (see [HeldLock]), or from the handle of
 	// [Acquire]. Pass it to the storage you write to, and have it reject a token lower
 	// than the highest it has seen. The driver keeps a counter per fenced key (see the
-	// driver's docs). Needs a driver with driver.Fencer.
+	// driver's docs).
 	Fencing bool
 	// ReleaseTimeout bounds the release (and, for a handle, each Extend): the release
 	// runs on a context detached from the caller's, which neither its cancellation nor

@@ -83,8 +83,8 @@ func (d *namedDriver) read(ctx context.Context, k string) (v any, found, near bo
 	return v, found, false, ticket, err
 }
 
-// readAt is read of key under scope (its prefix and namespace, see keyScope): a
-// driver.JoinGetter is handed the two parts, so that a hit builds no joined key;
+// readAt is read of key under scope (its prefix and namespace, see keyScope): an
+// inproc.JoinGetter is handed the two parts, so that a hit builds no joined key;
 // otherwise the key is joined, and k is it.
 func (d *namedDriver) readAt(ctx context.Context, scope, key string) (v any, found, near bool, ticket uint64, k string, err error) {
 	if d.jget != nil && scope != "" {

@@ -274,7 +274,7 @@ func (d *Driver) Get(ctx context.Context, key string) (any, bool, error) {
 	return it.v, true, nil
 }
 
-// GetJoined is Get(ctx, scope+"."+key) (driver.JoinGetter): the key is joined in a
+// GetJoined is Get(ctx, scope+"."+key) (inproc.JoinGetter): the key is joined in a
 // buffer on the stack and only looked up, never kept, so a read under a prefix or a
 // namespace allocates nothing.
 func (d *Driver) GetJoined(ctx context.Context, scope, key string) (any, bool, error) {
