@@ -24,6 +24,7 @@ import (
 
 	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/internal/inproc"
+	"github.com/cachekit/cache/internal/keywatch"
 )
 
 // DefaultCapacity is the capacity when Options.Capacity is 0.
@@ -46,7 +47,7 @@ type Driver struct {
 	now        func() time.Time
 	defaultTTL time.Duration
 	closed     bool
-	watchers   inproc.Watchers
+	watchers   keywatch.Registry
 	fences     inproc.Fences
 	expiry     driver.ExpiryHooks
 }
@@ -257,7 +258,7 @@ func (d *Driver) Flush(context.Context) error {
 		return errClosed
 	}
 	d.lru.Purge()
-	d.watchers.NotifyIf(func(string) bool { return true })
+	d.watchers.NotifyIf(nil)
 	return nil
 }
 

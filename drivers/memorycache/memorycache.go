@@ -43,6 +43,7 @@ import (
 
 	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/internal/inproc"
+	"github.com/cachekit/cache/internal/keywatch"
 )
 
 // Options configure a [Driver]. The zero value is an unbounded memory cache with no
@@ -74,7 +75,7 @@ type Driver struct {
 	coarse     *coarseClock // nil with Options.Now
 	defaultTTL time.Duration
 	closed     atomic.Bool
-	watchers   inproc.Watchers
+	watchers   keywatch.Registry
 	fences     inproc.Fences
 	expiry     driver.ExpiryHooks
 }
@@ -431,7 +432,7 @@ func (d *Driver) Flush(ctx context.Context) error {
 		return err
 	}
 	d.c.InvalidateAll()
-	d.watchers.NotifyIf(func(string) bool { return true })
+	d.watchers.NotifyIf(nil)
 	return nil
 }
 
