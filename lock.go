@@ -469,9 +469,9 @@ func (h *LockHandle) lapsed() bool {
 }
 
 // waitLoop is the one wait loop of the package (Lock's Wait, distributed Remember, Once):
-// [wait.Loop] on key's watch when the driver has one, with a backoff doubling from 10 ms
-// to 250 ms (the poll is the safety net for expiry and unreported deletes, which no
-// watch sees), and from 1 ms to 25 ms without.
+// [wait.Loop] on key's watch, with a backoff doubling from 10 ms to 250 ms (the poll is
+// the safety net for expiry and unreported deletes, which no watch sees, and the only
+// wake-up where the driver's Watch fails or is unsupported).
 func waitLoop(ctx context.Context, d *namedDriver, key string, limit time.Duration, watchFirst bool, attempt func() (done bool, err error)) error {
 	watch := func(ctx context.Context) (<-chan struct{}, error) { return d.atomic.Watch(ctx, key) }
 	return wait.Loop(ctx, watch, 10*time.Millisecond, 250*time.Millisecond, limit, watchFirst, attempt)
