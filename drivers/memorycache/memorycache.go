@@ -99,6 +99,7 @@ var (
 	_ driver.TTLReader      = (*Driver)(nil)
 	_ driver.Modifier       = (*Driver)(nil)
 	_ driver.ExpiryNotifier = (*Driver)(nil)
+	_ inproc.JoinGetter     = (*Driver)(nil)
 )
 
 // newItem is the item a write of e over cur (nil: none) stores.
