@@ -18,7 +18,7 @@ import (
 )
 
 // Driver is the interface the drivers' *Driver values satisfy. It is driver.Driver; see
-// package driver for the optional capabilities a driver may add.
+// package driver for the bundles every driver implements and the optional capabilities.
 type Driver = driver.Driver
 
 // Config configures a [Cache].

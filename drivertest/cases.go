@@ -807,7 +807,8 @@ var cases = []testCase{
 	},
 }
 
-// bareDriver hides every optional capability of a driver.
+// bareDriver hides every capability of a driver beyond driver.Driver, the bundles
+// included.
 type bareDriver struct{ d driver.Driver }
 
 func (b bareDriver) Get(ctx context.Context, key string) (any, bool, error) { return b.d.Get(ctx, key) }
