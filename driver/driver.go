@@ -33,9 +33,9 @@
 // implements ([Atomic] and [KeySpace]), discovered once by the manager. A store that
 // cannot do one of their operations returns an error that matches errors.ErrUnsupported
 // from it, and every cache operation built on it fails with that error: the manager never
-// emulates an atomic step with get-then-set. A driver that implements neither bundle
-// still works for plain reads and writes: the manager then treats every method of the
-// missing bundle as unsupported.
+// emulates an atomic step with get-then-set. A driver that lacks a bundle still works
+// for plain reads and writes: the manager then treats every method of the missing
+// bundle as unsupported (and drivertest fails it).
 //
 //   - [Atomic]: conditional writes, compare-and-delete, compare-and-swap, extend, fenced
 //     create, increment, pull, and the watch that wakes a lock waiter. Locks, Once,
