@@ -491,7 +491,7 @@ func TestLockWait_WokenByRelease(t *testing.T) {
 
 // TestLockWaitSurvivesBrokenWatch: a waiter whose driver cannot watch the key polls
 // instead of failing, and takes the lock within one backoff of the release: at most
-// 25 ms of the bubble's clock.
+// 25 ms of the bubble's clock, which is exact (synctest: no scheduler can stretch it).
 func TestLockWaitSurvivesBrokenWatch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		d, err := memorycache.New(memorycache.Options{})

@@ -84,12 +84,20 @@ func (d *namedDriver) read(ctx context.Context, k string) (v any, found, near bo
 }
 
 // readAt is read of key under scope (its prefix and namespace, see keyScope): an
-// inproc.JoinGetter is handed the two parts, so that a hit builds no joined key;
-// otherwise the key is joined, and k is it.
+// inproc.JoinGetter, or a driver.Near for its near tier, is handed the two
+// parts, so that a hit builds no joined key (k is then ""); otherwise the key is
+// joined, and k is it.
 func (d *namedDriver) readAt(ctx context.Context, scope, key string) (v any, found, near bool, ticket uint64, k string, err error) {
-	if d.jget != nil && scope != "" {
-		v, found, err = d.jget.GetJoined(ctx, scope, key)
-		return v, found, false, 0, "", err
+	if scope != "" {
+		if d.jget != nil {
+			v, found, err = d.jget.GetJoined(ctx, scope, key)
+			return v, found, false, 0, "", err
+		}
+		if d.near != nil {
+			if v, ok := d.near.NearGetJoined(scope, key); ok {
+				return v, true, true, 0, "", nil
+			}
+		}
 	}
 	k = join(scope, key)
 	v, found, near, ticket, err = d.read(ctx, k)

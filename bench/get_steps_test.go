@@ -15,8 +15,12 @@ import (
 // same 1024 keys:
 //
 //	otter             otter.Cache GetIfPresent, unbounded, no expiry (GetHit's baseline)
-//	otter-coarse-ttl  the same with memorycache's settings: a TTL per entry
-//	                  (otter.ExpiryWritingFunc) read against a 1 ms coarse clock
+//	otter-coarse-ttl  the same with a TTL per entry (otter.ExpiryWritingFunc) read
+//	                  against otter's 1 ms CoarseClock: the cost of memorycache's
+//	                  expiry. memorycache has a coarse clock of its own (1 ms, one
+//	                  atomic load per read, like otter's), which it also brings to the
+//	                  exact time before every write of a lock entry; otter's stands in
+//	                  for it here, as memorycache's is not exported
 //	driver            memorycache.Driver.Get, called on the concrete type
 //	driver-iface      the same through a driver.Driver interface value
 //	getas             cache.GetAs[string] over the driver (no prefix)

@@ -38,11 +38,39 @@ import (
 //
 //	cd bench && GOWORK=../go.work go test -run '^$' -bench BenchmarkLockHandoff -benchtime 100x .
 func BenchmarkLockHandoff(b *testing.B) {
-	for _, d := range []struct {
-		name string
-		// pair returns the holder's cache and the waiter's, over one store.
-		pair func(b *testing.B) (holder, waiter *cache.Cache)
-	}{
+	for _, d := range lockStores() {
+		b.Run(d.name, func(b *testing.B) {
+			holder, waiter := d.pair(b)
+			key := redisScope + "handoff-wake." + d.name
+			var lat []time.Duration
+			watched := 0
+			for b.Loop() {
+				l, why := handoffOnce(b, holder, waiter, key)
+				lat = append(lat, l)
+				if why == wait.Watched {
+					watched++
+				}
+			}
+			slices.Sort(lat)
+			b.ReportMetric(msOf(quantile(lat, 0.5)), "handoff-p50-ms")
+			b.ReportMetric(msOf(quantile(lat, 0.9)), "handoff-p90-ms")
+			b.ReportMetric(msOf(lat[len(lat)-1]), "handoff-max-ms")
+			b.ReportMetric(100*float64(watched)/float64(len(lat)), "watched-%")
+		})
+	}
+}
+
+// lockStore makes two caches over one store that can lock: a holder's and another's
+// (two clients, pools or drivers: two processes, in effect).
+type lockStore struct {
+	name string
+	// pair returns the holder's cache and the other's, over one store.
+	pair func(b *testing.B) (holder, other *cache.Cache)
+}
+
+// lockStores are the stores of the lock benchmarks: every driver that can lock.
+func lockStores() []lockStore {
+	return []lockStore{
 		{"memory", func(b *testing.B) (*cache.Cache, *cache.Cache) {
 			d, err := memorycache.New(memorycache.Options{})
 			if err != nil {
@@ -76,25 +104,6 @@ func BenchmarkLockHandoff(b *testing.B) {
 			url := pgURL(b)
 			return newPgCache(b, url, false), newPgCache(b, url, false)
 		}},
-	} {
-		b.Run(d.name, func(b *testing.B) {
-			holder, waiter := d.pair(b)
-			key := redisScope + "handoff-wake." + d.name
-			var lat []time.Duration
-			watched := 0
-			for b.Loop() {
-				l, why := handoffOnce(b, holder, waiter, key)
-				lat = append(lat, l)
-				if why == wait.Watched {
-					watched++
-				}
-			}
-			slices.Sort(lat)
-			b.ReportMetric(msOf(quantile(lat, 0.5)), "handoff-p50-ms")
-			b.ReportMetric(msOf(quantile(lat, 0.9)), "handoff-p90-ms")
-			b.ReportMetric(msOf(lat[len(lat)-1]), "handoff-max-ms")
-			b.ReportMetric(100*float64(watched)/float64(len(lat)), "watched-%")
-		})
 	}
 }
 

@@ -60,6 +60,9 @@
 //     Absent: expiry is not reported (no "expired" events).
 //   - [Near]: decoded copies kept in process and dropped when the store reports a
 //     change (a near cache). Absent: every read goes to the store.
+//   - [Doctor]: checks of the store's settings against what locks and Once need, as
+//     [Finding] values (cachectl doctor; [StartChecks] runs them at a driver's start).
+//     Absent: cachectl doctor reports that the driver has no checks.
 //   - [Encoder]: the driver stores bytes; see above.
 package driver
 

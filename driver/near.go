@@ -16,6 +16,9 @@ package driver
 type Near interface {
 	// NearGet returns the decoded value kept for key, if there is one that is current.
 	NearGet(key string) (v any, ok bool)
+	// NearGetJoined is NearGet(scope+"."+key), without building that string, so that a
+	// near hit under a prefix or namespace allocates nothing. scope is not empty.
+	NearGetJoined(scope, key string) (v any, ok bool)
 	// NearReserve is called before the manager reads key from the store. It returns a
 	// ticket for NearFill, or 0 when the driver keeps nothing (the near cache is off or
 	// cannot vouch for a copy now): the manager then does not call NearFill.

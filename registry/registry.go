@@ -1,30 +1,39 @@
 // Package registry opens cache drivers from URLs and builds a cache from text
 // configuration, in the database/sql manner: typed constructors (memorycache.New, ...)
 // come first; this is the convenience layer for configuration files and environment
-// variables.
+// variables. docs/configuration.md lists every key with its default.
 //
-//	d, err := registry.Open("redis://user:pass@10.0.0.5:6379/0?ttl=10m")
+//	d, err := registry.Open("redis://user:pass@10.0.0.5:6379/0?ttl=10m&near=true")
 //	c, err := registry.FromEnv() // CACHE_DRIVERS, CACHE_DEFAULT, CACHE_PREFIX, CACHE_METRICS, CACHE_FAIL_OPEN
 //
-// Built-in schemes:
+// Built-in schemes, the in-process drivers:
 //
 //	memory://                 memorycache; ?ttl=5m&sliding=true&max_items=N&max_bytes=N
 //	lru://                    lrucache; ?capacity=1000&ttl=5m
 //	file:///var/cache/app     filecache; ?ttl=5m&sync=true&sweep=1m
 //	null://                   nullcache
-//	redis://, rediss://, unix://, redis+cluster://, rediss+cluster://
-//	                          rediscache (see its package doc for the URL forms); our own
-//	                          parameters ttl and owns_database are taken out, the rest goes
-//	                          to go-redis
-//	postgres://, postgresql://
-//	                          pgcache; our own parameters ttl, table, unlogged,
-//	                          skip_create_table and sweep are taken out, the rest goes to pgx
+//
+// The network drivers register their schemes when their package is imported, as
+// database/sql's drivers do, so that a program that opens only in-process drivers links
+// neither go-redis nor pgx:
+//
+//	import _ "github.com/cachekit/cache/drivers/rediscache" // redis://, rediss://, unix://, redis+cluster://, rediss+cluster://
+//	import _ "github.com/cachekit/cache/drivers/pgcache"    // postgres://, postgresql://
+//	import _ "github.com/cachekit/cache/registry/all"       // every driver
+//
+// Their own parameters are taken out of the URL (Redis: ttl, owns_database, near,
+// near_max_entries, near_max_staleness, breaker, breaker_cooldown,
+// breaker_probe_timeout, batch, lock_replicas, lock_replicas_timeout; PostgreSQL: ttl,
+// table, unlogged, skip_create_table, sweep, sweep_batch) and the rest goes to go-redis
+// or pgx. A scheme that nothing registered is an error that names the import to add.
 //
 // The environment variables, one per field of cache.Config that text can express
-// ([Variables] lists them; PrefixFunc, a function, has none):
+// ([Variables] lists them; PrefixFunc and Hooks, code, have none):
 //
-//	CACHE_DRIVERS    one URL (named "default"), or "name=url;name=url"
-//	CACHE_DEFAULT    the current driver among CACHE_DRIVERS (may be unset with one driver)
+//	CACHE_DRIVERS    one URL (named "default"), or "name=url;name=url"; the name is the
+//	                 driver's in errors, events and metrics (required)
+//	CACHE_DEFAULT    the current driver among CACHE_DRIVERS (default: the only one;
+//	                 required with several)
 //	CACHE_PREFIX     the global key prefix (default: none)
 //	CACHE_METRICS    true: count hits, misses, writes, locks and errors and sample
 //	                 latencies, for Cache.Metrics and the promcache and otelcache
@@ -33,11 +42,12 @@
 //	                 (cache.Config.FailOpen; default: false)
 //
 // An unset or empty variable leaves its field at its default. A value that does not
-// parse, or that the cache refuses, is an error that names the variable.
+// parse, or that the cache refuses, is an error that names the variable, and for a
+// driver URL the driver and the parameter at fault.
 //
 // Durations use [cache.ParseDuration] ("30s", "5m", "1d", "90"). Unknown parameters and
-// bad values are errors, and no error ever shows a password. Register adds schemes for
-// third-party drivers.
+// bad values are errors that name the parameter, and no error ever shows a password.
+// [Register] adds schemes for third-party drivers, or replaces one.
 package registry
 
 import (
@@ -58,8 +68,6 @@ import (
 	"github.com/cachekit/cache/drivers/lrucache"
 	"github.com/cachekit/cache/drivers/memorycache"
 	"github.com/cachekit/cache/drivers/nullcache"
-	"github.com/cachekit/cache/drivers/pgcache"
-	"github.com/cachekit/cache/drivers/rediscache"
 )
 
 // ErrUnknownScheme: a URL whose scheme no driver registered.
@@ -69,8 +77,9 @@ var ErrUnknownScheme = errors.New("registry: unknown scheme")
 var ErrBadURL = errors.New("registry: bad driver URL")
 
 // Factory opens a driver from a parsed URL. q holds the URL's query parameters; a
-// factory must consume every parameter it knows with q.Take and leave the rest, which
-// Open reports as unknown.
+// factory must consume every parameter it knows with q.Take (or Bool, Int, Duration)
+// and either leave the rest, which Open reports as unknown, or hand them on to another
+// parser with q.Rest.
 type Factory func(u *url.URL, q *Params) (cache.Driver, error)
 
 var (
@@ -78,19 +87,27 @@ var (
 	factories = map[string]Factory{}
 )
 
-// Register makes a scheme available to Open. It panics if f is nil or the scheme is
-// taken, like sql.Register: call it from an init function.
+// Register makes a scheme available to Open, in database/sql's manner: a driver package
+// calls it from its init function, so that a program opens the driver's URLs by importing
+// the package (import _ "github.com/cachekit/cache/drivers/rediscache"). Schemes are
+// case-insensitive.
+//
+// Unlike sql.Register, Register replaces the factory of a scheme that is already
+// registered, built-in ones included: the last call wins. A program that wraps a driver
+// registers its scheme again, from main before the first Open, or from an init function
+// of a package that imports the driver's package (Go runs the imported package's init
+// first). It panics if f is nil or scheme is empty, mistakes that an init function
+// cannot report otherwise.
 func Register(scheme string, f Factory) {
-	mu.Lock()
-	defer mu.Unlock()
 	if f == nil {
 		panic("registry: Register factory is nil")
 	}
-	scheme = strings.ToLower(scheme)
-	if _, dup := factories[scheme]; dup {
-		panic("registry: Register called twice for scheme " + scheme)
+	if scheme == "" {
+		panic("registry: Register scheme is empty")
 	}
-	factories[scheme] = f
+	mu.Lock()
+	defer mu.Unlock()
+	factories[strings.ToLower(scheme)] = f
 }
 
 // Schemes returns the registered schemes, sorted.
@@ -100,42 +117,111 @@ func Schemes() []string {
 	return slices.Sorted(maps.Keys(factories))
 }
 
+// imports names the package that registers each scheme of this module's drivers that
+// are not built in, for the error of a scheme that no linked package registered.
+var imports = map[string]string{
+	"redis": rediscachePkg, "rediss": rediscachePkg, "unix": rediscachePkg,
+	"redis+cluster": rediscachePkg, "rediss+cluster": rediscachePkg,
+	"postgres": pgcachePkg, "postgresql": pgcachePkg,
+}
+
+const (
+	modulePath    = "github.com/cachekit/cache"
+	rediscachePkg = modulePath + "/drivers/rediscache"
+	pgcachePkg    = modulePath + "/drivers/pgcache"
+	allPkg        = modulePath + "/registry/all"
+)
+
 // Open opens the driver a URL names.
 func Open(rawURL string) (cache.Driver, error) {
-	u, err := url.Parse(rawURL)
+	d, err := open(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrBadURL, redactRaw(rawURL))
-	}
-	mu.RLock()
-	f, ok := factories[strings.ToLower(u.Scheme)]
-	mu.RUnlock()
-	if !ok {
-		return nil, fmt.Errorf("%w %q in %s (registered: %s)", ErrUnknownScheme, u.Scheme, u.Redacted(), strings.Join(Schemes(), ", "))
-	}
-	v, err := url.ParseQuery(u.RawQuery) // u.Query() would drop a malformed pair silently
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrBadURL, u.Redacted(), err)
-	}
-	q := &Params{v: v}
-	d, err := f(u, q)
-	if err != nil {
-		return nil, fmt.Errorf("registry: open %s: %w", u.Redacted(), scrub(err, u))
-	}
-	if left := q.left(); len(left) > 0 {
-		_ = d.Close()
-		return nil, fmt.Errorf("%w: %s: unknown parameters %s", ErrBadURL, u.Redacted(), strings.Join(left, ", "))
+		return nil, fmt.Errorf("registry: open %w", err)
 	}
 	return d, nil
 }
 
+// open is Open with errors that start with the URL (its password hidden), for callers
+// that say where the URL came from.
+func open(rawURL string) (cache.Driver, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", redactRaw(rawURL), ErrBadURL)
+	}
+	f, err := factory(u, rawURL)
+	if err != nil {
+		return nil, err
+	}
+	v, err := url.ParseQuery(u.RawQuery) // u.Query() would drop a malformed pair silently
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", shown(u, rawURL), ErrBadURL, err)
+	}
+	q := &Params{v: v}
+	d, err := f(u, q)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", shown(u, rawURL), scrub(err, u))
+	}
+	if left := q.left(); len(left) > 0 {
+		_ = d.Close()
+		return nil, fmt.Errorf("%s: %w: unknown %s %s; %s:// takes %s", shown(u, rawURL), ErrBadURL,
+			plural(len(left), "parameter"), strings.Join(left, ", "), strings.ToLower(u.Scheme), orNone(q.Known()))
+	}
+	return d, nil
+}
+
+// factory returns the factory of u's scheme, or an error that says which import
+// registers it.
+func factory(u *url.URL, raw string) (Factory, error) {
+	scheme := strings.ToLower(u.Scheme)
+	mu.RLock()
+	f, ok := factories[scheme]
+	mu.RUnlock()
+	if ok {
+		return f, nil
+	}
+	hint := ""
+	if pkg, ok := imports[scheme]; ok {
+		hint = fmt.Sprintf(": its driver registers it when imported: add import _ %q (or _ %q for every driver)", pkg, allPkg)
+	}
+	return nil, fmt.Errorf("%s: %w %q%s; registered: %s", shown(u, raw), ErrUnknownScheme, u.Scheme, hint, strings.Join(Schemes(), ", "))
+}
+
+// shown is u for an error, its password hidden, with the "//" that url.URL drops when
+// the host is empty ("memory://?ttl=x", not "memory:?ttl=x").
+func shown(u *url.URL, raw string) string {
+	s := u.Redacted()
+	if u.Host == "" && u.Opaque == "" && strings.Contains(raw, "://") && !strings.Contains(s, "://") {
+		s = strings.Replace(s, ":", "://", 1)
+	}
+	return s
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+func orNone(names []string) string {
+	if len(names) == 0 {
+		return "no parameters"
+	}
+	return strings.Join(names, ", ")
+}
+
 // Params are a URL's query parameters, taken one by one.
 type Params struct {
-	v    url.Values
-	errs []error
+	v     url.Values
+	known []string // every name asked for
+	errs  []error
 }
 
 // Take removes the parameter name and returns its value ("" if absent).
 func (p *Params) Take(name string) string {
+	if !slices.Contains(p.known, name) {
+		p.known = append(p.known, name)
+	}
 	s := p.v.Get(name)
 	p.v.Del(name)
 	return s
@@ -149,7 +235,7 @@ func (p *Params) Duration(name string) time.Duration {
 	}
 	d, err := cache.ParseDuration(s)
 	if err != nil {
-		p.errs = append(p.errs, fmt.Errorf("parameter %s: %w", name, err))
+		p.Fail(name, fmt.Errorf("%q is not a duration (30s, 5m, 1h30m, 1d, 90): %w", s, err))
 	}
 	return d
 }
@@ -162,95 +248,98 @@ func (p *Params) Int(name string) int {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 {
-		p.errs = append(p.errs, fmt.Errorf("parameter %s: %q is not a non-negative integer", name, s))
+		p.Fail(name, fmt.Errorf("%q is not a non-negative integer", s))
 	}
 	return n
 }
 
-// Bool takes a boolean parameter (true, false, 1, 0).
-func (p *Params) Bool(name string) bool {
+// Bool takes a boolean parameter (true, false, 1, 0); absent, it is false.
+func (p *Params) Bool(name string) bool { return p.BoolOr(name, false) }
+
+// BoolOr takes a boolean parameter (true, false, 1, 0); absent, it is def.
+func (p *Params) BoolOr(name string, def bool) bool {
 	s := p.Take(name)
 	if s == "" {
-		return false
+		return def
 	}
 	b, err := strconv.ParseBool(s)
 	if err != nil {
-		p.errs = append(p.errs, fmt.Errorf("parameter %s: %q is not a boolean", name, s))
+		p.Fail(name, fmt.Errorf("%q is not a boolean: use true or false (or 1, 0)", s))
 	}
 	return b
 }
 
-// Err returns the errors of the values taken so far.
+// Fail records that the parameter name is wrong, for a check a factory makes itself
+// (a value out of range, a parameter that needs another); Err reports it.
+func (p *Params) Fail(name string, err error) {
+	p.errs = append(p.errs, fmt.Errorf("parameter %s: %w", name, err))
+}
+
+// Err returns the errors of the values taken so far, naming each parameter; it matches
+// [ErrBadURL].
 func (p *Params) Err() error {
 	if len(p.errs) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%w: %w", ErrBadURL, errors.Join(p.errs...))
+	err := errors.Join(p.errs...)
+	return &configError{msg: strings.ReplaceAll(err.Error(), "\n", "; "), errs: []error{ErrBadURL, err}}
 }
+
+// Known returns the names of the parameters taken so far (those the factory knows),
+// sorted.
+func (p *Params) Known() []string { return slices.Sorted(slices.Values(p.known)) }
 
 func (p *Params) left() []string { return slices.Sorted(maps.Keys(p.v)) }
 
-// Encode returns the parameters not taken, for a URL handed on to another parser.
-func (p *Params) Encode() string { return p.v.Encode() }
+// Rest returns u with only the parameters not taken, and hands those on: Open no longer
+// reports them as unknown, the parser u goes to (go-redis, pgx) checks them.
+func (p *Params) Rest(u *url.URL) string {
+	rest := *u
+	rest.RawQuery = p.v.Encode()
+	p.v = url.Values{}
+	return rest.String()
+}
 
-func init() {
-	Register("memory", func(_ *url.URL, q *Params) (cache.Driver, error) {
+// builtIns are the schemes of the in-process drivers, registered by the registry itself;
+// the other drivers register theirs when imported.
+var builtIns = map[string]Factory{
+	"memory": func(_ *url.URL, q *Params) (cache.Driver, error) {
 		o := memorycache.Options{DefaultTTL: q.Duration("ttl"), Sliding: q.Bool("sliding"), MaxItems: q.Int("max_items"), MaxBytes: int64(q.Int("max_bytes"))}
 		if err := q.Err(); err != nil {
 			return nil, err
 		}
 		return memorycache.New(o)
-	})
-	Register("lru", func(_ *url.URL, q *Params) (cache.Driver, error) {
+	},
+	"lru": func(_ *url.URL, q *Params) (cache.Driver, error) {
 		o := lrucache.Options{Capacity: q.Int("capacity"), DefaultTTL: q.Duration("ttl")}
 		if err := q.Err(); err != nil {
 			return nil, err
 		}
 		return lrucache.New(o)
-	})
-	Register("null", func(*url.URL, *Params) (cache.Driver, error) { return nullcache.New(nullcache.Options{}) })
-	Register("file", func(u *url.URL, q *Params) (cache.Driver, error) {
-		dir := u.Path
-		if u.Host != "" && u.Host != "localhost" {
-			return nil, fmt.Errorf("%w: file URLs name a local directory (file:///path), not host %q", ErrBadURL, u.Host)
-		}
-		if dir == "" {
-			dir = u.Opaque // file:relative/dir
-		}
-		o := filecache.Options{Dir: dir, DefaultTTL: q.Duration("ttl"), Sync: q.Bool("sync"), SweepInterval: q.Duration("sweep")}
-		if err := q.Err(); err != nil {
-			return nil, err
-		}
-		return filecache.New(o)
-	})
-	redisFactory := func(u *url.URL, q *Params) (cache.Driver, error) {
-		ttl, owns := q.Duration("ttl"), q.Bool("owns_database")
-		if err := q.Err(); err != nil {
-			return nil, err
-		}
-		rest := *u
-		rest.RawQuery = q.Encode()
-		q.v = url.Values{} // go-redis checks the rest of the parameters itself
-		return rediscache.New(rediscache.Options{URL: rest.String(), DefaultTTL: ttl, OwnsDatabase: owns})
+	},
+	"null": func(*url.URL, *Params) (cache.Driver, error) { return nullcache.New(nullcache.Options{}) },
+	"file": openFile,
+}
+
+func init() {
+	for s, f := range builtIns {
+		Register(s, f)
 	}
-	for _, s := range []string{"redis", "rediss", "unix", "redis+cluster", "rediss+cluster"} {
-		Register(s, redisFactory)
+}
+
+func openFile(u *url.URL, q *Params) (cache.Driver, error) {
+	dir := u.Path
+	if u.Host != "" && u.Host != "localhost" {
+		return nil, fmt.Errorf("%w: file URLs name a local directory (file:///path), not host %q", ErrBadURL, u.Host)
 	}
-	pgFactory := func(u *url.URL, q *Params) (cache.Driver, error) {
-		o := pgcache.Options{DefaultTTL: q.Duration("ttl"), Table: q.Take("table"), Unlogged: q.Bool("unlogged"),
-			SkipCreateTable: q.Bool("skip_create_table"), SweepInterval: q.Duration("sweep")}
-		if err := q.Err(); err != nil {
-			return nil, err
-		}
-		rest := *u
-		rest.RawQuery = q.Encode()
-		q.v = url.Values{} // pgx checks the rest (sslmode, pool_max_conns, ...) itself
-		o.URL = rest.String()
-		return pgcache.New(o)
+	if dir == "" {
+		dir = u.Opaque // file:relative/dir
 	}
-	for _, s := range []string{"postgres", "postgresql"} {
-		Register(s, pgFactory)
+	o := filecache.Options{Dir: dir, DefaultTTL: q.Duration("ttl"), Sync: q.Bool("sync"), SweepInterval: q.Duration("sweep")}
+	if err := q.Err(); err != nil {
+		return nil, err
 	}
+	return filecache.New(o)
 }
 
 // Config is a cache described in text: driver URLs by name, and the rest of the cache's
@@ -266,7 +355,11 @@ type Config struct {
 
 // New opens every driver of cfg and builds the cache. On an error, the drivers opened so
 // far are closed.
-func New(cfg Config) (*cache.Cache, error) {
+func New(cfg Config) (*cache.Cache, error) { return build(cfg, "") }
+
+// build is New; source, when not empty, is where cfg.Drivers came from (CACHE_DRIVERS),
+// named first in the error of a driver that does not open.
+func build(cfg Config, source string) (*cache.Cache, error) {
 	if len(cfg.Cache.Drivers) > 0 {
 		return nil, fmt.Errorf("%w: registry.Config.Cache.Drivers must be empty: give the drivers' URLs in Config.Drivers", cache.ErrInvalidConfig)
 	}
@@ -277,10 +370,10 @@ func New(cfg Config) (*cache.Cache, error) {
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Drivers)) {
-		d, err := Open(cfg.Drivers[name])
+		d, err := open(cfg.Drivers[name])
 		if err != nil {
 			closeAll()
-			return nil, fmt.Errorf("registry: driver %q: %w", name, err)
+			return nil, fmt.Errorf("registry: %sdriver %q: %w", source, name, err)
 		}
 		drivers[name] = d
 	}
@@ -364,7 +457,7 @@ type Variable struct {
 
 // Variables returns every variable FromEnv reads, CACHE_DRIVERS first.
 func Variables() []Variable {
-	out := []Variable{{Name: DriversVar, Field: "Drivers", Type: "drivers", Doc: `the drivers: one URL ("redis://127.0.0.1:6379/0", named "default"), or "name=url;name=url"`}}
+	out := []Variable{{Name: DriversVar, Field: "Drivers", Type: "drivers", Doc: `the drivers: one URL ("redis://127.0.0.1:6379/0", named "default"), or "name=url;name=url", the name shown in errors, events and metrics`}}
 	for _, s := range settings {
 		out = append(out, Variable{Name: s.env, Field: s.fieldName(), Type: s.kind(), Doc: s.doc})
 	}
@@ -450,10 +543,11 @@ func ConfigFromEnv() (Config, error) { return ConfigFromLookup(os.LookupEnv) }
 
 // ConfigFromLookup reads a Config from variables: CACHE_DRIVERS (see [ParseDrivers]),
 // and one variable per cache.Config field that text can express (see [Variables]):
-// CACHE_DEFAULT, CACHE_PREFIX, CACHE_METRICS. A variable that is unset or empty leaves
-// its field at its default; a value that does not parse is an error that names the
-// variable and matches [ErrBadConfig]. It opens nothing: the values the cache would
-// refuse are reported by [FromLookup].
+// CACHE_DEFAULT, CACHE_PREFIX, CACHE_METRICS, CACHE_FAIL_OPEN. A variable that is unset
+// or empty leaves its field at its default; a value that does not parse is an error
+// that names the variable and matches [ErrBadConfig]. It opens nothing: the values the
+// cache would refuse, and the driver URLs that do not open, are reported by
+// [FromLookup] and [New].
 func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	var cfg Config
 	raw, ok := lookup(DriversVar)
@@ -479,10 +573,20 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	return cfg, nil
 }
 
-// FromEnv builds a cache from the environment: CACHE_DRIVERS (see [ParseDrivers]; a
-// single URL is fine: "redis://127.0.0.1:6379/0"), and CACHE_DEFAULT, CACHE_PREFIX and
-// CACHE_METRICS for the rest of cache.Config (see [Variables]). Metrics are off unless
-// CACHE_METRICS is true. Errors name the variable at fault.
+// FromEnv builds a cache from the environment:
+//
+//	CACHE_DRIVERS    the drivers: one URL ("redis://127.0.0.1:6379/0", named "default")
+//	                 or "name=url;name=url" (see [ParseDrivers]); required
+//	CACHE_DEFAULT    the current driver (default: the only one; required with several)
+//	CACHE_PREFIX     the global key prefix (default: none)
+//	CACHE_METRICS    true, false, 1 or 0: metrics for Cache.Metrics, promcache and
+//	                 otelcache (default: false)
+//	CACHE_FAIL_OPEN  true, false, 1 or 0: reads go on to the loader when the store
+//	                 cannot be reached (default: false)
+//
+// The URL parameters of each scheme are in the package doc and docs/configuration.md; a
+// network driver's scheme needs its package imported (or registry/all). Errors name the
+// variable at fault, and for a driver URL the driver and the parameter.
 func FromEnv() (*cache.Cache, error) { return FromLookup(os.LookupEnv) }
 
 // FromLookup is FromEnv with another source of variables.
@@ -494,7 +598,7 @@ func FromLookup(lookup func(string) (string, bool)) (*cache.Cache, error) {
 	if err := Check(cfg, nil); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	return New(cfg)
+	return build(cfg, DriversVar+": ")
 }
 
 // Check reports what cache.New would refuse in cfg, before any driver is opened, naming
@@ -558,8 +662,9 @@ func reason(err error) string {
 	return err.Error()
 }
 
-// configError is an error whose message names the variable at fault; errors.Is sees
-// ErrBadConfig and the cache's own error.
+// configError is an error whose message names the variable or parameter at fault;
+// errors.Is sees its errs (ErrBadConfig and the cache's own error, or ErrBadURL and the
+// parameters' errors).
 type configError struct {
 	msg  string
 	errs []error

@@ -6,7 +6,9 @@ import (
 	"maps"
 	"net/url"
 	"os"
+	"os/exec"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +24,7 @@ import (
 	"github.com/cachekit/cache/internal/pgtest"
 	"github.com/cachekit/cache/internal/redistest"
 	"github.com/cachekit/cache/registry"
+	_ "github.com/cachekit/cache/registry/all"
 )
 
 func TestMain(m *testing.M) {
@@ -165,15 +168,185 @@ func TestFromLookup(t *testing.T) {
 	}
 }
 
+// TestRegister: Register replaces the factory of a scheme already registered; the last
+// call wins, and schemes are case-insensitive.
 func TestRegister(t *testing.T) {
-	registry.Register("test-null", func(*url.URL, *registry.Params) (cache.Driver, error) { return nullcache.New(nullcache.Options{}) })
-	open(t, "test-null://")
-	defer func() {
-		if recover() == nil {
-			t.Fatal("a second Register of a scheme did not panic")
+	var calls []string
+	factory := func(name string) registry.Factory {
+		return func(*url.URL, *registry.Params) (cache.Driver, error) {
+			calls = append(calls, name)
+			return nullcache.New(nullcache.Options{})
 		}
-	}()
-	registry.Register("test-null", func(*url.URL, *registry.Params) (cache.Driver, error) { return nil, nil })
+	}
+	registry.Register("test-null", factory("first"))
+	open(t, "test-null://")
+	registry.Register("TEST-null", factory("second"))
+	open(t, "Test-Null://")
+	if strings.Join(calls, ",") != "first,second" {
+		t.Fatalf("factories called: %v; want first, then second (the replacement)", calls)
+	}
+	for _, bad := range []func(){
+		func() { registry.Register("test-nil", nil) },
+		func() { registry.Register("", factory("x")) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Error("Register with a nil factory or an empty scheme did not panic")
+				}
+			}()
+			bad()
+		}()
+	}
+}
+
+// TestRegisteredByImport: the Redis and PostgreSQL schemes are registered by their
+// driver packages, which this test imports (through registry/all).
+func TestRegisteredByImport(t *testing.T) {
+	for _, s := range []string{"redis", "rediss", "unix", "redis+cluster", "rediss+cluster", "postgres", "postgresql", "memory", "lru", "file", "null"} {
+		if !slices.Contains(registry.Schemes(), s) {
+			t.Errorf("scheme %s is not registered (%v)", s, registry.Schemes())
+		}
+	}
+}
+
+// TestRegistryLinksNoNetworkDriver: a program that imports the registry alone links
+// neither go-redis nor pgx; the in-process drivers are built in.
+func TestRegistryLinksNoNetworkDriver(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command:", err)
+	}
+	out, err := exec.Command(gobin, "list", "-deps", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps: %v\n%s", err, out)
+	}
+	deps := strings.Fields(string(out))
+	for _, heavy := range []string{"github.com/redis/go-redis/v9", "github.com/jackc/pgx/v5", "golang.org/x/text", "/drivers/rediscache", "/drivers/pgcache"} {
+		for _, d := range deps {
+			if strings.Contains(d, heavy) {
+				t.Errorf("the registry links %s", d)
+			}
+		}
+	}
+	if !slices.Contains(deps, "github.com/cachekit/cache/drivers/memorycache") {
+		t.Errorf("the registry does not link memorycache: %v", deps)
+	}
+}
+
+// TestNearFromURL: near=true in the URL builds a near-cached Redis driver: 10,000 reads
+// of a key it holds send at most 1% GETs to Redis.
+func TestNearFromURL(t *testing.T) {
+	srv := redistest.Start(t)
+	// A staleness bound of 1 s keeps a busy machine's late pong from sending reads on.
+	c := fromURL(t, srv.URL()+"?near=true&near_max_staleness=1s")
+	ctx := context.Background()
+	if err := c.Set(ctx, "k", "v", 0); err != nil {
+		t.Fatal(err)
+	}
+	// The first reads go to Redis until the tracking connection confirms: read until 100
+	// reads in a row send no GET (a one-minute bound is a hang detector).
+	deadline := time.Now().Add(time.Minute)
+	for quiet := 0; quiet < 100; {
+		before := srv.Calls(t, "get")
+		readK(t, c)
+		if srv.Calls(t, "get") == before {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the near cache never took the reads over (hang detector: 1 minute)")
+		}
+	}
+	before := srv.Calls(t, "get")
+	const reads = 10_000
+	for range reads {
+		readK(t, c)
+	}
+	n := srv.Calls(t, "get") - before
+	t.Logf("%d reads with near=true sent %d GETs to Redis", reads, n)
+	if n > reads/100 {
+		t.Errorf("%d reads with near=true sent %d GETs to Redis; want at most %d", reads, n, reads/100)
+	}
+	// Without near, every read is a GET.
+	plainC := fromURL(t, srv.URL())
+	before = srv.Calls(t, "get")
+	for range 100 {
+		readK(t, plainC)
+	}
+	if n := srv.Calls(t, "get") - before; n != 100 {
+		t.Errorf("100 reads without near sent %d GETs; want 100", n)
+	}
+}
+
+func fromURL(t *testing.T, u string) *cache.Cache {
+	t.Helper()
+	c, err := registry.New(registry.Config{Drivers: map[string]string{"redis": u}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func readK(t *testing.T, c *cache.Cache) {
+	t.Helper()
+	if v, ok, err := cache.GetAs[string](context.Background(), c, "k"); err != nil || !ok || v != "v" {
+		t.Fatalf("GetAs(k) = %q, %v, %v; want v", v, ok, err)
+	}
+}
+
+// TestEnvErrorsNameVariableAndParameter: a driver URL that does not open is an error
+// that names CACHE_DRIVERS, the driver and the parameter at fault; an unknown parameter
+// is named, with the parameters the scheme takes.
+func TestEnvErrorsNameVariableAndParameter(t *testing.T) {
+	for _, tc := range []struct {
+		drivers string
+		want    []string
+		is      error
+	}{
+		{"redis://127.0.0.1:1/0?near=bogus", []string{"CACHE_DRIVERS", `driver "default"`, "parameter near", `"bogus"`}, registry.ErrBadURL},
+		{"sessions=redis://127.0.0.1:1/0?lock_replicas=x", []string{"CACHE_DRIVERS", `driver "sessions"`, "parameter lock_replicas"}, registry.ErrBadURL},
+		{"memory://?ttl=5m&bogus=1", []string{"CACHE_DRIVERS", "unknown parameter bogus", "memory:// takes max_bytes, max_items, sliding, ttl"}, registry.ErrBadURL},
+		{"pg=postgres://127.0.0.1:1/db?unlogged=maybe", []string{"CACHE_DRIVERS", `driver "pg"`, "parameter unlogged"}, registry.ErrBadURL},
+		{"memcached://127.0.0.1:11211", []string{"CACHE_DRIVERS", `unknown scheme "memcached"`, "registered: "}, registry.ErrUnknownScheme},
+	} {
+		_, err := registry.FromLookup(lookup(map[string]string{"CACHE_DRIVERS": tc.drivers}))
+		if !errors.Is(err, tc.is) {
+			t.Errorf("CACHE_DRIVERS=%s: %v; want %v", tc.drivers, err, tc.is)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("CACHE_DRIVERS=%s: %q; want it to contain %q", tc.drivers, err, w)
+			}
+		}
+	}
+}
+
+// TestDriverNameFromConfig: the name CACHE_DRIVERS gives a driver (name=url) is the one
+// the cache's metrics and errors show.
+func TestDriverNameFromConfig(t *testing.T) {
+	c, err := registry.FromLookup(lookup(map[string]string{
+		"CACHE_DRIVERS": "sessions=memory://;down=redis://127.0.0.1:1/0?max_retries=0",
+		"CACHE_DEFAULT": "sessions", "CACHE_METRICS": "true",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	_, _ = c.Get(ctx, "k", new(string))
+	if m := c.Metrics().Drivers["sessions"]; m.Misses != 1 {
+		t.Errorf("metrics by driver %v; want one miss for \"sessions\"", c.Metrics().Drivers)
+	}
+	down, _ := c.Driver("down")
+	_, err = down.Get(ctx, "k", new(string))
+	var ce *cache.Error
+	if !errors.As(err, &ce) || ce.Driver != "down" || !strings.Contains(err.Error(), `(driver "down")`) {
+		t.Errorf("Get on a Redis that cannot be reached = %v; want an error naming driver \"down\"", err)
+	}
 }
 
 // textless are the cache.Config fields that no text can express, with the reason. Every

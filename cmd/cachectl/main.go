@@ -20,6 +20,8 @@
 //	unlock KEY --force              remove a lock whoever holds it
 //	unlock KEY --token T            release a lock only if T still holds it
 //	stats                           count the keys per top-level namespace
+//	doctor                          check each configured store's settings against what
+//	                                locks and cache.Once need: one line per finding
 //	demo                            play the lock guide's recipes and cache.Once on the
 //	                                memory driver
 //	help [COMMAND]                  print the usage, or a command's usage and flags
@@ -44,6 +46,11 @@
 //	3  not found: get or ttl of a missing key, unlock of a key that holds no lock
 //	4  the lock is held by another holder (lock)
 //
+// doctor has exit codes of its own: 0 every check passed, 1 a warning (a setting that
+// weakens a promise: no persistence, replicas without LockReplicas, an UNLOGGED table),
+// 2 an error (a setting that breaks one: an evicting maxmemory-policy; or a store that
+// cannot be reached, or a usage error).
+//
 // The demo (go run ./cmd/cachectl demo) plays the recipes of the lock guide
 // (docs/locks.md) and cache.Once (docs/once.md) on the in-process memory driver, with
 // goroutines standing in for servers and workers, and prints who ran and who skipped.
@@ -62,6 +69,7 @@ import (
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/registry"
+	_ "github.com/cachekit/cache/registry/all" // every driver's URL schemes
 )
 
 // Exit codes.
@@ -118,6 +126,9 @@ commands:
   unlock KEY --force       remove a lock whoever holds it
   unlock KEY --token T     release a lock only if token T still holds it
   stats                    count the keys per top-level namespace
+  doctor                   check each configured store's settings against what locks and
+                           Once need (eviction, persistence, replicas, UNLOGGED tables...):
+                           one line per finding; exit 0 fine, 1 warnings, 2 errors
   demo                     play the lock guide's recipes (cron, webhook, Once, batch
                            report) and a Remember stampede on the in-process memory driver
   help [COMMAND]           print this message, or a command's usage and flags
@@ -275,7 +286,7 @@ func (a *app) run(args []string) int {
 
 // commandUsage writes a command's usage line and its flags, its own and the common ones.
 func (a *app) commandUsage(w io.Writer, c *command, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "usage: cachectl %s %s\n\nflags:\n", c.name, c.usage)
+	fmt.Fprintf(w, "usage: %s\n\nflags:\n", strings.TrimSpace("cachectl "+c.name+" "+c.usage))
 	printFlags(w, fs)
 }
 

@@ -81,7 +81,7 @@ func TestRun(t *testing.T) {
 		{name: "help demo", args: []string{"help", "demo"}, code: 0, stdout: "usage: cachectl demo"},
 		{name: "help help", args: []string{"help", "help"}, code: 0, stdout: "usage: cachectl help"},
 		{name: "help of an unknown topic", args: []string{"help", "nope"}, code: 2,
-			stderr: "unknown topic \"nope\"\ntopics: del, demo, get, help, keys, lock, locks, set, stats, ttl, unlock\n", emptyStdout: true},
+			stderr: "unknown topic \"nope\"\ntopics: del, demo, doctor, get, help, keys, lock, locks, set, stats, ttl, unlock\n", emptyStdout: true},
 		{name: "help of a mistyped topic", args: []string{"help", "unlcok"}, code: 2, stderr: `(did you mean "unlock"?)`, emptyStdout: true},
 		{name: "help of two topics", args: []string{"help", "get", "set"}, code: 2, stderr: "topics: ", emptyStdout: true},
 		{name: "mistyped command", args: []string{"lokc"}, code: 2, stderr: `unknown command "lokc" (did you mean "lock"?)`, emptyStdout: true},

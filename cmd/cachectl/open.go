@@ -31,7 +31,9 @@ type session struct {
 func (s *session) open() int {
 	a, cf := s.app, s.flags
 	var cfg registry.Config
+	source := registry.DriversVar // where the URLs come from, for their errors
 	if cf.url != "" {
+		source = "--url"
 		cfg.Drivers = map[string]string{"default": cf.url}
 		if cf.driver != "" && cf.driver != "default" {
 			return s.fail(exitUsage, fmt.Errorf("--driver %q: with --url the only driver is \"default\"", cf.driver))
@@ -73,7 +75,7 @@ func (s *session) open() int {
 			// The drivers connect on first use (Redis), so a driver that does not open
 			// was given a bad URL or options: a usage error.
 			s.closeDrivers()
-			return s.fail(exitUsage, fmt.Errorf("driver %q: %w", name, err))
+			return s.fail(exitUsage, fmt.Errorf("%s: driver %q: %w", source, name, err))
 		}
 		s.drivers[name] = d
 	}

@@ -749,7 +749,7 @@ func TestWatch(t *testing.T) {
 				t.Helper()
 				select {
 				case <-ch:
-				case <-time.After(5 * time.Second):
+				case <-time.After(time.Minute): // a hang detector: inotify takes microseconds
 					t.Fatalf("%s: the watch never fired", what)
 				}
 			}
@@ -758,7 +758,7 @@ func TestWatch(t *testing.T) {
 				select {
 				case <-ch:
 					t.Fatalf("%s: the watch fired", what)
-				case <-time.After(20 * time.Millisecond):
+				case <-time.After(20 * time.Millisecond): // a window for a wrong wake-up: slowness can only hide one
 				}
 			}
 			watch := func(ctx context.Context, key string) <-chan struct{} {

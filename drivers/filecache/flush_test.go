@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/cachekit/cache/drivers/filecache"
 )
@@ -36,7 +35,7 @@ func TestFlushWithStrayEntriesSucceeds(t *testing.T) {
 			}
 			mkfifo(t, fifo)
 			run := func() (err error) {
-				within(t, op, 3*time.Second, fifo, func() {
+				within(t, op, fifo, func() {
 					if op == "Flush" {
 						err = d.Flush(ctx)
 					} else {
@@ -101,7 +100,7 @@ func TestFlushReportsEntriesItCannotRemove(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = os.Chmod(dir, 0o700) })
 	var err error
-	within(t, "Flush", 3*time.Second, d.PathOf("fifo"), func() { err = d.Flush(ctx) })
+	within(t, "Flush", d.PathOf("fifo"), func() { err = d.Flush(ctx) })
 	if err == nil || errors.Is(err, filecache.ErrNotRegular) {
 		t.Fatalf("Flush that could not remove an entry = %v; want an error about it, and none about the pipe", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/drivers/filecache"
+	"github.com/cachekit/cache/internal/wait"
 	"github.com/cachekit/cache/internal/xproc"
 )
 
@@ -202,7 +204,9 @@ func helperHandoff(ctx context.Context, w *xproc.Worker) error {
 		var returned time.Time
 		res, err := cache.Lock(ctx, w.C, "ho", 10*time.Second, func(context.Context) (struct{}, error) {
 			w.Send(xproc.Msg{K: "held"})
-			time.Sleep(50 * time.Millisecond)
+			if err := w.Expect("release"); err != nil {
+				return struct{}{}, err
+			}
 			returned = time.Now()
 			return struct{}{}, nil
 		})
@@ -415,39 +419,49 @@ func TestProcessesFencing(t *testing.T) {
 	t.Logf("%d processes × %d fenced locks (waiting) in %v: tokens 1 … %d, each once", procs, per, time.Since(start).Round(time.Millisecond), procs*per)
 }
 
-// TestProcessesLockWaitHandoff: a waiter in one process takes the lock promptly when
-// the holder in another process releases it: the release wakes the waiter (inotify on
-// Linux) instead of its next poll.
+// TestProcessesLockWaitHandoff: a waiter in one process takes the lock when the holder
+// in another process releases it, woken by the release (inotify on Linux, the stat
+// poller elsewhere) rather than by its poll: its poll is stretched to an hour
+// (wait.Probe), so a poll could win only when its one-minute Wait ends. The holder
+// releases once the waiter's first attempt has failed. The latency is logged;
+// BenchmarkLockHandoff measures it.
 func TestProcessesLockWaitHandoff(t *testing.T) {
 	const rounds = 20
 	dir := t.TempDir()
 	holder := xproc.Start(t, xproc.Job{Mode: "handoff", Store: dirStore(dir), N: rounds})
 	holder.Next("ready")
 	c, _ := newCacheOn(t, dir)
-	ctx := context.Background()
 	lat := make([]time.Duration, 0, rounds)
 	for i := range rounds {
 		holder.Send("go")
 		holder.Next("held")
-		out, err := cache.LockWith(ctx, c, "ho", cache.LockOptions{TTL: 10 * time.Second, Wait: 5 * time.Second},
+		p := &wait.Probe{Poll: time.Hour}
+		var once sync.Once
+		p.Tried = func(_ wait.Why, done bool, err error) {
+			if !done && err == nil {
+				once.Do(func() { holder.Send("release") })
+			}
+		}
+		out, err := cache.LockWith(wait.WithProbe(context.Background(), p), c, "ho", cache.LockOptions{TTL: 10 * time.Second, Wait: time.Minute},
 			func(context.Context) (time.Time, error) { return time.Now(), nil })
 		if err != nil || !out.Acquired {
 			t.Fatalf("round %d: waiter = %+v, %v", i, out, err)
+		}
+		if why, _ := p.Done(); why != wait.Watched && p.WatchErrors() == 0 {
+			t.Fatalf("round %d: the waiter's winning attempt was %v (%d first, %d watched, %d polled); want watched: woken by the release",
+				i, why, p.Attempts(wait.First), p.Attempts(wait.Watched), p.Attempts(wait.Polled))
 		}
 		returned := holder.Next("rel").T
 		lat = append(lat, out.Value.Sub(xproc.Time(returned)))
 	}
 	holder.Exit()
-	slices.Sort(lat)
-	median := lat[len(lat)/2]
-	t.Logf("cross-process handoff, holder's fn returned → waiter in fn, %d rounds: median %v, max %v", rounds, median, lat[len(lat)-1])
-	if median > 10*time.Millisecond {
-		t.Fatalf("median handoff %v; want under 10ms", median)
-	}
+	median, _, worst := xproc.Stats(lat)
+	t.Logf("cross-process handoff, holder's fn returned → waiter in fn, %d rounds: median %v, max %v (logged only)", rounds, median, worst)
 }
 
 // TestProcessKilledHoldingLock: a process killed with SIGKILL while it holds a lock with
-// a 1 s TTL; another process takes the lock after the TTL, and not before.
+// a 1 s TTL; another process takes the lock after the TTL, and not before: no attempt
+// gets it before the TTL runs out, and every attempt that begins after it does.
 func TestProcessKilledHoldingLock(t *testing.T) {
 	dir := t.TempDir()
 	holder := xproc.Start(t, xproc.Job{Mode: "hold-until-killed", Store: dirStore(dir), TTL: holdTTL})
@@ -470,8 +484,9 @@ func TestProcessKilledHoldingLock(t *testing.T) {
 	earliest := xproc.Time(held.T).Add(holdTTL) // the lock expires no earlier
 	latest := xproc.Time(held.T2).Add(holdTTL)  // and no later
 	var refused int
-	var acquiredAt time.Time
+	var acquiredAt, lastRefused time.Time // lastRefused: when the last refused attempt began
 	for acquiredAt.IsZero() {
+		began := time.Now()
 		out, err := cache.Lock(ctx, c, "held", time.Minute, func(context.Context) (struct{}, error) {
 			acquiredAt = time.Now()
 			return struct{}{}, nil
@@ -481,8 +496,9 @@ func TestProcessKilledHoldingLock(t *testing.T) {
 		}
 		if !out.Acquired {
 			refused++
-			if time.Since(latest) > 5*time.Second {
-				t.Fatal("the lock of a killed holder was never taken over")
+			lastRefused = began
+			if time.Since(latest) > time.Minute { // a hang detector
+				t.Fatal("the lock of a killed holder was not taken over in the minute after its TTL ran out")
 			}
 			time.Sleep(2 * time.Millisecond)
 		}
@@ -496,8 +512,10 @@ func TestProcessKilledHoldingLock(t *testing.T) {
 	if refused == 0 {
 		t.Fatal("no attempt was refused between the kill and the TTL")
 	}
-	if late := acquiredAt.Sub(latest); late > 500*time.Millisecond {
-		t.Fatalf("the lock was taken over %v after its TTL ran out; want promptly", late)
+	// Promptly: every attempt that began once the TTL had run out got the lock; the
+	// instants are measured on one clock, before each attempt read the lock.
+	if lastRefused.After(latest) {
+		t.Fatalf("an attempt that began %v after the lock's TTL ran out was refused; want the lock", lastRefused.Sub(latest))
 	}
 }
 

@@ -38,9 +38,15 @@ func ops(d *pgcache.Driver, key string) map[string]func(ctx context.Context) (bo
 	}
 }
 
+// hangAfter bounds waits for things that take milliseconds or seconds: a hang detector,
+// never a latency bound.
+const hangAfter = time.Minute
+
 // checkFails runs every op with a ctx of deadline dl: each must fail (an error, and a
-// false answer), and return by the deadline plus slack.
-func checkFails(t *testing.T, what string, d *pgcache.Driver, key string, dl, slack time.Duration) {
+// false answer) and return: on a frozen link only the deadline can end it, so a return
+// before the hang detector shows the deadline is honoured. How long each took is
+// logged, not asserted.
+func checkFails(t *testing.T, what string, d *pgcache.Driver, key string, dl time.Duration) {
 	t.Helper()
 	for name, op := range ops(d, key) {
 		ctx, cancel := context.WithTimeout(bg, dl)
@@ -51,8 +57,8 @@ func checkFails(t *testing.T, what string, d *pgcache.Driver, key string, dl, sl
 		if err == nil || ok {
 			t.Errorf("%s: %s = %v, %v; want an error (never an answer)", what, name, ok, err)
 		}
-		if took > dl+slack {
-			t.Errorf("%s: %s took %v; want an error within the deadline (%v) plus %v", what, name, took, dl, slack)
+		if took > hangAfter {
+			t.Errorf("%s: %s took %v; want an error at the deadline (%v)", what, name, took, dl)
 		}
 		t.Logf("%s: %s failed in %v: %v", what, name, took.Round(100*time.Microsecond), err)
 	}
@@ -62,7 +68,7 @@ func checkFails(t *testing.T, what string, d *pgcache.Driver, key string, dl, sl
 // outage broke, one failed statement each, and dials new ones).
 func recovered(t *testing.T, d *pgcache.Driver, key string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(hangAfter)
 	for name, op := range ops(d, key) {
 		for {
 			ctx, cancel := context.WithTimeout(bg, 2*time.Second)
@@ -72,7 +78,7 @@ func recovered(t *testing.T, d *pgcache.Driver, key string) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s still fails 15 s after the database came back: %v", name, err)
+				t.Fatalf("%s still fails %v after the database came back: %v", name, hangAfter, err)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -81,7 +87,7 @@ func recovered(t *testing.T, d *pgcache.Driver, key string) {
 
 // TestServerCrash: the server is killed (an immediate shutdown, as a crash) while a lock
 // is held and watched. The watch is woken; every operation fails at once with an error,
-// never "held by someone" or a miss; a Watch fails within its 2 s. After a restart on the
+// never "held by someone" or a miss; a Watch fails too. After a restart on the
 // same port the pool and the listening connection come back by themselves, the logged
 // table kept its rows (the lock is still held), and a release wakes a new watch.
 func TestServerCrash(t *testing.T) {
@@ -100,14 +106,15 @@ func TestServerCrash(t *testing.T) {
 	select {
 	case <-woke:
 		t.Logf("the watch woke %v after the crash", time.Since(stopped).Round(100*time.Microsecond))
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangAfter): // a hang detector
 		t.Fatal("the watch was not woken when its connection dropped")
 	}
-	checkFails(t, "server down", d, "crash.ops", 2*time.Second, 0)
+	checkFails(t, "server down", d, "crash.ops", 2*time.Second)
 	start := time.Now()
-	if _, err := d.Watch(bg, key); err == nil || time.Since(start) > 3*time.Second {
-		t.Fatalf("Watch with the server down = %v after %v; want an error within 2 s", err, time.Since(start))
+	if _, err := d.Watch(bg, key); err == nil || time.Since(start) > hangAfter {
+		t.Fatalf("Watch with the server down = %v after %v; want an error", err, time.Since(start))
 	}
+	t.Logf("Watch with the server down failed after %v", time.Since(start).Round(time.Millisecond))
 
 	s.Restart(t)
 	recovered(t, d, "crash.ops")
@@ -115,10 +122,10 @@ func TestServerCrash(t *testing.T) {
 		t.Fatalf("create over the lock kept by the crash = %v, %v; want false (still held)", ok, err)
 	}
 	var ch <-chan struct{}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(hangAfter)
 	for ch == nil {
 		if ch, err = d.Watch(bg, key); err != nil && time.Now().After(deadline) {
-			t.Fatalf("Watch 10 s after the restart: %v", err)
+			t.Fatalf("Watch %v after the restart: %v", hangAfter, err)
 		}
 	}
 	other := newDriver(t, pgcache.Options{URL: s.URL()})
@@ -127,7 +134,7 @@ func TestServerCrash(t *testing.T) {
 	}
 	select {
 	case <-ch:
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangAfter): // a hang detector
 		t.Fatal("after the restart, a release did not wake the watch: the listener did not come back")
 	}
 }
@@ -171,7 +178,8 @@ func TestUnloggedCrash(t *testing.T) {
 }
 
 // TestPartition: the link to the database freezes (a partition: nothing is closed, no
-// byte goes through). Every operation fails at its ctx deadline, never later and never
+// byte goes through). Every operation fails at its ctx deadline (nothing else can end it
+// on a frozen link: a return before the hang detector shows it), never
 // with an answer; cache.Lock returns an error, never Acquired == false. When the link
 // thaws the driver answers again. A reset of every connection wakes the watches, and the
 // listener comes back.
@@ -197,7 +205,7 @@ func TestPartition(t *testing.T) {
 	}
 
 	p.Freeze()
-	checkFails(t, "link frozen", d, "part.ops", 300*time.Millisecond, 100*time.Millisecond)
+	checkFails(t, "link frozen", d, "part.ops", 300*time.Millisecond)
 	ctx, cancel := context.WithTimeout(bg, 300*time.Millisecond)
 	out, err := cache.Lock(ctx, c, "part.other", time.Minute, func(context.Context) (int, error) { return 1, nil })
 	cancel()
@@ -217,15 +225,15 @@ func TestPartition(t *testing.T) {
 	p.Reset()
 	select {
 	case <-woke:
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangAfter): // a hang detector
 		t.Fatal("a reset of the listening connection did not wake the watch")
 	}
 	recovered(t, d, "part.ops")
 	var ch <-chan struct{}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(hangAfter)
 	for ch == nil {
 		if ch, err = d.Watch(bg, key); err != nil && time.Now().After(deadline) {
-			t.Fatalf("Watch 10 s after the reset: %v", err)
+			t.Fatalf("Watch %v after the reset: %v", hangAfter, err)
 		}
 	}
 	if ok, err := d.CompareAndDelete(bg, key, []byte(`"v"`)); !ok || err != nil {
@@ -233,7 +241,7 @@ func TestPartition(t *testing.T) {
 	}
 	select {
 	case <-ch:
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangAfter): // a hang detector
 		t.Fatal("after the reset, a release did not wake the watch")
 	}
 }

@@ -4,9 +4,11 @@
 // Give it a pool you built (Options.Pool; the driver never closes it) or a URL
 // (Options.URL, anything pgxpool.ParseConfig takes, such as
 // postgres://user:password@host:5432/db?sslmode=verify-full&pool_max_conns=20; the
-// driver builds the pool and closes it in Close). New does not connect: the first
-// operation does, so New succeeds while the database is down. PostgreSQL 12 or later is
-// required; PostgreSQL 15 is what the tests run.
+// driver builds the pool and closes it in Close). Importing the package registers the
+// postgres:// and postgresql:// schemes with the registry package, whose URLs also take
+// the driver's options (table, unlogged, ...; see docs/configuration.md). New does not
+// connect: the first operation does, so New succeeds while the database is down.
+// PostgreSQL 12 or later is required; PostgreSQL 15 is what the tests run.
 //
 // # Storage
 //
@@ -168,6 +170,14 @@ type Options struct {
 	// SweepBatch is the most expired rows one sweep statement deletes; a pass runs at most
 	// ten. Default: 1000.
 	SweepBatch int
+	// CheckOnStart, when set, makes New run the checks of [Driver.Doctor] once, in the
+	// background (New does not wait for the database), and call CheckOnStart with each
+	// finding that is a warning or an error, from that goroutine, within
+	// driver.DefaultCheckTimeout: an UNLOGGED table, synchronous_commit off, a missing
+	// table or privilege, and the others Doctor lists. Close cancels the checks; after
+	// Close, CheckOnStart is not called. slogcache.LogFindings logs them. Default: nil,
+	// no checks.
+	CheckOnStart func(driver.Finding)
 }
 
 // Default sweep settings.
@@ -203,6 +213,8 @@ type Driver struct {
 	sweepStop context.CancelFunc
 	sweepDone chan struct{}
 	closeOnce sync.Once
+
+	stopChecks func() // stops Options.CheckOnStart's checks
 }
 
 var (
@@ -274,6 +286,7 @@ func New(o Options) (*Driver, error) {
 		d.sweepStop, d.sweepDone = cancel, make(chan struct{})
 		go d.sweepLoop(ctx, interval, batch)
 	}
+	d.stopChecks = driver.StartChecks(d, o.CheckOnStart)
 	return d, nil
 }
 
@@ -326,6 +339,7 @@ func (d *Driver) OnExpire(fn func(key string)) { d.hooks.OnExpire(fn) }
 func (d *Driver) Close() error {
 	d.closeOnce.Do(func() {
 		d.closed.Store(true)
+		d.stopChecks()
 		if d.sweepStop != nil {
 			d.sweepStop()
 			<-d.sweepDone
@@ -383,6 +397,7 @@ func (d *Driver) fail(op, key string, err error) error {
 // fail wraps err with the operation and the key. A closed pool (the caller closed it
 // under us, or Close raced) also matches driver.ErrClosed.
 func fail(op, key string, err error) error {
+	err = shortConnectError(err)
 	if errors.Is(err, puddle.ErrClosedPool) && !errors.Is(err, driver.ErrClosed) {
 		err = fmt.Errorf("%w: %w", driver.ErrClosed, err)
 	}

@@ -108,6 +108,7 @@ func (d *Driver) GetMany(ctx context.Context, keys []string) ([]any, []bool, err
 	if err := d.check(ctx); err != nil {
 		return nil, nil, fail("get many", "", err)
 	}
+	defer d.near.observedKeys(keys) // see observed: reads stay monotonic
 	vals := make([]any, len(keys))
 	found := make([]bool, len(keys))
 	switch {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -203,25 +204,22 @@ func TestSubMillisecondTTL(t *testing.T) {
 }
 
 // TestTTLRoundsUp: a TTL is rounded up to the next millisecond, never down: a lock must
-// not expire before its TTL.
+// not expire before its TTL. 10 s + 1 ns is sent as PX 10001 (read from the command the
+// client sent), and Redis keeps it: PTTL right after is at most 10001 ms.
 func TestTTLRoundsUp(t *testing.T) {
 	ctx := context.Background()
 	d := newDriver(t, rediscache.Options{URL: redistest.URL(t)})
+	sets := watchArgs(t, d.Client(), "set")
 	k := scope("ttlup")
-	// 10 s + 1 ns is PX 10001: right after the SET, PTTL is above 10000 ms unless a whole
-	// millisecond passed, which the loop allows for by retrying.
-	for try := 0; ; try++ {
-		start := time.Now()
-		if err := d.Set(ctx, driver.Entry{Key: k, Value: []byte("1"), TTL: 10*time.Second + time.Nanosecond}); err != nil {
-			t.Fatal(err)
-		}
-		pttl := d.Client().PTTL(ctx, k).Val()
-		if pttl > 10*time.Second {
-			break
-		}
-		if time.Since(start) < 500*time.Microsecond || try == 20 {
-			t.Fatalf("PTTL right after a Set with TTL 10s+1ns = %v; want 10.001s (rounded up)", pttl)
-		}
+	if err := d.Set(ctx, driver.Entry{Key: k, Value: []byte("1"), TTL: 10*time.Second + time.Nanosecond}); err != nil {
+		t.Fatal(err)
+	}
+	args := sets.get()
+	if i := slices.IndexFunc(args, func(a any) bool { s, ok := a.(string); return ok && strings.EqualFold(s, "px") }); i < 0 || i+1 >= len(args) || args[i+1] != int64(10001) {
+		t.Fatalf("SET sent as %v; want PX 10001 for a TTL of 10s+1ns (rounded up)", args)
+	}
+	if pttl := d.Client().PTTL(ctx, k).Val(); pttl <= 0 || pttl > 10001*time.Millisecond {
+		t.Fatalf("PTTL right after a Set with TTL 10s+1ns = %v; want at most 10.001s", pttl)
 	}
 	_ = d.Delete(ctx, k)
 }

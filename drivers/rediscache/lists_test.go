@@ -147,8 +147,10 @@ func TestListTTL(t *testing.T) {
 		if _, err := short.Push(ctx, 3); err != nil {
 			t.Fatal(err)
 		}
-		if ms := pttl("short"); ms <= 0 || ms > 150*time.Millisecond {
-			t.Fatalf("PTTL of the list pushed again after it expired = %v; want its TTL again", ms)
+		// At most the TTL that was set; a list gone again (PTTL -2) had a TTL too. Only
+		// no TTL (-1) or a longer one is wrong: no bound on how soon PTTL is read.
+		if ms := pttl("short"); ms == -1 || ms > 150*time.Millisecond {
+			t.Fatalf("PTTL of the list pushed again after it expired = %v; want its TTL again, at most 150ms", ms)
 		}
 	})
 }

@@ -24,10 +24,12 @@ func TestXProcFencing(t *testing.T) {
 	forTargets(t, func(t *testing.T, url string) { xproc.Fencing(t, xtarget(url)) })
 }
 
-// TestXProcAutoExtend: a holder whose fn runs 5 TTLs under AutoExtend is never
-// overlapped by 3 other processes that try to take the lock every TTL/4, and its fn's
-// ctx is never cancelled. The negative control runs the same without AutoExtend: the
-// others get in, so the test would fail without the renewal.
+// TestXProcAutoExtend: a holder whose fn runs 3 TTLs under AutoExtend is never
+// overlapped by 3 other processes that try to take the lock every TTL/4 while its lease
+// is valid, and its renewals move the lease; a renewal a busy machine delays ends the
+// lease early and the holder is told (ErrLockLost). See xproc.AutoExtend. The negative
+// control runs the same without AutoExtend: the others get in, so the test would fail
+// without the renewal.
 func TestXProcAutoExtend(t *testing.T) {
 	forTargets(t, func(t *testing.T, url string) { xproc.AutoExtend(t, xtarget(url)) })
 	t.Run("negative-control", func(t *testing.T) { xproc.AutoExtendNegative(t, xtarget(redistest.URL(t))) })
@@ -43,12 +45,11 @@ func TestXProcLostForceRelease(t *testing.T) {
 
 // TestXProcLostServerStopped: the holder's own Redis server is killed while fn runs
 // under AutoExtend (on a Cluster: the master that serves the lock's slot): fn's ctx is
-// cancelled with cause ErrLockLost within one renewal interval of the kill (plus the
-// failed renewal's round trip, a refused dial: renewals run on the driver's fail-fast
-// lock client, see lockClient), Lock's error matches ErrLockLost, the process does not
-// panic, and after Close no goroutine is left in it. Without the fail-fast lock client
-// this fails: go-redis redials 5 times, 100 ms apart, until the renewal's own timeout,
-// and fn's ctx ended 104 to 197 ms after the kill for an interval of 100 ms.
+// cancelled with cause ErrLockLost after the kill (the holder waits up to
+// xproc.LostHold, a hang detector), Lock's error matches ErrLockLost, the process does
+// not panic, and after Close no goroutine is left in it. How soon the ctx ends (within
+// one renewal interval: renewals run on the driver's fail-fast lock client, see
+// lockClient) is logged here and measured by BenchmarkLockLost.
 func TestXProcLostServerStopped(t *testing.T) {
 	t.Run("single", func(t *testing.T) {
 		srv := redistest.Start(t)
@@ -68,7 +69,7 @@ func TestXProcLostServerStopped(t *testing.T) {
 
 func lostServerStopped(t *testing.T, url, kind string, stop func()) {
 	const ttl = 300 * time.Millisecond
-	holder := xproc.Start(t, xproc.Job{Mode: "lost", Store: xproc.Store{Addr: url}, N: 1, TTL: ttl, Hold: 10 * time.Second, LeakCheck: true})
+	holder := xproc.Start(t, xproc.Job{Mode: "lost", Store: xproc.Store{Addr: url}, N: 1, TTL: ttl, Hold: xproc.LostHold, LeakCheck: true})
 	holder.Next("ready")
 	holder.Send("go")
 	holder.Next("held")
@@ -77,17 +78,7 @@ func lostServerStopped(t *testing.T, url, kind string, stop func()) {
 	stop()
 	r := holder.Next("result")
 	holder.Exit() // a panic would show as an exit status
-	took := xproc.Time(r.T).Sub(killed)
-	t.Logf("%s killed: fn's ctx ended %v after it (renewal interval %v, renewal timeout %v, TTL %v); cause: %v; Lock's error: %v",
-		kind, took.Round(100*time.Microsecond), ttl/3, ttl/3, ttl, r.Cause, r.Err)
-	if !r.CauseLost || !r.Lost {
-		t.Errorf("fn's ctx cause %q (ErrLockLost: %v), Lock's error %q (ErrLockLost: %v); want both ErrLockLost", r.Cause, r.CauseLost, r.Err, r.Lost)
-	}
-	// The kill lands between two renewals; the next one fails. Slack: that renewal's
-	// refused dial and the scheduling of two processes on a busy machine.
-	if limit := ttl/3 + 25*time.Millisecond; took > limit {
-		t.Errorf("fn's ctx ended %v after the kill; want within one renewal interval (%v) plus 25 ms of slack", took, ttl/3)
-	}
+	xproc.LostCheck(t, kind+" killed", ttl, killed, r)
 	if r.Leak != "" {
 		t.Fatalf("goroutines left in the holder after Close: %s", r.Leak)
 	}
@@ -105,20 +96,16 @@ func TestXProcRememberDistributed(t *testing.T) {
 	t.Run("negative-control", func(t *testing.T) { xproc.RememberNegative(t, xtarget(redistest.URL(t))) })
 }
 
-// redisHandoffLimit bounds the median handoff on Redis: the waiter wakes on the
-// release's notification (PUBLISH), not on its backoff poll, which by then sleeps tens
-// of milliseconds.
-const redisHandoffLimit = 10 * time.Millisecond
-
 // TestXProcWaitHandoff: a holder process releases and a waiter process (LockOptions.Wait)
-// acquires, 50 times. The latency from the holder's fn returning (its release follows) to
-// the waiter's fn running has a median under redisHandoffLimit. The negative control
-// gives the waiter a Watch that never hears a release (lxDeafWatch): its median is then
-// above the limit, so the test would fail without the notification.
+// acquires, 50 times, and each time the release's notification (a PUBLISH) is what
+// wakes the waiter: its poll is stretched to an hour, so that a poll could win only at
+// the end of its one-minute Wait. The negative control gives the waiter a Watch that
+// never hears a release (lxDeafWatch): every handoff is then won by its poll, so the test
+// would fail without the notification. BenchmarkLockHandoff measures how fast it is.
 func TestXProcWaitHandoff(t *testing.T) {
-	forTargets(t, func(t *testing.T, url string) { xproc.WaitHandoff(t, xtarget(url), redisHandoffLimit) })
+	forTargets(t, func(t *testing.T, url string) { xproc.WaitHandoff(t, xtarget(url)) })
 	t.Run("negative-control", func(t *testing.T) {
-		xproc.WaitHandoffNegative(t, xtarget(redistest.URL(t)), redisHandoffLimit)
+		xproc.WaitHandoffNegative(t, xtarget(redistest.URL(t)))
 	})
 }
 

@@ -5,18 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"math"
-	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/maypok86/otter/v2"
 	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/cachekit/cache/driver"
 )
@@ -40,8 +37,12 @@ import (
 //     number. Redis is single-threaded and puts a write's invalidation on the tracking
 //     connection before it answers the write, so the PONG of a PING sent at time s
 //     proves that every write acknowledged before s has had its invalidation read and
-//     applied (they are read in order). NearGet answers only while the send time of the
-//     last such PING is at most MaxStaleness old; otherwise every read goes to Redis.
+//     applied (they are read in order). The same round proves, on the data client, that
+//     the tracking connection is on the master the driver uses (see near_probe.go): a
+//     round counts only with both. NearGet answers only while the send time of the
+//     last counted round is at most MaxStaleness old; otherwise every read goes to Redis.
+//   - Every copy stops being served MaxAge after the read that filled it was sent: the
+//     bound for what Redis never reports (SWAPDB, a module's silent write).
 //   - Expiry: a key that expires in Redis is deleted (and its invalidation sent) only
 //     when Redis gets to it, lazily on an access or by its sampling expiry cycle, which
 //     can be long after the TTL when many keys live. So a read that fills the near tier
@@ -55,6 +56,9 @@ import (
 //
 // Values kept in the near tier are shared by every reader, as with the memory driver: a
 // caller must not modify a map, slice or pointer it got from Get or GetAs.
+//
+// The driver's client must read from the master: New refuses Near, with an error
+// matching ErrNearReplicaReads, over a client that reads from replicas.
 type NearOptions struct {
 	// MaxEntries bounds the number of values kept; beyond it, the ones least likely to
 	// be read again are dropped. Default: 10 000.
@@ -65,6 +69,12 @@ type NearOptions struct {
 	// invalidations; otherwise it reads Redis. The tracking connection is pinged every
 	// MaxStaleness/4. Default: 100 ms; at least 1 ms.
 	MaxStaleness time.Duration
+	// MaxAge bounds how long a copy is served after it was read from Redis, whatever
+	// Redis reported or failed to report: it bounds the changes that Redis never sends
+	// an invalidation for (SWAPDB, a module that writes without keyspace notification,
+	// a bug). Once it passes, the next read goes to Redis and fills the copy again.
+	// Default: 5 s; at least 1 ms.
+	MaxAge time.Duration
 	// Prefixes limits the near cache to the keys that start with one of them (final keys,
 	// as stored in Redis: a cache's prefix and its "." included, e.g. "app."): only
 	// those are kept, and Redis sends invalidations only for those. They must not
@@ -72,10 +82,13 @@ type NearOptions struct {
 	Prefixes []string
 }
 
+var _ driver.Near = (*Driver)(nil)
+
 // Defaults of NearOptions.
 const (
 	DefaultNearMaxEntries   = 10_000
 	DefaultNearMaxStaleness = 100 * time.Millisecond
+	DefaultNearMaxAge       = 5 * time.Second
 )
 
 const (
@@ -92,6 +105,7 @@ const (
 // near is the near cache's state. nil: off.
 type near struct {
 	maxStale  int64         // ns
+	maxAge    int64         // ns
 	interval  time.Duration // between pings
 	deadAfter time.Duration // a tracking connection silent this long is replaced
 	prefixes  []string
@@ -115,26 +129,29 @@ type near struct {
 	mu       sync.Mutex // guards trackers and the stores of confirmed
 	trackers []*tracker
 	cluster  *redis.ClusterClient // nil: one tracker
+	data     *redis.Client        // the driver's client, when not a Cluster
 	stopped  bool
 }
 
 type stripe struct {
 	mu    sync.Mutex
 	inval uint64 // seq of the last invalidation of a key of the stripe
+	// done and donePrev are the seqs of the last two reads from Redis of keys of the
+	// stripe (see observed).
+	done, donePrev uint64
 	// ends holds, for the keys of the stripe read from Redis and not filled yet, when
-	// their TTL ends (mono; noEnd for no TTL): Get records it, NearFill takes it.
+	// their copy stops being served (mono, see nearItem): Get records it, NearFill
+	// takes it.
 	ends map[string]int64
 }
 
-// nearItem is a copy in the near tier: the decoded value, and when the key's TTL ends
-// (mono; noEnd for none).
+// nearItem is a copy in the near tier: the decoded value, and when it stops being
+// served (mono): the earlier of the end of the key's TTL and MaxAge after the read that
+// filled it was sent.
 type nearItem struct {
 	v   any
 	end int64
 }
-
-// noEnd is the end of a key without a TTL.
-const noEnd = math.MaxInt64
 
 // maxPendingEnds bounds a stripe's ends: a read whose value is never filled (it did not
 // decode) leaves its entry until the key's next fill; past the bound, a read records
@@ -149,6 +166,7 @@ func (d *Driver) getTracked(ctx context.Context, key string) (any, bool, error) 
 	sent := mono()
 	if err := d.process(ctx, []redis.Cmder{get, pttl}); err != nil {
 		if err == redis.Nil && get.Err() == redis.Nil {
+			d.near.observedKeys([]string{key})
 			return nil, false, nil
 		}
 		if err = get.Err(); err == nil {
@@ -157,12 +175,13 @@ func (d *Driver) getTracked(ctx context.Context, key string) (any, bool, error) 
 		return nil, false, fail("get", key, err)
 	}
 	b, _ := get.Bytes()
-	end := int64(noEnd)
+	end := sent + d.near.maxAge
 	if ms := pttl.Val(); ms >= 0 {
-		end = sent + ms*int64(time.Millisecond)
+		end = min(end, sent+ms*int64(time.Millisecond))
 	}
 	s := d.near.stripe(key)
 	s.mu.Lock()
+	d.near.observed(s, key)
 	if old, ok := s.ends[key]; ok {
 		s.ends[key] = min(old, end) // two reads in flight: the earlier end is safe for both
 	} else if len(s.ends) < maxPendingEnds {
@@ -173,6 +192,33 @@ func (d *Driver) getTracked(ctx context.Context, key string) (any, bool, error) 
 	}
 	s.mu.Unlock()
 	return b, true, nil
+}
+
+// observed records, holding s's lock, that a read of key (of stripe s) from Redis has
+// returned, a value or a miss. This process may now have seen a value newer than its
+// copy, or than what a read still in flight will bring back: the copy goes, and
+// NearFill refuses a value whose ticket is older than another read's return (the
+// second-last one; the last may be its own). So no copy older than what this process
+// has already read is served: its reads are monotonic.
+func (n *near) observed(s *stripe, key string) {
+	s.donePrev, s.done = s.done, n.seq.Add(1)
+	n.local.Invalidate(key)
+}
+
+// observedKeys is observed for each of keys that the near tier may keep: a read from
+// Redis that did not go through getTracked (GetMany, or a miss). nil does nothing.
+func (n *near) observedKeys(keys []string) {
+	if n == nil {
+		return
+	}
+	for _, k := range keys {
+		if n.tracked(k) {
+			s := n.stripe(k)
+			s.mu.Lock()
+			n.observed(s, k)
+			s.mu.Unlock()
+		}
+	}
 }
 
 // start is the origin of mono.
@@ -186,19 +232,11 @@ var errTrackingRefused = errors.New("Redis refused CLIENT TRACKING (Options.Near
 
 // startNear starts the near cache of d: the tracking connections, and their pingers.
 func startNear(d *Driver, o NearOptions) (*near, error) {
-	if o.MaxEntries == 0 {
-		o.MaxEntries = DefaultNearMaxEntries
+	o, err := nearDefaults(o)
+	if err != nil {
+		return nil, err
 	}
-	if o.MaxStaleness == 0 {
-		o.MaxStaleness = DefaultNearMaxStaleness
-	}
-	switch {
-	case o.MaxEntries < 0:
-		return nil, fmt.Errorf("rediscache: NearOptions.MaxEntries %d is negative", o.MaxEntries)
-	case o.MaxStaleness < time.Millisecond:
-		return nil, fmt.Errorf("rediscache: NearOptions.MaxStaleness %v is under 1ms", o.MaxStaleness)
-	}
-	if err := checkPrefixes(o.Prefixes); err != nil {
+	if err := checkNearClient(d.c); err != nil {
 		return nil, err
 	}
 	local, err := otter.New(&otter.Options[string, *nearItem]{MaximumSize: o.MaxEntries})
@@ -207,6 +245,7 @@ func startNear(d *Driver, o NearOptions) (*near, error) {
 	}
 	n := &near{
 		maxStale:  int64(o.MaxStaleness),
+		maxAge:    int64(o.MaxAge),
 		interval:  o.MaxStaleness / 4,
 		deadAfter: max(2*time.Second, 10*o.MaxStaleness),
 		prefixes:  slices.Clone(o.Prefixes),
@@ -214,28 +253,62 @@ func startNear(d *Driver, o NearOptions) (*near, error) {
 		seed:      maphash.MakeSeed(),
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	switch c := d.c.(type) {
+	if err := n.track(d.c); err != nil {
+		_ = n.stop()
+		return nil, err
+	}
+	return n, nil
+}
+
+// nearDefaults fills in o's defaults and checks it.
+func nearDefaults(o NearOptions) (NearOptions, error) {
+	if o.MaxEntries == 0 {
+		o.MaxEntries = DefaultNearMaxEntries
+	}
+	if o.MaxStaleness == 0 {
+		o.MaxStaleness = DefaultNearMaxStaleness
+	}
+	if o.MaxAge == 0 {
+		o.MaxAge = DefaultNearMaxAge
+	}
+	switch {
+	case o.MaxEntries < 0:
+		return o, fmt.Errorf("rediscache: NearOptions.MaxEntries %d is negative", o.MaxEntries)
+	case o.MaxStaleness < time.Millisecond:
+		return o, fmt.Errorf("rediscache: NearOptions.MaxStaleness %v is under 1ms", o.MaxStaleness)
+	case o.MaxAge < time.Millisecond:
+		return o, fmt.Errorf("rediscache: NearOptions.MaxAge %v is under 1ms", o.MaxAge)
+	}
+	return o, checkPrefixes(o.Prefixes)
+}
+
+// checkNearClient refuses a client the near cache cannot track, or one that reads
+// from replicas (as far as its options tell: see checkProbe for the rest).
+func checkNearClient(c redis.UniversalClient) error {
+	switch c := c.(type) {
 	case *redis.Client:
-		t := n.newTracker(c.Options())
-		n.trackers = []*tracker{t}
-		if err := t.start(true); err != nil {
-			_ = n.stop()
-			return nil, err
-		}
+		return nil
 	case *redis.ClusterClient:
-		n.cluster = c
+		return checkClusterReads(c.Options())
+	}
+	return fmt.Errorf("rediscache: Options.Near needs a single node or Sentinel client (*redis.Client) or a Cluster client (*redis.ClusterClient), not %T", c)
+}
+
+// track starts the tracking connections of c, a client checkNearClient accepted.
+func (n *near) track(c redis.UniversalClient) error {
+	if cl, ok := c.(*redis.ClusterClient); ok {
+		n.cluster = cl
 		if err := n.refreshMasters(true); err != nil {
-			_ = n.stop()
-			return nil, err
+			return err
 		}
 		n.wg.Add(1)
 		go n.watchMasters()
-	default:
-		n.cancel()
-		local.StopAllGoroutines()
-		return nil, fmt.Errorf("rediscache: Options.Near needs a single node or Sentinel client (*redis.Client) or a Cluster client (*redis.ClusterClient), not %T", d.c)
+		return checkProbe(n.ctx, cl, false)
 	}
-	return n, nil
+	n.data = c.(*redis.Client)
+	t := n.newTracker(n.data.Options())
+	n.trackers = []*tracker{t}
+	return errors.Join(t.start(true), checkProbe(n.ctx, n.data, true))
 }
 
 // checkPrefixes refuses what Redis's CLIENT TRACKING BCAST PREFIX refuses.
@@ -403,51 +476,21 @@ func (n *near) watchMasters() {
 func (n *near) refreshMasters(first bool) error {
 	ctx, cancel := context.WithTimeout(n.ctx, connectWait)
 	defer cancel()
-	var mu sync.Mutex
-	opts := make(map[string]*redis.Options)
-	if err := n.cluster.ForEachMaster(ctx, func(_ context.Context, c *redis.Client) error {
-		o := c.Options()
-		mu.Lock()
-		opts[o.Addr] = o
-		mu.Unlock()
-		return nil
-	}); err != nil {
+	masters, err := n.masters(ctx)
+	if err != nil {
 		return nil // keep what is tracked; freshness says whether it is enough
 	}
-	n.mu.Lock()
-	if n.stopped {
-		n.mu.Unlock()
-		return nil
-	}
-	var keep, gone []*tracker
-	have := make(map[string]bool)
-	for _, t := range n.trackers {
-		if opts[t.addr] != nil {
-			keep = append(keep, t)
-			have[t.addr] = true
-		} else {
-			gone = append(gone, t)
-		}
-	}
-	var added []*tracker
-	for addr, o := range opts {
-		if !have[addr] {
-			added = append(added, n.newTracker(o))
-		}
-	}
+	added, gone := n.swapTrackers(masters)
 	if len(added) == 0 && len(gone) == 0 {
-		n.mu.Unlock()
 		return nil
 	}
-	n.trackers = append(keep, added...)
-	n.confirmed.Store(0)
-	n.mu.Unlock()
 	n.reset()
 	for _, t := range gone {
 		_ = t.stop()
 	}
 	var errs []error
 	for _, t := range added {
+		t.node, t.probeKey = masters[t.addr], findProbeKey(ctx, n.cluster, t.addr)
 		if err := t.start(first); err != nil {
 			errs = append(errs, err)
 		}
@@ -456,282 +499,75 @@ func (n *near) refreshMasters(first bool) error {
 	return errors.Join(errs...)
 }
 
-// tracker is one tracking connection: to a single node, a Sentinel master, or one
-// master of a Cluster.
-type tracker struct {
-	n    *near
-	addr string
-	c    *redis.Client // of its own: its only connection is the PubSub's
-
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	mu     sync.Mutex
-	ps     *redis.PubSub
-	closed bool
-
-	// pmu guards epoch, live, pings and the stores of confirmed.
-	pmu       sync.Mutex
-	epoch     uint64 // connections made so far
-	live      bool   // subscribed on the current connection
-	pings     [nearPings]pingRec
-	confirmed atomic.Int64
+// masters returns the clients of a Cluster's masters, by address.
+func (n *near) masters(ctx context.Context) (map[string]*redis.Client, error) {
+	var mu sync.Mutex
+	ms := make(map[string]*redis.Client)
+	err := n.cluster.ForEachMaster(ctx, func(_ context.Context, c *redis.Client) error {
+		mu.Lock()
+		ms[c.Options().Addr] = c
+		mu.Unlock()
+		return nil
+	})
+	return ms, err
 }
 
-type pingRec struct {
-	seq   uint64
-	sent  int64 // mono
-	epoch uint64
-}
-
-// newTracker makes a tracker on a copy of o (a single node's, a Sentinel client's, a
-// Cluster master's options), not started.
-func (n *near) newTracker(o *redis.Options) *tracker {
-	t := &tracker{n: n, addr: o.Addr}
-	t.ctx, t.cancel = context.WithCancel(n.ctx)
-	to := *o
-	to.Protocol = 2 // invalidations as Pub/Sub messages on the connection itself
-	to.MinIdleConns = 0
-	to.ContextTimeoutEnabled = true
-	// One dial per attempt: a lost connection is reported to the receiver at once (which
-	// retries with its own backoff) rather than after go-redis's redials.
-	to.DialerRetries = 1
-	// As for the lock client (see lockClient): per-client machinery that must not be
-	// shared or is not needed.
-	to.PushNotificationProcessor = nil
-	to.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	to.ClientSideCache, to.ClientSideCacheConfig = nil, nil
-	user := o.OnConnect
-	to.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
-		if user != nil {
-			if err := user(ctx, cn); err != nil {
-				return err
-			}
-		}
-		return t.onConnect(ctx, cn)
+// swapTrackers makes the trackers those of masters: it returns the trackers added (not
+// started) and those gone (not stopped). Any change voids the confirmation.
+func (n *near) swapTrackers(masters map[string]*redis.Client) (added, gone []*tracker) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopped {
+		return nil, nil
 	}
-	t.c = redis.NewClient(&to)
-	return t
-}
-
-// start subscribes and starts the receiver and the pinger. With check, it waits for the
-// first connection (up to connectWait) and returns errTrackingRefused if Redis refuses
-// tracking.
-func (t *tracker) start(check bool) error {
-	t.mu.Lock()
-	t.ps = t.c.Subscribe(t.ctx)
-	ps := t.ps
-	t.mu.Unlock()
-	if check {
-		ctx, cancel := context.WithTimeout(t.ctx, connectWait)
-		err := ps.Subscribe(ctx, invalidateChannel)
-		cancel()
-		if errors.Is(err, errTrackingRefused) {
-			return fmt.Errorf("rediscache: Options.Near on %s: %w", t.where(), err)
-		}
-	} else {
-		_ = ps.Subscribe(t.ctx, invalidateChannel) // the receiver retries
-	}
-	t.wg.Add(2)
-	go t.receive()
-	go t.ping()
-	return nil
-}
-
-func (t *tracker) where() string {
-	if t.addr == failoverAddr {
-		return "the Sentinel master"
-	}
-	return t.addr
-}
-
-// stop closes the tracker's connection and waits for its goroutines.
-func (t *tracker) stop() error {
-	t.cancel()
-	t.mu.Lock()
-	t.closed = true
-	ps := t.ps
-	t.mu.Unlock()
-	if ps != nil {
-		_ = ps.Close()
-	}
-	t.wg.Wait()
-	t.pmu.Lock()
-	t.live = false
-	t.confirmed.Store(0)
-	t.pmu.Unlock()
-	return t.c.Close()
-}
-
-// onConnect runs on each new tracking connection, before it subscribes: whatever the
-// previous connection had not delivered is lost, so the near tier starts over.
-func (t *tracker) onConnect(ctx context.Context, cn *redis.Conn) error {
-	t.lost(true)
-	id, err := cn.ClientID(ctx).Result()
-	if err != nil {
-		return trackingError(err)
-	}
-	args := make([]any, 0, 6+2*len(t.n.prefixes))
-	args = append(args, "client", "tracking", "on", "redirect", id, "bcast")
-	for _, p := range t.n.prefixes {
-		args = append(args, "prefix", p)
-	}
-	if err := cn.Do(ctx, args...).Err(); err != nil {
-		return trackingError(err)
-	}
-	return nil
-}
-
-// trackingError marks Redis's refusal of CLIENT ID or CLIENT TRACKING.
-func trackingError(err error) error {
-	var re redis.Error
-	if errors.As(err, &re) {
-		return fmt.Errorf("%w: %w", errTrackingRefused, err)
-	}
-	return err
-}
-
-// lost says that the tracking connection is gone (or new, with newConn): nothing it
-// confirmed counts any more, and the near tier starts over.
-func (t *tracker) lost(newConn bool) {
-	t.pmu.Lock()
-	if newConn {
-		t.epoch++
-	}
-	t.live = false
-	t.confirmed.Store(0)
-	t.pmu.Unlock()
-	t.n.recompute()
-	t.n.reset()
-}
-
-// current is the tracker's PubSub.
-func (t *tracker) current() *redis.PubSub {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.ps
-}
-
-// renew replaces the PubSub, and so its connection: the way to drop a connection that
-// has gone silent (a partition, a frozen server), which go-redis would keep.
-func (t *tracker) renew() {
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		return
-	}
-	old := t.ps
-	t.ps = t.c.Subscribe(t.ctx)
-	ps := t.ps
-	t.mu.Unlock()
-	_ = old.Close()
-	_ = ps.Subscribe(t.ctx, invalidateChannel)
-}
-
-// receive reads the tracking connection: invalidations, the subscription's
-// confirmation, and the pongs.
-func (t *tracker) receive() {
-	defer t.wg.Done()
-	var backoff time.Duration
-	for {
-		msg, err := t.current().ReceiveTimeout(t.ctx, t.n.deadAfter)
-		if t.ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			if strings.Contains(err.Error(), "unsupported pubsub message payload: <nil>") {
-				// An invalidation without keys: FLUSHALL or FLUSHDB (go-redis cannot parse
-				// it, but has read it whole).
-				t.n.reset()
-				continue
-			}
-			t.lost(false)
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				t.renew()
-			}
-			backoff = min(max(2*backoff, 10*time.Millisecond), time.Second)
-			select {
-			case <-t.ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			continue
-		}
-		backoff = 0
-		switch m := msg.(type) {
-		case *redis.Message:
-			if m.Channel != invalidateChannel {
-				continue
-			}
-			for _, k := range m.PayloadSlice {
-				t.n.invalidate(k)
-			}
-			if m.PayloadSlice == nil && m.Payload != "" {
-				t.n.invalidate(m.Payload)
-			}
-		case *redis.Subscription:
-			if m.Kind == "subscribe" && m.Channel == invalidateChannel {
-				// Invalidations reach this connection from here on; a read that started
-				// before may have missed one.
-				t.n.reset()
-				t.pmu.Lock()
-				t.live = true
-				t.pmu.Unlock()
-			}
-		case *redis.Pong:
-			t.pong(m.Payload)
+	var keep []*tracker
+	have := make(map[string]bool)
+	for _, t := range n.trackers {
+		if masters[t.addr] != nil {
+			keep = append(keep, t)
+			have[t.addr] = true
+		} else {
+			gone = append(gone, t)
 		}
 	}
-}
-
-// ping sends a numbered PING every interval.
-func (t *tracker) ping() {
-	defer t.wg.Done()
-	tk := time.NewTicker(t.n.interval)
-	defer tk.Stop()
-	var seq uint64
-	for {
-		select {
-		case <-t.ctx.Done():
-			return
-		case <-tk.C:
+	for addr, c := range masters {
+		if !have[addr] {
+			added = append(added, n.newTracker(c.Options()))
 		}
-		seq++
-		t.pmu.Lock()
-		t.pings[seq%nearPings] = pingRec{seq: seq, sent: mono(), epoch: t.epoch}
-		t.pmu.Unlock()
-		_ = t.current().Ping(t.ctx, strconv.FormatUint(seq, 10))
 	}
-}
-
-// pong counts the answer to a ping: if it was sent on the current connection, once
-// subscribed, every invalidation written before it has been applied.
-func (t *tracker) pong(payload string) {
-	seq, err := strconv.ParseUint(payload, 10, 64)
-	if err != nil {
-		return
+	if len(added) > 0 || len(gone) > 0 {
+		n.trackers = append(keep, added...)
+		n.confirmed.Store(0)
 	}
-	t.pmu.Lock()
-	p := t.pings[seq%nearPings]
-	ok := p.seq == seq && p.epoch == t.epoch && t.live && p.sent > t.confirmed.Load()
-	if ok {
-		t.confirmed.Store(p.sent)
-	}
-	t.pmu.Unlock()
-	if ok {
-		t.n.recompute()
-	}
+	return added, gone
 }
 
 // NearGet implements driver.Near: the value kept for key, if the tracking connections
 // have proved within MaxStaleness that they are receiving invalidations.
 func (d *Driver) NearGet(key string) (any, bool) {
-	n := d.near
-	if n == nil {
+	if d.near == nil {
 		return nil, false
 	}
+	return d.near.get(key)
+}
+
+// NearGetJoined implements driver.Near: NearGet(scope+"."+key), with the key
+// joined in a buffer on the stack and only looked up, so that a near hit under a prefix
+// or a namespace allocates nothing.
+func (d *Driver) NearGetJoined(scope, key string) (any, bool) {
+	if d.near == nil {
+		return nil, false
+	}
+	var buf [128]byte
+	if n := len(scope) + 1 + len(key); n <= len(buf) {
+		b := append(append(append(buf[:0], scope...), '.'), key...)
+		return d.near.get(unsafe.String(unsafe.SliceData(b), n))
+	}
+	return d.near.get(scope + "." + key)
+}
+
+// get is NearGet.
+func (n *near) get(key string) (any, bool) {
 	now := mono()
 	if c := n.confirmed.Load(); c == 0 || now-c > n.maxStale {
 		return nil, false
@@ -753,8 +589,9 @@ func (d *Driver) NearReserve(key string) uint64 {
 	return n.seq.Add(1)
 }
 
-// NearFill implements driver.Near: it keeps v for key unless an invalidation of key, or
-// a reset of the near tier, came in after NearReserve returned ticket.
+// NearFill implements driver.Near: it keeps v for key unless an invalidation of key, a
+// reset of the near tier, or the return of another read of key from Redis (see
+// observed) came in after NearReserve returned ticket.
 func (d *Driver) NearFill(key string, v any, ticket uint64) {
 	n := d.near
 	if n == nil || ticket == 0 {
@@ -763,7 +600,7 @@ func (d *Driver) NearFill(key string, v any, ticket uint64) {
 	s := n.stripe(key)
 	s.mu.Lock()
 	end, known := s.ends[key]
-	if known && ticket > s.inval && ticket > n.resetSeq {
+	if known && ticket > s.inval && ticket > n.resetSeq && ticket > s.donePrev {
 		delete(s.ends, key)
 		n.local.Set(key, &nearItem{v: v, end: end})
 	}

@@ -316,6 +316,55 @@ func TestNearExpiryWithoutRedisDeleting(t *testing.T) {
 	}
 }
 
+// TestNearMaxAgeSwapDB: SWAPDB replaces what every key of a database holds and Redis
+// sends no invalidation for it; MaxAge is what bounds the copy. The last fill of the old
+// value happens before SWAPDB is sent (one goroutine reads), so no read that begins more
+// than MaxAge after that may return it.
+func TestNearMaxAgeSwapDB(t *testing.T) {
+	srv := redistest.Start(t)
+	const maxAge = 300 * time.Millisecond
+	c, d := newNear(t, rediscache.Options{URL: srv.URL()}, rediscache.NearOptions{MaxAge: maxAge})
+	ctx := context.Background()
+	const key = "near.swapdb"
+	if err := c.Set(ctx, key, "old", 0); err != nil {
+		t.Fatal(err)
+	}
+	db1 := plain(t, strings.TrimSuffix(srv.URL(), "/0")+"/1")
+	if err := db1.Set(ctx, key, `"new"`, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	warm(t, c, d, key)
+	swapped := time.Now() // after the last fill of "old"
+	if err := db1.Do(ctx, "swapdb", 0, 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var old, late int
+	var lastOld time.Duration
+	for {
+		start := time.Now()
+		v, _ := getString(t, c, key)
+		since := start.Sub(swapped)
+		if v == "old" {
+			old++
+			lastOld = since
+			if since > maxAge {
+				late++
+			}
+		}
+		if v == "new" && since > 2*maxAge {
+			break
+		}
+		if since > time.Minute {
+			t.Fatalf("hang detector: still no %q a minute after SWAPDB (read %q)", "new", v)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Logf("after SWAPDB: %d reads returned the old value (Redis sent no invalidation), the last one beginning %v after the old value's last fill", old, lastOld.Round(time.Millisecond))
+	if late > 0 {
+		t.Errorf("%d reads beginning more than MaxAge (%v) after the copy's fill returned it", late, maxAge)
+	}
+}
+
 // racyGet is the driver with a Get that returns what Redis held when it was called, but
 // only after another client has written a new value and its invalidation has been
 // applied: the GET reply that loses the race with a write.
@@ -521,7 +570,7 @@ func TestNearRefused(t *testing.T) {
 	if _, err := rediscache.New(rediscache.Options{Client: ring, Near: &rediscache.NearOptions{}}); err == nil {
 		t.Fatal("Near on a Ring: no error")
 	}
-	for _, o := range []rediscache.NearOptions{{MaxEntries: -1}, {MaxStaleness: time.Microsecond}} {
+	for _, o := range []rediscache.NearOptions{{MaxEntries: -1}, {MaxStaleness: time.Microsecond}, {MaxAge: time.Microsecond}, {MaxAge: -time.Second}} {
 		if _, err := rediscache.New(rediscache.Options{URL: "redis://" + m.Addr(), Near: &o}); err == nil {
 			t.Errorf("%+v: no error", o)
 		}
@@ -542,6 +591,13 @@ type staleness struct {
 	stale atomic.Int64
 	reads atomic.Int64
 	worst atomic.Int64 // ns: the most a read began after the write that replaced its value
+}
+
+// writes is the number of values acknowledged so far.
+func (s *staleness) writes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.acks)
 }
 
 func (s *staleness) acked(at int64) {
@@ -579,13 +635,21 @@ func coherence(t *testing.T, c *cache.Cache, other redis.UniversalClient, key st
 	}
 	s.acked(time.Now().UnixNano())
 	var wg sync.WaitGroup
+	var wfail atomic.Int64
 	wg.Go(func() {
-		for i := 1; ctx.Err() == nil; i++ {
-			if err := other.Set(context.Background(), key, strconv.Itoa(i), 0).Err(); err != nil {
-				t.Errorf("write: %v", err)
-				return
+		// A write that fails (Redis failing over) is tried again: value i counts from
+		// its first acknowledgement.
+		for i := 1; ctx.Err() == nil; {
+			wctx, wcancel := context.WithTimeout(context.Background(), time.Second)
+			err := other.Set(wctx, key, strconv.Itoa(i), 0).Err()
+			wcancel()
+			if err != nil {
+				wfail.Add(1)
+				time.Sleep(10 * time.Millisecond)
+				continue
 			}
 			s.acked(time.Now().UnixNano())
+			i++
 			time.Sleep(2 * time.Millisecond)
 		}
 	})
@@ -608,9 +672,13 @@ func coherence(t *testing.T, c *cache.Cache, other redis.UniversalClient, key st
 	}
 	time.Sleep(run / 3)
 	brk()
+	broken := s.writes()
 	wg.Wait()
-	t.Logf("%d writes, %d reads (%d failed while the link was broken), %d beyond the window; worst: a read began %v after its value was replaced",
-		len(s.acks), s.reads.Load(), errs.Load(), s.stale.Load(), time.Duration(s.worst.Load()))
+	t.Logf("%d writes (%d failed and were tried again), %d reads (%d failed while the link was broken), %d beyond the window; worst: a read began %v after its value was replaced",
+		s.writes(), wfail.Load(), s.reads.Load(), errs.Load(), s.stale.Load(), time.Duration(s.worst.Load()))
+	if s.writes() == broken {
+		t.Error("no write was acknowledged after the break: nothing was checked")
+	}
 	if n := s.stale.Load(); n > 0 {
 		t.Errorf("%d reads returned a value replaced more than MaxStaleness (%v) before they began", n, nearWindow)
 	}

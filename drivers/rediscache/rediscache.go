@@ -13,12 +13,17 @@
 //	redis://host1:port1?addr=host2:port2&addr=...     Cluster, go-redis's own cluster URL
 //	redis+cluster://host:port (or rediss+cluster://)  Cluster, from one seed address
 //
-// The query parameters are go-redis's (redis.ParseURL, redis.ParseClusterURL). A bad URL
-// is an error from New that never repeats the password. A client built from a URL has
-// ContextTimeoutEnabled set, so that a context deadline bounds every network wait; with
-// Options.Client, set it on your client for the same behaviour. Sentinel has no URL form
-// here: build a redis.NewFailoverClient and pass it as Options.Client. Redis 6.2 or later
-// is required (GETDEL); Redis 7 is what the tests run.
+// Importing the package registers these schemes with the registry package
+// (registry.Open, registry.FromEnv), which also takes the driver's options as URL
+// parameters (near=true, lock_replicas=1, ...; see docs/configuration.md).
+//
+// The query parameters of Options.URL are go-redis's (redis.ParseURL,
+// redis.ParseClusterURL). A bad URL is an error from New that never repeats the
+// password. A client built from a URL has ContextTimeoutEnabled set, so that a context
+// deadline bounds every network wait; with Options.Client, set it on your client for the
+// same behaviour. Sentinel has no URL form here: build a redis.NewFailoverClient and
+// pass it as Options.Client. Redis 6.2 or later is required (GETDEL); Redis 7 is what
+// the tests run.
 //
 // # Wire format
 //
@@ -206,6 +211,13 @@ type Options struct {
 	// Breaker configures the circuit breaker that makes the driver fail fast while Redis
 	// cannot be reached. See [BreakerOptions].
 	Breaker BreakerOptions
+	// CheckOnStart, when set, makes New run the checks of [Driver.Doctor] once, in the
+	// background (New does not wait for Redis), and call CheckOnStart with each finding
+	// that is a warning or an error, from that goroutine, within driver.DefaultCheckTimeout:
+	// an evicting maxmemory-policy, no persistence, replicas without LockReplicas, and
+	// the others Doctor lists. Close cancels the checks; after Close, CheckOnStart is
+	// not called. slogcache.LogFindings logs them. Default: nil, no checks.
+	CheckOnStart func(driver.Finding)
 }
 
 // ErrSharedDatabase is returned, wrapped, by Flush when Options.OwnsDatabase is false. It
@@ -230,6 +242,7 @@ type Driver struct {
 	release     processor     // CompareAndDelete's: lockc, or batched on c (see New)
 	near        *near         // Options.Near; nil: off
 	brk         *breaker      // Options.Breaker; nil: off
+	stopChecks  func()        // stops Options.CheckOnStart's checks
 }
 
 // topology decides how multi-key commands are split.
@@ -329,6 +342,7 @@ func New(o Options) (*Driver, error) {
 		}
 		d.near = n
 	}
+	d.stopChecks = driver.StartChecks(d, o.CheckOnStart)
 	return d, nil
 }
 
@@ -348,6 +362,9 @@ func (d *Driver) DefaultTTL() time.Duration { return d.defaultTTL }
 func (d *Driver) Close() error {
 	if d.closed.Swap(true) {
 		return nil
+	}
+	if d.stopChecks != nil {
+		d.stopChecks()
 	}
 	var errs []error
 	if err := d.near.stop(); err != nil {

@@ -252,6 +252,28 @@ func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
 // Addr returns the server's host:port.
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
 
+// Calls returns how many times the server has run the command cmd, in lower case ("get"),
+// from INFO commandstats. A redis-server only: miniredis keeps no such counts.
+func (s *Server) Calls(tb testing.TB, cmd string) int64 {
+	tb.Helper()
+	if s.m != nil {
+		tb.Skip("redistest: miniredis has no INFO commandstats; install redis-server")
+	}
+	var n int64
+	err := command(s.Addr(), "INFO commandstats", func(info string) error {
+		for line := range strings.Lines(info) {
+			if rest, ok := strings.CutPrefix(line, "cmdstat_"+cmd+":calls="); ok {
+				n, _ = strconv.ParseInt(rest[:strings.IndexAny(rest, ",\r\n")], 10, 64)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatalf("redistest: INFO commandstats: %v", err)
+	}
+	return n
+}
+
 // Kind is KindRedisServer or KindMiniredis.
 func (s *Server) Kind() string {
 	if s.m != nil {

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/cachekit/cache"
+	"github.com/cachekit/cache/internal/wait"
 )
 
 // modes are the shared jobs of a child process. They only use the cache, so every
@@ -69,13 +70,15 @@ func fence(ctx context.Context, w *Worker) error {
 }
 
 // hold: on "go", hold the lock "lx.ae" for Hold, with or without AutoExtend. fn ignores
-// its ctx, as work that does not check it would: only the lock keeps others out.
+// its ctx, as work that does not check it would: only the lock keeps others out. It
+// reports when fn started (T) and ended (T2), and the lease's end as the holder knew it
+// then (T3: HeldLock's ValidUntil, moved by each confirmed renewal).
 func hold(ctx context.Context, w *Worker) error {
 	job := w.Job
 	if err := w.Expect("go"); err != nil {
 		return err
 	}
-	var start, end int64
+	var start, end, until int64
 	var cause error
 	_, err := cache.LockWith(ctx, w.C, "lx.ae", cache.LockOptions{TTL: job.TTL, AutoExtend: job.AutoExtend},
 		func(fctx context.Context) (struct{}, error) {
@@ -84,12 +87,13 @@ func hold(ctx context.Context, w *Worker) error {
 			time.Sleep(job.Hold)
 			cause = context.Cause(fctx)
 			end = time.Now().UnixNano()
+			until = cache.HeldLock(fctx).ValidUntil().UnixNano()
 			return struct{}{}, nil
 		})
 	if start == 0 {
 		return fmt.Errorf("the holder did not get the lock: %v", err)
 	}
-	res := Msg{K: "result", T: start, T2: end, Lost: errors.Is(err, cache.ErrLockLost), CauseLost: errors.Is(cause, cache.ErrLockLost)}
+	res := Msg{K: "result", T: start, T2: end, T3: until, Lost: errors.Is(err, cache.ErrLockLost), CauseLost: errors.Is(cause, cache.ErrLockLost)}
 	if err != nil {
 		res.Err = err.Error()
 	}
@@ -150,8 +154,8 @@ func lost(ctx context.Context, w *Worker) error {
 				w.Send(Msg{K: "held", T: time.Now().UnixNano()})
 				select {
 				case <-fctx.Done():
-				case <-time.After(job.Hold):
-					return struct{}{}, errors.New("fn's ctx was not cancelled")
+				case <-time.After(job.Hold): // a hang detector (LostHold)
+					return struct{}{}, fmt.Errorf("fn's ctx was not cancelled in %v", job.Hold)
 				}
 				ended = time.Now().UnixNano()
 				cause = context.Cause(fctx)
@@ -203,20 +207,34 @@ func handoffHolder(ctx context.Context, w *Worker) error {
 	return nil
 }
 
-// handoffWaiter: N rounds: say "waiting" on "wait", then wait for "lx.ho" and report
-// when its fn started.
+// handoffWaiter: N rounds: on "wait", wait for "lx.ho" (LockOptions.Wait of a minute, a
+// hang detector), say "waiting" once its first attempt has failed, and report when its
+// fn started (T), why its winning attempt ran (Woken: a wait.Why) and how many of its
+// turns had no watch because Watch failed (N). A wait.Probe stretches its poll to an
+// hour, so that only the release's notification can wake it before the Wait ends; with
+// DeafWatch the poll keeps its backoff, and only the poll can wake it.
 func handoffWaiter(ctx context.Context, w *Worker) error {
 	for i := range w.Job.N {
 		if err := w.Expect("wait"); err != nil {
 			return err
 		}
-		w.Send(Msg{K: "waiting"})
-		o, err := cache.LockWith(ctx, w.C, "lx.ho", cache.LockOptions{TTL: 10 * time.Second, Wait: 10 * time.Second},
+		p := &wait.Probe{}
+		if !w.Job.DeafWatch {
+			p.Poll = time.Hour
+		}
+		var once sync.Once
+		p.Tried = func(_ wait.Why, done bool, err error) {
+			if !done && err == nil {
+				once.Do(func() { w.Send(Msg{K: "waiting"}) })
+			}
+		}
+		o, err := cache.LockWith(wait.WithProbe(ctx, p), w.C, "lx.ho", cache.LockOptions{TTL: 10 * time.Second, Wait: time.Minute},
 			func(context.Context) (int64, error) { return time.Now().UnixNano(), nil })
 		if err != nil || !o.Acquired {
 			return fmt.Errorf("waiter, round %d: %+v, %w", i, o, err)
 		}
-		w.Send(Msg{K: "acq", T: o.Value})
+		why, _ := p.Done()
+		w.Send(Msg{K: "acq", T: o.Value, Woken: why.String(), N: int(p.WatchErrors())})
 	}
 	return nil
 }

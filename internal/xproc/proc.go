@@ -154,11 +154,18 @@ func (p *Proc) Result(v any) {
 	p.Exit()
 }
 
-// Send gives the process an order.
+// Send gives the process an order. An order to a process that has ended fails the test
+// with the process's exit and stderr: the write's own error ("file already closed",
+// as exec closes the pipe once the process is gone) would hide why it ended.
 func (p *Proc) Send(order string) {
 	p.t.Helper()
 	if _, err := io.WriteString(p.stdin, order+"\n"); err != nil {
-		p.t.Fatalf("pid %d (%s): order %q: %v", p.Pid(), p.job.Mode, order, err)
+		select {
+		case <-p.done:
+			p.t.Fatalf("pid %d (%s): order %q: the process has ended (%v); stderr:\n%s", p.Pid(), p.job.Mode, order, p.err, p.stderr.String())
+		case <-time.After(90 * time.Second): // a hang detector: the pipe broke, the process lives on
+			p.t.Fatalf("pid %d (%s): order %q: %v", p.Pid(), p.job.Mode, order, err)
+		}
 	}
 }
 

@@ -63,6 +63,7 @@ type Msg struct {
 	PID       int             `json:"pid,omitempty"`
 	T         int64           `json:"t,omitempty"`  // Unix nanoseconds
 	T2        int64           `json:"t2,omitempty"` // Unix nanoseconds
+	T3        int64           `json:"t3,omitempty"` // Unix nanoseconds
 	N         int             `json:"n,omitempty"`
 	Viol      int             `json:"viol,omitempty"`
 	Ran       int             `json:"ran,omitempty"` // Once callers that saw Ran
@@ -75,7 +76,8 @@ type Msg struct {
 	Lost      bool            `json:"lost,omitempty"`       // Lock's error matches ErrLockLost
 	CauseLost bool            `json:"cause_lost,omitempty"` // fn's ctx's cause matches ErrLockLost
 	Leak      string          `json:"leak,omitempty"`
-	Data      json.RawMessage `json:"data,omitempty"` // a mode's own result (Worker.Result)
+	Woken     string          `json:"woken,omitempty"` // why a waiter's winning attempt ran (wait.Why's String)
+	Data      json.RawMessage `json:"data,omitempty"`  // a mode's own result (Worker.Result)
 }
 
 // Child is a driver's side of the child processes.

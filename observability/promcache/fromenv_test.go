@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cachekit/cache"
+	_ "github.com/cachekit/cache/drivers/rediscache" // registers redis://
 	"github.com/cachekit/cache/observability/promcache"
 	"github.com/cachekit/cache/registry"
 )
