@@ -192,6 +192,11 @@ func New(cfg Config) (*Cache, error) {
 		hooks = append(hooks, newHook(h))
 	}
 	m.setHooks(hooks)
+	for _, nd := range m.drivers {
+		if bn, ok := nd.d.(driver.BreakerNotifier); ok {
+			bn.OnBreaker(func(open bool) { m.breaker(nd, open) })
+		}
+	}
 	nd, ok := m.drivers[def]
 	if !ok {
 		return nil, fmt.Errorf("%w: Default %q: %w", ErrInvalidConfig, def, ErrUnknownDriver)
@@ -331,7 +336,7 @@ func (c *Cache) Get(ctx context.Context, key string, dst any) (found bool, err e
 			err = d.decodeRead(k, v, near, ticket, dst) // checks dst, at no cost to a hit
 		} else if err == nil {
 			err = conv.Check(dst) // a miss writes nothing, but a bad dst is an error all the same
-		} else if c.failsOpen(ctx, err) {
+		} else if c.readFailsOpen(ctx, "Get", d, key, err) {
 			c.done("Get", d, key, 0, err, start)
 			return false, nil
 		}

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -18,7 +19,9 @@ type EventKind uint8
 // operations when the driver failed (and from Get on bad input: an invalid key, a dst
 // that is not a non-nil pointer); the Lock events from Lock, LockWith, Acquire and
 // LockHandle.Release; Expired from the drivers that report expiry (memory, lru, file;
-// not Redis). docs/events.md has the full table.
+// not Redis); BreakerOpened and BreakerClosed from the drivers with a circuit breaker
+// (Redis), once per change; FailedOpen from the reads that failed and were taken as a
+// miss under Config.FailOpen or WithFailOpen. docs/events.md has the full table.
 const (
 	EventHit EventKind = iota + 1
 	EventMiss
@@ -31,16 +34,20 @@ const (
 	EventLockReleased  // a lock was released by its holder
 	EventLockLost      // a lock ended while fn ran (ErrLockLost)
 	EventExpired       // a driver dropped an entry because its TTL passed
+	EventBreakerOpened // a driver's circuit breaker opened: its store does not answer
+	EventBreakerClosed // a driver's circuit breaker closed: its store answers again
+	EventFailedOpen    // a read failed and was taken as a miss (fail-open)
 )
 
 // lastKind is the highest EventKind.
-const lastKind = EventExpired
+const lastKind = EventFailedOpen
 
 // allKinds is the mask of every kind: bit k set for kind k.
 const allKinds = uint32(1)<<(lastKind+1) - 2
 
 var eventNames = [...]string{"", "hit", "miss", "set", "removed", "flushed", "error",
-	"lock.acquired", "lock.contended", "lock.released", "lock.lost", "expired"}
+	"lock.acquired", "lock.contended", "lock.released", "lock.lost", "expired",
+	"breaker.opened", "breaker.closed", "failed_open"}
 
 // String returns the event's name: "hit", "lock.acquired", ...
 func (k EventKind) String() string {
@@ -251,6 +258,33 @@ func (m *manager) expired(d *namedDriver, key string) {
 		key = key[len(m.prefix)+1:]
 	}
 	m.end("Expire", d, key, EventExpired, nil, 0)
+}
+
+// breaker reports that driver d's circuit breaker opened or closed: its state in the
+// metrics, and an event of Op "Breaker" without a key.
+func (m *manager) breaker(d *namedDriver, open bool) {
+	if d.metrics != nil {
+		d.metrics.breakerOpen.Store(open)
+	}
+	kind := EventBreakerClosed
+	if open {
+		kind = EventBreakerOpened
+	}
+	if m.wants(kind) {
+		m.end("Breaker", d, "", kind, nil, 0)
+	}
+}
+
+// readFailsOpen is failsOpen for the read of operation op: a read error taken as a
+// miss is also reported as an EventFailedOpen.
+func (c *Cache) readFailsOpen(ctx context.Context, op string, d *namedDriver, key string, err error) bool {
+	if !c.failsOpen(ctx, err) {
+		return false
+	}
+	if c.m.wants(EventFailedOpen) {
+		c.m.end(op, d, key, EventFailedOpen, err, 0)
+	}
+	return true
 }
 
 // Subscribe registers fn for the events of every driver of c's manager, now and later:

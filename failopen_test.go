@@ -149,3 +149,51 @@ func TestFailOpenNeverOverwritesForeignData(t *testing.T) {
 		t.Fatalf("Remember over foreign data with FailOpen = %v (loader ran: %v); want ErrForeign and no load", err, ran)
 	}
 }
+
+// countedStore is a flaky store that counts its reads.
+type countedStore struct {
+	*flaky
+	reads atomic.Int64
+}
+
+func (s *countedStore) Get(ctx context.Context, key string) (any, bool, error) {
+	s.reads.Add(1)
+	return s.flaky.Get(ctx, key)
+}
+
+func (s *countedStore) GetJoined(ctx context.Context, scope, key string) (any, bool, error) {
+	return s.Get(ctx, scope+"."+key)
+}
+
+// TestFailOpenOneReadBeforeTheLoader: with the store down, a fail-open Remember (with
+// and without a negative cache) and SWR make one read of the store before their loader,
+// not a second one in the load's flight: against a store that is out of reach, each
+// read can cost a timeout.
+func TestFailOpenOneReadBeforeTheLoader(t *testing.T) {
+	ctx := ctxT(t)
+	s := &countedStore{flaky: newFlaky(t)}
+	c := newCache(t, cache.Config{Drivers: map[string]cache.Driver{"store": s}, Prefix: "app", FailOpen: true})
+	s.down.Store(true)
+	calls := map[string]func(load func(context.Context) (string, error)) (string, error){
+		"Remember": func(load func(context.Context) (string, error)) (string, error) {
+			return cache.Remember(ctx, c, "r", time.Minute, load)
+		},
+		"Remember with NegativeTTL": func(load func(context.Context) (string, error)) (string, error) {
+			return cache.RememberWith(ctx, c, "n", cache.RememberOptions{TTL: time.Minute, NegativeTTL: time.Minute}, load)
+		},
+		"SWR": func(load func(context.Context) (string, error)) (string, error) {
+			return cache.SWR(ctx, c, "s", cache.SWROptions{Fresh: time.Second, Stale: time.Minute}, load)
+		},
+	}
+	for name, call := range calls {
+		before := s.reads.Load()
+		var atLoad int64
+		v, err := call(func(context.Context) (string, error) { atLoad = s.reads.Load() - before; return "loaded", nil })
+		if err != nil || v != "loaded" {
+			t.Fatalf("%s with the store down = %q, %v; want the loader's value", name, v, err)
+		}
+		if atLoad != 1 {
+			t.Errorf("%s with the store down read the store %d times before its loader; want 1", name, atLoad)
+		}
+	}
+}

@@ -16,6 +16,15 @@ type Metrics struct {
 	// Expired counts the entries the drivers dropped because their TTL passed (memory,
 	// lru and file report it; Redis does not).
 	Expired int64
+	// BreakerOpened and BreakerClosed count the changes of the drivers' circuit breakers
+	// (Redis has one): one each per outage.
+	BreakerOpened, BreakerClosed int64
+	// FailedOpen counts the reads that failed and were taken as a miss (Config.FailOpen,
+	// WithFailOpen): the calls answered without the store.
+	FailedOpen int64
+	// BreakerOpen is, in a driver's Metrics, whether its circuit breaker is open now
+	// (its store does not answer); in the totals, whether any driver's is.
+	BreakerOpen bool
 	// HitRate is Hits / (Hits + Misses), or 0 without reads.
 	HitRate float64
 	// Ops holds, in a driver's Metrics, the latency of each timed operation (Get, Set,
@@ -54,7 +63,8 @@ var timedOps = [...]string{"Get", "Set", "Has", "Pull", "Remember", "SWR", "Lock
 // that an event costs one atomic add, and its histograms.
 type driverMetrics struct {
 	stats.Counters
-	timed [len(timedOps)]atomic.Pointer[stats.Histogram] // nil: no sample yet
+	timed       [len(timedOps)]atomic.Pointer[stats.Histogram] // nil: no sample yet
+	breakerOpen atomic.Bool                                    // the driver's circuit breaker
 }
 
 var _ [stats.Slots - lastKind - 1]struct{} // every EventKind has a counter
@@ -111,7 +121,9 @@ func (dm *driverMetrics) snapshot() Metrics {
 		Removes: c(EventRemoved), Flushes: c(EventFlushed), Errors: c(EventError),
 		LockAcquired: c(EventLockAcquired), LockContended: c(EventLockContended),
 		LockReleased: c(EventLockReleased), LockLost: c(EventLockLost),
-		Expired: c(EventExpired),
+		Expired: c(EventExpired), BreakerOpened: c(EventBreakerOpened),
+		BreakerClosed: c(EventBreakerClosed), FailedOpen: c(EventFailedOpen),
+		BreakerOpen: dm.breakerOpen.Load(),
 	}
 	s.rate()
 	return s
@@ -136,6 +148,10 @@ func (s *Metrics) plus(o Metrics) {
 	s.LockReleased += o.LockReleased
 	s.LockLost += o.LockLost
 	s.Expired += o.Expired
+	s.BreakerOpened += o.BreakerOpened
+	s.BreakerClosed += o.BreakerClosed
+	s.FailedOpen += o.FailedOpen
+	s.BreakerOpen = s.BreakerOpen || o.BreakerOpen
 }
 
 // Metrics returns a snapshot of the counters and latencies. Without Config.Metrics it is

@@ -99,8 +99,9 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 	if kind := eventKind(found, err); c.m.wants(kind) {
 		c.m.end("Remember", d, key, kind, err, start)
 	}
-	if err != nil {
-		if !c.failsOpen(ctx, err) {
+	storeDown := err != nil
+	if storeDown {
+		if !c.readFailsOpen(ctx, "Remember", d, key, err) {
 			return zero, d.fail("Remember", key, err)
 		}
 		o.Distributed = false // the store is out of reach: load here, once per key
@@ -118,12 +119,14 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 	if k == "" {
 		k = join(scope, key)
 	}
-	return rememberMiss(ctx, c, d, k, key, ttl, o, fn, start)
+	return rememberMiss(ctx, c, d, k, key, ttl, o, fn, start, storeDown)
 }
 
 // rememberMiss is Remember's miss path: single-flight in the process, and across
-// processes with Distributed.
-func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key string, ttl time.Duration, o RememberOptions, fn func(context.Context) (T, error), start stamp) (T, error) {
+// processes with Distributed. storeDown says that the first read failed open: the
+// store was out of reach a moment ago, so the loader runs without another read first
+// (one store attempt before the loader, not two).
+func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key string, ttl time.Duration, o RememberOptions, fn func(context.Context) (T, error), start stamp, storeDown bool) (T, error) {
 	var zero T
 	if err := reentered(ctx, c.m, "Remember", d, k); err != nil {
 		return zero, d.fail("Remember", key, err)
@@ -153,7 +156,7 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 		}
 		return t, false, nil
 	}
-	if o.NegativeTTL > 0 {
+	if o.NegativeTTL > 0 && !storeDown {
 		// A recent load found nothing: say so again without loading.
 		if _, none, err := d.d.Get(ctx, noneKey); err != nil {
 			if err = c.soft(ctx, "Remember", d, key, err); err != nil {
@@ -191,6 +194,9 @@ func rememberMiss[T any](ctx context.Context, c *Cache, d *namedDriver, k, key s
 		// A caller that missed just after a previous flight stored the value (or found
 		// nothing). Any error stops the load: a key the driver cannot read (another
 		// program's data) or a value that does not decode is never overwritten.
+		if storeDown {
+			return load()
+		}
 		if t, found, err := read(); err != nil || found {
 			return t, err
 		}

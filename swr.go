@@ -48,9 +48,10 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 	}
 	fk := recordKey(k, recFresh)
 	vals, found, err := getMany(ctx, d, []string{k, fk})
-	if err != nil {
+	storeDown := err != nil // the store was out of reach a moment ago: load without another read
+	if storeDown {
 		c.done("SWR", d, key, 0, err, start)
-		if !c.failsOpen(ctx, err) {
+		if !c.readFailsOpen(ctx, "SWR", d, key, err) {
 			return zero, d.fail("SWR", key, err)
 		}
 		found = []bool{false, false} // the store is out of reach: load, once per key
@@ -88,18 +89,10 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 	c.done("SWR", d, key, EventMiss, nil, start)
 	// Cold: one load for every concurrent caller, as Remember.
 	load := func() (any, error) {
-		// A caller that missed just before a previous flight stored the value. Any error
-		// stops the load: what could not be read or decoded is never overwritten.
-		if v, found, err := d.d.Get(ctx, k); err != nil {
-			if err = c.soft(ctx, "SWR", d, key, err); err != nil {
-				return nil, err
+		if !storeDown {
+			if t, found, err := swrReread[T](ctx, c, d, k, key); err != nil || found {
+				return t, err
 			}
-		} else if found {
-			var t T
-			if err := d.decode(v, &t); err != nil {
-				return nil, err
-			}
-			return t, nil
 		}
 		t, err := flight.Call(ctx, fn)
 		if err != nil {
@@ -117,6 +110,19 @@ func SWR[T any](ctx context.Context, c *Cache, key string, o SWROptions, fn func
 		return t, nil
 	}
 	return sharedLoad[T](ctx, c, d, "swr\x00"+d.name+"\x00"+k, "SWR", key, load)
+}
+
+// swrReread is SWR's read in the flight of a cold load: a caller that missed just
+// before a previous flight stored the value finds it. Any error stops the load: what
+// could not be read or decoded is never overwritten.
+func swrReread[T any](ctx context.Context, c *Cache, d *namedDriver, k, key string) (T, bool, error) {
+	var t T
+	v, found, err := d.d.Get(ctx, k)
+	if err != nil || !found {
+		return t, false, c.soft(ctx, "SWR", d, key, err)
+	}
+	err = d.decode(v, &t)
+	return t, err == nil, err
 }
 
 // refresh runs job in the background, once per flight at a time, on a context that

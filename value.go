@@ -150,7 +150,7 @@ func GetAs[T any](ctx context.Context, c *Cache, key string) (v T, found bool, e
 		c.m.end("Get", d, key, kind, err, start)
 	}
 	if err != nil || !found {
-		if err != nil && !c.failsOpen(ctx, err) {
+		if err != nil && !c.readFailsOpen(ctx, "Get", d, key, err) {
 			err = d.fail("Get", key, err)
 		} else {
 			err = nil

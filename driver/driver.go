@@ -58,6 +58,9 @@
 //     drivers). Absent: cache.Modify uses [Atomic]'s CompareAndSwap in a bounded loop.
 //   - [ExpiryNotifier]: a call for each entry the driver drops because its TTL passed.
 //     Absent: expiry is not reported (no "expired" events).
+//   - [BreakerNotifier]: a call when the driver's circuit breaker opens or closes.
+//     Absent: no "breaker.opened" or "breaker.closed" events, and Metrics.BreakerOpen
+//     stays false.
 //   - [Near]: decoded copies kept in process and dropped when the store reports a
 //     change (a near cache). Absent: every read goes to the store.
 //   - [Doctor]: checks of the store's settings against what locks and Once need, as

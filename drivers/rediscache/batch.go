@@ -245,7 +245,7 @@ func (d *Driver) SetMany(ctx context.Context, entries []driver.Entry) error {
 		if err != nil {
 			return fail("set many", e.Key, err)
 		}
-		cmds[i] = setCmd(ctx, e.Key, b, e.TTL, "")
+		cmds[i] = noRetryCmd(setCmd(ctx, e.Key, b, e.TTL, ""))
 	}
 	if err := d.process(ctx, cmds); err != nil {
 		for i, c := range cmds {
@@ -269,7 +269,7 @@ func (d *Driver) Delete(ctx context.Context, keys ...string) error {
 		return nil
 	}
 	if len(keys) == 1 || (d.topo == topoSingle && len(keys) <= maxBatch) {
-		if err := d.send(ctx, redis.NewIntCmd(ctx, keyArgs("del", keys)...)); err != nil {
+		if err := d.sendOnce(ctx, redis.NewIntCmd(ctx, keyArgs("del", keys)...)); err != nil {
 			if len(keys) == 1 {
 				return fail("delete", keys[0], err)
 			}
@@ -280,7 +280,7 @@ func (d *Driver) Delete(ctx context.Context, keys ...string) error {
 	batches := d.batches(keys)
 	cmds := make([]redis.Cmder, len(batches))
 	for i, b := range batches {
-		cmds[i] = redis.NewIntCmd(ctx, keyArgs("del", pick(keys, b))...)
+		cmds[i] = noRetryCmd(redis.NewIntCmd(ctx, keyArgs("del", pick(keys, b))...))
 	}
 	if err := d.process(ctx, cmds); err != nil {
 		return fail("delete", "", err)

@@ -3,6 +3,9 @@ package rediscache
 import (
 	"context"
 	"errors"
+	"io"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,27 +27,38 @@ const (
 // BreakerOptions configure the circuit breaker (Options.Breaker). It is on unless Off
 // is set.
 //
-// The breaker is closed (commands go to Redis) until a command fails without an answer
-// from Redis: a refused or dropped connection, an I/O timeout, a pool timeout, a
-// deadline that ran out while waiting for Redis. Such a failure does not open it by
-// itself: it makes the breaker check, in the background, with a PING of its own (at
-// most one at a time, and at most one per Cooldown while Redis answers). If that PING
-// gets no answer within ProbeTimeout, and no other command of the driver got an answer
-// from Redis while it was out, the breaker opens. A reply of Redis's (a miss, WRONGTYPE,
-// NOSCRIPT, BUSY, any error reply) is an answer and never counts; a context cancelled
-// by the caller does not count either.
+// The breaker opens only when Redis does not answer. It is closed (commands go to
+// Redis) until a command fails without an answer from Redis: a refused or dropped
+// connection, an I/O timeout, a pool timeout, a deadline that ran out while waiting for
+// Redis. Such a failure does not open it by itself: it makes the breaker check, with a
+// PING of its own on a new connection (at most one at a time, and at most one per
+// Cooldown while Redis answers). If that PING gets no answer within ProbeTimeout, and
+// no other command of the driver got an answer from Redis while it was out, the breaker
+// opens. The command whose failure started the check waits for its verdict before it
+// returns its own error (as long as its context allows), and so do the commands that
+// fail while it runs: a caller that goes on sequentially finds the breaker open at its
+// next call, and pays go-redis's redials once.
 //
-// While open, every command that the breaker guards fails at once (in well under a
-// microsecond) with an error matching [ErrUnavailable], and the breaker sends a PING
-// every Cooldown; the first that is answered closes it. User calls never wait for a
-// probe.
+// A reply of Redis's is an answer and never counts: a miss, WRONGTYPE, NOSCRIPT, BUSY,
+// and every error reply, to a command or to the handshake of a new connection
+// ("max number of clients reached", WRONGPASS or NOAUTH after a password change,
+// LOADING, READONLY, OOM). The command returns Redis's error and the breaker stays
+// closed; the breaker's PING too counts any reply, error replies included, as alive. A
+// context cancelled by the caller does not count either.
+//
+// While open, every command that the breaker guards fails at once, without sending
+// anything, with an error matching [ErrUnavailable], and the breaker sends a PING
+// every Cooldown; the first that is answered closes it. Only the commands that fail
+// while Redis is unreachable wait for a probe; the others never do.
 //
 // Each failed command has already been retried by go-redis (its DialerRetries dials,
-// 100 ms apart by default, and MaxRetries), so one failure confirmed by the PING is
-// enough evidence: there is no count of consecutive failures to configure.
+// 100 ms apart by default, and MaxRetries for the commands the driver lets it retry),
+// so one failure confirmed by the PING is enough evidence: there is no count of
+// consecutive failures to configure.
 //
-// See docs/outages.md for what the breaker guards, and what it means for locks, a
-// Cluster and Sentinel.
+// The driver reports each change (see [Driver.OnBreaker]); the manager turns them into
+// "breaker.opened" and "breaker.closed" events. See docs/outages.md for what the
+// breaker guards, and what it means for locks, a Cluster and Sentinel.
 type BreakerOptions struct {
 	// Off turns the breaker off: every command goes to Redis, as without a breaker.
 	Off bool
@@ -54,7 +68,10 @@ type BreakerOptions struct {
 	// negative value is the default.
 	Cooldown time.Duration
 	// ProbeTimeout is how long the breaker's PING may take before it counts as
-	// unanswered. Default: [DefaultBreakerProbeTimeout] (1 s); a negative value is the
+	// unanswered; it is also the longest that a command which met the outage waits for
+	// the verdict, on top of its own failure (less when its context ends sooner).
+	// Against a stopped Redis the PING's dial is refused at once and nobody waits that
+	// long. Default: [DefaultBreakerProbeTimeout] (1 s); a negative value is the
 	// default.
 	ProbeTimeout time.Duration
 }
@@ -65,12 +82,17 @@ type breaker struct {
 	cooldown     time.Duration
 	probeTimeout time.Duration
 	probe        func(ctx context.Context) error // the breaker's PING
-	closed       func() bool                     // the driver was closed
+	done         chan struct{}                   // closed by stop, when the driver is closed
+	stopOnce     sync.Once
 
 	open     atomic.Bool
-	probing  atomic.Bool  // a probe goroutine runs: checking (closed) or probing (open)
-	answered atomic.Bool  // a command got an answer from Redis while a check ran
-	checked  atomic.Int64 // when the last check started, in Unix nanoseconds
+	probing  atomic.Bool // a probe goroutine runs: checking (closed) or probing (open)
+	answered atomic.Bool // a command got an answer from Redis while a check ran
+
+	mu       sync.Mutex        // the fields below; never taken by a command that succeeds
+	checked  time.Time         // when the last check started
+	verdict  chan struct{}     // closed when the last check has decided; nil before the first
+	onChange []func(open bool) // OnBreaker's functions
 }
 
 // installBreaker puts the circuit breaker in front of d's commands: the single-key
@@ -85,7 +107,7 @@ func (d *Driver) installBreaker(o BreakerOptions) {
 		cooldown:     o.Cooldown,
 		probeTimeout: o.ProbeTimeout,
 		probe:        d.probe(),
-		closed:       d.closed.Load,
+		done:         make(chan struct{}),
 	}
 	if b.cooldown <= 0 {
 		b.cooldown = DefaultBreakerCooldown
@@ -106,34 +128,28 @@ func (d *Driver) BreakerOpen() bool { return d.brk != nil && d.brk.open.Load() }
 
 // probe returns the breaker's PING for d's client.
 //
-// One node: a PING on a client of its own, built for the probe from the lock client's
-// options (one dial, no retry) and closed after it, so that a probe neither waits
+// One node: an inline PING on a connection of its own (see rawPing), dialed with the
+// lock client's options (its address, dialer and TLS), so that a probe neither waits
 // behind the application's commands in a busy pool nor inherits go-redis's pool state
 // (after PoolSize failed dials a pool fails every dial at once until its own redial,
-// once a second, gets through).
+// once a second, gets through), and so that it tells "no answer" from "answered with an
+// error" (see rawPing).
 //
 // Sentinel: a PING through the driver's client, which asks the Sentinels for the
-// current master, so that the breaker closes as soon as a new master answers.
+// current master, so that the breaker closes as soon as a new master answers; an error
+// reply counts as an answer.
 //
-// Cluster and Ring: a PING to every master (every shard), answered if any answers: the
-// breaker is one per driver, so it opens only when no node can be reached, and a
-// single node down leaves the other nodes' keys alone.
+// Cluster and Ring: a PING to every master (every shard), as for one node, answered if
+// any answers: the breaker is one per driver, so it opens only when no node can be
+// reached, and a single node down leaves the other nodes' keys alone.
 func (d *Driver) probe() func(ctx context.Context) error {
 	switch c := d.lockc.(type) {
 	case *redis.Client:
 		if !d.ownsLockc {
 			return func(ctx context.Context) error { return c.Ping(ctx).Err() }
 		}
-		o := *c.Options()
-		// PoolSize 2: a pool whose failed dials reach PoolSize starts a redial goroutine
-		// that outlives Close by up to a second; one PING makes at most one.
-		o.PoolSize, o.MinIdleConns, o.MaxIdleConns = 2, 0, 0
-		o.DialerRetries, o.MaxRetries = 1, -1
-		return func(ctx context.Context) error {
-			pc := redis.NewClient(&o)
-			defer pc.Close()
-			return pc.Ping(ctx).Err()
-		}
+		o := c.Options()
+		return func(ctx context.Context) error { return rawPing(ctx, o) }
 	case *redis.ClusterClient:
 		return func(ctx context.Context) error {
 			return anyAnswers(ctx, func(fn func(context.Context, *redis.Client) error) error {
@@ -151,12 +167,46 @@ func (d *Driver) probe() func(ctx context.Context) error {
 	return func(ctx context.Context) error { return c.Ping(ctx).Err() }
 }
 
-// anyAnswers PINGs every node that each visits and returns nil if at least one
-// answered, and otherwise the first error.
+// errNotRedis is rawPing's error when the first byte that comes back cannot begin a
+// RESP reply.
+var errNotRedis = errors.New("the reply to PING is not a Redis reply")
+
+// rawPing dials o's address with o's dialer, sends an inline PING, and returns nil as
+// soon as the first byte of any RESP reply comes back: +PONG, and also an error reply
+// such as NOAUTH (the connection has not authenticated), LOADING, or "max number of
+// clients reached", which Redis sends as it accepts a connection over maxclients and
+// then closes it (before or after the PING arrives: the reply is read even when the
+// PING could not be written). Any such reply says that Redis answers. It returns an
+// error when the dial fails, when nothing comes back before ctx ends, or when what
+// comes back is not RESP.
+func rawPing(ctx context.Context, o *redis.Options) error {
+	conn, err := o.Dialer(ctx, o.Network, o.Addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	_, werr := conn.Write([]byte("PING\r\n"))
+	var b [1]byte
+	if _, err := io.ReadFull(conn, b[:]); err != nil {
+		return errors.Join(err, werr)
+	}
+	if !strings.ContainsRune("+-:$*_,#!=(%~>|", rune(b[0])) {
+		return errNotRedis
+	}
+	return nil
+}
+
+// anyAnswers PINGs every node that each visits (see rawPing) and returns nil if at
+// least one answered, and otherwise the first error.
 func anyAnswers(ctx context.Context, each func(func(context.Context, *redis.Client) error) error) error {
 	var ok atomic.Bool
 	err := each(func(ctx context.Context, node *redis.Client) error {
-		if err := node.Ping(ctx).Err(); err != nil {
+		if err := rawPing(ctx, node.Options()); err != nil {
 			return err
 		}
 		ok.Store(true)
@@ -179,8 +229,9 @@ func (b *breaker) allow() error {
 	return nil
 }
 
-// record takes the outcome of a command sent to Redis on ctx: an answer, a failure
-// that makes the breaker check, or neither.
+// record takes the outcome of a command sent to Redis on ctx: an answer, a failure, or
+// neither. After a failure it returns once the breaker has decided whether Redis
+// answers (see check), so that the caller's next command sees the verdict.
 func (b *breaker) record(ctx context.Context, err error) {
 	if b == nil {
 		return
@@ -192,11 +243,14 @@ func (b *breaker) record(ctx context.Context, err error) {
 		return
 	}
 	if failure(ctx, err) {
-		b.check()
+		b.await(ctx, b.check())
 	}
 }
 
-// isAnswer reports whether err is a reply of Redis's (redis.Nil included).
+// isAnswer reports whether err is a reply of Redis's (redis.Nil included): an error
+// reply such as "max number of clients reached", WRONGPASS, NOAUTH, LOADING, READONLY
+// or OOM is an answer, whether it came to a command or to the handshake of a new
+// connection.
 func isAnswer(err error) bool {
 	if err == redis.Nil {
 		return true
@@ -221,38 +275,83 @@ func failure(ctx context.Context, err error) bool {
 }
 
 // check starts a check in the background, unless one runs or one started less than a
-// cooldown ago.
-func (b *breaker) check() {
-	now := time.Now().UnixNano()
-	if now-b.checked.Load() < int64(b.cooldown) || !b.probing.CompareAndSwap(false, true) {
-		return
+// cooldown ago, and returns the channel closed when the last check (this one, the one
+// running, or a finished one) has decided.
+func (b *breaker) check() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if now := time.Now(); !b.probing.Load() && now.Sub(b.checked) >= b.cooldown {
+		b.checked = now
+		b.answered.Store(false)
+		b.probing.Store(true)
+		b.verdict = make(chan struct{})
+		go b.run(b.verdict)
 	}
-	b.checked.Store(now)
-	b.answered.Store(false)
-	go b.run()
+	return b.verdict
 }
 
-// run is the probe goroutine: it opens the breaker if the check fails, then probes
-// every cooldown until Redis answers, and closes it. It stops early when the driver is
-// closed (the breaker stays as it was: a closed driver fails with ErrClosed anyway).
-func (b *breaker) run() {
-	defer b.probing.Store(false)
-	if b.ping() == nil || b.answered.Load() {
+// await waits until verdict is closed or ctx ends. A nil verdict is closed.
+func (b *breaker) await(ctx context.Context, verdict <-chan struct{}) {
+	if verdict == nil {
 		return
 	}
-	b.open.Store(true)
+	select {
+	case <-verdict:
+	case <-ctx.Done():
+	}
+}
+
+// run is the probe goroutine: it opens the breaker if the check fails, closes verdict
+// once it has decided, then probes every cooldown until Redis answers, and closes the
+// breaker. It stops early when the driver is closed (the breaker stays as it was: a
+// closed driver fails with ErrClosed anyway).
+func (b *breaker) run(verdict chan struct{}) {
+	defer b.probing.Store(false)
+	if alive(b.ping()) || b.answered.Load() {
+		close(verdict)
+		return
+	}
+	b.setOpen(true)
+	close(verdict)
 	t := time.NewTimer(b.cooldown)
 	defer t.Stop()
 	for {
-		<-t.C
-		if b.closed() {
+		select {
+		case <-t.C:
+		case <-b.done:
 			return
 		}
-		if b.ping() == nil {
-			b.open.Store(false)
+		if alive(b.ping()) {
+			b.setOpen(false)
 			return
 		}
 		t.Reset(b.cooldown)
+	}
+}
+
+// stop ends the probe goroutine, if one waits for its next probe. It is safe on a nil
+// *breaker, and more than once.
+func (b *breaker) stop() {
+	if b != nil {
+		b.stopOnce.Do(func() { close(b.done) })
+	}
+}
+
+// alive reports whether a probe that returned err reached Redis: no error, or a reply
+// of Redis's (an error reply to the PING or to the new connection's handshake).
+func alive(err error) bool { return err == nil || isAnswer(err) }
+
+// setOpen opens or closes the breaker and tells OnBreaker's functions when that changes
+// it.
+func (b *breaker) setOpen(open bool) {
+	if b.open.Swap(open) == open {
+		return
+	}
+	b.mu.Lock()
+	fns := b.onChange
+	b.mu.Unlock()
+	for _, fn := range fns {
+		fn(open)
 	}
 }
 
@@ -287,4 +386,17 @@ func (d *Driver) send(ctx context.Context, cmd redis.Cmder) error {
 	err := d.c.Process(ctx, cmd)
 	d.brk.record(ctx, err)
 	return err
+}
+
+// OnBreaker adds fn to the functions called when the circuit breaker opens (open true)
+// or closes (open false): once per change, from the breaker's probe goroutine, so fn
+// must be quick and must not call the driver. The manager (package cache) registers
+// one, which reports the changes as events. With Options.Breaker.Off the breaker never
+// changes and fn is never called.
+func (d *Driver) OnBreaker(fn func(open bool)) {
+	if b := d.brk; b != nil {
+		b.mu.Lock()
+		b.onChange = append(b.onChange, fn)
+		b.mu.Unlock()
+	}
 }

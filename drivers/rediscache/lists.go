@@ -78,7 +78,7 @@ func (d *Driver) ListPush(ctx context.Context, key string, vals []any, front boo
 			name = "lpush"
 		}
 		cmd := redis.NewIntCmd(ctx, append([]any{name, key}, items...)...)
-		if err := d.send(ctx, cmd); err != nil {
+		if err := d.sendOnce(ctx, cmd); err != nil {
 			return 0, fail("list push", key, listError(err))
 		}
 		return cmd.Val(), nil
@@ -88,7 +88,7 @@ func (d *Driver) ListPush(ctx context.Context, key string, vals []any, front boo
 		side = "1"
 	}
 	args := append([]any{side, pxMillis(ttlIfNew)}, items...)
-	n, err := listPushScript.run(ctx, guarded{d.brk, d.c}, []string{key}, args...).Int64()
+	n, err := listPushScript.run(ctx, once{guarded{d.brk, d.c}}, []string{key}, args...).Int64()
 	if err != nil {
 		return 0, fail("list push", key, listError(err))
 	}
@@ -107,7 +107,7 @@ func (d *Driver) ListPop(ctx context.Context, key string, front bool) (any, bool
 		name = "lpop"
 	}
 	cmd := redis.NewStringCmd(ctx, name, key)
-	if err := d.send(ctx, cmd); err != nil {
+	if err := d.sendOnce(ctx, cmd); err != nil {
 		if err == redis.Nil {
 			return nil, false, nil
 		}

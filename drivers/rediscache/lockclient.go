@@ -14,8 +14,8 @@ import (
 // times, 100 ms apart, until its context runs out, so a renewal against a stopped Redis
 // would fail only at its own timeout, one interval late, and a release would hold up
 // Lock's return for the whole redial loop. The lock client is a copy of c's options that
-// dials once and retries a command once (after a dropped connection), on a pool of its
-// own: against a stopped Redis a renewal or release fails in about a millisecond, and
+// dials once, on a pool of its own (its commands, writes, are never sent twice: see
+// noRetry): against a stopped Redis a renewal or release fails in about a millisecond, and
 // lock upkeep never queues behind the application's commands in a busy pool. A release
 // that fails leaves the lock to its TTL, which is safe. The client is built from
 // c.Options(), so it has c's address, credentials, TLS and database, but not hooks

@@ -12,7 +12,7 @@ import (
 
 // Extend sets key's TTL to ttl if it still holds old (a lock's renewal), with one Lua
 // script: GET, compare, PEXPIRE. It runs on a client of its own that fails fast when
-// Redis cannot be reached (one dial, one retry, no backoff), built from the driver's
+// Redis cannot be reached (one dial, never a second run), built from the driver's
 // client's options: a renewal against a stopped Redis fails in about a millisecond
 // instead of redialing until its deadline, so a lost lock is noticed at the renewal
 // that fails.
@@ -45,7 +45,7 @@ func (d *Driver) Extend(ctx context.Context, key string, old any, ttl time.Durat
 		}
 		return true, nil
 	}
-	n, err := extendScript.run(ctx, d.lockc, []string{key}, b, pxMillis(ttl)).Int64()
+	n, err := extendScript.run(ctx, d.lockOnce, []string{key}, b, pxMillis(ttl)).Int64()
 	if err != nil {
 		return false, fail("extend", key, err)
 	}
@@ -76,7 +76,7 @@ func (d *Driver) CompareAndSwap(ctx context.Context, old any, e driver.Entry) (b
 	case e.TTL > 0:
 		px = pxMillis(e.TTL)
 	}
-	n, err := compareAndSwapScript.run(ctx, d.exec, []string{e.Key}, ob, nb, px).Int64()
+	n, err := compareAndSwapScript.run(ctx, d.execOnce, []string{e.Key}, ob, nb, px).Int64()
 	if err != nil {
 		return false, fail("compare-and-swap", e.Key, err)
 	}
@@ -139,7 +139,7 @@ func (d *Driver) CreateFenced(ctx context.Context, e driver.Entry) (int64, bool,
 		}
 		return n, true, nil
 	}
-	n, err := createFencedScript.run(ctx, d.exec, keys, b, px).Int64()
+	n, err := createFencedScript.run(ctx, d.execOnce, keys, b, px).Int64()
 	if err != nil {
 		return 0, false, fail("create fenced", e.Key, err)
 	}

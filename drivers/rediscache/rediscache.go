@@ -240,6 +240,9 @@ type Driver struct {
 	replTimeout time.Duration // Options.LockReplicasTimeout
 	exec        processor     // c, or batched on c (see Options.NoBatch)
 	release     processor     // CompareAndDelete's: lockc, or batched on c (see New)
+	execOnce    processor     // exec, without go-redis's retries (see noRetry)
+	releaseOnce processor     // release, without go-redis's retries
+	lockOnce    processor     // lockc, without go-redis's retries
 	near        *near         // Options.Near; nil: off
 	brk         *breaker      // Options.Breaker; nil: off
 	stopChecks  func()        // stops Options.CheckOnStart's checks
@@ -258,13 +261,14 @@ const (
 )
 
 var (
-	_ driver.Driver       = (*Driver)(nil)
-	_ driver.Atomic       = (*Driver)(nil)
-	_ driver.KeySpace     = (*Driver)(nil)
-	_ driver.Batcher      = (*Driver)(nil)
-	_ driver.DefaultTTLer = (*Driver)(nil)
-	_ driver.Encoder      = (*Driver)(nil)
-	_ driver.TTLReader    = (*Driver)(nil)
+	_ driver.Driver          = (*Driver)(nil)
+	_ driver.Atomic          = (*Driver)(nil)
+	_ driver.KeySpace        = (*Driver)(nil)
+	_ driver.Batcher         = (*Driver)(nil)
+	_ driver.DefaultTTLer    = (*Driver)(nil)
+	_ driver.Encoder         = (*Driver)(nil)
+	_ driver.TTLReader       = (*Driver)(nil)
+	_ driver.BreakerNotifier = (*Driver)(nil)
 )
 
 var (
@@ -334,6 +338,7 @@ func New(o Options) (*Driver, error) {
 		}
 	}
 	d.installBreaker(o.Breaker)
+	d.execOnce, d.releaseOnce, d.lockOnce = once{d.exec}, once{d.release}, once{d.lockc}
 	if o.Near != nil {
 		n, err := startNear(d, *o.Near)
 		if err != nil {
@@ -367,6 +372,7 @@ func (d *Driver) Close() error {
 		d.stopChecks()
 	}
 	var errs []error
+	d.brk.stop()
 	if err := d.near.stop(); err != nil {
 		errs = append(errs, err)
 	}
@@ -480,7 +486,7 @@ func (d *Driver) Set(ctx context.Context, e driver.Entry) error {
 	if err != nil {
 		return fail("set", e.Key, err)
 	}
-	if err := d.exec.Process(ctx, setCmd(ctx, e.Key, b, e.TTL, "")); err != nil {
+	if err := d.execOnce.Process(ctx, setCmd(ctx, e.Key, b, e.TTL, "")); err != nil {
 		return fail("set", e.Key, err)
 	}
 	return nil
@@ -511,7 +517,7 @@ func (d *Driver) SetIf(ctx context.Context, e driver.Entry, cond driver.Conditio
 	if d.replicas > 0 && cond == driver.IfAbsent {
 		return d.createReplicated(ctx, e, b)
 	}
-	if err := d.exec.Process(ctx, setCmd(ctx, e.Key, b, e.TTL, flag)); err != nil {
+	if err := d.execOnce.Process(ctx, setCmd(ctx, e.Key, b, e.TTL, flag)); err != nil {
 		if err == redis.Nil { // the condition did not hold
 			return false, nil
 		}
@@ -552,7 +558,7 @@ func (d *Driver) CompareAndDelete(ctx context.Context, key string, old any) (boo
 	if err != nil {
 		return false, fail("compare-and-delete", key, err)
 	}
-	cmd := compareAndDeleteScript.run(ctx, d.release, []string{key}, b)
+	cmd := compareAndDeleteScript.run(ctx, d.releaseOnce, []string{key}, b)
 	if err := cmd.Err(); err != nil {
 		return false, fail("compare-and-delete", key, err)
 	}
@@ -577,12 +583,12 @@ func (d *Driver) Increment(ctx context.Context, key string, delta int64, ttlIfNe
 		} else {
 			cmd = redis.NewIntCmd(ctx, "incrby", key, delta)
 		}
-		if err := d.exec.Process(ctx, cmd); err != nil {
+		if err := d.execOnce.Process(ctx, cmd); err != nil {
 			return 0, fail("increment", key, incrError(err))
 		}
 		return cmd.Val(), nil
 	}
-	cmd := incrementScript.run(ctx, d.exec, []string{key}, delta, pxMillis(ttlIfNew))
+	cmd := incrementScript.run(ctx, d.execOnce, []string{key}, delta, pxMillis(ttlIfNew))
 	s, err := cmd.Text()
 	if err != nil {
 		return 0, fail("increment", key, incrError(err))
@@ -615,7 +621,7 @@ func (d *Driver) Pull(ctx context.Context, key string) (any, bool, error) {
 	}
 	defer d.near.evict(key)
 	cmd := redis.NewStringCmd(ctx, "getdel", key)
-	if err := d.exec.Process(ctx, cmd); err != nil {
+	if err := d.execOnce.Process(ctx, cmd); err != nil {
 		if err == redis.Nil {
 			return nil, false, nil
 		}

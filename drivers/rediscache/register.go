@@ -76,9 +76,7 @@ func nearFromURL(q *registry.Params) *NearOptions {
 	n := &NearOptions{
 		MaxEntries:   q.Int("near_max_entries"),
 		MaxStaleness: q.Duration("near_max_staleness"),
-		// near_max_age: once NearOptions.MaxAge exists, add MaxAge: q.Duration("near_max_age")
-		// here, {"near_max_age", n.MaxAge != 0} to the list below, and a row to
-		// docs/configuration.md (TestConfigurationPageListsEveryKey asks for it).
+		MaxAge:       q.Duration("near_max_age"),
 	}
 	if on {
 		return n
@@ -86,7 +84,7 @@ func nearFromURL(q *registry.Params) *NearOptions {
 	for _, p := range []struct {
 		name string
 		set  bool
-	}{{"near_max_entries", n.MaxEntries != 0}, {"near_max_staleness", n.MaxStaleness != 0}} {
+	}{{"near_max_entries", n.MaxEntries != 0}, {"near_max_staleness", n.MaxStaleness != 0}, {"near_max_age", n.MaxAge != 0}} {
 		if p.set {
 			q.Fail(p.name, errors.New("the near cache is off: add near=true"))
 		}

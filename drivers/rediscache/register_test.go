@@ -46,6 +46,9 @@ func TestRegisterParams(t *testing.T) {
 		{"near=1&near_max_entries=500&near_max_staleness=2s", func(d *Driver) bool {
 			return d.near != nil && d.near.maxStale == int64(2*time.Second) && d.near.local.GetMaximum() == 500
 		}},
+		{"near=true&near_max_age=2s", func(d *Driver) bool {
+			return d.near != nil && d.near.maxAge == int64(2*time.Second) && d.near.maxStale == int64(DefaultNearMaxStaleness)
+		}},
 		{"near=false", func(d *Driver) bool { return d.near == nil }},
 		{"near=true&dial_timeout=1s&pool_size=3", func(d *Driver) bool { // the rest goes to go-redis
 			c, ok := d.c.(*redis.Client)
@@ -139,6 +142,8 @@ func TestRegisterParamErrors(t *testing.T) {
 		{"near=true&near_max_staleness=soon", []string{"parameter near_max_staleness", "not a duration"}},
 		{"near_max_entries=10", []string{"parameter near_max_entries", "add near=true"}},
 		{"near_max_staleness=1s", []string{"parameter near_max_staleness", "add near=true"}},
+		{"near_max_age=1s", []string{"parameter near_max_age", "add near=true"}},
+		{"near=true&near_max_age=later", []string{"parameter near_max_age", "not a duration"}},
 		{"bogus=1", []string{"bogus", "near", "breaker", "lock_replicas", "batch", "ttl", "go-redis"}},
 	} {
 		u := base + "?" + tc.query

@@ -117,7 +117,7 @@ func (d *Driver) withWait(ctx context.Context, c redis.UniversalClient, key stri
 	}
 	pipe := node.Pipeline()
 	for _, cmd := range cmds {
-		_ = pipe.Process(ctx, cmd)
+		_ = pipe.Process(ctx, noRetryCmd(cmd)) // a write: see noRetry
 	}
 	_ = pipe.Process(ctx, wait)
 	_, err := pipe.Exec(ctx) // each command holds its own error
@@ -175,5 +175,5 @@ func (d *Driver) checkReplicated(wait *redis.IntCmd) error {
 func (d *Driver) undo(ctx context.Context, key string, v []byte) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
 	defer cancel()
-	_ = compareAndDeleteScript.run(ctx, d.lockc, []string{key}, v)
+	_ = compareAndDeleteScript.run(ctx, d.lockOnce, []string{key}, v)
 }

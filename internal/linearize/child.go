@@ -49,11 +49,11 @@ type Job struct {
 	Racy      bool          `json:"racy,omitempty"`
 	OpTimeout time.Duration `json:"op_timeout,omitempty"`
 	Think     time.Duration `json:"think,omitempty"`
-	// NoRetry turns off go-redis's retries of a command that failed after it was sent
-	// (MaxRetries -1; on a Cluster, MaxRedirects -1 too, which also stops MOVED and ASK
-	// from being followed: the test's Cluster never moves a slot). By default go-redis
-	// sends a command again after a connection lost or a read timeout, so a write whose
-	// reply was lost runs twice.
+	// NoRetry turns off go-redis's retries of every command that failed after it was
+	// sent (MaxRetries -1; on a Cluster, MaxRedirects -1 too, which also stops MOVED and
+	// ASK from being followed: the test's Cluster never moves a slot). By default
+	// go-redis sends a read, or a write whose repetition is harmless, again after a
+	// connection lost or a read timeout; the driver's other writes it never sends twice.
 	NoRetry bool `json:"no_retry,omitempty"`
 }
 

@@ -174,14 +174,14 @@ func TestLinearizableFile(t *testing.T) {
 // write. Faults: every client's link (freeze, delay, reset, drop), pause and kill of
 // clients, a pause of the server (SIGSTOP), and a crash of the server (SIGKILL) and its
 // restart on the same port from its append-only file. The clients' go-redis clients
-// have MaxRetries -1 (Job.NoRetry): with go-redis's default retries, a write whose reply
-// was lost is sent again and may run twice (see TestKnownRedisRetries).
+// are on go-redis's default options, retries included (MaxRetries 3): the driver sends
+// the writes whose second run would differ from the first as commands that go-redis
+// does not send again, so a write whose reply was lost runs once.
 func TestLinearizableRedis(t *testing.T) {
 	requireRedis(t)
 	srv := startAOFRedis(t)
 	dur := runFor(t)
 	job := baseJob(TargetRedis, srv.Addr())
-	job.NoRetry = true
 	restart := nemesis.Fault{Kind: "restart-redis", Weight: 1, Do: func(d time.Duration) {
 		srv.Kill()
 		time.Sleep(d)
@@ -200,14 +200,14 @@ func TestLinearizableRedis(t *testing.T) {
 // TestLinearizableCluster: a 3-master Redis Cluster of the test's own; every client
 // dials every node through a proxy of its own. Faults: the links, pause and kill of
 // clients, a pause of a node (shorter than the cluster's node timeout: no failover). The
-// clients have no retries, as in TestLinearizableRedis.
+// clients are on go-redis's default options (retries and redirections), as in
+// TestLinearizableRedis.
 func TestLinearizableCluster(t *testing.T) {
 	requireRedis(t)
 	cl := redistest.StartCluster(t)
 	nodes := clusterNodes(t, cl.URL())
 	dur := runFor(t)
 	job := baseJob(TargetCluster, strings.Join(nodes, ","))
-	job.NoRetry = true
 	pause := pauseProcess(t, "pause-node", 2, func() string { return nodes[rand.N(len(nodes))] })
 	r := runProcs(t, "cluster", job, nodes, func(h *Harness) {
 		faults := append(h.ProxyFaults(), h.PauseClient(), h.KillClient(), pause)

@@ -67,6 +67,9 @@ var counters = []counter{
 	{"cache.lock.released", "{lock}", "Locks released by their holder.", func(x cache.Metrics) int64 { return x.LockReleased }},
 	{"cache.lock.lost", "{lock}", "Locks that ended while their holder's function ran.", func(x cache.Metrics) int64 { return x.LockLost }},
 	{"cache.expired", "{entry}", "Entries the driver dropped because their TTL passed (not reported by Redis).", func(x cache.Metrics) int64 { return x.Expired }},
+	{"cache.breaker.opened", "{change}", "Times the driver's circuit breaker opened: its store did not answer.", func(x cache.Metrics) int64 { return x.BreakerOpened }},
+	{"cache.breaker.closed", "{change}", "Times the driver's circuit breaker closed: its store answered again.", func(x cache.Metrics) int64 { return x.BreakerClosed }},
+	{"cache.failed_open", "{read}", "Reads that failed and were taken as a miss (fail-open).", func(x cache.Metrics) int64 { return x.FailedOpen }},
 }
 
 // ErrMetricsOff: the cache was built without metrics, so its instruments would observe

@@ -53,10 +53,11 @@ import (
 
 // collector is the prometheus.Collector of one cache.
 type collector struct {
-	c        *cache.Cache
-	counters []counterDesc
-	latency  *prometheus.Desc
-	samples  *prometheus.Desc
+	c           *cache.Cache
+	counters    []counterDesc
+	latency     *prometheus.Desc
+	samples     *prometheus.Desc
+	breakerOpen *prometheus.Desc
 }
 
 type counterDesc struct {
@@ -98,7 +99,12 @@ func NewCollector(c *cache.Cache, namespace string) (prometheus.Collector, error
 			counter("locks_released_total", "Locks released by their holder.", func(x cache.Metrics) int64 { return x.LockReleased }),
 			counter("locks_lost_total", "Locks that ended while their holder's function ran.", func(x cache.Metrics) int64 { return x.LockLost }),
 			counter("expired_total", "Entries the driver dropped because their TTL passed (not reported by Redis).", func(x cache.Metrics) int64 { return x.Expired }),
+			counter("breaker_opened_total", "Times the driver's circuit breaker opened: its store did not answer.", func(x cache.Metrics) int64 { return x.BreakerOpened }),
+			counter("breaker_closed_total", "Times the driver's circuit breaker closed: its store answered again.", func(x cache.Metrics) int64 { return x.BreakerClosed }),
+			counter("failed_open_total", "Reads that failed and were taken as a miss (fail-open).", func(x cache.Metrics) int64 { return x.FailedOpen }),
 		},
+		breakerOpen: prometheus.NewDesc(name("breaker_open"),
+			"1 while the driver's circuit breaker is open (its store does not answer), else 0.", byDriver, nil),
 		latency: prometheus.NewDesc(name("latency_seconds"),
 			"Sampled latency of an operation: percentiles (0.5, 0.95, 0.99) since the start.",
 			[]string{"driver", "op", "quantile"}, nil),
@@ -114,6 +120,7 @@ func (col *collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	ch <- col.latency
 	ch <- col.samples
+	ch <- col.breakerOpen
 }
 
 // Collect reads a snapshot and sends its metrics.
@@ -124,6 +131,11 @@ func (col *collector) Collect(ch chan<- prometheus.Metric) {
 		for _, cd := range col.counters {
 			ch <- prometheus.MustNewConstMetric(cd.desc, prometheus.CounterValue, float64(cd.get(dm)), drv)
 		}
+		open := 0.0
+		if dm.BreakerOpen {
+			open = 1
+		}
+		ch <- prometheus.MustNewConstMetric(col.breakerOpen, prometheus.GaugeValue, open, drv)
 		for _, op := range slices.Sorted(maps.Keys(dm.Ops)) {
 			l := dm.Ops[op]
 			if l.Samples == 0 {
