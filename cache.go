@@ -103,6 +103,15 @@ type manager struct {
 	failOpen bool     // Config.FailOpen
 }
 
+// breakerNotifier is the method set of a driver with a circuit breaker (see the package
+// doc of driver, "Methods the manager discovers"): the manager calls OnBreaker once per
+// cache that registers the driver, and turns each call of fn into a "breaker.opened" or
+// "breaker.closed" event and into the breaker's state in the metrics. It has one
+// consumer, this manager, so it is declared here rather than in package driver.
+type breakerNotifier interface {
+	OnBreaker(fn func(open bool))
+}
+
 // namedDriver is a registered driver with its capabilities discovered once, here: the
 // only place in the package that type-asserts a driver.
 type namedDriver struct {
@@ -199,7 +208,7 @@ func New(cfg Config) (*Cache, error) {
 	}
 	m.setHooks(hooks)
 	for _, nd := range m.drivers {
-		if bn, ok := nd.d.(driver.BreakerNotifier); ok {
+		if bn, ok := nd.d.(breakerNotifier); ok {
 			bn.OnBreaker(func(open bool) { m.breaker(nd, open) })
 		}
 	}

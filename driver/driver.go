@@ -58,15 +58,25 @@
 //     drivers). Absent: cache.Modify uses [Atomic]'s CompareAndSwap in a bounded loop.
 //   - [ExpiryNotifier]: a call for each entry the driver drops because its TTL passed.
 //     Absent: expiry is not reported (no "expired" events).
-//   - [BreakerNotifier]: a call when the driver's circuit breaker opens or closes.
-//     Absent: no "breaker.opened" or "breaker.closed" events, and Metrics.BreakerOpen
-//     stays false.
 //   - [Near]: decoded copies kept in process and dropped when the store reports a
 //     change (a near cache). Absent: every read goes to the store.
-//   - [Doctor]: checks of the store's settings against what locks and Once need, as
-//     [Finding] values (cachectl doctor; [StartChecks] runs them at a driver's start).
-//     Absent: cachectl doctor reports that the driver has no checks.
 //   - [Encoder]: the driver stores bytes; see above.
+//
+// # Methods the manager or cachectl discovers
+//
+// Two methods have a single consumer each, which declares the method set and discovers
+// it by type assertion; this package declares no interface for them:
+//
+//   - OnBreaker(fn func(open bool)), for a driver with a circuit breaker: package cache
+//     calls it once per cache that registers the driver. The driver calls fn once per
+//     change of the breaker's state (open true when it opens, false when it closes;
+//     never twice in a row with the same value), from its own goroutine: fn must be
+//     quick and must not call the driver. Absent: no "breaker.opened" or
+//     "breaker.closed" events, and Metrics.BreakerOpen stays false.
+//   - Doctor(ctx context.Context) []Finding: checks of the store's settings against what
+//     locks and Once need (cachectl doctor; [StartChecks] runs them at a driver's
+//     start). See [Finding]. Absent: cachectl doctor reports that the driver has no
+//     checks.
 package driver
 
 import (

@@ -286,7 +286,7 @@ func New(o Options) (*Driver, error) {
 		d.sweepStop, d.sweepDone = cancel, make(chan struct{})
 		go d.sweepLoop(ctx, interval, batch)
 	}
-	d.stopChecks = driver.StartChecks(d, o.CheckOnStart)
+	d.stopChecks = driver.StartChecks(d.Doctor, o.CheckOnStart)
 	return d, nil
 }
 

@@ -261,14 +261,14 @@ const (
 )
 
 var (
-	_ driver.Driver          = (*Driver)(nil)
-	_ driver.Atomic          = (*Driver)(nil)
-	_ driver.KeySpace        = (*Driver)(nil)
-	_ driver.Batcher         = (*Driver)(nil)
-	_ driver.DefaultTTLer    = (*Driver)(nil)
-	_ driver.Encoder         = (*Driver)(nil)
-	_ driver.TTLReader       = (*Driver)(nil)
-	_ driver.BreakerNotifier = (*Driver)(nil)
+	_ driver.Driver                           = (*Driver)(nil)
+	_ driver.Atomic                           = (*Driver)(nil)
+	_ driver.KeySpace                         = (*Driver)(nil)
+	_ driver.Batcher                          = (*Driver)(nil)
+	_ driver.DefaultTTLer                     = (*Driver)(nil)
+	_ driver.Encoder                          = (*Driver)(nil)
+	_ driver.TTLReader                        = (*Driver)(nil)
+	_ interface{ OnBreaker(func(open bool)) } = (*Driver)(nil) // the manager's breaker events
 )
 
 var (
@@ -347,7 +347,7 @@ func New(o Options) (*Driver, error) {
 		}
 		d.near = n
 	}
-	d.stopChecks = driver.StartChecks(d, o.CheckOnStart)
+	d.stopChecks = driver.StartChecks(d.Doctor, o.CheckOnStart)
 	return d, nil
 }
 
