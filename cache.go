@@ -11,11 +11,12 @@ import (
 	"time"
 
 	"github.com/cachekit/cache/driver"
+	"github.com/cachekit/cache/internal/inproc"
 	"golang.org/x/sync/singleflight"
 )
 
 // Driver is the interface the drivers' *Driver values satisfy. It is driver.Driver; see
-// package driver for the optional capabilities a driver may add.
+// package driver for the bundles every driver implements and the optional capabilities.
 type Driver = driver.Driver
 
 // Config configures a [Cache].
@@ -102,6 +103,15 @@ type manager struct {
 	failOpen bool     // Config.FailOpen
 }
 
+// breakerNotifier is the method set of a driver with a circuit breaker (see the package
+// doc of driver, "Methods the manager discovers"): the manager calls OnBreaker once per
+// cache that registers the driver, and turns each call of fn into a "breaker.opened" or
+// "breaker.closed" event and into the breaker's state in the metrics. It has one
+// consumer, this manager, so it is declared here rather than in package driver.
+type breakerNotifier interface {
+	OnBreaker(fn func(open bool))
+}
+
 // namedDriver is a registered driver with its capabilities discovered once, here: the
 // only place in the package that type-asserts a driver.
 type namedDriver struct {
@@ -109,25 +119,14 @@ type namedDriver struct {
 	d      driver.Driver
 	codec  driver.Codec // nil: the driver keeps Go values
 	defTTL time.Duration
-	cond   driver.Conditional
-	cad    driver.CompareAndDeleter
-	incr   driver.Incrementer
-	pull   driver.Puller
-	nsDel  driver.NamespaceDeleter
-	flush  driver.Flusher
-	bget   driver.BatchGetter
-	bset   driver.BatchSetter
-	ext    driver.Extender
-	swap   driver.Swapper
-	fencer driver.Fencer
+	atomic driver.Atomic   // never nil: see noAtomic
+	keys   driver.KeySpace // never nil: see noKeySpace
+	batch  driver.Batcher
 	ttlr   driver.TTLReader
-	watch  driver.Watcher
 	mod    driver.Modifier
 	lister driver.Lister
-	scan   driver.Scanner
 	near   driver.Near
-	njget  driver.NearJoinGetter
-	jget   driver.JoinGetter
+	jget   inproc.JoinGetter
 
 	metrics *driverMetrics // with Config.Metrics: the driver's counters; set at New
 }
@@ -140,25 +139,13 @@ func newNamedDriver(m *manager, name string, d driver.Driver) *namedDriver {
 	if t, ok := d.(driver.DefaultTTLer); ok {
 		nd.defTTL = capTTL(max(t.DefaultTTL(), 0))
 	}
-	nd.cond, _ = d.(driver.Conditional)
-	nd.cad, _ = d.(driver.CompareAndDeleter)
-	nd.incr, _ = d.(driver.Incrementer)
-	nd.pull, _ = d.(driver.Puller)
-	nd.nsDel, _ = d.(driver.NamespaceDeleter)
-	nd.flush, _ = d.(driver.Flusher)
-	nd.bget, _ = d.(driver.BatchGetter)
-	nd.bset, _ = d.(driver.BatchSetter)
-	nd.ext, _ = d.(driver.Extender)
-	nd.swap, _ = d.(driver.Swapper)
-	nd.fencer, _ = d.(driver.Fencer)
+	nd.atomic, nd.keys = bundles(d)
+	nd.batch, _ = d.(driver.Batcher)
 	nd.ttlr, _ = d.(driver.TTLReader)
-	nd.watch, _ = d.(driver.Watcher)
 	nd.mod, _ = d.(driver.Modifier)
 	nd.lister, _ = d.(driver.Lister)
-	nd.scan, _ = d.(driver.Scanner)
 	nd.near, _ = d.(driver.Near)
-	nd.njget, _ = d.(driver.NearJoinGetter)
-	nd.jget, _ = d.(driver.JoinGetter)
+	nd.jget, _ = d.(inproc.JoinGetter)
 	if en, ok := d.(driver.ExpiryNotifier); ok {
 		en.OnExpire(func(key string) { m.expired(nd, key) })
 	}
@@ -221,7 +208,7 @@ func New(cfg Config) (*Cache, error) {
 	}
 	m.setHooks(hooks)
 	for _, nd := range m.drivers {
-		if bn, ok := nd.d.(driver.BreakerNotifier); ok {
+		if bn, ok := nd.d.(breakerNotifier); ok {
 			bn.OnBreaker(func(open bool) { m.breaker(nd, open) })
 		}
 	}

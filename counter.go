@@ -30,10 +30,7 @@ func (c *Cache) add(ctx context.Context, op operation, key string, delta int64) 
 	if err != nil {
 		return 0, d.fail(op, key, err)
 	}
-	if d.incr == nil {
-		return 0, unsupported(d, op, "")
-	}
-	n, err := d.incr.Increment(ctx, k, delta, d.defTTL)
+	n, err := d.atomic.Increment(ctx, k, delta, d.defTTL)
 	c.done(op, d, key, EventSet, err, start)
 	if err != nil {
 		return 0, d.fail(op, key, err)

@@ -86,14 +86,9 @@ func causeText(err error) string {
 	return strings.ReplaceAll(s, "; cache: ", "; ")
 }
 
-// unsupported is the error of op for a capability that the driver lacks; feature, if
-// not empty, names the option or mode that needs it ("AutoExtend").
-func unsupported(d *namedDriver, op operation, feature string) error {
-	return &Error{Op: op.String(), Driver: d.name, Err: cannotDo(d, feature)}
-}
-
-// cannotDo is the cause of [unsupported], for the steps that return it to an operation
-// that wraps it.
+// cannotDo is the error of a step that needs a capability the driver lacks, returned to
+// an operation that wraps it; feature, if not empty, names what needs it. The bundles'
+// stand-ins (see bundles) give the error of a missing bundle.
 func cannotDo(d *namedDriver, feature string) error {
 	if feature != "" {
 		return fmt.Errorf("%s: %T cannot do it atomically: %w", feature, d.d, errors.ErrUnsupported)

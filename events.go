@@ -16,8 +16,8 @@ type EventKind uint8
 // operations when the driver failed (and from Get on bad input: an invalid key, a dst
 // that is not a non-nil pointer); the Lock events from Lock, LockWith, Acquire and
 // LockHandle.Release; Expired from the drivers that implement driver.ExpiryNotifier;
-// BreakerOpened and BreakerClosed from the drivers that implement
-// driver.BreakerNotifier, once per change; FailedOpen from the reads that failed and
+// BreakerOpened and BreakerClosed from the drivers with a circuit breaker (an OnBreaker
+// method, see package driver), once per change; FailedOpen from the reads that failed and
 // were taken as a miss under Config.FailOpen or WithFailOpen. docs/events.md has the
 // full table.
 const (

@@ -98,10 +98,7 @@ func (c *Cache) Pull(ctx context.Context, key string, dst any) (found bool, err 
 	if err := conv.Check(dst); err != nil {
 		return false, d.fail(opPull, key, err)
 	}
-	if d.pull == nil {
-		return false, unsupported(d, opPull, "")
-	}
-	v, found, err := d.pull.Pull(ctx, k)
+	v, found, err := d.atomic.Pull(ctx, k)
 	c.done(opPull, d, key, hitOrMiss(found), err, start)
 	if err != nil {
 		return false, d.fail(opPull, key, err)
@@ -130,7 +127,7 @@ func Many[T any](ctx context.Context, c *Cache, keys ...string) (map[string]T, e
 		}
 	}
 	vals, found, err := getMany(ctx, d, final)
-	if err != nil && d.bget != nil {
+	if err != nil && d.batch != nil {
 		found = nil // the batch failed as a whole
 	}
 	out := make(map[string]T, len(keys))
@@ -147,7 +144,7 @@ func Many[T any](ctx context.Context, c *Cache, keys ...string) (map[string]T, e
 	}
 	if err != nil {
 		key := "" // the batch's error
-		if d.bget == nil {
+		if d.batch == nil {
 			key = keys[len(found)]
 		}
 		c.done(opMany, d, key, 0, err, 0)
@@ -160,8 +157,8 @@ func Many[T any](ctx context.Context, c *Cache, keys ...string) (map[string]T, e
 // error stops the reads, and vals and found hold those before it (len(found) is the
 // index of the key that failed).
 func getMany(ctx context.Context, d *namedDriver, keys []string) (vals []any, found []bool, err error) {
-	if d.bget != nil {
-		return d.bget.GetMany(ctx, keys)
+	if d.batch != nil {
+		return d.batch.GetMany(ctx, keys)
 	}
 	vals, found = make([]any, len(keys)), make([]bool, len(keys))
 	for i, k := range keys {

@@ -126,7 +126,7 @@ func ctxT(t testing.TB) context.Context {
 	return ctx
 }
 
-// bare hides every optional capability of a driver.
+// bare hides every capability of a driver beyond driver.Driver, the bundles included.
 type bare struct{ d driver.Driver }
 
 func (b bare) Get(ctx context.Context, key string) (any, bool, error) { return b.d.Get(ctx, key) }

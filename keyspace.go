@@ -113,7 +113,7 @@ func (c *Cache) finalKey(ctx context.Context, key string) (string, error) {
 }
 
 // keyScope checks key and returns its scope: finalKey without the join, for the reads
-// that hand a driver.JoinGetter the two parts.
+// that hand an inproc.JoinGetter the two parts.
 func (c *Cache) keyScope(ctx context.Context, key string) (string, error) {
 	if err := checkKey(key); err != nil {
 		return "", err

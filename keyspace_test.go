@@ -26,7 +26,7 @@ func tenantCtx(t testing.TB, tenant string) context.Context {
 func tenantPrefix(ctx context.Context) string { s, _ := ctx.Value(tenantKey{}).(string); return s }
 
 // storedKeys lists every key the driver holds, sorted.
-func storedKeys(t testing.TB, d driver.Scanner) []string { t.Helper(); return ks.StoredKeys(t, d) }
+func storedKeys(t testing.TB, d driver.KeySpace) []string { t.Helper(); return ks.StoredKeys(t, d) }
 
 func newMem(t testing.TB) *memorycache.Driver {
 	t.Helper()
@@ -101,10 +101,10 @@ func TestStaticPrefixRules(t *testing.T) {
 // scanners maps each cache made by newScannable to its driver.
 var scanners sync.Map
 
-func scannerOf(t *testing.T, c *cache.Cache) driver.Scanner {
+func scannerOf(t *testing.T, c *cache.Cache) driver.KeySpace {
 	t.Helper()
 	if d, ok := scanners.Load(c); ok {
-		return d.(driver.Scanner)
+		return d.(driver.KeySpace)
 	}
 	t.Fatal("the cache was not made by newScannable")
 	return nil

@@ -123,7 +123,7 @@ func (h *LockHandle) keepAlive(ctx context.Context, autoExtend bool) (fctx conte
 			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), interval)
 			sent := time.Now()
 			ok, err := wait.Bounded(rctx, func(ctx context.Context) (bool, error) {
-				return h.d.ext.Extend(ctx, h.final, h.stored, h.ttl)
+				return h.d.atomic.Extend(ctx, h.final, h.stored, h.ttl)
 			})
 			rcancel()
 			switch {

@@ -312,7 +312,7 @@ func TestLease_RestoredHandle(t *testing.T) {
 	if err := r.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	var _ driver.Extender = (*hung)(nil)
+	var _ driver.Atomic = (*hung)(nil)
 }
 
 // A lock key that holds something other than a lock is an error, not contention that

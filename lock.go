@@ -62,8 +62,8 @@ type LockOptions struct {
 	// driver; c's current driver is unchanged.
 	Driver string
 	// Wait blocks up to Wait for a held lock to come free, instead of giving up at once.
-	// ctx still wins. Waiters wake when the holder releases (on drivers that implement
-	// driver.Watcher) and otherwise poll with backoff and jitter.
+	// ctx still wins. Waiters wake when the holder releases (drivers whose Watch
+	// reports releases) and otherwise poll with backoff and jitter.
 	// Default: 0, try once.
 	Wait time.Duration
 	// AutoExtend renews the lock every TTL/3 while fn runs, so that fn may outlive the
@@ -72,14 +72,14 @@ type LockOptions struct {
 	// no answer within TTL/3, or the lease ends before a renewal is confirmed, fn's ctx
 	// is cancelled with cause ErrLockLost. Without AutoExtend, fn's ctx is cancelled with
 	// cause ErrLockLost when the lease ends, so that work does not silently go on
-	// without the lock. Needs a driver with driver.Extender.
+	// without the lock.
 	AutoExtend bool
 	// Fencing takes a fencing token with the lock: a number that grows with every
 	// acquisition of the key, in every process sharing the store; read it with
 	// HeldLock(ctx).FencingToken() inside fn (see [HeldLock]), or from the handle of
 	// [Acquire]. Pass it to the storage you write to, and have it reject a token lower
 	// than the highest it has seen. The driver keeps a counter per fenced key (see the
-	// driver's docs). Needs a driver with driver.Fencer.
+	// driver's docs).
 	Fencing bool
 	// ReleaseTimeout bounds the release (and, for a handle, each Extend): the release
 	// runs on a context detached from the caller's, which neither its cancellation nor
@@ -131,8 +131,8 @@ var defaultOwner = "pid." + strconv.Itoa(os.Getpid())
 // Across which callers the lock excludes depends on the driver: every process that
 // shares its store, or one process for an in-process driver (docs/drivers.md says which
 // for each). A driver that stores nothing always acquires. A driver that cannot
-// create-if-absent and compare-and-delete atomically (driver.Conditional,
-// driver.CompareAndDeleter) makes Lock return an error matching [ErrUnsupported].
+// create-if-absent and compare-and-delete atomically (one without driver.Atomic) makes
+// Lock return an error matching [ErrUnsupported].
 func Lock[T any](ctx context.Context, c *Cache, key string, ttl time.Duration, fn func(context.Context) (T, error)) (LockOutcome[T], error) {
 	return LockWith(ctx, c, key, LockOptions{TTL: ttl}, fn)
 }
@@ -196,14 +196,6 @@ func acquire(ctx context.Context, c *Cache, key string, o LockOptions) (*LockHan
 			err = gaveUp(ctx, err)
 		}
 		return nil, d.fail(opLock, key, err)
-	}
-	switch {
-	case d.cond == nil || d.cad == nil:
-		return nil, unsupported(d, opLock, "")
-	case o.AutoExtend && d.ext == nil:
-		return nil, unsupported(d, opLock, "AutoExtend")
-	case o.Fencing && d.fencer == nil:
-		return nil, unsupported(d, opLock, "Fencing")
 	}
 	if ctx.Err() != nil { // a caller that has gone away takes no lock
 		return nil, d.fail(opLock, key, gaveUp(ctx, nil))
@@ -311,9 +303,9 @@ func (h *LockHandle) try(ctx context.Context, fencing bool) (ok bool, err error)
 	h.since = time.Now()
 	e := driver.Entry{Key: h.final, Value: h.stored, TTL: h.ttl, NoSlide: true}
 	if fencing {
-		h.fence, ok, err = h.d.fencer.CreateFenced(ctx, e)
+		h.fence, ok, err = h.d.atomic.CreateFenced(ctx, e)
 	} else {
-		ok, err = h.d.cond.SetIf(ctx, e, driver.IfAbsent)
+		ok, err = h.d.atomic.SetIf(ctx, e, driver.IfAbsent)
 	}
 	if ok && err == nil {
 		h.until.Store(h.leaseEnd(h.since, h.ttl))
@@ -336,7 +328,7 @@ func (h *LockHandle) abandonIfCut(ctx context.Context, err error) {
 	dctx, cancel := detached(ctx, h.releaseTimeout())
 	go func() {
 		defer cancel()
-		_, _ = h.d.cad.CompareAndDelete(dctx, h.final, h.stored)
+		_, _ = h.d.atomic.CompareAndDelete(dctx, h.final, h.stored)
 	}()
 }
 
@@ -350,13 +342,10 @@ func notALock(err error) error {
 }
 
 // waitLoop is the one wait loop of the package (Lock's Wait, distributed Remember, Once):
-// [wait.Loop] on key's watch when the driver has one, with a backoff doubling from 10 ms
-// to 250 ms (the poll is the safety net for expiry and unreported deletes, which no
-// watch sees), and from 1 ms to 25 ms without.
+// [wait.Loop] on key's watch, with a backoff doubling from 10 ms to 250 ms (the poll is
+// the safety net for expiry and unreported deletes, which no watch sees, and the only
+// wake-up where the driver's Watch fails or is unsupported).
 func waitLoop(ctx context.Context, d *namedDriver, key string, limit time.Duration, watchFirst bool, attempt func() (done bool, err error)) error {
-	if d.watch == nil {
-		return wait.Loop(ctx, nil, time.Millisecond, 25*time.Millisecond, limit, watchFirst, attempt)
-	}
-	watch := func(ctx context.Context) (<-chan struct{}, error) { return d.watch.Watch(ctx, key) }
+	watch := func(ctx context.Context) (<-chan struct{}, error) { return d.atomic.Watch(ctx, key) }
 	return wait.Loop(ctx, watch, 10*time.Millisecond, 250*time.Millisecond, limit, watchFirst, attempt)
 }

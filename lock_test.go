@@ -445,7 +445,7 @@ func handoff(t *testing.T, c *cache.Cache, p *wait.Probe) (acquired bool, after 
 }
 
 // A waiter is woken by the holder's release, not by its poll: on the in-process drivers
-// (driver.Watcher) it holds the lock at the very moment of the release. With its poll
+// (their Watch) it holds the lock at the very moment of the release. With its poll
 // stretched to an hour, only the watch can wake it; and a watch that never fires leaves
 // it waiting until its Wait ends.
 func TestLockWait_WokenByRelease(t *testing.T) {

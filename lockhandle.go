@@ -119,7 +119,7 @@ func detached(ctx context.Context, timeout time.Duration) (context.Context, cont
 func (h *LockHandle) release(ctx context.Context) error {
 	ctx, cancel := detached(ctx, h.releaseTimeout())
 	defer cancel()
-	ok, err := h.d.cad.CompareAndDelete(ctx, h.final, h.stored)
+	ok, err := h.d.atomic.CompareAndDelete(ctx, h.final, h.stored)
 	if h.m != nil && (ok || err != nil) {
 		(&Cache{m: h.m}).done(opRelease, h.d, h.key, EventLockReleased, err, 0)
 	}
@@ -197,15 +197,12 @@ func (h *LockHandle) Extend(ctx context.Context, ttl time.Duration) error {
 		return h.d.fail(opExtend, h.key, fmt.Errorf("%w: %v", ErrInvalidTTL, ttl))
 	}
 	ttl = capTTL(ttl)
-	if h.d.ext == nil {
-		return unsupported(h.d, opExtend, "")
-	}
 	ctx, cancel := extendCtx(ctx, h.releaseTimeout())
 	defer cancel()
 	seq := h.sent.Add(1)
 	sent := time.Now()
 	ok, err := wait.Bounded(ctx, func(ctx context.Context) (bool, error) {
-		return h.d.ext.Extend(ctx, h.final, h.stored, ttl)
+		return h.d.atomic.Extend(ctx, h.final, h.stored, ttl)
 	})
 	if err != nil {
 		return h.d.fail(opExtend, h.key, err)

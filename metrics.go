@@ -17,7 +17,8 @@ type Metrics struct {
 	// reported by the drivers that implement driver.ExpiryNotifier.
 	Expired int64
 	// BreakerOpened and BreakerClosed count the changes of the circuit breakers of the
-	// drivers that implement driver.BreakerNotifier: one each per outage.
+	// drivers that report one (an OnBreaker method, see package driver): one each per
+	// outage.
 	BreakerOpened, BreakerClosed int64
 	// FailedOpen counts the reads that failed and were taken as a miss (Config.FailOpen,
 	// WithFailOpen): Get, GetAs, Remember and SWR calls answered without the store, one

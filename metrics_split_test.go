@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cachekit/cache"
+	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/drivers/memorycache"
 )
 
@@ -27,7 +28,13 @@ func (n *nearStore) NearGet(key string) (any, bool) {
 	return v, ok
 }
 
+func (n *nearStore) NearGetJoined(scope, key string) (any, bool) {
+	return n.NearGet(scope + "." + key)
+}
+
 func (n *nearStore) NearReserve(string) uint64 { return 1 }
+
+var _ driver.Near = (*nearStore)(nil)
 
 func (n *nearStore) NearFill(key string, v any, _ uint64) {
 	n.mu.Lock()

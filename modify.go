@@ -159,8 +159,6 @@ func modifyOn[T any](ctx context.Context, at target, o ModifyOptions, fn func(cu
 			out, kind = s.next, EventSet
 			return driver.Change{Entry: entry(s.v)}, nil
 		})
-	} else if d.swap == nil || d.cond == nil || d.cad == nil {
-		return zero, 0, unsupported(d, opModify, "")
 	} else {
 		// Read, then compare-and-swap; another writer that won the race gets a backoff
 		// with jitter (50 µs doubling to 5 ms) to finish rather than a retry in lockstep.
@@ -179,15 +177,15 @@ func modifyOn[T any](ctx context.Context, at target, o ModifyOptions, fn func(cu
 				out, kind = zero, 0
 				return true, nil
 			case s.del:
-				done, err = d.cad.CompareAndDelete(ctx, k, raw)
+				done, err = d.atomic.CompareAndDelete(ctx, k, raw)
 				out, kind = zero, EventRemoved
 			case found:
-				done, err = d.swap.CompareAndSwap(ctx, raw, entry(s.v))
+				done, err = d.atomic.CompareAndSwap(ctx, raw, entry(s.v))
 				out, kind = s.next, EventSet
 			default:
 				e := entry(s.v)
 				e.KeepTTL = false
-				done, err = d.cond.SetIf(ctx, e, driver.IfAbsent)
+				done, err = d.atomic.SetIf(ctx, e, driver.IfAbsent)
 				out, kind = s.next, EventSet
 			}
 			if err == nil && !done && attempts == o.MaxAttempts {

@@ -60,8 +60,7 @@ const oncePending = "once.pending"
 //
 // The result is stored with the cache's codec like any value. Once needs a driver with
 // conditional writes, compare-and-swap, compare-and-delete and TTL extension (a driver
-// that implements driver.Conditional, driver.Swapper, driver.CompareAndDeleter and
-// driver.Extender); otherwise the error matches [ErrUnsupported].
+// that implements driver.Atomic); otherwise the error matches [ErrUnsupported].
 func Once[T any](ctx context.Context, c *Cache, key string, ttl time.Duration, fn func(context.Context) (T, error)) (OnceOutcome[T], error) {
 	return OnceWith(ctx, c, key, OnceOptions{TTL: ttl}, fn)
 }
@@ -85,9 +84,6 @@ func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, f
 	if err != nil {
 		return out, d.fail(opOnce, key, err)
 	}
-	if d.cond == nil || d.cad == nil || d.swap == nil || d.ext == nil {
-		return out, unsupported(d, opOnce, "")
-	}
 	if err := reentered(ctx, c.m, opOnce, d, k); err != nil {
 		return out, d.fail(opOnce, key, err)
 	}
@@ -107,7 +103,7 @@ func OnceWith[T any](ctx context.Context, c *Cache, key string, o OnceOptions, f
 	err = waitLoop(ctx, d, k, 0, false, func() (bool, error) {
 		h.since = time.Now()
 		var err error
-		if created, err = d.cond.SetIf(ctx, driver.Entry{Key: k, Value: pending, TTL: o.LockTTL, NoSlide: true}, driver.IfAbsent); err != nil || created {
+		if created, err = d.atomic.SetIf(ctx, driver.Entry{Key: k, Value: pending, TTL: o.LockTTL, NoSlide: true}, driver.IfAbsent); err != nil || created {
 			h.abandonIfCut(ctx, err)
 			return created, err
 		}
@@ -161,7 +157,7 @@ func runOnce[T any](ctx context.Context, c *Cache, h *LockHandle, ttl time.Durat
 	}
 	sctx, scancel := detached(ctx, ReleaseTimeout)
 	defer scancel()
-	swapped, err := h.d.swap.CompareAndSwap(sctx, h.stored, driver.Entry{Key: h.final, Value: rec, TTL: ttl, NoSlide: true})
+	swapped, err := h.d.atomic.CompareAndSwap(sctx, h.stored, driver.Entry{Key: h.final, Value: rec, TTL: ttl, NoSlide: true})
 	if swapped || err != nil {
 		c.done(opOnce, h.d, h.key, EventSet, err, 0)
 	}

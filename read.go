@@ -15,7 +15,7 @@ type readResult struct {
 	found  bool
 	near   bool
 	ticket uint64
-	k      string // the final key; "" when a driver.JoinGetter was handed its two parts
+	k      string // the final key; "" when an inproc.JoinGetter was handed its two parts
 }
 
 // read is the driver's Get of the final key k, through its near tier when it has one.
@@ -33,8 +33,8 @@ func (d *namedDriver) read(ctx context.Context, k string) (readResult, error) {
 	return r, err
 }
 
-// readAt is read of key under scope (its prefix and namespace, see keyScope): a
-// driver.JoinGetter, or a driver.NearJoinGetter for its near tier, is handed the two
+// readAt is read of key under scope (its prefix and namespace, see keyScope): an
+// inproc.JoinGetter, or a driver.Near for its near tier, is handed the two
 // parts, so that a hit builds no joined key (k is then ""); otherwise the key is
 // joined. A hit of the near tier is counted in the driver's metrics.
 func (d *namedDriver) readAt(ctx context.Context, scope, key string) (readResult, error) {
@@ -43,8 +43,8 @@ func (d *namedDriver) readAt(ctx context.Context, scope, key string) (readResult
 			v, found, err := d.jget.GetJoined(ctx, scope, key)
 			return readResult{v: v, found: found}, err
 		}
-		if d.njget != nil {
-			if v, ok := d.njget.NearGetJoined(scope, key); ok {
+		if d.near != nil {
+			if v, ok := d.near.NearGetJoined(scope, key); ok {
 				d.nearHit()
 				return readResult{v: v, found: true, near: true}, nil
 			}

@@ -93,9 +93,6 @@ func RememberWith[T any](ctx context.Context, c *Cache, key string, o RememberOp
 	if err != nil {
 		return zero, d.fail(opRemember, key, err)
 	}
-	if o.Distributed && (d.cond == nil || d.cad == nil) {
-		return zero, unsupported(d, opRemember, "Distributed")
-	}
 	// The hit path, without closures: one interface call and, on an in-process driver,
 	// a type assertion.
 	r, err := d.readAt(ctx, scope, key)
@@ -215,7 +212,7 @@ func loadDistributed[T any](ctx context.Context, d *namedDriver, k string, o Rem
 	var found bool // another process's load stored the value
 	var t T
 	err = waitLoop(ctx, d, h.final, o.WaitTimeout, false, func() (bool, error) {
-		ok, err := d.cond.SetIf(ctx, driver.Entry{Key: h.final, Value: token, TTL: o.LockTTL, NoSlide: true}, driver.IfAbsent)
+		ok, err := d.atomic.SetIf(ctx, driver.Entry{Key: h.final, Value: token, TTL: o.LockTTL, NoSlide: true}, driver.IfAbsent)
 		h.abandonIfCut(ctx, err)
 		if err != nil || ok {
 			return ok, err

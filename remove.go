@@ -63,10 +63,7 @@ func (c *Cache) RemoveNamespace(ctx context.Context, ns string) error {
 	if err != nil {
 		return d.fail(opRemoveNamespace, ns, err)
 	}
-	if d.nsDel == nil {
-		return unsupported(d, opRemoveNamespace, "")
-	}
-	err = d.nsDel.DeleteNamespace(ctx, k)
+	err = d.keys.DeleteNamespace(ctx, k)
 	c.done(opRemoveNamespace, d, ns, EventFlushed, err, 0)
 	return d.fail(opRemoveNamespace, ns, err)
 }
@@ -84,17 +81,11 @@ func (c *Cache) Flush(ctx context.Context) error {
 		return d.fail(opFlush, "", err)
 	}
 	if scope != "" {
-		if d.nsDel == nil {
-			return unsupported(d, opFlush, "with a prefix")
-		}
-		err := d.nsDel.DeleteNamespace(ctx, scope)
+		err := d.keys.DeleteNamespace(ctx, scope)
 		c.done(opFlush, d, "", EventFlushed, err, 0)
 		return d.fail(opFlush, scope, err)
 	}
-	if d.flush == nil {
-		return unsupported(d, opFlush, "")
-	}
-	err = d.flush.Flush(ctx)
+	err = d.keys.Flush(ctx)
 	c.done(opFlush, d, "", EventFlushed, err, 0)
 	return d.fail(opFlush, "", err)
 }

@@ -15,9 +15,6 @@ func (c *Cache) Scan(ctx context.Context, ns string, fn func(key string) bool) e
 	if err != nil {
 		return d.fail(opScan, ns, err)
 	}
-	if d.scan == nil {
-		return unsupported(d, opScan, "")
-	}
 	scope, err := c.scope(ctx)
 	if err != nil {
 		return d.fail(opScan, ns, err)
@@ -27,7 +24,7 @@ func (c *Cache) Scan(ctx context.Context, ns string, fn func(key string) bool) e
 	if scope != "" {
 		strip = len(scope) + 1
 	}
-	err = d.scan.Scan(ctx, base, func(k string) bool {
+	err = d.keys.Scan(ctx, base, func(k string) bool {
 		if base != "" && k != base && !strings.HasPrefix(k, base+".") || len(k) < strip {
 			return true // outside the namespace
 		}

@@ -116,12 +116,10 @@ func (d *namedDriver) write(ctx context.Context, e driver.Entry, mode OnConflict
 	switch {
 	case mode != Create && mode != Update:
 		return true, d.d.Set(ctx, e)
-	case d.cond == nil:
-		return false, cannotDo(d, [...]string{Create: "Create", Update: "Update"}[mode])
 	case mode == Update:
-		return d.cond.SetIf(ctx, e, driver.IfPresent)
+		return d.atomic.SetIf(ctx, e, driver.IfPresent)
 	}
-	return d.cond.SetIf(ctx, e, driver.IfAbsent)
+	return d.atomic.SetIf(ctx, e, driver.IfAbsent)
 }
 
 // capTTL saturates a TTL at [driver.MaxTTL]: every TTL the manager resolves for a driver
@@ -188,8 +186,8 @@ func (c *Cache) SetMany(ctx context.Context, items map[string]any, ttl time.Dura
 		entries = append(entries, driver.Entry{Key: k, Value: v, TTL: ttl})
 		keys = append(keys, key)
 	}
-	if d.bset != nil {
-		if err := d.bset.SetMany(ctx, entries); err != nil {
+	if d.batch != nil {
+		if err := d.batch.SetMany(ctx, entries); err != nil {
 			c.done(opSetMany, d, "", 0, err, 0)
 			return d.fail(opSetMany, "", err)
 		}

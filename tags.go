@@ -109,7 +109,7 @@ func (c *Cache) checkTags(d *namedDriver, extra []string) error {
 	if err := checkTagNames(extra); err != nil {
 		return err
 	}
-	if d.mod == nil && (d.swap == nil || d.cond == nil || d.cad == nil) {
+	if d.mod == nil && !d.hasAtomic() {
 		return cannotDo(d, "a tagged write (the tag index needs Modify)")
 	}
 	return nil

@@ -18,7 +18,7 @@ import (
 
 // BenchmarkLockHandoff measures how soon a lock waiter (LockOptions.Wait) holds the lock
 // after its holder released it, on each driver that can lock. The conformance suite
-// (drivertest) checks that a waiter on a driver.Watcher is woken by the release rather
+// (drivertest) checks that a waiter on a driver whose Watch works is woken by the release rather
 // than by its poll; how fast that is, is measured here.
 //
 // Each iteration is one handoff: a holder takes the lock; a waiter, on a cache of its

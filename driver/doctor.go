@@ -36,7 +36,19 @@ func (s Severity) String() string {
 // MarshalText makes a Severity its name in JSON.
 func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
-// Finding is one result of a [Doctor]'s checks.
+// Finding is one result of a driver's checks of its store.
+//
+// A driver that can check the settings of its store against what the cache promises
+// (locks that exclude, Once results that stay remembered) has a method
+//
+//	Doctor(ctx context.Context) []Finding
+//
+// which cachectl doctor discovers by type assertion (it declares that method set
+// itself). Doctor connects to the store, reads its settings and returns one finding per
+// check, SeverityOK included. A store it cannot reach is a SeverityError finding (Check
+// "connection"), not a separate error, so that the findings are the whole report. It
+// changes nothing on the store. Without it, cachectl doctor reports that the driver has
+// no checks. [StartChecks] runs it at a driver's start.
 type Finding struct {
 	// Severity is how much it matters.
 	Severity Severity `json:"severity"`
@@ -67,27 +79,15 @@ func Worst(findings []Finding) Severity {
 	return w
 }
 
-// Doctor is implemented by drivers that can check the settings of their store against
-// what the cache promises (locks that exclude, Once results that stay remembered), as
-// cachectl doctor does. Absent: cachectl doctor reports that the driver has no checks.
-//
-// Doctor connects to the store, reads its settings and returns one finding per check,
-// SeverityOK included. A store it cannot reach is a SeverityError finding (Check
-// "connection"), not a separate error, so that the findings are the whole report. It
-// changes nothing on the store.
-type Doctor interface {
-	Doctor(ctx context.Context) []Finding
-}
-
 // DefaultCheckTimeout bounds the checks that [StartChecks] runs.
 const DefaultCheckTimeout = 30 * time.Second
 
-// StartChecks runs d.Doctor once, in a goroutine of its own, within
+// StartChecks runs checks (a driver's Doctor method, see [Finding]) once, in a goroutine of its own, within
 // [DefaultCheckTimeout], and calls fn with each finding that is a warning or an error,
 // from that goroutine: the checks a driver runs at start when its options ask for them.
 // stop cancels the checks and waits for the goroutine; once stop returned, fn is not
 // called again. A nil fn starts nothing.
-func StartChecks(d Doctor, fn func(Finding)) (stop func()) {
+func StartChecks(checks func(context.Context) []Finding, fn func(Finding)) (stop func()) {
 	if fn == nil {
 		return func() {}
 	}
@@ -97,7 +97,7 @@ func StartChecks(d Doctor, fn func(Finding)) (stop func()) {
 	go func() {
 		defer close(done)
 		defer cancel()
-		for _, f := range d.Doctor(ctx) {
+		for _, f := range checks(ctx) {
 			if f.Severity != SeverityOK && !stopped.Load() {
 				fn(f)
 			}

@@ -27,55 +27,56 @@
 // write and expects the same bytes back on reads, compares, and pulls. A driver without
 // [Encoder] receives and returns the caller's Go values unchanged.
 //
+// # Bundles
+//
+// Every store offers the same primitives, so they come in two bundles that every driver
+// implements ([Atomic] and [KeySpace]), discovered once by the manager. A store that
+// cannot do one of their operations returns an error that matches errors.ErrUnsupported
+// from it, and every cache operation built on it fails with that error: the manager never
+// emulates an atomic step with get-then-set. A driver that lacks a bundle still works
+// for plain reads and writes: the manager then treats every method of the missing
+// bundle as unsupported (and drivertest fails it).
+//
+//   - [Atomic]: conditional writes, compare-and-delete, compare-and-swap, extend, fenced
+//     create, increment, pull, and the watch that wakes a lock waiter. Locks, Once,
+//     distributed Remember, Create and Update, counters, Pull and Modify are built on it.
+//   - [KeySpace]: namespace delete, flush and scan. RemoveNamespace, Flush, Scan,
+//     ListLocks and cachectl's keys and locks are built on it.
+//
 // # Optional capabilities
 //
 // Like database/sql/driver, the rest is optional and discovered by type assertion, in one
 // place in the manager. Each interface says what the manager does when it is absent:
 //
-//   - [Conditional]: Create (only if absent or expired) and Update (only if present).
-//     Absent: SetOptions.OnConflict other than Upsert, and cache.Lock, fail with an error
-//     matching errors.ErrUnsupported. The manager never emulates them with get-then-set.
-//   - [CompareAndDeleter]: delete only if the value is still the caller's. Absent: Lock
-//     fails with errors.ErrUnsupported.
-//   - [Incrementer]: atomic counters. Absent: Increment and Decrement fail with
-//     errors.ErrUnsupported.
-//   - [Puller]: atomic get-and-delete. Absent: Pull fails with errors.ErrUnsupported.
-//   - [NamespaceDeleter]: delete a key and every "key.*" key. Absent: RemoveNamespace, and
-//     Flush on a cache with a prefix, fail with errors.ErrUnsupported.
-//   - [Flusher]: delete everything the driver holds. Absent: Flush without a prefix fails
-//     with errors.ErrUnsupported.
-//   - [BatchGetter], [BatchSetter]: many keys in one call. Absent: the manager loops.
+//   - [Batcher]: many keys in one call. Absent: the manager loops.
 //   - [DefaultTTLer]: the TTL used when a caller passes 0. Absent: 0 means no expiry.
-//   - [Extender]: extend a key's TTL only while it holds a value. Absent: LockOptions
-//     AutoExtend and a lock handle's Extend fail with errors.ErrUnsupported.
-//   - [Swapper]: replace a key's value only while it holds a value (compare-and-swap).
-//     Absent: cache.Once fails with errors.ErrUnsupported.
-//   - [Fencer]: create-if-absent that also hands out a fencing number. Absent:
-//     LockOptions Fencing fails with errors.ErrUnsupported.
 //   - [TTLReader]: the remaining TTL of a key. Absent: a lock handle's TTL and
 //     InspectLock report the TTL as unknown (-1).
-//   - [Watcher]: a notification when a key is deleted, so that a lock waiter wakes at
-//     once. Absent: waiters poll with backoff and jitter.
-//   - [Scanner]: list keys by prefix. Absent: Cache.Scan, ListLocks and cachectl's keys
-//     and locks fail with errors.ErrUnsupported.
 //   - [Lister]: native lists (Redis). Absent: cache.NewList keeps a list as one value
 //     changed with cache.Modify.
 //   - [Modifier]: run a function on a key's value in one atomic step (in-process
-//     drivers). Absent: cache.Modify uses [Swapper] in a bounded compare-and-swap loop,
-//     and fails with errors.ErrUnsupported without it either.
+//     drivers). Absent: cache.Modify uses [Atomic]'s CompareAndSwap in a bounded loop.
 //   - [ExpiryNotifier]: a call for each entry the driver drops because its TTL passed.
 //     Absent: expiry is not reported (no "expired" events).
-//   - [BreakerNotifier]: a call when the driver's circuit breaker opens or closes.
-//     Absent: no "breaker.opened" or "breaker.closed" events, and Metrics.BreakerOpen
-//     stays false.
-//   - [JoinGetter]: a read of scope + "." + key without the manager joining them. Absent:
-//     the manager joins (one allocation under a prefix or namespace).
 //   - [Near]: decoded copies kept in process and dropped when the store reports a
 //     change (a near cache). Absent: every read goes to the store.
-//   - [Doctor]: checks of the store's settings against what locks and Once need, as
-//     [Finding] values (cachectl doctor; [StartChecks] runs them at a driver's start).
-//     Absent: cachectl doctor reports that the driver has no checks.
 //   - [Encoder]: the driver stores bytes; see above.
+//
+// # Methods the manager or cachectl discovers
+//
+// Two methods have a single consumer each, which declares the method set and discovers
+// it by type assertion; this package declares no interface for them:
+//
+//   - OnBreaker(fn func(open bool)), for a driver with a circuit breaker: package cache
+//     calls it once per cache that registers the driver. The driver calls fn once per
+//     change of the breaker's state (open true when it opens, false when it closes;
+//     never twice in a row with the same value), from its own goroutine: fn must be
+//     quick and must not call the driver. Absent: no "breaker.opened" or
+//     "breaker.closed" events, and Metrics.BreakerOpen stays false.
+//   - Doctor(ctx context.Context) []Finding: checks of the store's settings against what
+//     locks and Once need (cachectl doctor; [StartChecks] runs them at a driver's
+//     start). See [Finding]. Absent: cachectl doctor reports that the driver has no
+//     checks.
 package driver
 
 import (
@@ -101,7 +102,7 @@ var ErrClosed = errors.New("cache: driver closed")
 // error that matches cache.ErrNotALock too.
 var ErrForeign = errors.New("cache: the key holds data the cache did not write")
 
-// ErrNotInteger is returned, wrapped, by an [Incrementer] when the key holds a value that
+// ErrNotInteger is returned, wrapped, by [Atomic]'s Increment when the key holds a value that
 // is not an integer. The key is left as it was.
 var ErrNotInteger = errors.New("cache: value is not an integer")
 
@@ -132,7 +133,7 @@ type Entry struct {
 	// tags are not repeated here). The manager keeps the tag indexes itself, in records
 	// of their own changed with Modify, so a driver needs to store nothing for them.
 	Tags []string
-	// KeepTTL, on a write that replaces a live value ([Swapper], [Modifier]), keeps the
+	// KeepTTL, on a write that replaces a live value (CompareAndSwap, [Modifier]), keeps the
 	// key's remaining TTL instead of setting TTL. Where the key is new, TTL applies.
 	KeepTTL bool
 	// NoSlide marks an entry whose expiry reads must never push back, whatever the
@@ -141,7 +142,7 @@ type Entry struct {
 	NoSlide bool
 }
 
-// Condition selects a conditional write for [Conditional].
+// Condition selects a conditional write for [Atomic]'s SetIf.
 type Condition uint8
 
 const (
@@ -162,59 +163,74 @@ func (c Condition) String() string {
 	return "Condition(?)"
 }
 
-// Conditional is implemented by drivers that can write on a condition atomically: the
-// check and the write must be one step that no other writer, in any process that shares
-// the store, can come between. The lock is built on IfAbsent.
-type Conditional interface {
-	// SetIf writes e when cond holds and reports whether it wrote.
+// Atomic is the bundle of atomic primitives that every driver implements: each method's
+// check and write are one step that no other writer, in any process that shares the
+// store, can come between. The lock, Once, counters, Pull and Modify are built on it.
+// A store that cannot do one of them returns an error matching errors.ErrUnsupported
+// from it (Watch included: waiters then poll).
+type Atomic interface {
+	// SetIf writes e when cond holds and reports whether it wrote. The lock is built on
+	// IfAbsent; cache.SetOptions.OnConflict's Create and Update on both.
 	SetIf(ctx context.Context, e Entry, cond Condition) (written bool, err error)
-}
-
-// CompareAndDeleter is implemented by drivers that can delete a key only while it still
-// holds a given value, atomically. The lock's release is built on it.
-type CompareAndDeleter interface {
 	// CompareAndDelete deletes key if its live value equals old and reports whether it
 	// deleted. For an [Encoder] driver, old is []byte and equality is bytes.Equal; for an
 	// in-process driver it is Go's == on the stored value (old is always comparable).
+	// The lock's release is built on it.
 	CompareAndDelete(ctx context.Context, key string, old any) (deleted bool, err error)
-}
-
-// Incrementer is implemented by drivers with atomic integer counters.
-type Incrementer interface {
+	// CompareAndSwap writes e if e.Key's live value equals old (as in CompareAndDelete)
+	// and reports whether it wrote.
+	CompareAndSwap(ctx context.Context, old any, e Entry) (swapped bool, err error)
+	// Extend sets key's TTL to ttl (> 0) if its live value equals old (as in
+	// CompareAndDelete) and reports whether it did. Lock renewal is built on it.
+	Extend(ctx context.Context, key string, old any, ttl time.Duration) (extended bool, err error)
+	// CreateFenced is a create-if-absent that, when it writes, also increments a counter
+	// the driver keeps for that key, in the same atomic step, and returns the new count.
+	// The counter outlives the key (it is kept in a record of its own, documented by
+	// each driver), so the numbers handed out for one key strictly increase, in every
+	// process that shares the store: a storage system that remembers the highest number
+	// it has seen can then reject a write from a holder whose lock has since passed on.
+	CreateFenced(ctx context.Context, e Entry) (fence int64, written bool, err error)
 	// Increment adds delta to the integer stored under key and returns the new value. A
 	// missing key counts as 0 and is created with ttlIfNew (0: no expiry). An existing key
 	// keeps its remaining TTL. A non-integer value is an error matching [ErrNotInteger],
 	// and the value is left as it was. An [Encoder] driver stores the counter as the
 	// decimal text of the number, which its codec must read as an integer.
 	Increment(ctx context.Context, key string, delta int64, ttlIfNew time.Duration) (int64, error)
-}
-
-// Puller is implemented by drivers that can get and delete a key in one atomic step, so
-// that each stored value is handed out at most once.
-type Puller interface {
+	// Pull gets and deletes key in one step, so that each stored value is handed out at
+	// most once.
 	Pull(ctx context.Context, key string) (v any, found bool, err error)
+	// Watch returns a channel that is closed when key is next released by
+	// CompareAndDelete or swapped by CompareAndSwap, by this process or, for a shared
+	// store, by any other; and closed too when ctx ends, which also frees what the watch
+	// holds. A driver may report other deletes too (the in-process drivers report Delete,
+	// Pull, DeleteNamespace and Flush; Redis does not, as that would cost a command per
+	// key). It is a hint: a waiter must still try to take the key, and polls as well,
+	// because expiry and unreported deletes are not seen.
+	Watch(ctx context.Context, key string) (<-chan struct{}, error)
 }
 
-// NamespaceDeleter is implemented by drivers that can delete a namespace: the key ns
-// itself and every key that starts with ns + ".", and never a key such as ns + "X".
-type NamespaceDeleter interface {
+// KeySpace is the bundle of operations on many keys at once that every driver
+// implements. A store that cannot do one of them returns an error matching
+// errors.ErrUnsupported from it.
+type KeySpace interface {
+	// DeleteNamespace deletes the key ns itself and every key that starts with ns + ".",
+	// and never a key such as ns + "X".
 	DeleteNamespace(ctx context.Context, ns string) error
-}
-
-// Flusher is implemented by drivers that can delete everything they hold.
-type Flusher interface {
+	// Flush deletes everything the driver holds.
 	Flush(ctx context.Context) error
+	// Scan calls fn with every live key that starts with prefix ("" for every key), in
+	// no particular order, until fn returns false. Keys written or deleted during the
+	// scan may or may not be seen; the driver's own bookkeeping keys are included. It
+	// serves operators (cachectl keys and locks) and need not be fast or a consistent
+	// snapshot.
+	Scan(ctx context.Context, prefix string, fn func(key string) bool) error
 }
 
-// BatchGetter is implemented by drivers that read many keys in one call.
-type BatchGetter interface {
+// Batcher is implemented by drivers that read and write many keys in one call.
+type Batcher interface {
 	// GetMany returns one value and one found flag per key, in the order of keys.
 	GetMany(ctx context.Context, keys []string) (vals []any, found []bool, err error)
-}
-
-// BatchSetter is implemented by drivers that write many entries in one call. The writes
-// need not be atomic as a group.
-type BatchSetter interface {
+	// SetMany writes the entries. The writes need not be atomic as a group.
 	SetMany(ctx context.Context, entries []Entry) error
 }
 
@@ -236,50 +252,11 @@ type Codec interface {
 	Unmarshal(data []byte, v any) error
 }
 
-// Extender is implemented by drivers that can extend a key's TTL only while the key
-// still holds a value, atomically (compare-and-PEXPIRE). Lock renewal is built on it.
-type Extender interface {
-	// Extend sets key's TTL to ttl (> 0) if its live value equals old (as in
-	// [CompareAndDeleter]) and reports whether it did.
-	Extend(ctx context.Context, key string, old any, ttl time.Duration) (extended bool, err error)
-}
-
-// Swapper is implemented by drivers that can replace a key's value only while it still
-// holds a given value, atomically (compare-and-set).
-type Swapper interface {
-	// CompareAndSwap writes e if e.Key's live value equals old (as in
-	// [CompareAndDeleter]) and reports whether it wrote.
-	CompareAndSwap(ctx context.Context, old any, e Entry) (swapped bool, err error)
-}
-
-// Fencer is implemented by drivers that can hand out fencing numbers: a create-if-absent
-// that, when it writes, also increments a counter the driver keeps for that key, in the
-// same atomic step, and returns the new count. The counter outlives the key (it is kept
-// in a record of its own, documented by each driver), so the numbers handed out for one
-// key strictly increase, in every process that shares the store. A storage system that
-// remembers the highest number it has seen can then reject a write from a holder whose
-// lock has since passed to another.
-type Fencer interface {
-	CreateFenced(ctx context.Context, e Entry) (fence int64, written bool, err error)
-}
-
 // TTLReader is implemented by drivers that can tell a key's remaining TTL.
 type TTLReader interface {
 	// TTL returns the remaining time to live of key: > 0, or 0 for a key that never
 	// expires. found is false for a missing or expired key.
 	TTL(ctx context.Context, key string) (ttl time.Duration, found bool, err error)
-}
-
-// Watcher is implemented by drivers that can tell a waiter that a key was deleted.
-type Watcher interface {
-	// Watch returns a channel that is closed when key is next released by
-	// CompareAndDelete or swapped by CompareAndSwap, by this process or, for a shared
-	// store, by any other; and closed too when ctx ends, which also frees what the watch
-	// holds. A driver may report other deletes too (the in-process drivers report Delete,
-	// Pull, DeleteNamespace and Flush; Redis does not, as that would cost a command per key).
-	// It is a hint: a waiter must still try to take the key, and must poll as well,
-	// because expiry and unreported deletes are not seen.
-	Watch(ctx context.Context, key string) (<-chan struct{}, error)
 }
 
 // Modifier is implemented by in-process drivers that can run a function on a key's
@@ -318,13 +295,4 @@ type Lister interface {
 	ListLen(ctx context.Context, key string) (int64, error)
 	// ListTrim keeps the items from start to stop.
 	ListTrim(ctx context.Context, key string, start, stop int64) error
-}
-
-// Scanner is implemented by drivers that can list their keys, for operators (cachectl
-// keys and locks). It need not be fast or a consistent snapshot.
-type Scanner interface {
-	// Scan calls fn with every live key that starts with prefix ("" for every key), in
-	// no particular order, until fn returns false. Keys written or deleted during the
-	// scan may or may not be seen; the driver's own bookkeeping keys are included.
-	Scan(ctx context.Context, prefix string, fn func(key string) bool) error
 }

@@ -1,16 +1,5 @@
 package driver
 
-import "context"
-
-// JoinGetter is implemented by drivers that can read a key given as a scope and a key,
-// scope + "." + key, without the manager building that string: the manager's Get, GetAs
-// and Remember then read a key under a prefix or namespace with no allocation. Absent:
-// the manager joins the key (one allocation under a prefix or namespace).
-type JoinGetter interface {
-	// GetJoined is Get(ctx, scope+"."+key). scope is not empty.
-	GetJoined(ctx context.Context, scope, key string) (v any, found bool, err error)
-}
-
 // Near is implemented by drivers that keep, in process, copies of values that live in a
 // shared store, and drop a copy as soon as the store reports that its key changed: a
 // near cache (rediscache with Options.Near). The manager (package cache) reads through
@@ -27,6 +16,9 @@ type JoinGetter interface {
 type Near interface {
 	// NearGet returns the decoded value kept for key, if there is one that is current.
 	NearGet(key string) (v any, ok bool)
+	// NearGetJoined is NearGet(scope+"."+key), without building that string, so that a
+	// near hit under a prefix or namespace allocates nothing. scope is not empty.
+	NearGetJoined(scope, key string) (v any, ok bool)
 	// NearReserve is called before the manager reads key from the store. It returns a
 	// ticket for NearFill, or 0 when the driver keeps nothing (the near cache is off or
 	// cannot vouch for a copy now): the manager then does not call NearFill.
@@ -35,12 +27,4 @@ type Near interface {
 	// returned ticket, unless key changed (or the driver may have missed a change)
 	// since. v is shared with every later reader, as an in-process driver's values are.
 	NearFill(key string, v any, ticket uint64)
-}
-
-// NearJoinGetter is implemented by Near drivers that look a copy up given a scope and a
-// key, scope + "." + key, without the caller building that string: a near hit under a
-// prefix or namespace then allocates nothing. Absent: the manager joins the key first.
-type NearJoinGetter interface {
-	// NearGetJoined is NearGet(scope+"."+key). scope is not empty.
-	NearGetJoined(scope, key string) (v any, ok bool)
 }

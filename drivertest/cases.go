@@ -16,6 +16,18 @@ import (
 // cases is the suite, one promise each.
 var cases = []testCase{
 	{
+		name:        "ImplementsBundles",
+		explanation: "every driver implements driver.Atomic and driver.KeySpace (a store that cannot do one of their operations returns errors.ErrUnsupported from it)",
+		kind:        any_,
+		f: func(t *testing.T, e *env) {
+			for _, c := range []capability{atomicOps, keySpace} {
+				if !c.has(e.d) {
+					t.Errorf("%T does not implement %s", e.d, c.name)
+				}
+			}
+		},
+	},
+	{
 		name:        "Miss",
 		explanation: "a missing key is found == false with a nil error, and dst is left alone",
 		kind:        any_,
@@ -194,7 +206,7 @@ var cases = []testCase{
 	{
 		name:        "Create",
 		explanation: "Create writes only when the key is absent or expired",
-		needs:       []capability{conditional},
+		needs:       []capability{atomicOps},
 		f: func(t *testing.T, e *env) {
 			create := func(key, v string, ttl time.Duration) bool {
 				t.Helper()
@@ -223,7 +235,7 @@ var cases = []testCase{
 	{
 		name:        "CreateAtomic",
 		explanation: "of many concurrent Creates of one key, exactly one writes",
-		needs:       []capability{conditional},
+		needs:       []capability{atomicOps},
 		f: func(t *testing.T, e *env) {
 			for round := range 10 {
 				key := fmt.Sprintf("race.%d", round)
@@ -246,7 +258,7 @@ var cases = []testCase{
 	{
 		name:        "Update",
 		explanation: "Update writes only when the key is present, atomically",
-		needs:       []capability{conditional},
+		needs:       []capability{atomicOps},
 		f: func(t *testing.T, e *env) {
 			update := func(key string, v int) bool {
 				res, err := e.c.SetWith(e.ctx, key, v, cache.SetOptions{TTL: time.Minute, OnConflict: cache.Update})
@@ -284,7 +296,7 @@ var cases = []testCase{
 	{
 		name:        "Increment",
 		explanation: "Increment counts from 0 on a missing key, Decrement goes below 0, a non-integer is ErrNotInteger and stays",
-		needs:       []capability{incrementer},
+		needs:       []capability{atomicOps},
 		f: func(t *testing.T, e *env) {
 			steps := []struct {
 				op    func(context.Context, string, int64) (int64, error)
@@ -319,7 +331,7 @@ var cases = []testCase{
 	{
 		name:        "IncrementAtomic",
 		explanation: "concurrent Increments lose no update",
-		needs:       []capability{incrementer},
+		needs:       []capability{atomicOps},
 		f: func(t *testing.T, e *env) {
 			const per = 50
 			parallel(e.n, func(int) {
@@ -338,7 +350,7 @@ var cases = []testCase{
 	{
 		name:        "IncrementKeepsTTL",
 		explanation: "Increment keeps the key's remaining TTL: it neither drops nor renews it",
-		needs:       []capability{incrementer},
+		needs:       []capability{atomicOps},
 		f: func(t *testing.T, e *env) {
 			keepsTTL(t, e, "Increment", func(key string, n int) bool {
 				got, err := e.c.Increment(e.ctx, key, 1)
@@ -360,7 +372,7 @@ var cases = []testCase{
 	{
 		name:        "PullOnce",
 		explanation: "Pull gets and deletes atomically: of many concurrent Pulls, exactly one gets the value",
-		needs:       []capability{puller},
+		needs:       []capability{atomicOps},
 		f: func(t *testing.T, e *env) {
 			for round := range 5 {
 				key := fmt.Sprintf("job.%d", round)
@@ -409,7 +421,7 @@ var cases = []testCase{
 	{
 		name:        "NamespaceDotBoundary",
 		explanation: "RemoveNamespace(ns) removes ns and ns.*, never nsX",
-		needs:       []capability{nsDeleter},
+		needs:       []capability{keySpace},
 		f: func(t *testing.T, e *env) {
 			gone := []string{"users", "users.1", "users.1.profile"}
 			kept := []string{"usersX", "users_1", "user", "user.1", "x.users", "x.users.1"}
@@ -451,7 +463,7 @@ var cases = []testCase{
 	{
 		name:        "PrefixIsolation",
 		explanation: "caches with different prefixes never see each other's keys, locks or flushes; with the same prefix they do",
-		needs:       []capability{nsDeleter},
+		needs:       []capability{keySpace},
 		f: func(t *testing.T, e *env) {
 			a := e.c
 			b := e.sibling(t, e.prefix+"B")     // a sibling, not a child: "dtxB" is not under "dtx."
@@ -730,7 +742,7 @@ var cases = []testCase{
 			isErr(t, "driver Get after Close", err, driver.ErrClosed)
 			isErr(t, "driver Set after Close", e.d.Set(e.ctx, driver.Entry{Key: e.prefix + ".k", Value: []byte("1")}), driver.ErrClosed)
 			isErr(t, "driver Delete after Close", e.d.Delete(e.ctx, e.prefix+".k"), driver.ErrClosed)
-			if c, ok := e.d.(driver.Conditional); ok {
+			if c, ok := e.d.(driver.Atomic); ok {
 				_, err := c.SetIf(e.ctx, driver.Entry{Key: e.prefix + ".k", Value: []byte("1")}, driver.IfAbsent)
 				isErr(t, "driver SetIf after Close", err, driver.ErrClosed)
 			}
@@ -746,14 +758,15 @@ var cases = []testCase{
 				t.Fatal(err)
 			}
 			_, err = c2.SetWith(e.ctx, "k", "v", cache.SetOptions{OnConflict: cache.Create})
-			isErr(t, "Create without driver.Conditional", err, cache.ErrUnsupported)
+			isErr(t, "Create without driver.Atomic", err, cache.ErrUnsupported)
 			_, err = lockOnce(e, c2, "lock", time.Minute, noop)
-			isErr(t, "Lock without driver.Conditional", err, cache.ErrUnsupported)
+			isErr(t, "Lock without driver.Atomic", err, cache.ErrUnsupported)
 			_, err = c2.Increment(e.ctx, "n", 1)
-			isErr(t, "Increment without driver.Incrementer", err, cache.ErrUnsupported)
+			isErr(t, "Increment without driver.Atomic", err, cache.ErrUnsupported)
 			var s string
 			_, err = c2.Pull(e.ctx, "k", &s)
-			isErr(t, "Pull without driver.Puller", err, cache.ErrUnsupported)
+			isErr(t, "Pull without driver.Atomic", err, cache.ErrUnsupported)
+			isErr(t, "Flush without driver.KeySpace", c2.Flush(e.ctx), cache.ErrUnsupported)
 		},
 	},
 	{
@@ -794,7 +807,8 @@ var cases = []testCase{
 	},
 }
 
-// bareDriver hides every optional capability of a driver.
+// bareDriver hides every capability of a driver beyond driver.Driver, the bundles
+// included.
 type bareDriver struct{ d driver.Driver }
 
 func (b bareDriver) Get(ctx context.Context, key string) (any, bool, error) { return b.d.Get(ctx, key) }

@@ -14,8 +14,10 @@
 //
 // Each case runs as its own subtest on a fresh driver, through a [cache.Cache] whose
 // keys live under a random prefix, so drivers over a shared store (one Redis database)
-// do not see each other's cases. A case that needs an optional capability the driver
-// lacks skips with the reason; a driver that implements a capability must pass its cases.
+// do not see each other's cases. Every driver implements the bundles [driver.Atomic] and
+// [driver.KeySpace] (case ImplementsBundles); a case that needs an optional capability
+// the driver lacks skips with the reason; a driver that implements a capability must
+// pass its cases.
 // Run the suite with -race: the concurrency cases may miss a race without it.
 //
 // The suite asserts no latency: a driver that passes it on a busy machine passes it on a
@@ -149,7 +151,7 @@ func newEnv(t *testing.T, h Harness, d driver.Driver) *env {
 	// records all live under its prefix. (Cleanups run last-in first-out: this runs
 	// before the cache is closed; after a case that closed it, it does nothing.)
 	t.Cleanup(func() {
-		if _, ok := d.(driver.NamespaceDeleter); ok {
+		if keySpace.has(d) {
 			_ = c.Flush(context.Background())
 		}
 	})
@@ -192,12 +194,21 @@ func capOf[T any](name string) capability {
 }
 
 var (
-	conditional = capOf[driver.Conditional]("driver.Conditional")
-	compareDel  = capOf[driver.CompareAndDeleter]("driver.CompareAndDeleter")
-	incrementer = capOf[driver.Incrementer]("driver.Incrementer")
-	puller      = capOf[driver.Puller]("driver.Puller")
-	nsDeleter   = capOf[driver.NamespaceDeleter]("driver.NamespaceDeleter")
-	lockable    = []capability{conditional, compareDel}
+	atomicOps = capOf[driver.Atomic]("driver.Atomic")
+	keySpace  = capOf[driver.KeySpace]("driver.KeySpace")
+	lockable  = []capability{atomicOps}
+	// watcher is a driver.Atomic whose Watch is not unsupported: asked with a context
+	// that has ended, so that it holds nothing.
+	watcher = capability{"a supported driver.Atomic Watch", func(d driver.Driver) bool {
+		a, ok := d.(driver.Atomic)
+		if !ok {
+			return false
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, err := a.Watch(ctx, "drivertest.watch")
+		return !errors.Is(err, errors.ErrUnsupported)
+	}}
 )
 
 // eventually polls cond every 10 ms until it holds, and fails after hangAfter (a hang

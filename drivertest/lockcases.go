@@ -15,13 +15,6 @@ import (
 	"github.com/cachekit/cache/internal/wait"
 )
 
-var (
-	extender = capOf[driver.Extender]("driver.Extender")
-	swapper  = capOf[driver.Swapper]("driver.Swapper")
-	fencer   = capOf[driver.Fencer]("driver.Fencer")
-	watcher  = capOf[driver.Watcher]("driver.Watcher")
-)
-
 // lockCases are the promises of the lock beyond acquire and release: waiting, renewal, fencing,
 // handles, Once, and distributed Remember.
 var lockCases = []testCase{
@@ -55,14 +48,14 @@ var lockCases = []testCase{
 	},
 	{
 		name: "LockWaitHandoff",
-		explanation: "a waiter (LockOptions.Wait) takes the lock when the holder releases it; on a driver.Watcher it is woken " +
+		explanation: "a waiter (LockOptions.Wait) takes the lock when the holder releases it; on a driver whose Watch works it is woken " +
 			"by the release itself, not by its poll: with its poll stretched to an hour, only the driver's Watch can wake it",
 		needs: lockable,
 		f:     testHandoff,
 	},
 	{
 		name: "WatchReportsRelease",
-		explanation: "driver.Watcher: the channel of a Watch is closed when the key is next released by CompareAndDelete " +
+		explanation: "driver.Atomic's Watch: the channel of a Watch is closed when the key is next released by CompareAndDelete " +
 			"(a lock's release) or replaced by CompareAndSwap, and when the Watch's ctx ends; not while nobody touches the key",
 		needs: append(slices.Clone(lockable), watcher),
 		f:     testWatch,
@@ -146,13 +139,13 @@ var lockCases = []testCase{
 	{
 		name:        "LockAutoExtend",
 		explanation: "with AutoExtend a holder whose fn outlives 5 TTLs keeps the lock: nobody else gets in while its lease runs, and fn's ctx stays live",
-		needs:       append(slices.Clone(lockable), extender),
+		needs:       lockable,
 		f:           testAutoExtend,
 	},
 	{
 		name:        "LockLostCancelsFn",
 		explanation: "when a renewal finds the lock gone, fn's ctx is cancelled with ErrLockLost: by that renewal, before the lease would have ended",
-		needs:       append(slices.Clone(lockable), extender),
+		needs:       lockable,
 		f: func(t *testing.T, e *env) {
 			// The first renewal after the delete (one comes every TTL/3) must notice it,
 			// before the lease ends (after about a TTL). A renewal that a busy machine
@@ -187,7 +180,7 @@ var lockCases = []testCase{
 	{
 		name:        "FencingTokensIncrease",
 		explanation: "fencing tokens strictly increase with every acquisition of a key, whoever acquires",
-		needs:       append(slices.Clone(lockable), fencer),
+		needs:       lockable,
 		f: func(t *testing.T, e *env) {
 			var (
 				mu      sync.Mutex
@@ -226,7 +219,7 @@ var lockCases = []testCase{
 	{
 		name:        "LockHandle",
 		explanation: "Acquire returns a handle: TTL, Extend and Release work while held; on a lost lock they return ErrLockNotHeld; RestoreLock hands ownership over",
-		needs:       append(slices.Clone(lockable), extender),
+		needs:       lockable,
 		f: func(t *testing.T, e *env) {
 			h, err := cache.Acquire(e.ctx, e.c, "lock.h", cache.LockOptions{TTL: time.Minute, Owner: "leader"})
 			if err != nil {
@@ -272,7 +265,7 @@ var lockCases = []testCase{
 	{
 		name:        "OnceRunsOnce",
 		explanation: "Once runs fn once per key within the TTL: concurrent and later callers get the first result; an error frees the key",
-		needs:       append(slices.Clone(lockable), extender, swapper),
+		needs:       lockable,
 		f: func(t *testing.T, e *env) {
 			var calls, ran atomic.Int64
 			parallel(e.n, func(int) {
@@ -402,8 +395,8 @@ func lockOnce2(e *env, key string, o cache.LockOptions, fn func(context.Context)
 // testHandoff hands a lock from a holder to a waiter, handoffs times. The holder releases
 // only once the waiter's first attempt in its wait loop has failed, so that the waiter
 // is waiting when the release comes. The waiter's loop reports to a wait.Probe why each
-// attempt ran: on a driver.Watcher the probe stretches the poll to an hour, so the
-// waiter gets the lock in time only if the release woke it; without a Watcher the poll
+// attempt ran: on a driver whose Watch works the probe stretches the poll to an hour, so the
+// waiter gets the lock in time only if the release woke it; without one the poll
 // is what wakes it.
 func testHandoff(t *testing.T, e *env) {
 	const handoffs = 20
@@ -462,7 +455,7 @@ func testHandoff(t *testing.T, e *env) {
 	}
 	switch {
 	case !watched:
-		t.Logf("%d handoffs, each woken by the waiter's poll (%T is not a driver.Watcher)", handoffs, e.d)
+		t.Logf("%d handoffs, each woken by the waiter's poll (%T has no working Watch)", handoffs, e.d)
 	case byWatch == 0:
 		t.Fatalf("no handoff of %d was woken by the release: the driver's Watch failed in every one", handoffs)
 	default:
@@ -470,9 +463,9 @@ func testHandoff(t *testing.T, e *env) {
 	}
 }
 
-// testWatch checks driver.Watcher directly, on the driver's own calls.
+// testWatch checks driver.Atomic's Watch directly, on the driver's own calls.
 func testWatch(t *testing.T, e *env) {
-	w := e.d.(driver.Watcher)
+	w := e.d.(driver.Atomic)
 	final := func(key string) string { return e.prefix + "." + key }
 	closed := func(ch <-chan struct{}) bool {
 		select {
@@ -514,7 +507,7 @@ func testWatch(t *testing.T, e *env) {
 	wait(ch, "CompareAndDelete (a lock's release)")
 
 	// A compare-and-swap.
-	if sw, ok := e.d.(driver.Swapper); ok {
+	if sw, ok := e.d.(driver.Atomic); ok {
 		mustSet(t, e, "watch.cas", "old", time.Minute)
 		old, found, err := e.d.Get(e.ctx, final("watch.cas"))
 		if err != nil || !found {

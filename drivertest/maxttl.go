@@ -110,7 +110,7 @@ func maxTTL(t *testing.T, e *env, ttl time.Duration) {
 		}
 	}
 
-	if lockable[0].has(e.d) && lockable[1].has(e.d) {
+	if atomicOps.has(e.d) {
 		h, err := cache.Acquire(e.ctx, e.c, "max.lock", cache.LockOptions{TTL: ttl})
 		if err != nil {
 			t.Fatalf("Acquire with TTL %v: %v", ttl, err)
@@ -131,7 +131,7 @@ func maxTTL(t *testing.T, e *env, ttl time.Duration) {
 			}
 			wantTTL("InspectLock TTL", info.TTL)
 		}
-		if extender.has(e.d) {
+		if atomicOps.has(e.d) {
 			if err := h.Extend(e.ctx, ttl); err != nil {
 				t.Fatalf("Extend with TTL %v: %v", ttl, err)
 			}
@@ -160,7 +160,7 @@ func maxTTL(t *testing.T, e *env, ttl time.Duration) {
 	}
 
 	// A counter's TTL, when Increment creates it, is the driver's default TTL.
-	if incrementer.has(e.d) && e.h.NewWithDefaultTTL != nil {
+	if atomicOps.has(e.d) && e.h.NewWithDefaultTTL != nil {
 		de := newEnv(t, e.h, e.h.NewWithDefaultTTL(t, ttl))
 		want := []int64{5, 7}
 		if !stores {

@@ -12,12 +12,9 @@ import (
 	"github.com/cachekit/cache/driver"
 )
 
-var modifier = capability{"driver.Modifier or driver.Swapper", func(d driver.Driver) bool {
-	if _, ok := d.(driver.Modifier); ok {
-		return true
-	}
-	_, ok := d.(driver.Swapper)
-	return ok && conditional.has(d) && compareDel.has(d)
+var modifier = capability{"driver.Modifier or driver.Atomic", func(d driver.Driver) bool {
+	_, ok := d.(driver.Modifier)
+	return ok || atomicOps.has(d)
 }}
 
 type counter struct {

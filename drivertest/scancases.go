@@ -7,17 +7,14 @@ import (
 	"time"
 
 	"github.com/cachekit/cache"
-	"github.com/cachekit/cache/driver"
 )
-
-var scanner = capOf[driver.Scanner]("driver.Scanner")
 
 // scanCases are the promises of Cache.Scan and ListLocks.
 var scanCases = []testCase{
 	{
 		name:        "Scan",
 		explanation: "Scan lists the scope's keys under a namespace, dot boundary kept, without the prefix",
-		needs:       []capability{scanner},
+		needs:       []capability{keySpace},
 		f: func(t *testing.T, e *env) {
 			for _, k := range []string{"users", "users.1", "users.2.x", "usersX", "posts.1"} {
 				mustSet(t, e, k, 1, time.Minute)
@@ -53,7 +50,7 @@ var scanCases = []testCase{
 	{
 		name:        "ListLocks",
 		explanation: "ListLocks finds the held locks with their owners",
-		needs:       append(slices.Clone(lockable), scanner),
+		needs:       []capability{atomicOps, keySpace},
 		f: func(t *testing.T, e *env) {
 			mustSet(t, e, "locks.not-a-lock", "value#with-hash", time.Minute)
 			_, err := cache.LockWith(e.ctx, e.c, "locks.import", cache.LockOptions{TTL: time.Minute, Owner: "worker-7"},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -30,7 +31,7 @@ type doctorDoc struct {
 	Findings []doctorFinding `json:"findings"`
 }
 
-// cmdDoctor runs the checks of every configured driver (driver.Doctor), or of the one
+// cmdDoctor runs the checks of every configured driver (their Doctor method), or of the one
 // --driver names, and prints one line per finding.
 func cmdDoctor(a *app, s *session, _ []string) int {
 	var all []doctorFinding
@@ -62,10 +63,17 @@ func cmdDoctor(a *app, s *session, _ []string) int {
 	return exitDoctorError
 }
 
+// doctor is the method set of a driver that checks its store's settings: see
+// driver.Finding for what Doctor promises. cachectl is its one consumer, so it is
+// declared here rather than in package driver.
+type doctor interface {
+	Doctor(ctx context.Context) []driver.Finding
+}
+
 // checkDriver returns the findings of the driver name.
 func (s *session) checkDriver(name string) []driver.Finding {
 	d := s.drivers[name]
-	doc, ok := d.(driver.Doctor)
+	doc, ok := d.(doctor)
 	if !ok {
 		return []driver.Finding{{Check: "checks", Message: fmt.Sprintf("%T has no checks", d)}}
 	}

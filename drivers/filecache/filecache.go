@@ -141,16 +141,12 @@ type stripe struct {
 }
 
 var (
-	_ driver.Driver            = (*Driver)(nil)
-	_ driver.Encoder           = (*Driver)(nil)
-	_ driver.Conditional       = (*Driver)(nil)
-	_ driver.CompareAndDeleter = (*Driver)(nil)
-	_ driver.Incrementer       = (*Driver)(nil)
-	_ driver.Puller            = (*Driver)(nil)
-	_ driver.NamespaceDeleter  = (*Driver)(nil)
-	_ driver.Flusher           = (*Driver)(nil)
-	_ driver.DefaultTTLer      = (*Driver)(nil)
-	_ driver.ExpiryNotifier    = (*Driver)(nil)
+	_ driver.Driver         = (*Driver)(nil)
+	_ driver.Encoder        = (*Driver)(nil)
+	_ driver.Atomic         = (*Driver)(nil)
+	_ driver.KeySpace       = (*Driver)(nil)
+	_ driver.DefaultTTLer   = (*Driver)(nil)
+	_ driver.ExpiryNotifier = (*Driver)(nil)
 )
 
 var errClosed = fmt.Errorf("%s%w", errorPrefix, driver.ErrClosed)

@@ -19,9 +19,6 @@ import (
 // read and at most one rename under the key's stripe lock, so atomic across processes.
 
 var (
-	_ driver.Extender  = (*Driver)(nil)
-	_ driver.Swapper   = (*Driver)(nil)
-	_ driver.Fencer    = (*Driver)(nil)
 	_ driver.TTLReader = (*Driver)(nil)
 )
 

@@ -6,11 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
-
-	"github.com/cachekit/cache/driver"
 )
-
-var _ driver.Scanner = (*Driver)(nil)
 
 // Scan calls fn with every live key that starts with prefix ("" for every key), until fn
 // returns false. It reads the directory, O(files), and the head of every entry file

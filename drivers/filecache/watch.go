@@ -6,10 +6,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cachekit/cache/driver"
+	"github.com/cachekit/cache/internal/keywatch"
 )
-
-var _ driver.Watcher = (*Driver)(nil)
 
 // Watch returns a channel that is closed when key's file is next removed or replaced
 // (Delete, Pull, CompareAndDelete, CompareAndSwap, DeleteNamespace, Flush, the sweep, and
@@ -31,117 +29,63 @@ func (d *Driver) Watch(ctx context.Context, key string) (<-chan struct{}, error)
 	return d.watches.add(ctx, d, fileName(key))
 }
 
-// watches are the pending Watch calls of a driver, by file name.
+// watches are the pending Watch calls of a driver, by file name, and the source of
+// their events, started by the first Watch.
 type watches struct {
+	reg    keywatch.Registry // Data of a waiter: the file when it began (poller), or nil
 	mu     sync.Mutex
-	byName map[string]map[*watch]struct{}
-	count  int
 	closed bool
-	src    eventSource // started on the first Watch
-	done   chan struct{}
-}
-
-type watch struct {
-	ch   chan struct{}
-	name string
-	base os.FileInfo // the file when the watch began, for the poller; nil if missing
-	stop func() bool // unregisters the ctx callback
+	src    eventSource
+	done   chan struct{} // closed when the source's goroutine returns
 }
 
 // eventSource tells the watches which files changed.
 type eventSource interface {
-	// watching is called with the watch lock held when the number of pending watches
-	// goes from 0 to 1 (true) or from 1 to 0 (false).
+	// watching is called with the registry's lock held when the number of pending
+	// watches goes from 0 to 1 (true) or from 1 to 0 (false).
 	watching(on bool)
 	// close stops the source; its goroutine then returns and closes w.done.
 	close()
 }
 
 func (w *watches) add(ctx context.Context, d *Driver, name string) (<-chan struct{}, error) {
-	wt := &watch{ch: make(chan struct{}), name: name}
+	src, err := w.source(d)
+	if err != nil {
+		return nil, err
+	}
+	var base os.FileInfo
+	if _, ok := src.(*poller); ok {
+		base, _ = os.Lstat(d.path(name))
+	}
+	wt, err := w.reg.Add(ctx, name, base)
+	if err != nil {
+		return nil, errClosed
+	}
+	return wt.C(), nil
+}
+
+// source returns the event source, started on the first call.
+func (w *watches) source(d *Driver) (eventSource, error) {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.closed {
-		w.mu.Unlock()
 		return nil, errClosed
 	}
 	if w.src == nil {
-		w.byName = map[string]map[*watch]struct{}{}
 		w.done = make(chan struct{})
 		w.src = newEventSource(d, w)
+		w.reg.Hooks.Active = w.src.watching
 	}
-	if _, ok := w.src.(*poller); ok {
-		wt.base, _ = os.Lstat(d.path(name))
-	}
-	set := w.byName[name]
-	if set == nil {
-		set = map[*watch]struct{}{}
-		w.byName[name] = set
-	}
-	set[wt] = struct{}{}
-	w.count++
-	if w.count == 1 {
-		w.src.watching(true)
-	}
-	// Under w.mu: a ctx that is already done runs the callback in a goroutine of its
-	// own, which waits for the lock.
-	wt.stop = context.AfterFunc(ctx, func() {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		w.fire(wt)
-	})
-	w.mu.Unlock()
-	return wt.ch, nil
-}
-
-// fire closes wt's channel and forgets it, once. The caller holds w.mu.
-func (w *watches) fire(wt *watch) {
-	set := w.byName[wt.name]
-	if _, ok := set[wt]; !ok {
-		return
-	}
-	delete(set, wt)
-	if len(set) == 0 {
-		delete(w.byName, wt.name)
-	}
-	close(wt.ch)
-	w.count--
-	if w.count == 0 && !w.closed {
-		w.src.watching(false)
-	}
-	wt.stop() // does not wait for a callback that has started
-}
-
-// changed fires every watch of the file name.
-func (w *watches) changed(name string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for wt := range w.byName[name] {
-		w.fire(wt)
-	}
-}
-
-// all fires every watch: the source lost track (queue overflow, Dir removed).
-func (w *watches) all() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.fireAll()
-}
-
-func (w *watches) fireAll() {
-	for _, set := range w.byName {
-		for wt := range set {
-			w.fire(wt)
-		}
-	}
+	return w.src, nil
 }
 
 // close fires every watch, stops the source and waits for its goroutine.
 func (w *watches) close() {
 	w.mu.Lock()
 	w.closed = true
-	w.fireAll()
 	src, done := w.src, w.done
 	w.mu.Unlock()
+	w.reg.Close()
 	if src != nil {
 		src.close()
 		<-done
@@ -185,20 +129,16 @@ func (p *poller) run() {
 	t := time.NewTicker(pollEvery)
 	defer t.Stop()
 	type pending struct {
-		wt   *watch
-		name string
+		wt   *keywatch.Waiter
 		base os.FileInfo
 	}
 	var snap []pending
 	for {
-		p.w.mu.Lock()
 		snap = snap[:0]
-		for name, set := range p.w.byName {
-			for wt := range set {
-				snap = append(snap, pending{wt, name, wt.base})
-			}
-		}
-		p.w.mu.Unlock()
+		p.w.reg.Each(func(wt *keywatch.Waiter) {
+			base, _ := wt.Data.(os.FileInfo)
+			snap = append(snap, pending{wt, base})
+		})
 		if len(snap) == 0 {
 			select {
 			case <-p.quit:
@@ -213,12 +153,9 @@ func (p *poller) run() {
 		case <-t.C:
 		}
 		for _, s := range snap {
-			now, err := os.Lstat(p.d.path(s.name))
-			gone := s.base != nil && (err != nil || !os.SameFile(s.base, now))
-			if gone {
-				p.w.mu.Lock()
-				p.w.fire(s.wt)
-				p.w.mu.Unlock()
+			now, err := os.Lstat(p.d.path(s.wt.Key()))
+			if s.base != nil && (err != nil || !os.SameFile(s.base, now)) {
+				p.w.reg.Fire(s.wt)
 			}
 		}
 	}

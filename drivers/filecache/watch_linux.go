@@ -82,11 +82,11 @@ func (in *inotify) run() {
 			b = b[syscall.SizeofInotifyEvent+l:]
 			switch {
 			case mask&(syscall.IN_Q_OVERFLOW|syscall.IN_DELETE_SELF|syscall.IN_MOVE_SELF) != 0:
-				in.w.all()
+				in.w.reg.NotifyIf(nil)
 			case mask&syscall.IN_IGNORED != 0:
 				// the watch was removed: by watching(false), or because Dir went away
 			case len(name) > 0:
-				in.w.changed(string(name))
+				in.w.reg.Notify(string(name))
 			}
 		}
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/internal/inproc"
+	"github.com/cachekit/cache/internal/keywatch"
 )
 
 // DefaultCapacity is the capacity when Options.Capacity is 0.
@@ -46,7 +47,7 @@ type Driver struct {
 	now        func() time.Time
 	defaultTTL time.Duration
 	closed     bool
-	watchers   inproc.Watchers
+	watchers   keywatch.Registry
 	fences     inproc.Fences
 	expiry     driver.ExpiryHooks
 }
@@ -57,22 +58,13 @@ type item struct {
 }
 
 var (
-	_ driver.Driver            = (*Driver)(nil)
-	_ driver.Conditional       = (*Driver)(nil)
-	_ driver.CompareAndDeleter = (*Driver)(nil)
-	_ driver.Incrementer       = (*Driver)(nil)
-	_ driver.Puller            = (*Driver)(nil)
-	_ driver.NamespaceDeleter  = (*Driver)(nil)
-	_ driver.Flusher           = (*Driver)(nil)
-	_ driver.DefaultTTLer      = (*Driver)(nil)
-	_ driver.Extender          = (*Driver)(nil)
-	_ driver.Swapper           = (*Driver)(nil)
-	_ driver.Fencer            = (*Driver)(nil)
-	_ driver.TTLReader         = (*Driver)(nil)
-	_ driver.Watcher           = (*Driver)(nil)
-	_ driver.Modifier          = (*Driver)(nil)
-	_ driver.Scanner           = (*Driver)(nil)
-	_ driver.ExpiryNotifier    = (*Driver)(nil)
+	_ driver.Driver         = (*Driver)(nil)
+	_ driver.Atomic         = (*Driver)(nil)
+	_ driver.KeySpace       = (*Driver)(nil)
+	_ driver.DefaultTTLer   = (*Driver)(nil)
+	_ driver.TTLReader      = (*Driver)(nil)
+	_ driver.Modifier       = (*Driver)(nil)
+	_ driver.ExpiryNotifier = (*Driver)(nil)
 )
 
 // New returns an LRU driver.
@@ -266,7 +258,7 @@ func (d *Driver) Flush(context.Context) error {
 		return errClosed
 	}
 	d.lru.Purge()
-	d.watchers.NotifyIf(func(string) bool { return true })
+	d.watchers.NotifyIf(nil)
 	return nil
 }
 

@@ -43,6 +43,7 @@ import (
 
 	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/internal/inproc"
+	"github.com/cachekit/cache/internal/keywatch"
 )
 
 // Options configure a [Driver]. The zero value is an unbounded memory cache with no
@@ -74,7 +75,7 @@ type Driver struct {
 	coarse     *coarseClock // nil with Options.Now
 	defaultTTL time.Duration
 	closed     atomic.Bool
-	watchers   inproc.Watchers
+	watchers   keywatch.Registry
 	fences     inproc.Fences
 	expiry     driver.ExpiryHooks
 }
@@ -91,22 +92,14 @@ type item struct {
 const never = time.Duration(math.MaxInt64)
 
 var (
-	_ driver.Driver            = (*Driver)(nil)
-	_ driver.Conditional       = (*Driver)(nil)
-	_ driver.CompareAndDeleter = (*Driver)(nil)
-	_ driver.Incrementer       = (*Driver)(nil)
-	_ driver.Puller            = (*Driver)(nil)
-	_ driver.NamespaceDeleter  = (*Driver)(nil)
-	_ driver.Flusher           = (*Driver)(nil)
-	_ driver.DefaultTTLer      = (*Driver)(nil)
-	_ driver.Extender          = (*Driver)(nil)
-	_ driver.Swapper           = (*Driver)(nil)
-	_ driver.Fencer            = (*Driver)(nil)
-	_ driver.TTLReader         = (*Driver)(nil)
-	_ driver.Watcher           = (*Driver)(nil)
-	_ driver.Modifier          = (*Driver)(nil)
-	_ driver.Scanner           = (*Driver)(nil)
-	_ driver.ExpiryNotifier    = (*Driver)(nil)
+	_ driver.Driver         = (*Driver)(nil)
+	_ driver.Atomic         = (*Driver)(nil)
+	_ driver.KeySpace       = (*Driver)(nil)
+	_ driver.DefaultTTLer   = (*Driver)(nil)
+	_ driver.TTLReader      = (*Driver)(nil)
+	_ driver.Modifier       = (*Driver)(nil)
+	_ driver.ExpiryNotifier = (*Driver)(nil)
+	_ inproc.JoinGetter     = (*Driver)(nil)
 )
 
 // newItem is the item a write of e over cur (nil: none) stores.
@@ -283,7 +276,7 @@ func (d *Driver) Get(ctx context.Context, key string) (any, bool, error) {
 	return it.v, true, nil
 }
 
-// GetJoined is Get(ctx, scope+"."+key) (driver.JoinGetter): the key is joined in a
+// GetJoined is Get(ctx, scope+"."+key) (inproc.JoinGetter): the key is joined in a
 // buffer on the stack and only looked up, never kept, so a read under a prefix or a
 // namespace allocates nothing.
 func (d *Driver) GetJoined(ctx context.Context, scope, key string) (any, bool, error) {
@@ -440,7 +433,7 @@ func (d *Driver) Flush(ctx context.Context) error {
 		return err
 	}
 	d.c.InvalidateAll()
-	d.watchers.NotifyIf(func(string) bool { return true })
+	d.watchers.NotifyIf(nil)
 	return nil
 }
 

@@ -26,18 +26,9 @@ type Driver struct {
 }
 
 var (
-	_ driver.Driver            = (*Driver)(nil)
-	_ driver.Conditional       = (*Driver)(nil)
-	_ driver.CompareAndDeleter = (*Driver)(nil)
-	_ driver.Incrementer       = (*Driver)(nil)
-	_ driver.Puller            = (*Driver)(nil)
-	_ driver.NamespaceDeleter  = (*Driver)(nil)
-	_ driver.Flusher           = (*Driver)(nil)
-	_ driver.Extender          = (*Driver)(nil)
-	_ driver.Swapper           = (*Driver)(nil)
-	_ driver.Fencer            = (*Driver)(nil)
-	_ driver.Watcher           = (*Driver)(nil)
-	_ driver.Scanner           = (*Driver)(nil)
+	_ driver.Driver   = (*Driver)(nil)
+	_ driver.Atomic   = (*Driver)(nil)
+	_ driver.KeySpace = (*Driver)(nil)
 )
 
 // New returns a null driver.

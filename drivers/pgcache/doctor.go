@@ -8,8 +8,6 @@ import (
 	"github.com/cachekit/cache/driver"
 )
 
-var _ driver.Doctor = (*Driver)(nil)
-
 // minServerVersion is the oldest PostgreSQL the driver supports, as server_version_num.
 const minServerVersion = 120000
 

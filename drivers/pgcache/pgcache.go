@@ -218,24 +218,14 @@ type Driver struct {
 }
 
 var (
-	_ driver.Driver            = (*Driver)(nil)
-	_ driver.Conditional       = (*Driver)(nil)
-	_ driver.CompareAndDeleter = (*Driver)(nil)
-	_ driver.Incrementer       = (*Driver)(nil)
-	_ driver.Puller            = (*Driver)(nil)
-	_ driver.NamespaceDeleter  = (*Driver)(nil)
-	_ driver.Flusher           = (*Driver)(nil)
-	_ driver.BatchGetter       = (*Driver)(nil)
-	_ driver.BatchSetter       = (*Driver)(nil)
-	_ driver.DefaultTTLer      = (*Driver)(nil)
-	_ driver.Encoder           = (*Driver)(nil)
-	_ driver.Extender          = (*Driver)(nil)
-	_ driver.Swapper           = (*Driver)(nil)
-	_ driver.Fencer            = (*Driver)(nil)
-	_ driver.TTLReader         = (*Driver)(nil)
-	_ driver.Watcher           = (*Driver)(nil)
-	_ driver.Scanner           = (*Driver)(nil)
-	_ driver.ExpiryNotifier    = (*Driver)(nil)
+	_ driver.Driver         = (*Driver)(nil)
+	_ driver.Atomic         = (*Driver)(nil)
+	_ driver.KeySpace       = (*Driver)(nil)
+	_ driver.Batcher        = (*Driver)(nil)
+	_ driver.DefaultTTLer   = (*Driver)(nil)
+	_ driver.Encoder        = (*Driver)(nil)
+	_ driver.TTLReader      = (*Driver)(nil)
+	_ driver.ExpiryNotifier = (*Driver)(nil)
 )
 
 // New returns a PostgreSQL driver. It does not connect; the first operation does (and
@@ -296,7 +286,7 @@ func New(o Options) (*Driver, error) {
 		d.sweepStop, d.sweepDone = cancel, make(chan struct{})
 		go d.sweepLoop(ctx, interval, batch)
 	}
-	d.stopChecks = driver.StartChecks(d, o.CheckOnStart)
+	d.stopChecks = driver.StartChecks(d.Doctor, o.CheckOnStart)
 	return d, nil
 }
 

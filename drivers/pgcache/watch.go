@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cachekit/cache/driver"
+	"github.com/cachekit/cache/internal/keywatch"
 )
 
 const (
@@ -30,20 +31,13 @@ type hub struct {
 	mu      sync.Mutex
 	started bool
 	closed  bool
-	up      bool          // connected and listening
-	upc     chan struct{} // closed when up becomes true; replaced when it drops
-	watches map[string]map[*watch]struct{}
+	up      bool               // connected and listening
+	upc     chan struct{}      // closed when up becomes true; replaced when it drops
+	waiters keywatch.Registry  // by payload; added to under mu, so that a drop wakes all
 	cancel  context.CancelFunc // stops the listener
 	done    chan struct{}      // closed when the listener has returned
 	stopped chan struct{}      // closed by stop
 }
-
-type watch struct {
-	ch   chan struct{}
-	once sync.Once
-}
-
-func (w *watch) fire() { w.once.Do(func() { close(w.ch) }) }
 
 // Watch returns a channel that is closed when key is next released: deleted by
 // CompareAndDelete (a lock's release) or replaced by CompareAndSwap, by any process that
@@ -65,8 +59,6 @@ func (d *Driver) Watch(ctx context.Context, key string) (<-chan struct{}, error)
 		return nil, d.fail("watch", key, err)
 	}
 	h := &d.hub
-	p := payload(key)
-	w := &watch{ch: make(chan struct{})}
 	t := time.NewTimer(watchConnectTimeout)
 	defer t.Stop()
 	for {
@@ -79,18 +71,12 @@ func (d *Driver) Watch(ctx context.Context, key string) (<-chan struct{}, error)
 			h.start(d)
 		}
 		if h.up {
-			set := h.watches[p]
-			if set == nil {
-				set = make(map[*watch]struct{})
-				h.watches[p] = set
-			}
-			set[w] = struct{}{}
+			ch, err := h.waiters.Watch(ctx, payload(key))
 			h.mu.Unlock()
-			context.AfterFunc(ctx, func() {
-				h.remove(p, w)
-				w.fire()
-			})
-			return w.ch, nil
+			if err != nil {
+				return nil, d.fail("watch", key, err)
+			}
+			return ch, nil
 		}
 		upc, stopped := h.upc, h.stopped
 		h.mu.Unlock()
@@ -110,7 +96,6 @@ func (h *hub) start(d *Driver) {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.started = true
 	h.upc = make(chan struct{})
-	h.watches = make(map[string]map[*watch]struct{})
 	h.cancel = cancel
 	h.done = make(chan struct{})
 	h.stopped = make(chan struct{})
@@ -147,12 +132,7 @@ func (h *hub) listen(ctx context.Context, d *Driver) {
 		h.mu.Lock()
 		h.up = false
 		h.upc = make(chan struct{})
-		for _, set := range h.watches {
-			for w := range set {
-				w.fire()
-			}
-		}
-		clear(h.watches)
+		h.waiters.NotifyIf(nil)
 		h.mu.Unlock()
 	}
 }
@@ -193,26 +173,7 @@ func (h *hub) receive(ctx context.Context, conn *pgx.Conn) {
 		case err != nil:
 			return
 		}
-		h.mu.Lock()
-		if set := h.watches[n.Payload]; set != nil {
-			for w := range set {
-				w.fire()
-			}
-			delete(h.watches, n.Payload)
-		}
-		h.mu.Unlock()
-	}
-}
-
-// remove drops w.
-func (h *hub) remove(p string, w *watch) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if set := h.watches[p]; set != nil {
-		delete(set, w)
-		if len(set) == 0 {
-			delete(h.watches, p)
-		}
+		h.waiters.Notify(n.Payload)
 	}
 }
 
@@ -233,4 +194,5 @@ func (h *hub) stop() {
 	if started {
 		<-h.done // the listener wakes every watch on its way out
 	}
+	h.waiters.Close()
 }

@@ -14,8 +14,6 @@ import (
 	"github.com/cachekit/cache/driver"
 )
 
-var _ driver.Doctor = (*Driver)(nil)
-
 // The minimum Redis versions: the driver's (GETDEL) and the near cache's (CLIENT
 // TRACKING).
 const (

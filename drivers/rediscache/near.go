@@ -82,10 +82,7 @@ type NearOptions struct {
 	Prefixes []string
 }
 
-var (
-	_ driver.Near           = (*Driver)(nil)
-	_ driver.NearJoinGetter = (*Driver)(nil)
-)
+var _ driver.Near = (*Driver)(nil)
 
 // Defaults of NearOptions.
 const (
@@ -554,7 +551,7 @@ func (d *Driver) NearGet(key string) (any, bool) {
 	return d.near.get(key)
 }
 
-// NearGetJoined implements driver.NearJoinGetter: NearGet(scope+"."+key), with the key
+// NearGetJoined implements driver.Near: NearGet(scope+"."+key), with the key
 // joined in a buffer on the stack and only looked up, so that a near hit under a prefix
 // or a namespace allocates nothing.
 func (d *Driver) NearGetJoined(scope, key string) (any, bool) {

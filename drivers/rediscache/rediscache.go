@@ -263,23 +263,14 @@ const (
 )
 
 var (
-	_ driver.Driver            = (*Driver)(nil)
-	_ driver.Conditional       = (*Driver)(nil)
-	_ driver.CompareAndDeleter = (*Driver)(nil)
-	_ driver.Incrementer       = (*Driver)(nil)
-	_ driver.Puller            = (*Driver)(nil)
-	_ driver.NamespaceDeleter  = (*Driver)(nil)
-	_ driver.Flusher           = (*Driver)(nil)
-	_ driver.BatchGetter       = (*Driver)(nil)
-	_ driver.BatchSetter       = (*Driver)(nil)
-	_ driver.DefaultTTLer      = (*Driver)(nil)
-	_ driver.Encoder           = (*Driver)(nil)
-	_ driver.Extender          = (*Driver)(nil)
-	_ driver.Swapper           = (*Driver)(nil)
-	_ driver.Fencer            = (*Driver)(nil)
-	_ driver.TTLReader         = (*Driver)(nil)
-	_ driver.Watcher           = (*Driver)(nil)
-	_ driver.BreakerNotifier   = (*Driver)(nil)
+	_ driver.Driver                           = (*Driver)(nil)
+	_ driver.Atomic                           = (*Driver)(nil)
+	_ driver.KeySpace                         = (*Driver)(nil)
+	_ driver.Batcher                          = (*Driver)(nil)
+	_ driver.DefaultTTLer                     = (*Driver)(nil)
+	_ driver.Encoder                          = (*Driver)(nil)
+	_ driver.TTLReader                        = (*Driver)(nil)
+	_ interface{ OnBreaker(func(open bool)) } = (*Driver)(nil) // the manager's breaker events
 )
 
 var (
@@ -358,7 +349,7 @@ func New(o Options) (*Driver, error) {
 		}
 		d.near = n
 	}
-	d.stopChecks = driver.StartChecks(d, o.CheckOnStart)
+	d.stopChecks = driver.StartChecks(d.Doctor, o.CheckOnStart)
 	return d, nil
 }
 

@@ -82,7 +82,7 @@ func TestRegisterLockReplicas(t *testing.T) {
 	defer dd.Close()
 	ctx := context.Background()
 	key := "register.lock_replicas." + t.Name()
-	ok, err := dd.(driver.Conditional).SetIf(ctx, driver.Entry{Key: key, Value: []byte(`"t"`), TTL: time.Minute}, driver.IfAbsent)
+	ok, err := dd.(driver.Atomic).SetIf(ctx, driver.Entry{Key: key, Value: []byte(`"t"`), TTL: time.Minute}, driver.IfAbsent)
 	if ok || !errors.Is(err, ErrNotReplicated) {
 		t.Fatalf("SetIf IfAbsent with lock_replicas=1 and no replica = %v, %v; want ErrNotReplicated", ok, err)
 	}

@@ -5,11 +5,7 @@ import (
 	"sync"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/cachekit/cache/driver"
 )
-
-var _ driver.Scanner = (*Driver)(nil)
 
 // scanKeysCount is the COUNT hint of each SCAN that Scan sends.
 const scanKeysCount = 500

@@ -9,38 +9,25 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cachekit/cache/driver"
+	"github.com/cachekit/cache/internal/keywatch"
 )
 
 // watchConfirmTimeout bounds how long Watch waits for Redis to confirm a subscription.
 const watchConfirmTimeout = 2 * time.Second
 
 // hub shares one Pub/Sub connection among every Watch of a driver: a channel is
-// subscribed while at least one watch needs it. It starts with the first Watch; Close
+// subscribed while at least one watch needs it (the registry's First and Last hooks),
+// and armed when Redis confirms the subscription. It starts with the first Watch; Close
 // stops it.
 type hub struct {
 	mu      sync.Mutex
-	ps      *redis.PubSub // nil until the first Watch
-	chans   map[string]*watchedChan
+	ps      *redis.PubSub      // nil until the first Watch
+	waiters keywatch.Registry  // by channel name
 	cancel  context.CancelFunc // stops the reader
 	done    chan struct{}      // closed when the reader has returned
 	stopped chan struct{}      // closed by stop
 	closed  bool
 }
-
-type watchedChan struct {
-	ready   chan struct{} // closed when Redis has confirmed the subscription
-	once    sync.Once
-	watches map[*watch]struct{}
-}
-
-func (c *watchedChan) confirm() { c.once.Do(func() { close(c.ready) }) }
-
-type watch struct {
-	ch   chan struct{}
-	once sync.Once
-}
-
-func (w *watch) fire() { w.once.Do(func() { close(w.ch) }) }
 
 // Watch returns a channel that is closed when key is next released: deleted by
 // CompareAndDelete (a lock's release) or replaced by CompareAndSwap, by any process that
@@ -60,59 +47,62 @@ func (d *Driver) Watch(ctx context.Context, key string) (<-chan struct{}, error)
 	if err := d.brk.allow(); err != nil { // the waiter polls, and its attempt fails fast
 		return nil, fail("watch", key, err)
 	}
-	name := releasedChannel(key)
-	w := &watch{ch: make(chan struct{})}
-	h := &d.hub
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		return nil, fail("watch", key, driver.ErrClosed)
+	stopped, err := d.hub.begin(d.c)
+	if err != nil {
+		return nil, fail("watch", key, err)
 	}
-	if h.ps == nil {
-		h.start(d.c)
+	w, err := d.hub.waiters.Add(ctx, releasedChannel(key), nil)
+	if err != nil {
+		return nil, fail("watch", key, err)
 	}
-	wc := h.chans[name]
-	if wc == nil {
-		wc = &watchedChan{ready: make(chan struct{}), watches: make(map[*watch]struct{})}
-		h.chans[name] = wc
-		if err := h.ps.Subscribe(ctx, name); err != nil {
-			delete(h.chans, name)
-			// go-redis keeps the channel to subscribe it again on reconnect: drop it.
-			_ = h.ps.Unsubscribe(context.WithoutCancel(ctx), name)
-			h.mu.Unlock()
-			return nil, fail("watch", key, err)
-		}
-	}
-	wc.watches[w] = struct{}{}
-	stopped := h.stopped
-	h.mu.Unlock()
-
-	context.AfterFunc(ctx, func() {
-		h.remove(name, wc, w)
-		w.fire()
-	})
 	t := time.NewTimer(watchConfirmTimeout)
 	defer t.Stop()
 	select {
-	case <-wc.ready:
-	case <-ctx.Done(): // the AfterFunc fires w
+	case <-w.Armed():
+	case <-ctx.Done(): // the registry fires w
 	case <-stopped: // Close fired w
 	case <-t.C:
-		h.remove(name, wc, w)
-		w.fire()
+		d.hub.waiters.Fire(w)
 		return nil, fail("watch", key, errors.New("Redis did not confirm the subscription in time"))
 	}
-	return w.ch, nil
+	return w.C(), nil
+}
+
+// begin starts the hub on the first call and returns its stopped channel.
+func (h *hub) begin(c redis.UniversalClient) (stopped <-chan struct{}, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, driver.ErrClosed
+	}
+	if h.ps == nil {
+		h.start(c)
+	}
+	return h.stopped, nil
 }
 
 // start opens the subscriber connection and its reader. h.mu is held.
 func (h *hub) start(c redis.UniversalClient) {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.ps = c.Subscribe(ctx)
-	h.chans = make(map[string]*watchedChan)
 	h.cancel = cancel
 	h.done = make(chan struct{})
 	h.stopped = make(chan struct{})
+	ps := h.ps
+	h.waiters.Hooks = keywatch.Hooks{Arm: true, First: func(name string) error {
+		sctx, cancel := context.WithTimeout(context.Background(), watchConfirmTimeout)
+		defer cancel()
+		if err := ps.Subscribe(sctx, name); err != nil {
+			// go-redis keeps the channel to subscribe it again on reconnect: drop it.
+			_ = ps.Unsubscribe(context.WithoutCancel(sctx), name)
+			return err
+		}
+		return nil
+	}, Last: func(name string) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = ps.Unsubscribe(ctx, name)
+		cancel()
+	}}
 	go h.read(ctx, h.ps)
 }
 
@@ -136,40 +126,11 @@ func (h *hub) read(ctx context.Context, ps *redis.PubSub) {
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
-				h.mu.Lock()
-				if wc := h.chans[m.Channel]; wc != nil {
-					wc.confirm()
-				}
-				h.mu.Unlock()
+				h.waiters.Arm(m.Channel)
 			}
 		case *redis.Message:
-			h.mu.Lock()
-			if wc := h.chans[m.Channel]; wc != nil {
-				for w := range wc.watches {
-					w.fire()
-				}
-			}
-			h.mu.Unlock()
+			h.waiters.Notify(m.Channel)
 		}
-	}
-}
-
-// remove drops w, and the channel's subscription with the last watch.
-func (h *hub) remove(name string, wc *watchedChan, w *watch) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if _, ok := wc.watches[w]; !ok {
-		return
-	}
-	delete(wc.watches, w)
-	if len(wc.watches) > 0 || h.chans[name] != wc {
-		return
-	}
-	delete(h.chans, name)
-	if !h.closed {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_ = h.ps.Unsubscribe(ctx, name)
-		cancel()
 	}
 }
 
@@ -186,12 +147,8 @@ func (h *hub) stop() error {
 		h.cancel()
 		close(h.stopped)
 	}
-	for _, wc := range h.chans {
-		for w := range wc.watches {
-			w.fire()
-		}
-	}
 	h.mu.Unlock()
+	h.waiters.Close()
 	if ps == nil {
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"sync/atomic"
 
 	"github.com/cachekit/cache/driver"
 )
@@ -68,3 +69,13 @@ func Equal(a, b any) (eq bool) {
 	defer func() { _ = recover() }() // an interface field holding a map still panics
 	return a == b
 }
+
+// Fences are the fencing counters of an in-process driver: one counter for every key, so
+// that a token still grows with every acquisition of each key (and of all of them), with
+// no memory kept per key. The zero value is ready.
+type Fences struct {
+	n atomic.Int64
+}
+
+// Next returns the next fencing token for key: higher than every token given before.
+func (f *Fences) Next(string) int64 { return f.n.Add(1) }

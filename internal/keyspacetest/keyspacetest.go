@@ -50,14 +50,14 @@ var Cases = [][2]Triple{
 // Store is a store that starts empty, with a way to list and clear it.
 type Store struct {
 	d    cache.Driver
-	scan driver.Scanner
+	scan driver.KeySpace
 }
 
 // NewStore returns d as a Store, emptied first: every key it holds is deleted. d must
 // be a driver of the test's own.
 func NewStore(t testing.TB, d interface {
 	cache.Driver
-	driver.Scanner
+	driver.KeySpace
 }) Store {
 	t.Helper()
 	s := Store{d: d, scan: d}
@@ -77,7 +77,7 @@ func (s Store) clear(t testing.TB) {
 }
 
 // StoredKeys lists every key the driver holds, sorted.
-func StoredKeys(t testing.TB, d driver.Scanner) []string {
+func StoredKeys(t testing.TB, d driver.KeySpace) []string {
 	t.Helper()
 	var keys []string
 	if err := d.Scan(context.Background(), "", func(k string) bool { keys = append(keys, k); return true }); err != nil {
