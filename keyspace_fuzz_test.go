@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/cachekit/cache/drivers/filecache"
-	ks "github.com/cachekit/cache/internal/keyspacetest"
+	ks "github.com/cachekit/cache/internal/testkit/keyspacetest"
 )
 
 // FuzzKeySpace checks the key space on the memory driver, for two (prefix, namespace,
@@ -12,7 +12,7 @@ import (
 // by the rules (docs/keys.md) or stores its value and records where the rules say; two
 // caches with different prefixes never share a key; Flush and RemoveNamespace through one
 // cache remove only what lies under their scope, and never a key of another prefix. The
-// property is internal/keyspacetest's, shared with drivers/rediscache.
+// property is internal/testkit/keyspacetest's, shared with drivers/rediscache.
 //
 //	go test -run '^$' -fuzz FuzzKeySpace -fuzztime 10m .
 func FuzzKeySpace(f *testing.F) {

@@ -13,7 +13,7 @@ import (
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/drivers/memorycache"
-	ks "github.com/cachekit/cache/internal/keyspacetest"
+	ks "github.com/cachekit/cache/internal/testkit/keyspacetest"
 )
 
 // tenantKey carries the tenant a test's PrefixFunc returns.

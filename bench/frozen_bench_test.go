@@ -10,15 +10,15 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cachekit/cache"
-	"github.com/cachekit/cache/internal/faultproxy"
-	"github.com/cachekit/cache/internal/pgtest"
+	"github.com/cachekit/cache/internal/testkit/faultproxy"
+	"github.com/cachekit/cache/internal/testkit/pgtest"
 )
 
 // frozenDeadline is the ctx deadline of each call in BenchmarkDeadlineOnFrozenLink.
 const frozenDeadline = 50 * time.Millisecond
 
 // BenchmarkDeadlineOnFrozenLink measures how far past its ctx deadline a call returns
-// when the link to the store freezes (a partition: a proxy, internal/faultproxy, stops
+// when the link to the store freezes (a partition: a proxy, internal/testkit/faultproxy, stops
 // forwarding bytes and closes nothing), on Redis (a client with ContextTimeoutEnabled)
 // and PostgreSQL: a Get, and a held lock's Extend (on Redis: the driver's lock client).
 // Each iteration freezes the link, makes one call with a 50 ms deadline, thaws the link

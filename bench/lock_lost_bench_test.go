@@ -10,7 +10,7 @@ import (
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/drivers/rediscache"
-	"github.com/cachekit/cache/internal/redistest"
+	"github.com/cachekit/cache/internal/testkit/redistest"
 )
 
 // lostTTL is the lock's TTL in the lost-lock benchmarks: renewals every 100 ms.
@@ -26,7 +26,7 @@ const lostTTL = 300 * time.Millisecond
 //	lost-max-intervals                      lost-max-ms in renewal intervals (TTL/3)
 //	errlocklost-%                           ctxs whose cause was ErrLockLost
 //
-// The cross-process tests (internal/xproc's LostForceRelease) check the order and the
+// The cross-process tests (internal/testkit/xproc's LostForceRelease) check the order and the
 // cause, not the time; the target is in docs/benchmarks.md:
 //
 //	cd bench && go test -run '^$' -bench BenchmarkLockLost -benchtime 20x .

@@ -13,7 +13,7 @@ import (
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/drivers/rediscache"
-	"github.com/cachekit/cache/internal/redistest"
+	"github.com/cachekit/cache/internal/testkit/redistest"
 )
 
 var coherenceWrites = flag.Int("coherence.writes", 2000, "writes of TestNearCoherenceVersusGoRedisCache, one a millisecond or so")

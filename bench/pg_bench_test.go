@@ -9,10 +9,10 @@ import (
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/drivers/pgcache"
-	"github.com/cachekit/cache/internal/pgtest"
+	"github.com/cachekit/cache/internal/testkit/pgtest"
 )
 
-// The PostgreSQL benchmarks: a throwaway PostgreSQL from internal/pgtest for each
+// The PostgreSQL benchmarks: a throwaway PostgreSQL from internal/testkit/pgtest for each
 // top-level benchmark (initdb in a temporary directory, a free loopback port, fsync off,
 // removed when the benchmark ends; without the server binaries they skip, in CI they
 // fail). Every implementation gets a pgx pool of its own, built the same way from the

@@ -8,7 +8,7 @@ import (
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/drivers/rediscache"
-	"github.com/cachekit/cache/internal/redistest"
+	"github.com/cachekit/cache/internal/testkit/redistest"
 )
 
 // outageLoader is how long the loader of BenchmarkRedisOutage's Remember takes.

@@ -18,11 +18,11 @@ import (
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/drivers/rediscache"
-	"github.com/cachekit/cache/internal/redistest"
+	"github.com/cachekit/cache/internal/testkit/redistest"
 )
 
 // The Redis benchmarks and tests talk to one Redis per test binary, from
-// internal/redistest: a throwaway redis-server on a free loopback port (started on first
+// internal/testkit/redistest: a throwaway redis-server on a free loopback port (started on first
 // use, no persistence, killed when the tests end), or REDIS_URL if it is set. Without
 // either, outside CI, redistest falls back to an in-process miniredis: the tests still
 // run on it, but the benchmarks skip, loudly, because miniredis's numbers say nothing

@@ -21,8 +21,8 @@ import (
 	"github.com/cachekit/cache/drivers/nullcache"
 	"github.com/cachekit/cache/drivers/pgcache"
 	"github.com/cachekit/cache/drivers/rediscache"
-	"github.com/cachekit/cache/internal/pgtest"
-	"github.com/cachekit/cache/internal/redistest"
+	"github.com/cachekit/cache/internal/testkit/pgtest"
+	"github.com/cachekit/cache/internal/testkit/redistest"
 	"github.com/cachekit/cache/registry"
 	_ "github.com/cachekit/cache/registry/all"
 )

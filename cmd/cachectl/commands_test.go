@@ -16,8 +16,8 @@ import (
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/drivers/memorycache"
-	"github.com/cachekit/cache/internal/pgtest"
-	"github.com/cachekit/cache/internal/redistest"
+	"github.com/cachekit/cache/internal/testkit/pgtest"
+	"github.com/cachekit/cache/internal/testkit/redistest"
 	"github.com/cachekit/cache/registry"
 )
 

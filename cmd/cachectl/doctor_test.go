@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cachekit/cache/internal/pgtest"
-	"github.com/cachekit/cache/internal/redistest"
+	"github.com/cachekit/cache/internal/testkit/pgtest"
+	"github.com/cachekit/cache/internal/testkit/redistest"
 	"github.com/cachekit/cache/registry"
 )
 

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cachekit/cache/internal/redistest"
+	"github.com/cachekit/cache/internal/testkit/redistest"
 )
 
 // TestNewcomer is the README's first session as a new user runs it, with the built binary and a

@@ -3,13 +3,13 @@ package filecache_test
 import (
 	"testing"
 
-	"github.com/cachekit/cache/internal/xproc"
+	"github.com/cachekit/cache/internal/testkit/xproc"
 )
 
 // The cross-process proofs of the lock's options on the file driver (waiting, auto-extend,
 // lost-lock cancellation, fencing, distributed Remember, Once), each as a test that fails
 // without its property: OS processes sharing one cache directory, each with its own
-// driver and cache.New. The scenarios and the process plumbing are internal/xproc's,
+// driver and cache.New. The scenarios and the process plumbing are internal/testkit/xproc's,
 // shared with the Redis driver.
 
 // TestXProcFencing: 4 OS processes × 250 fenced acquisitions of one key, each waiting

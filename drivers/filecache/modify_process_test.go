@@ -3,12 +3,12 @@ package filecache_test
 import (
 	"testing"
 
-	"github.com/cachekit/cache/internal/xproc"
+	"github.com/cachekit/cache/internal/testkit/xproc"
 )
 
 // Cross-process proofs of cache.Modify (read-modify-write) and of List pushes on the
 // file driver: OS processes sharing one cache directory. The scenarios are
-// internal/xproc's, shared with the Redis driver.
+// internal/testkit/xproc's, shared with the Redis driver.
 
 // TestProcessesModify: 4 OS processes, each with its own driver on one directory, run
 // 250 cache.Modify increments each on one key holding a struct counter: "exact"

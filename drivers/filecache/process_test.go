@@ -1,6 +1,6 @@
 package filecache_test
 
-// Cross-process tests: real OS processes sharing one directory, through internal/xproc,
+// Cross-process tests: real OS processes sharing one directory, through internal/testkit/xproc,
 // which runs the test binary again as child processes (TestMain hands them to
 // child.Main). Every claim that the driver is atomic across processes is checked here;
 // the proofs that the file and Redis drivers share (lockx_process_test.go,
@@ -25,8 +25,8 @@ import (
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/drivers/filecache"
+	"github.com/cachekit/cache/internal/testkit/xproc"
 	"github.com/cachekit/cache/internal/wait"
-	"github.com/cachekit/cache/internal/xproc"
 )
 
 const procs = 4 // processes in the tests that run several

@@ -6,11 +6,11 @@ import (
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/drivers/pgcache"
-	"github.com/cachekit/cache/internal/xproc"
+	"github.com/cachekit/cache/internal/testkit/xproc"
 )
 
 // The cross-process tests (lockx_process_test.go, modify_process_test.go) run the test
-// binary again as child processes through internal/xproc: TestMain hands them to
+// binary again as child processes through internal/testkit/xproc: TestMain hands them to
 // child.Main, which runs their job and exits. What is PostgreSQL's own is here: how a
 // child opens its cache, and the shared scenarios' view of a database.
 

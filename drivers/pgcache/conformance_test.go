@@ -10,7 +10,7 @@ import (
 	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/drivers/pgcache"
 	"github.com/cachekit/cache/drivertest"
-	"github.com/cachekit/cache/internal/pgtest"
+	"github.com/cachekit/cache/internal/testkit/pgtest"
 )
 
 // TestConformance runs the driver conformance suite on a PostgreSQL, with the default

@@ -13,7 +13,7 @@ import (
 
 	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/drivers/pgcache"
-	"github.com/cachekit/cache/internal/pgtest"
+	"github.com/cachekit/cache/internal/testkit/pgtest"
 )
 
 func doctor(t *testing.T, d *pgcache.Driver) []driver.Finding {

@@ -3,13 +3,13 @@ package pgcache_test
 import (
 	"testing"
 
-	"github.com/cachekit/cache/internal/pgtest"
-	"github.com/cachekit/cache/internal/xproc"
+	"github.com/cachekit/cache/internal/testkit/pgtest"
+	"github.com/cachekit/cache/internal/testkit/xproc"
 )
 
 // The cross-process proofs on PostgreSQL: OS processes, each with its own pool, driver
 // and cache.New, on one table. The scenarios and the process plumbing are
-// internal/xproc's, shared with the other drivers.
+// internal/testkit/xproc's, shared with the other drivers.
 
 // TestXProcMutualExclusion: 4 OS processes make 100 lock attempts each on one key; inside
 // fn an overlap detector (Increment a marker, check it is 1, Decrement) never sees two

@@ -3,12 +3,12 @@ package pgcache_test
 import (
 	"testing"
 
-	"github.com/cachekit/cache/internal/pgtest"
-	"github.com/cachekit/cache/internal/xproc"
+	"github.com/cachekit/cache/internal/testkit/pgtest"
+	"github.com/cachekit/cache/internal/testkit/xproc"
 )
 
 // Cross-process proofs of cache.Modify and of List pushes on PostgreSQL: OS processes
-// sharing one table. The scenarios are internal/xproc's, shared with the other drivers.
+// sharing one table. The scenarios are internal/testkit/xproc's, shared with the other drivers.
 
 // TestProcessesModify: 4 OS processes, each with its own pool, run 250 cache.Modify
 // increments each on one key holding a struct counter: "exact" (MaxAttempts 1000) totals

@@ -10,8 +10,8 @@ import (
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/drivers/pgcache"
-	"github.com/cachekit/cache/internal/faultproxy"
-	"github.com/cachekit/cache/internal/pgtest"
+	"github.com/cachekit/cache/internal/testkit/faultproxy"
+	"github.com/cachekit/cache/internal/testkit/pgtest"
 )
 
 // ops are the driver's calls whose failure a lock or a read could mistake for an answer:

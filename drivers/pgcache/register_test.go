@@ -9,7 +9,7 @@ import (
 
 	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/drivers/pgcache"
-	"github.com/cachekit/cache/internal/pgtest"
+	"github.com/cachekit/cache/internal/testkit/pgtest"
 	"github.com/cachekit/cache/registry"
 )
 

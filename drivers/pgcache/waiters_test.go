@@ -10,7 +10,7 @@ import (
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/drivers/pgcache"
-	"github.com/cachekit/cache/internal/pgtest"
+	"github.com/cachekit/cache/internal/testkit/pgtest"
 )
 
 // TestWaitersDeadline: a waiter whose ctx ends while it tries to take a held lock gets

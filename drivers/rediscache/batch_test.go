@@ -14,7 +14,7 @@ import (
 	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/drivers/rediscache"
 	"github.com/cachekit/cache/drivertest"
-	"github.com/cachekit/cache/internal/redistest"
+	"github.com/cachekit/cache/internal/testkit/redistest"
 )
 
 // The tests of batching (go-redis's automatic pipelining, on unless Options.NoBatch).

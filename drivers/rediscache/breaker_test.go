@@ -15,7 +15,7 @@ import (
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/driver"
-	"github.com/cachekit/cache/internal/redistest"
+	"github.com/cachekit/cache/internal/testkit/redistest"
 )
 
 // breakerDriver is a driver on a Redis of the test's own, closed at cleanup.

@@ -6,12 +6,12 @@ import (
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/drivers/rediscache"
-	"github.com/cachekit/cache/internal/xproc"
+	"github.com/cachekit/cache/internal/testkit/xproc"
 )
 
 // The cross-process tests (lockx_process_test.go, modify_process_test.go, the mutual
 // exclusion proof of proof_test.go) run the test binary again as child processes through
-// internal/xproc: TestMain hands them to child.Main, which runs their job and exits. What
+// internal/testkit/xproc: TestMain hands them to child.Main, which runs their job and exits. What
 // is Redis's own is here: how a child opens its cache, and the shared scenarios' view of
 // a Redis.
 

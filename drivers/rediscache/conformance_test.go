@@ -10,7 +10,7 @@ import (
 	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/drivers/rediscache"
 	"github.com/cachekit/cache/drivertest"
-	"github.com/cachekit/cache/internal/redistest"
+	"github.com/cachekit/cache/internal/testkit/redistest"
 )
 
 // TestConformance runs the driver conformance suite on a single Redis, on a Redis

@@ -7,7 +7,7 @@ import (
 
 	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/drivers/rediscache"
-	"github.com/cachekit/cache/internal/redistest"
+	"github.com/cachekit/cache/internal/testkit/redistest"
 )
 
 // TestFenceTokensSurviveDataLoss: a fencing number is max(counter + 1, the server's

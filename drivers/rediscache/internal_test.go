@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/cachekit/cache/internal/redistest"
+	"github.com/cachekit/cache/internal/testkit/redistest"
 )
 
 // TestSlotMatchesRedis: our hash-slot function is Redis Cluster's (CLUSTER KEYSLOT),

@@ -4,12 +4,12 @@ import (
 	"testing"
 
 	"github.com/cachekit/cache/drivers/rediscache"
-	ks "github.com/cachekit/cache/internal/keyspacetest"
-	"github.com/cachekit/cache/internal/redistest"
+	ks "github.com/cachekit/cache/internal/testkit/keyspacetest"
+	"github.com/cachekit/cache/internal/testkit/redistest"
 )
 
 // TestKeySpace runs the key-space property of the root package's FuzzKeySpace
-// (internal/keyspacetest, on its adversarial triples) on a Redis of its own, which
+// (internal/testkit/keyspacetest, on its adversarial triples) on a Redis of its own, which
 // starts empty: prefixes never nest, records never take an application key's name,
 // Flush and RemoveNamespace stay in their scope.
 func TestKeySpace(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/drivers/rediscache"
-	"github.com/cachekit/cache/internal/redistest"
+	"github.com/cachekit/cache/internal/testkit/redistest"
 )
 
 // The native lists (driver.Lister) as Redis sees them: cache.NewList on Redis is a Redis

@@ -8,7 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cachekit/cache/drivers/rediscache"
-	"github.com/cachekit/cache/internal/redistest"
+	"github.com/cachekit/cache/internal/testkit/redistest"
 )
 
 // TestLockClientIsTheSameDatabase: Extend and CompareAndDelete run on the driver's own

@@ -5,15 +5,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cachekit/cache/internal/redistest"
-	"github.com/cachekit/cache/internal/xproc"
+	"github.com/cachekit/cache/internal/testkit/redistest"
+	"github.com/cachekit/cache/internal/testkit/xproc"
 )
 
 // The cross-process proofs of the lock's options (waiting, auto-extend, lost-lock cancellation,
 // fencing, distributed Remember, Once), each as a test that fails without its property,
 // on a single Redis and on the 3-master Cluster; negative controls on the single node.
 // Each process has its own client, driver and cache.New. The scenarios and the process
-// plumbing are internal/xproc's, shared with the file driver; the Redis-only proof is
+// plumbing are internal/testkit/xproc's, shared with the file driver; the Redis-only proof is
 // TestXProcLostServerStopped.
 
 // TestXProcFencing: 4 OS processes × 250 fenced acquisitions of one key, each waiting

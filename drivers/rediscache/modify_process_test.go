@@ -5,12 +5,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cachekit/cache/internal/redistest"
-	"github.com/cachekit/cache/internal/xproc"
+	"github.com/cachekit/cache/internal/testkit/redistest"
+	"github.com/cachekit/cache/internal/testkit/xproc"
 )
 
 // Cross-process proofs of cache.Modify (read-modify-write) and of native List pushes,
-// on a single Redis and on the 3-master Cluster. The scenarios are internal/xproc's,
+// on a single Redis and on the 3-master Cluster. The scenarios are internal/testkit/xproc's,
 // shared with the file driver; the checks of how the list is stored are Redis's own.
 
 // TestProcessesModify: 4 OS processes, each with its own client, run 250 cache.Modify

@@ -22,10 +22,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cachekit/cache/drivers/rediscache"
-	"github.com/cachekit/cache/internal/faultproxy"
-	"github.com/cachekit/cache/internal/nearcheck"
-	"github.com/cachekit/cache/internal/redistest"
-	"github.com/cachekit/cache/internal/testproc"
+	"github.com/cachekit/cache/internal/testkit/faultproxy"
+	"github.com/cachekit/cache/internal/testkit/nearcheck"
+	"github.com/cachekit/cache/internal/testkit/redistest"
+	"github.com/cachekit/cache/internal/testkit/testproc"
 )
 
 // The near cache's fault suite: the faults and the runs. The pieces are in
@@ -134,7 +134,7 @@ func startHogs(t *testing.T) int {
 }
 
 // TestNearFaults is the near cache's fault suite: processes read through their near
-// caches while a writer writes and the faults strike, and internal/nearcheck counts the
+// caches while a writer writes and the faults strike, and internal/testkit/nearcheck counts the
 // reads older than MaxStaleness, the non-monotonic reads and the missed own writes.
 func TestNearFaults(t *testing.T) {
 	if testing.Short() {

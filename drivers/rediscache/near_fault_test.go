@@ -16,15 +16,15 @@ import (
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/drivers/rediscache"
-	"github.com/cachekit/cache/internal/faultproxy"
-	"github.com/cachekit/cache/internal/nearcheck"
+	"github.com/cachekit/cache/internal/testkit/faultproxy"
+	"github.com/cachekit/cache/internal/testkit/nearcheck"
 )
 
 // The near cache's fault suite: the pieces. Processes (each a driver with its own near
 // cache and tracking connection, read by a few goroutines) read a few keys while a
 // writer rewrites them through a plain client and each process rewrites a key of its
 // own through its near cache; every read and write is recorded with its instants, and
-// internal/nearcheck checks the history. The faults and the runs are in
+// internal/testkit/nearcheck checks the history. The faults and the runs are in
 // near_fault_run_test.go; docs/reliability.md has the figures.
 
 // nearFaultStale is the MaxStaleness of the fault runs.

@@ -14,8 +14,8 @@ import (
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/drivers/rediscache"
-	"github.com/cachekit/cache/internal/redistest"
-	"github.com/cachekit/cache/internal/xproc"
+	"github.com/cachekit/cache/internal/testkit/redistest"
+	"github.com/cachekit/cache/internal/testkit/xproc"
 )
 
 // The near cache across processes: one process writes a key, three read it through

@@ -11,7 +11,7 @@ import (
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/drivers/rediscache"
-	"github.com/cachekit/cache/internal/redistest"
+	"github.com/cachekit/cache/internal/testkit/redistest"
 )
 
 // The near cache's session guarantees within one process: reads are monotonic (never

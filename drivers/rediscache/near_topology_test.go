@@ -16,7 +16,7 @@ import (
 	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/drivers/rediscache"
 	"github.com/cachekit/cache/drivertest"
-	"github.com/cachekit/cache/internal/redistest"
+	"github.com/cachekit/cache/internal/testkit/redistest"
 )
 
 // The near cache on a Cluster and on Sentinel, and the conformance suite with it on.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/drivers/rediscache"
-	"github.com/cachekit/cache/internal/faultproxy"
+	"github.com/cachekit/cache/internal/testkit/faultproxy"
 )
 
 // TestPartitionedHolderStopsBeforeAnotherAcquires: a holder whose client was built the

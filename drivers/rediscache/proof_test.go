@@ -16,8 +16,8 @@ import (
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/drivers/rediscache"
-	"github.com/cachekit/cache/internal/redistest"
-	"github.com/cachekit/cache/internal/xproc"
+	"github.com/cachekit/cache/internal/testkit/redistest"
+	"github.com/cachekit/cache/internal/testkit/xproc"
 )
 
 // The proofs of the lock's properties across servers, each as a test that fails

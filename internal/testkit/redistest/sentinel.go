@@ -1,0 +1,87 @@
+package redistest
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cachekit/cache/internal/testkit/testproc"
+)
+
+// SentinelMaster is the master name the shared Sentinel monitors.
+const SentinelMaster = "mymaster"
+
+var sentinel *shared
+
+// SentinelAddr returns the address of the package's shared Redis Sentinel, which
+// monitors a redis-server master of its own under the name [SentinelMaster], starting
+// both on first use. Build a client with redis.NewFailoverClient. Without redis-server it
+// skips the test outside CI and fails it in CI.
+func SentinelAddr(tb testing.TB) string {
+	tb.Helper()
+	mu.Lock()
+	if sentinel == nil {
+		sentinel = startSentinel()
+	}
+	s := sentinel
+	mu.Unlock()
+	switch {
+	case s.err == errNoSentinel:
+		tb.Skipf("redistest: %v", s.err)
+	case s.err != nil:
+		tb.Fatalf("redistest: %v", s.err)
+	}
+	return s.url
+}
+
+var errNoSentinel = errors.New("no redis-server on PATH: no Redis Sentinel to test against")
+
+func startSentinel() *shared {
+	if Binary() == "" {
+		if InCI() {
+			return &shared{err: errors.New("redis-server is not on PATH; in CI the Sentinel tests must run (install redis-server)")}
+		}
+		return &shared{err: errNoSentinel}
+	}
+	master, err := startProc(0, nil)
+	if err != nil {
+		return &shared{err: err}
+	}
+	testproc.OnStop(master.stop)
+	s, err := startProcWith(0, func(dir string) []string {
+		// Sentinel rewrites its config file: it must exist and be writable.
+		conf := filepath.Join(dir, "sentinel.conf")
+		_ = os.WriteFile(conf, nil, 0o600)
+		return []string{conf, "--sentinel"}
+	}, func(string) []string {
+		return []string{"--sentinel", "monitor", SentinelMaster, "127.0.0.1", strconv.Itoa(master.port), "1"}
+	})
+	if err != nil {
+		return &shared{err: err}
+	}
+	testproc.OnStop(s.stop)
+	// Wait until the Sentinel knows the master.
+	deadline := time.Now().Add(10 * time.Second)
+	want := strconv.Itoa(master.port)
+	for {
+		err := command(s.addr(), "SENTINEL get-master-addr-by-name "+SentinelMaster, func(line string) error {
+			if !strings.HasPrefix(line, "*2") {
+				return fmt.Errorf("reply %q", line)
+			}
+			return nil
+		})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return &shared{err: fmt.Errorf("Sentinel on %s does not know master %s (port %s): %v", s.addr(), SentinelMaster, want, err)}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return &shared{url: s.addr(), kind: KindRedisServer, owned: true}
+}

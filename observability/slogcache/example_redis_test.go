@@ -1,0 +1,41 @@
+package slogcache_test
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cachekit/cache"
+	"github.com/cachekit/cache/drivers/rediscache"
+	"github.com/cachekit/cache/observability/slogcache"
+)
+
+// A service on Redis: the cache's errors and go-redis's own lines in one slog logger,
+// repeats collapsed, and the Redis settings checked at start.
+func ExampleRedisLogger() {
+	logger := slog.Default()
+	rl := slogcache.RedisLogger(logger, 0) // go-redis's lines, collapsed over a minute
+	redis.SetLogger(rl)                    // once per process, before the first client
+	defer rl.Flush()
+
+	rds, err := rediscache.New(rediscache.Options{
+		URL:          "redis://127.0.0.1:6379/0",
+		CheckOnStart: slogcache.LogFindings(logger.With("driver", "redis")),
+	})
+	if err != nil {
+		logger.Error("cache", "err", err)
+		return
+	}
+	c, err := cache.New(cache.Config{Drivers: map[string]cache.Driver{"redis": rds}, FailOpen: true})
+	if err != nil {
+		logger.Error("cache", "err", err)
+		return
+	}
+	defer c.Close()
+	stop := slogcache.SubscribeWith(c, logger, slogcache.Options{
+		Kinds:    []cache.EventKind{cache.EventError, cache.EventLockLost},
+		Collapse: 30 * time.Second,
+	})
+	defer stop()
+}
