@@ -2,7 +2,6 @@ package rediscache
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
@@ -38,11 +37,10 @@ type asyncAutoPipeliner interface {
 // would only add two goroutine wake-ups to its round trip.
 //
 // The caller's context bounds its wait, as it bounds a plain command with
-// ContextTimeoutEnabled: a caller whose context ends stops waiting and returns the
-// context's error. A queued command whose caller's context has ended by the time its
-// pipeline is flushed is left out of that pipeline (hooks that newAutoPipe adds to the
-// client remove it), so it never runs; one already flushed may still run,
-// as a plain command cut short by a deadline may have been written.
+// ContextTimeoutEnabled: a queued command cannot be taken back, but a caller whose
+// context ends stops waiting and returns the context's error (the command may still
+// run, as a plain command cut short by a deadline may have been written). After such an
+// error the command is still in flight and is never read.
 //
 // go-redis caches one deferred autopipeliner per client (the first caller's options
 // win) and stops it when the client is closed; the driver never closes it itself, since
@@ -50,14 +48,10 @@ type asyncAutoPipeliner interface {
 type autoPipe struct {
 	ap   *redis.AutoPipeliner
 	busy atomic.Int64 // callers in send
-	// queued maps each command queued by send and not yet flushed to its caller's
-	// context.
-	queued sync.Map
 }
 
 // newAutoPipe returns c's autopipeliner, or nil when c cannot batch: a client of
 // another type, or one already closed (its commands fail with ErrClosed as they are).
-// The first call for c adds the hooks that leave out commands whose caller gave up.
 func newAutoPipe(c redis.UniversalClient) *autoPipe {
 	a, ok := c.(asyncAutoPipeliner)
 	if !ok {
@@ -70,29 +64,8 @@ func newAutoPipe(c redis.UniversalClient) *autoPipe {
 	if err != nil {
 		return nil
 	}
-	pipesMu.Lock()
-	defer pipesMu.Unlock()
-	for k := range pipes {
-		if k.IsClosed() { // its client is closed: forget it
-			delete(pipes, k)
-		}
-	}
-	if p, ok := pipes[ap]; ok {
-		return p
-	}
-	p := &autoPipe{ap: ap}
-	c.AddHook(p)
-	pipes[ap] = p
-	return p
+	return &autoPipe{ap: ap}
 }
-
-// pipes holds one autoPipe per go-redis autopipeliner (one per client), so that the
-// drivers over one client share the hooks newAutoPipe adds to it instead of adding one
-// each.
-var (
-	pipesMu sync.Mutex
-	pipes   = map[*redis.AutoPipeliner]*autoPipe{}
-)
 
 // send sends cmd: on direct when no other command of the driver is in flight, queued on
 // the autopipeliner otherwise.
@@ -104,75 +77,7 @@ func (p *autoPipe) send(ctx context.Context, direct processor, cmd redis.Cmder) 
 		// the users of the client: the client itself may still work.
 		return direct.Process(ctx, cmd)
 	}
-	p.queued.Store(cmd, ctx)
-	f := p.ap.Submit(ctx, cmd)
-	err := f.WaitContext(ctx)
-	if err == nil || ctx.Err() == nil {
-		p.queued.Delete(cmd) // done: flushed, or refused before queueing
-		return err
-	}
-	// Flushed or dropped by now, or still queued: drop forgets it when it is flushed;
-	// forget it here once it is done, whichever way.
-	go func() { _ = f.Wait(); p.queued.Delete(cmd) }()
-	return err
-}
-
-// DialHook is part of redis.Hook; drop needs none.
-func (p *autoPipe) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-// ProcessHook is drop for a flush of one command (go-redis runs it as a plain one).
-func (p *autoPipe) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if err := p.ended(cmd); err != nil {
-			return err
-		}
-		return next(ctx, cmd)
-	}
-}
-
-// ProcessPipelineHook is drop.
-func (p *autoPipe) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { return p.drop(ctx, cmds, next) }
-}
-
-// ended returns, when cmd was queued by send and its caller's context has ended, the
-// context's error, which it sets on cmd; nil otherwise. It forgets cmd, which is being
-// flushed.
-func (p *autoPipe) ended(cmd redis.Cmder) error {
-	v, ok := p.queued.LoadAndDelete(cmd)
-	if !ok {
-		return nil
-	}
-	err := v.(context.Context).Err()
-	if err != nil {
-		cmd.SetErr(err)
-	}
-	return err
-}
-
-// drop sends the commands of a pipeline about to be flushed, but those queued by send
-// whose caller's context has ended: those get the context's error and are not sent.
-// Commands of the client's other pipelines are not send's and pass untouched.
-func (p *autoPipe) drop(ctx context.Context, cmds []redis.Cmder, next redis.ProcessPipelineHook) error {
-	var keep []redis.Cmder
-	for i, cmd := range cmds {
-		if p.ended(cmd) == nil {
-			if keep != nil {
-				keep = append(keep, cmd)
-			}
-			continue
-		}
-		if keep == nil {
-			keep = append(make([]redis.Cmder, 0, len(cmds)), cmds[:i]...)
-		}
-	}
-	switch {
-	case keep == nil:
-		return next(ctx, cmds)
-	case len(keep) == 0:
-		return nil // every command is dropped, each with its error
-	}
-	return next(ctx, keep)
+	return p.ap.Submit(ctx, cmd).WaitContext(ctx)
 }
 
 // batched is a processor on an autoPipe whose fast path is direct.

@@ -191,12 +191,10 @@ type Options struct {
 	// measurable for one caller).
 	//
 	// What differs with batching, for the commands it batches: go-redis runs a pipeline
-	// on a context of its own, so a caller's deadline ends its wait; a command still
-	// queued when its caller's context has ended is left out of its pipeline and never
-	// sent, but one already flushed may run (as a command already written may); to
-	// leave it out, New adds hooks to the client, once per client (AddHook: add your
-	// hooks before New, not concurrently with it); go-redis's ProcessPipelineHook, not
-	// ProcessHook, sees the batched commands (tracing shows pipelines); a release under concurrency runs in the
+	// on a context of its own, so a caller's deadline ends its wait but cannot take back
+	// a command already queued (as a deadline cannot take back a command already
+	// written); go-redis's ProcessPipelineHook, not ProcessHook, sees the batched
+	// commands (tracing shows pipelines); a release under concurrency runs in the
 	// pipelines of the driver's client (its retries and dial settings) rather than on
 	// the fail-fast lock client, so against a stopped Redis, before the circuit breaker
 	// opens, it fails after the client's redials instead of at once (a renewal, Extend,
