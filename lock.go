@@ -267,19 +267,8 @@ func endedCtx(ctx context.Context, err error) bool {
 	return ended != nil && errors.Is(err, ended)
 }
 
-// ctxEnded is ctx.Err(), or context.DeadlineExceeded once ctx's deadline has passed
-// although the timer that ends ctx has not run yet: on a busy machine a network
-// deadline taken from ctx's (go-redis sets one on the connection) can fire first, and
-// a step it cut must read as cut by ctx, not as a failure of the store.
-func ctxEnded(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
-		return context.DeadlineExceeded
-	}
-	return nil
-}
+// ctxEnded is [wait.Ended]: ctx's end, including a deadline whose timer has yet to run.
+func ctxEnded(ctx context.Context) error { return wait.Ended(ctx) }
 
 // holdsLock checks, after an attempt found key taken, that it holds a lock: a string
 // (our token, or the owner label that other libraries store), or nothing any more.

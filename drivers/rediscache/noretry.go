@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cachekit/cache/internal/wait"
 )
 
 // noRetry is a command that go-redis must not send a second time: every write of the
@@ -91,12 +92,7 @@ func ctxFailure(ctx context.Context, err error) error {
 	if err == nil || isAnswer(err) {
 		return err
 	}
-	ended := ctx.Err()
-	if dl, ok := ctx.Deadline(); ended == nil && ok && !time.Now().Before(dl) {
-		// The deadline passed, and the I/O timeout it set fired before the timer that
-		// ends ctx ran (a busy machine): the same cut.
-		ended = context.DeadlineExceeded
-	}
+	ended := wait.Ended(ctx) // a deadline whose I/O timeout fired before ctx's timer ran counts
 	if ended == nil || errors.Is(err, ended) {
 		return err
 	}

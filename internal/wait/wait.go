@@ -183,3 +183,16 @@ func Bounded[T any](ctx context.Context, f func(context.Context) (T, error)) (T,
 		return zero, fmt.Errorf("no answer in time: %w", context.Cause(ctx))
 	}
 }
+
+// Ended is ctx.Err(), or context.DeadlineExceeded once ctx's deadline has passed
+// although the timer that ends ctx has not run yet: on a busy machine a network
+// deadline taken from ctx's can fire first, and a step it cut must read as cut by ctx.
+func Ended(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
