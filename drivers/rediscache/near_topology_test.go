@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -334,10 +335,16 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // the master's slots, the old master becomes its replica and keeps answering) while
 // four readers read a key of those slots through the near cache and another client
 // writes it every 2 ms: no read returns a value replaced more than MaxStaleness before
-// it began, and hits come back afterwards. (The old master, a replica now, still
-// receives the writes by replication and so still sends their invalidations, a little
-// later: this holds with a pong-only proof too. What the probe adds on a Cluster is the
-// case where the old master is cut off from the new one.)
+// it began, and hits come back afterwards.
+//
+// One window is Redis's own, not the near cache's: the new master takes writes as soon
+// as it has won the election, and the old one goes on answering reads as a master until
+// the cluster bus tells it that it lost its slots (milliseconds; hundreds of them on a
+// starved machine). A read in that window gets the old value from the old master, with
+// or without the near cache, and the near cache's probe finds a master there too. So a
+// read that began before the old master was seen demoted (plus MaxStaleness) may return
+// a value replaced by a write acknowledged after CLUSTER FAILOVER was sent: those are
+// counted and logged apart. Any other read beyond MaxStaleness fails the test.
 func TestNearClusterFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("about 10 s")
@@ -347,16 +354,35 @@ func TestNearClusterFailover(t *testing.T) {
 	rep := addReplica(t, cl, key)
 	c, d := newNear(t, rediscache.Options{URL: cl.URL()}, rediscache.NearOptions{})
 	other := plain(t, cl.URL())
+	old, err := other.(*redis.ClusterClient).MasterForKey(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
 	waitFresh(t, d)
-	coherence(t, c, other, key, 6*time.Second, func() {
+	var sent, demoted atomic.Int64 // UnixNano
+	excused := func(start, replaced int64) bool {
+		s, dm := sent.Load(), demoted.Load()
+		return s != 0 && replaced >= s && (dm == 0 || start <= dm+int64(nearWindow))
+	}
+	coherenceExcusing(t, c, other, key, 6*time.Second, func() {
+		sent.Store(time.Now().UnixNano())
 		if err := rep.Do(context.Background(), "cluster", "failover").Err(); err != nil {
 			t.Fatalf("CLUSTER FAILOVER: %v", err)
 		}
+		waitUntil(t, "the old master is a replica", func() bool {
+			role, err := old.Do(context.Background(), "role").Slice()
+			if err == nil && len(role) > 0 && role[0] != "master" {
+				demoted.Store(time.Now().UnixNano())
+				return true
+			}
+			return false
+		})
 		waitUntil(t, "the replica is a master", func() bool {
 			role, err := rep.Do(context.Background(), "role").Slice()
 			return err == nil && len(role) > 0 && role[0] == "master"
 		})
-		t.Logf("CLUSTER FAILOVER: %s took over", rep.Options().Addr)
-	})
+		t.Logf("CLUSTER FAILOVER: %s took over from %s, seen demoted %v after the command was sent",
+			rep.Options().Addr, old.Options().Addr, time.Duration(demoted.Load()-sent.Load()))
+	}, excused)
 	waitFresh(t, d)
 }
