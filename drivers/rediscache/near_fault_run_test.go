@@ -264,27 +264,32 @@ func infoField(info, name string) string {
 }
 
 // settled waits until the Sentinels report a master other than old (any, with old ""),
-// which says it is a master, and every other node is its replica in sync.
+// which says it is a master, and every other node is its replica in sync. Its limit is
+// a hang detector of two minutes: on a starved machine the Sentinels (down-after 0.5 s)
+// may fail over again on their own, and each failover makes the replica sync anew.
 func (s *sentinelRig) settled(old string) error {
-	deadline := time.Now().Add(60 * time.Second) // a hang detector
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		m := s.g.Master()
 		ok := m != "" && m != old
-		if ok {
+		state := []string{"sentinels: " + m}
+		if m != "" {
 			r, _ := role(m)
-			ok = r == "master"
+			ok = ok && r == "master"
+			state = append(state, m+": "+r)
 		}
 		for _, n := range s.g.Nodes() {
-			if ok && n != m {
+			if n != m {
 				r, up := role(n)
-				ok = r == "slave" && up
+				ok = ok && r == "slave" && up
+				state = append(state, fmt.Sprintf("%s: %s, link up %v", n, r, up))
 			}
 		}
 		if ok {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("no settled group 60s after a fault (master %q, was %q)", m, old)
+			return fmt.Errorf("hang detector: no settled group two minutes after a fault (was %q; %s)", old, strings.Join(state, "; "))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
