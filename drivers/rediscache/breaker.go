@@ -135,9 +135,10 @@ func (d *Driver) BreakerOpen() bool { return d.brk != nil && d.brk.open.Load() }
 // once a second, gets through), and so that it tells "no answer" from "answered with an
 // error" (see rawPing).
 //
-// Sentinel: a PING through the driver's client, which asks the Sentinels for the
-// current master, so that the breaker closes as soon as a new master answers; an error
-// reply counts as an answer.
+// Sentinel: the same inline PING, dialed with the client's own dialer, which asks the
+// Sentinels for the current master at each dial: so the breaker closes as soon as a new
+// master answers, and a master that refuses new connections with an error reply
+// (maxclients) answers.
 //
 // Cluster and Ring: a PING to every master (every shard), as for one node, answered if
 // any answers: the breaker is one per driver, so it opens only when no node can be
@@ -145,9 +146,6 @@ func (d *Driver) BreakerOpen() bool { return d.brk != nil && d.brk.open.Load() }
 func (d *Driver) probe() func(ctx context.Context) error {
 	switch c := d.lockc.(type) {
 	case *redis.Client:
-		if !d.ownsLockc {
-			return func(ctx context.Context) error { return c.Ping(ctx).Err() }
-		}
 		o := c.Options()
 		return func(ctx context.Context) error { return rawPing(ctx, o) }
 	case *redis.ClusterClient:

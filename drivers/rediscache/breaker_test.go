@@ -416,32 +416,70 @@ func TestBreakerClusterOneNodeDown(t *testing.T) {
 // closed, however many commands need a new connection and whatever its probe meets, and
 // the Gets on pooled connections keep succeeding.
 func TestBreakerErrorRepliesAreAnswers(t *testing.T) {
+	t.Run("node", func(t *testing.T) {
+		errorRepliesAreAnswers(t, func(t *testing.T) (*Driver, *redis.Client) {
+			d, srv := breakerDriver(t, Options{})
+			if srv.Kind() != redistest.KindRedisServer {
+				t.Skip("needs redis-server: miniredis has neither maxclients nor requirepass")
+			}
+			admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+			t.Cleanup(func() { _ = admin.Close() })
+			return d, admin
+		})
+	})
+	// Through Sentinel the probe is a PING through the driver's own client (which asks
+	// the Sentinels for the master): a new connection refused with an error reply is an
+	// answer there too.
+	t.Run("sentinel", func(t *testing.T) {
+		errorRepliesAreAnswers(t, func(t *testing.T) (*Driver, *redis.Client) {
+			g := redistest.StartSentinelGroup(t)
+			rdb := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: g.MasterName(), SentinelAddrs: g.Addrs()})
+			d, err := New(Options{Client: rdb})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = d.Close(); _ = rdb.Close() })
+			if err := d.Set(context.Background(), driver.Entry{Key: "warm", Value: []byte(`"v"`)}); err != nil {
+				t.Fatal(err)
+			}
+			m := redis.NewClient(&redis.Options{Addr: g.Master()})
+			t.Cleanup(func() { _ = m.Close() })
+			return d, m
+		})
+	})
+}
+
+// errorRepliesAreAnswers is TestBreakerErrorRepliesAreAnswers on the driver and a
+// client of its master's node that open gives.
+func errorRepliesAreAnswers(t *testing.T, open func(t *testing.T) (*Driver, *redis.Client)) {
 	for _, tc := range []struct {
 		name  string
-		limit func(ctx context.Context, c *redis.Client) error
+		limit func(ctx context.Context, c redis.Cmdable) error
 	}{
-		{"maxclients", func(ctx context.Context, c *redis.Client) error {
+		{"maxclients", func(ctx context.Context, c redis.Cmdable) error {
 			n, err := connectedClients(ctx, c)
 			if err != nil {
 				return err
 			}
 			return c.ConfigSet(ctx, "maxclients", strconv.Itoa(n)).Err()
 		}},
-		{"requirepass", func(ctx context.Context, c *redis.Client) error {
+		{"requirepass", func(ctx context.Context, c redis.Cmdable) error {
 			return c.ConfigSet(ctx, "requirepass", "rotated").Err()
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d, srv := breakerDriver(t, Options{})
-			if srv.Kind() != redistest.KindRedisServer {
-				t.Skip("needs redis-server: miniredis has neither maxclients nor requirepass")
-			}
+			d, c := open(t)
 			ctx := context.Background()
-			c := d.Client().(*redis.Client)
+			// The test's own connection, opened before the limit.
+			cn := c.Conn()
+			defer cn.Close()
+			if err := cn.Ping(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
 			// Pooled connections that stay open through the change: sequential Gets use
 			// one, concurrent ones several.
 			hammer(ctx, d, 8, 20)
-			if err := tc.limit(ctx, c); err != nil {
+			if err := tc.limit(ctx, cn); err != nil {
 				t.Fatal(err)
 			}
 			// The probe meets the limit: it is an answer.
@@ -460,8 +498,77 @@ func TestBreakerErrorRepliesAreAnswers(t *testing.T) {
 			if unavailable != 0 || d.BreakerOpen() {
 				t.Errorf("%d Gets failed with ErrUnavailable (breaker open: %v); want none", unavailable, d.BreakerOpen())
 			}
+			// Now without a pooled connection: the driver's connections are killed, so
+			// its Gets dial, and Redis refuses each dial with an error reply.
+			killed, err := killClients(ctx, cn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.name == "maxclients" {
+				n, err := connectedClients(ctx, cn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := cn.ConfigSet(ctx, "maxclients", strconv.Itoa(n)).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Few: over maxclients each Get waits out go-redis's redials.
+			const gets = 5
+			var replies, broken int
+			for i := range gets {
+				_, _, err := d.Get(ctx, "warm")
+				var re redis.Error
+				switch {
+				case errors.Is(err, ErrUnavailable) || d.BreakerOpen():
+					t.Fatalf("Get %d over a new connection: %v (breaker open: %v); Redis answered every dial", i, err, d.BreakerOpen())
+				case errors.As(err, &re):
+					replies++
+				case err != nil:
+					broken++
+				}
+			}
+			// Over maxclients, Redis writes its error reply and closes the connection as it
+			// accepts it: go-redis reads the reply, or fails to write its handshake first
+			// (a broken pipe). Either way no Get could use a connection.
+			t.Logf("%d of the driver's connections killed; then %d Gets: %d error replies, %d network errors", killed, gets, replies, broken)
+			if replies+broken != gets {
+				t.Errorf("%d of %d Gets succeeded without a pooled connection: the limit was not in force", gets-replies-broken, gets)
+			}
+			if tc.name == "requirepass" && replies != gets {
+				t.Errorf("%d of %d Gets met WRONGPASS or NOAUTH; want every one", replies, gets)
+			}
 		})
 	}
+}
+
+// killClients kills every normal client's connection but cn's own and the Sentinels',
+// and returns how many.
+func killClients(ctx context.Context, cn *redis.Conn) (int, error) {
+	me, err := cn.ClientID(ctx).Result()
+	if err != nil {
+		return 0, err
+	}
+	list, err := cn.ClientList(ctx).Result()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for line := range strings.Lines(list) {
+		f := make(map[string]string)
+		for _, kv := range strings.Fields(line) {
+			k, v, _ := strings.Cut(kv, "=")
+			f[k] = v
+		}
+		if f["id"] == strconv.FormatInt(me, 10) || strings.HasPrefix(f["name"], "sentinel-") || strings.ContainsAny(f["flags"], "SMP") {
+			continue
+		}
+		if err := cn.Do(ctx, "client", "kill", "id", f["id"]).Err(); err != nil && !strings.Contains(err.Error(), "No such client") {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // hammer runs Gets from workers goroutines, each calls times, and counts the failures
@@ -487,7 +594,7 @@ func hammer(ctx context.Context, d *Driver, workers, calls int) (failed, unavail
 }
 
 // connectedClients is INFO's connected_clients.
-func connectedClients(ctx context.Context, c *redis.Client) (int, error) {
+func connectedClients(ctx context.Context, c redis.Cmdable) (int, error) {
 	info, err := c.Info(ctx, "clients").Result()
 	if err != nil {
 		return 0, err
