@@ -547,3 +547,33 @@ func checkLeft(t *testing.T, what string, left, ttl time.Duration, before time.T
 		t.Fatalf("%s = %v; want within [%v, %v]: the TTL set, less the time since", what, left, lo, ttl)
 	}
 }
+
+// TestWatchAcrossTableSpellings: a driver that names its table with the schema
+// ("public.cachekit_entries") and one that names it through the search_path
+// ("cachekit_entries") share the release channel: a release by one wakes the other's
+// watch.
+func TestWatchAcrossTableSpellings(t *testing.T) {
+	w := newDriver(t, pgcache.Options{Table: "public." + pgcache.DefaultTable})
+	other := newDriver(t, pgcache.Options{})
+	if w.Channel() != other.Channel() {
+		t.Fatalf("channels %q and %q: one table, two channels", w.Channel(), other.Channel())
+	}
+	p := scope("spelling")
+	t.Cleanup(func() { _ = w.DeleteNamespace(bg, p) })
+	k := p + ".k"
+	if err := other.Set(bg, driver.Entry{Key: k, Value: []byte(`"a"`)}); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := w.Watch(bg, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := other.CompareAndDelete(bg, k, []byte(`"a"`)); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	select {
+	case <-ch:
+	case <-time.After(hangAfter): // a hang detector: NOTIFY takes milliseconds
+		t.Fatal("a release through the other spelling of the table did not wake the watch")
+	}
+}

@@ -100,17 +100,17 @@ func (t tableName) quoted(suffix string) string {
 }
 
 // channel is the LISTEN/NOTIFY channel of the table's releases: "<table>.released",
-// schema included, or a hash of it where that would pass 63 bytes. pg_notify and LISTEN
-// of a quoted name both take it as it is.
+// or a hash of it where that would pass 63 bytes. pg_notify and LISTEN of a quoted name
+// both take it as it is. The schema is left out, so that drivers that name one table
+// in two ways ("b" through the search_path, "public.b") share a channel. Tables of one
+// name in two schemas share it too: a waiter then also wakes on the other table's
+// releases of its key, and finds its lock still held; a wake-up is a hint, never a
+// grant.
 func (t tableName) channel() string {
-	full := t.name
-	if t.schema != "" {
-		full = t.schema + "." + t.name
-	}
-	if c := full + ".released"; len(c) <= maxIdent {
+	if c := t.name + ".released"; len(c) <= maxIdent {
 		return c
 	}
-	sum := sha256.Sum256([]byte(full))
+	sum := sha256.Sum256([]byte(t.name))
 	return "cachekit." + hex.EncodeToString(sum[:16]) + ".released"
 }
 
