@@ -2,16 +2,37 @@ package faultrun
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
 
 	"github.com/cachekit/cache/internal/testkit/redistest"
 )
+
+// Main is a fault suite's TestMain: this process runs its job and exits in childMain if
+// it is a child; otherwise Main parses the flags, runs the tests, stops every server
+// they started, and, if they passed, fails the run on a goroutine left running (but for
+// those of the servers: redistest.IgnoreGoroutines).
+func Main(m *testing.M, childMain func()) {
+	childMain()
+	flag.Parse()
+	code := m.Run()
+	redistest.StopAll()
+	if code == 0 {
+		if err := goleak.Find(redistest.IgnoreGoroutines()...); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 // RequireRedis skips the test without redis-server outside CI, and fails it in CI,
 // saying that what ("the nemesis") must run there: a fault suite pauses, restarts and
@@ -35,6 +56,27 @@ func ClusterNodes(t testing.TB, raw string) []string {
 		t.Fatal(err)
 	}
 	return append([]string{u.Host}, u.Query()["addr"]...)
+}
+
+// KillMaster is the fault "kill-master" of a Sentinel group: SIGKILL the master, wait
+// until the Sentinels have failed over to the replica, and after d start the old master
+// again (empty: it comes back as a replica), then wait until the group can fail over
+// again ([WaitSentinelHealthy]). An error fails t.
+func KillMaster(t testing.TB, g *redistest.SentinelGroup) Fault {
+	return Fault{Kind: "kill-master", Weight: 1, Do: func(d time.Duration) {
+		old, err := g.KillMaster()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.WaitFailover(30 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(d)
+		if err := g.RestartOld(old); err != nil {
+			t.Fatal(err)
+		}
+		WaitSentinelHealthy(t, g)
+	}}
 }
 
 // WaitSentinelHealthy waits until the Sentinels agree on a master and every other data

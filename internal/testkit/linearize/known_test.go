@@ -55,20 +55,7 @@ func TestKnownSentinelFailover(t *testing.T) {
 	job := baseJob(faultrun.TargetSentinel, strings.Join(g.Addrs(), ","))
 	job.Master = g.MasterName()
 	job.NoRetry = true
-	failover := faultrun.Fault{Kind: "kill-master", Weight: 1, Do: func(d time.Duration) {
-		old, err := g.KillMaster()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := g.WaitFailover(30 * time.Second); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(d)
-		if err := g.RestartOld(old); err != nil {
-			t.Fatal(err)
-		}
-		faultrun.WaitSentinelHealthy(t, g)
-	}}
+	failover := faultrun.KillMaster(t, g)
 	dur := runFor(t)
 	r := runProcs(t, "sentinel", job, g.Nodes(), func(h *Harness) {
 		faults := append(h.ProxyFaults(), h.PauseClient(), h.KillClient(), failover)

@@ -2,14 +2,11 @@ package linearize
 
 import (
 	"flag"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"strings"
 	"testing"
 	"time"
-
-	"go.uber.org/goleak"
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/drivers/lrucache"
@@ -42,19 +39,7 @@ const (
 	checkTimeout = 5 * time.Minute
 )
 
-func TestMain(m *testing.M) {
-	ChildMain() // a client process runs its job and exits here
-	flag.Parse()
-	code := m.Run()
-	redistest.StopAll()
-	if code == 0 {
-		if err := goleak.Find(redistest.IgnoreGoroutines()...); err != nil {
-			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { faultrun.Main(m, ChildMain) } // a client process runs its job and exits in ChildMain
 
 // runFor is how long a driver's run lasts: the soak's duration, or -linearize.duration.
 func runFor(t *testing.T) time.Duration {

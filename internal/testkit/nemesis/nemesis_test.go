@@ -3,15 +3,12 @@ package nemesis
 import (
 	"encoding/json"
 	"flag"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"go.uber.org/goleak"
 
 	"github.com/cachekit/cache/internal/testkit/faultrun"
 	"github.com/cachekit/cache/internal/testkit/redistest"
@@ -20,7 +17,7 @@ import (
 // duration is how long each target's run lasts. The default keeps the whole package
 // (every target) near 110–140 s on a 2-core machine; a soak run sets it longer:
 //
-//	go test ./internal/nemesis -run Nemesis -nemesis.duration=30m -timeout 4h
+//	go test ./internal/testkit/nemesis -run Nemesis -nemesis.duration=30m -timeout 4h
 var duration = flag.Duration("nemesis.duration", 12*time.Second, "how long each target's run lasts")
 
 // dump, if set, is a directory where each run writes its sections and faults as JSON,
@@ -35,19 +32,7 @@ const (
 	maxWait = 200 * time.Millisecond
 )
 
-func TestMain(m *testing.M) {
-	ChildMain() // a holder process runs its job and exits here
-	flag.Parse()
-	code := m.Run()
-	redistest.StopAll()
-	if code == 0 {
-		if err := goleak.Find(redistest.IgnoreGoroutines()...); err != nil {
-			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { faultrun.Main(m, ChildMain) } // a holder process runs its job and exits in ChildMain
 
 func baseJob(target, addr string) Job {
 	return Job{Mode: ModeLock, Target: target, Addr: addr, Keys: keys, MinTTL: minTTL, MaxTTL: maxTTL, MaxWait: maxWait, Prefix: "nem"}

@@ -50,20 +50,7 @@ func TestNemesisSentinel(t *testing.T) {
 				}
 				faultrun.WaitSentinelHealthy(t, g)
 			}}
-			killMaster := Fault{Kind: "kill-master", Weight: 1, Do: func(d time.Duration) {
-				old, err := g.KillMaster()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := g.WaitFailover(30 * time.Second); err != nil {
-					t.Fatal(err)
-				}
-				time.Sleep(d)
-				if err := g.RestartOld(old); err != nil {
-					t.Fatal(err)
-				}
-				faultrun.WaitSentinelHealthy(t, g)
-			}}
+			killMaster := faultrun.KillMaster(t, g)
 			// Every run has a failover, in the middle: the random schedule may add more.
 			r := runWith(t, "sentinel, "+c.name, job, g.Nodes(), func(h *Harness) {
 				faults := append(h.ProxyFaults(), h.PauseHolder(), h.KillHolder(), pauseMaster, killMaster)

@@ -59,11 +59,7 @@ const (
 
 // Main runs the package's tests, then stops every server the package started, and exits
 // with the tests' exit code.
-func Main(m *testing.M) {
-	code := m.Run()
-	StopAll()
-	os.Exit(code)
-}
+func Main(m *testing.M) { testproc.Main(m) }
 
 // StopAll stops every server started so far, by this package or by the other test
 // packages that start servers (they share one registry). [Main] calls it; a TestMain that
@@ -126,12 +122,7 @@ func URL(tb testing.TB) string {
 
 // Kind reports where the shared PostgreSQL comes from (KindExternal or KindLocal); ""
 // before [URL] started it, or when it could not.
-func Kind() string {
-	if s := shared.Started("local"); s != nil {
-		return s.Kind
-	}
-	return ""
-}
+func Kind() string { return shared.Kind("local") }
 
 func startShared() *testproc.Server {
 	if u := os.Getenv("POSTGRES_URL"); u != "" {

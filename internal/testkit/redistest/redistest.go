@@ -60,11 +60,7 @@ var shared testproc.Shared
 
 // Main runs the package's tests, then stops every server the package started, and exits
 // with the tests' exit code.
-func Main(m *testing.M) {
-	code := m.Run()
-	StopAll()
-	os.Exit(code)
-}
+func Main(m *testing.M) { testproc.Main(m) }
 
 // StopAll stops every server started so far, by this package or by the other test
 // packages that start servers (they share one registry). [Main] calls it; a TestMain that
@@ -93,12 +89,7 @@ func URL(tb testing.TB) string {
 
 // Kind reports where the shared single-node Redis comes from (KindExternal,
 // KindRedisServer or KindMiniredis); "" before [URL] started it.
-func Kind() string {
-	if s := shared.Started("single"); s != nil {
-		return s.Kind
-	}
-	return ""
-}
+func Kind() string { return shared.Kind("single") }
 
 func startShared() *testproc.Server {
 	if u := os.Getenv("REDIS_URL"); u != "" {

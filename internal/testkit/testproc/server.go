@@ -111,6 +111,15 @@ func (sh *Shared) Get(name string, start func() *Server) *Server {
 	return s
 }
 
+// Kind returns the Kind of the shared server name: "" before its first use, or when
+// there is none.
+func (sh *Shared) Kind(name string) string {
+	if s := sh.Started(name); s != nil {
+		return s.Kind
+	}
+	return ""
+}
+
 // Started returns the shared server name, or nil before its first use.
 func (sh *Shared) Started(name string) *Server {
 	sh.mu.Lock()

@@ -16,6 +16,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"testing"
 )
 
 var (
@@ -40,6 +41,13 @@ func StopAll() {
 	for i := len(s) - 1; i >= 0; i-- {
 		s[i]()
 	}
+}
+
+// Main runs a test binary's tests, then [StopAll], and exits with the tests' exit code.
+func Main(m *testing.M) {
+	code := m.Run()
+	StopAll()
+	os.Exit(code)
 }
 
 // InCI reports whether the CI environment variable is set (to anything but "", "false"
