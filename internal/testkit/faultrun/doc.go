@@ -24,9 +24,11 @@
 //     line on an unbuffered file, so that a child killed with SIGKILL keeps every line it
 //     wrote, and a reader that ignores a last line cut short by the kill. Instants are
 //     CLOCK_MONOTONIC ([Mono]), comparable across the processes of one host.
-//   - Helpers of the suites' tests: [PauseListener], a fault that pauses the server
-//     process listening on an address ([ListenerPID]); [WaitSentinelHealthy], the wait
-//     for a Sentinel group to be able to fail over again.
+//   - Helpers of the suites' tests: [Main], their TestMain; [RequireRedis], a skip
+//     outside CI and a failure in CI without redis-server; [PauseListener], a fault
+//     that pauses the server process listening on an address ([ListenerPID]);
+//     [KillMaster], the failover of a Sentinel group, and [WaitSentinelHealthy], the
+//     wait until the group can fail over again; [ClusterNodes].
 //
 // The package may import testing: only test binaries use it.
 package faultrun
