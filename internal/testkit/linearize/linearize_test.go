@@ -278,4 +278,7 @@ func assertCaught(t *testing.T, r Result) {
 }
 
 // requireRedis skips the test without redis-server outside CI (and fails it in CI).
-func requireRedis(t *testing.T) { faultrun.RequireRedis(t, "these tests") }
+func requireRedis(t *testing.T) {
+	t.Helper()
+	faultrun.RequireRedis(t, "these tests")
+}

@@ -146,7 +146,10 @@ func TestNemesisCluster(t *testing.T) {
 
 // requireRedis skips the test without redis-server outside CI (and fails it in CI):
 // miniredis cannot be paused or run a cluster.
-func requireRedis(t *testing.T) { faultrun.RequireRedis(t, "the nemesis") }
+func requireRedis(t *testing.T) {
+	t.Helper()
+	faultrun.RequireRedis(t, "the nemesis")
+}
 
 func startRedis(t *testing.T) *redistest.Server {
 	t.Helper()
