@@ -26,9 +26,8 @@ type aofRedis struct {
 	dir  string
 	port int
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	mu sync.Mutex
+	p  *testproc.Proc // nil while killed
 }
 
 func startAOFRedis(t *testing.T) *aofRedis {
@@ -73,30 +72,17 @@ func (r *aofRedis) start() error {
 		"--logfile", filepath.Join(r.dir, "redis.log"),
 	)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // gone with the test binary
-	if err := cmd.Start(); err != nil {
+	p, err := testproc.Start(cmd)
+	if err != nil {
 		return err
 	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if ping(r.Addr()) == nil {
-			r.cmd, r.done = cmd, done
-			return nil
-		}
-		select {
-		case <-done:
-			return fmt.Errorf("exited at start: %s", r.logTail())
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			<-done
-			return fmt.Errorf("does not answer PING after 30s: %s", r.logTail())
-		}
+	if err := p.WaitReady(func() error { return ping(r.Addr()) }, 10*time.Millisecond, 30*time.Second, "does not answer PING after 30s"); err != nil {
+		_ = p.Cmd.Process.Kill()
+		<-p.Done
+		return fmt.Errorf("%v: %s", err, r.logTail())
 	}
+	r.p = p
+	return nil
 }
 
 // Kill crashes the server (SIGKILL) and waits for its exit. Killing a killed server does
@@ -104,13 +90,13 @@ func (r *aofRedis) start() error {
 func (r *aofRedis) Kill() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.cmd == nil {
+	if r.p == nil {
 		return
 	}
-	_ = r.cmd.Process.Signal(syscall.SIGCONT) // a paused server dies too
-	_ = r.cmd.Process.Kill()
-	<-r.done
-	r.cmd = nil
+	_ = r.p.Cmd.Process.Signal(syscall.SIGCONT) // a paused server dies too
+	_ = r.p.Cmd.Process.Kill()
+	<-r.p.Done
+	r.p = nil
 }
 
 func (r *aofRedis) logTail() string {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/drivers/rediscache"
-	"github.com/cachekit/cache/internal/testkit/nemesis"
+	"github.com/cachekit/cache/internal/testkit/faultrun"
 )
 
 // TTL is the TTL of every value the clients write: far longer than a key is used (keys
@@ -63,7 +63,7 @@ var mixTotal = func() (n int) {
 func (c *Client) next() Input {
 	epoch := int64(0)
 	if c.Epoch > 0 {
-		epoch = (nemesis.Mono() - c.Base) / int64(c.Epoch)
+		epoch = (faultrun.Mono() - c.Base) / int64(c.Epoch)
 	}
 	in := Input{Key: "e" + strconv.FormatInt(epoch, 10) + ".k" + strconv.Itoa(rand.N(max(c.Keys, 1)))}
 	n := rand.N(mixTotal)
@@ -91,14 +91,14 @@ func (c *Client) next() Input {
 // Step runs one random operation and records it.
 func (c *Client) Step(ctx context.Context) {
 	in := c.next()
-	seq := c.Rec.Invoke(nemesis.Mono(), in)
+	seq := c.Rec.Invoke(faultrun.Mono(), in)
 	octx, cancel := ctx, context.CancelFunc(func() {})
 	if c.OpTimeout > 0 {
 		octx, cancel = context.WithTimeout(ctx, c.OpTimeout)
 	}
 	out, err := c.do(octx, in)
 	cancel()
-	t := nemesis.Mono()
+	t := faultrun.Mono()
 	res := Classify(err)
 	c.Rec.Return(seq, t, res, out, err)
 	if res == resOK {

@@ -13,7 +13,7 @@
 //   - The history ([Recorder], [ReadHistories]): each client writes its operations as
 //     JSON lines to a file of its own, an invocation line before the operation starts
 //     and a return line after it ends, with the CLOCK_MONOTONIC time of each
-//     (nemesis.Mono), which is comparable across the processes of one host. An
+//     (faultrun.Mono), which is comparable across the processes of one host. An
 //     operation whose effect is unknown (a timeout, a connection lost, a client killed
 //     in the middle of it) is recorded as such: it may have taken effect at any time
 //     after its invocation, or never (Jepsen's :info), which porcupine is told by a
@@ -26,6 +26,10 @@
 //     the store through fault proxies of their own (internal/testkit/faultproxy), and applies a
 //     random schedule of faults.
 //   - The checker ([Check]).
+//
+// The child processes, the harness and the history files are internal/testkit/faultrun's,
+// which internal/testkit/nemesis shares; this package adds what is the register's: the
+// model, the clients' job, the records and the checker.
 //
 // The keys rotate: every [Job.Epoch] the clients move on to fresh keys. A key's history
 // is then a few seconds long, which bounds what an operation of unknown outcome costs the

@@ -1,16 +1,13 @@
 package linearize
 
 import (
-	"bufio"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"regexp"
-	"strings"
 	"sync"
+
+	"github.com/cachekit/cache/internal/testkit/faultrun"
 )
 
 // The results of an operation, in a return line.
@@ -38,43 +35,24 @@ type line struct {
 	Err    string `json:"e,omitempty"`
 }
 
-// Recorder writes one client's history, one line per write(2) on an unbuffered file:
-// an invocation is in the file before the operation starts, and stays there if the
-// process is killed during it (the operation's outcome is then unknown).
+// Recorder writes one client's history ([faultrun.File]): an invocation is in the file
+// before the operation starts, and stays there if the process is killed during it (the
+// operation's outcome is then unknown).
 type Recorder struct {
-	mu     sync.Mutex
-	f      *os.File
-	client int
-	seq    int64
-	buf    []byte
-	err    error
+	f   *faultrun.File
+	mu  sync.Mutex
+	seq int64
 }
 
 // NewRecorder creates the history file path for client.
 func NewRecorder(path string, client int) (*Recorder, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|os.O_APPEND, 0o644)
+	f, err := faultrun.Create(path)
 	if err != nil {
 		return nil, err
 	}
-	r := &Recorder{f: f, client: client}
-	r.write(line{Client: client, PID: os.Getpid()})
-	return r, r.err
-}
-
-func (r *Recorder) write(l line) {
-	b, err := json.Marshal(l)
-	if err != nil {
-		panic(err) // cannot happen: plain fields
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.err != nil {
-		return
-	}
-	r.buf = append(append(r.buf[:0], b...), '\n')
-	if _, err := r.f.Write(r.buf); err != nil {
-		r.err = err
-	}
+	r := &Recorder{f: f}
+	r.f.WriteJSON(line{Client: client, PID: os.Getpid()})
+	return r, r.f.Err()
 }
 
 // Invoke records the invocation of in at t and returns its sequence number, for Return.
@@ -83,7 +61,7 @@ func (r *Recorder) Invoke(t int64, in Input) int64 {
 	r.seq++
 	seq := r.seq
 	r.mu.Unlock()
-	r.write(line{Seq: seq, T: t, Op: in.Op.String(), Key: in.Key, A: in.A, B: in.B})
+	r.f.WriteJSON(line{Seq: seq, T: t, Op: in.Op.String(), Key: in.Key, A: in.A, B: in.B})
 	return seq
 }
 
@@ -94,35 +72,19 @@ func (r *Recorder) Return(seq, t int64, res string, out Output, err error) {
 	if err != nil {
 		l.Err = errorKind(err)
 	}
-	r.write(l)
+	r.f.WriteJSON(l)
 }
 
 // Err returns the first write error.
-func (r *Recorder) Err() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.err
-}
+func (r *Recorder) Err() error { return r.f.Err() }
 
 // Close closes the file.
-func (r *Recorder) Close() error {
-	if err := r.f.Close(); err != nil {
-		return err
-	}
-	return r.Err()
-}
+func (r *Recorder) Close() error { return r.f.Close() }
 
 // errorKind shortens an error to its kind, for counting: keys (the quoted parts) out,
 // and the text up to the first address that varies from call to call.
 func errorKind(err error) string {
-	s := quoted.ReplaceAllString(err.Error(), `"…"`)
-	if i := strings.Index(s, "127.0.0.1:"); i >= 0 {
-		s = s[:i] + "<addr>"
-	}
-	if len(s) > 160 {
-		s = s[:160]
-	}
-	return s
+	return faultrun.ErrorKind(quoted.ReplaceAllString(err.Error(), `"…"`), 160)
 }
 
 var quoted = regexp.MustCompile(`"[^"]*"`)
@@ -145,63 +107,44 @@ func (r Record) Unknown() bool { return r.Res == resInfo || r.Res == "" }
 
 // ReadHistory reads a client's history file. A last line cut short (the client was
 // killed while writing it) is ignored; any other line that does not parse is an error.
-func ReadHistory(path string) ([]Record, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return readHistory(f)
-}
+func ReadHistory(path string) ([]Record, error) { return faultrun.ReadFile(path, readHistory) }
 
 func readHistory(rd io.Reader) ([]Record, error) {
 	var recs []Record
 	open := map[int64]int{} // seq to index in recs
 	client, pid := 0, 0
-	sc := bufio.NewScanner(rd)
-	sc.Buffer(nil, 1<<20)
-	var pending error // a bad line: an error unless it is the last one
-	n := 0
-	for sc.Scan() {
-		n++
-		if pending != nil {
-			return nil, pending
-		}
-		var l line
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			pending = fmt.Errorf("line %d: %q: %w", n, sc.Text(), err)
-			continue
-		}
+	err := faultrun.ReadLines(rd, func(n int, l line, text string) error {
 		switch {
 		case l.PID != 0:
 			client, pid = l.Client, l.PID
 		case l.Op != "":
 			op, ok := parseOp(l.Op)
 			if !ok {
-				return nil, fmt.Errorf("line %d: unknown operation %q", n, l.Op)
+				return fmt.Errorf("line %d: unknown operation %q", n, l.Op)
 			}
 			if _, dup := open[l.Seq]; dup {
-				return nil, fmt.Errorf("line %d: operation %d invoked twice", n, l.Seq)
+				return fmt.Errorf("line %d: operation %d invoked twice", n, l.Seq)
 			}
 			open[l.Seq] = len(recs)
 			recs = append(recs, Record{Client: client, PID: pid, In: Input{Op: op, Key: l.Key, A: l.A, B: l.B}, Call: l.T})
 		case l.Res != "":
 			i, ok := open[l.Seq]
 			if !ok {
-				return nil, fmt.Errorf("line %d: return of operation %d, never invoked or returned twice", n, l.Seq)
+				return fmt.Errorf("line %d: return of operation %d, never invoked or returned twice", n, l.Seq)
 			}
 			delete(open, l.Seq)
 			r := &recs[i]
 			if l.T < r.Call {
-				return nil, fmt.Errorf("line %d: operation %d returns (%d) before its call (%d)", n, l.Seq, l.T, r.Call)
+				return fmt.Errorf("line %d: operation %d returns (%d) before its call (%d)", n, l.Seq, l.T, r.Call)
 			}
 			r.Return, r.Res, r.Err = l.T, l.Res, l.Err
 			r.Out = Output{OK: l.OK, Found: l.Found, V: l.V}
 		default:
-			return nil, fmt.Errorf("line %d: neither a call nor a return: %q", n, sc.Text())
+			return fmt.Errorf("line %d: neither a call nor a return: %q", n, text)
 		}
-	}
-	if err := sc.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	return recs, nil
@@ -210,18 +153,10 @@ func readHistory(rd io.Reader) ([]Record, error) {
 // ReadHistories reads every client's file and returns their records, in file order. A
 // missing file is a client killed before it opened it: it did nothing.
 func ReadHistories(paths []string) ([]Record, error) {
+	hs, err := faultrun.ReadFiles(paths, ReadHistory)
 	var all []Record
-	var errs []error
-	for _, p := range paths {
-		recs, err := ReadHistory(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", p, err))
-			continue
-		}
+	for _, recs := range hs {
 		all = append(all, recs...)
 	}
-	return all, errors.Join(errs...)
+	return all, err
 }

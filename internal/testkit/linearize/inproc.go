@@ -3,7 +3,6 @@ package linearize
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -12,7 +11,7 @@ import (
 	"time"
 
 	"github.com/cachekit/cache"
-	"github.com/cachekit/cache/internal/testkit/nemesis"
+	"github.com/cachekit/cache/internal/testkit/faultrun"
 )
 
 // InProcess runs clients as goroutines of this process on one cache: the runner of the
@@ -26,7 +25,7 @@ type InProcess struct {
 	clients []*inClient
 	wg      sync.WaitGroup
 	stop    atomic.Bool
-	faults  map[string]int
+	sched   faultrun.Schedule
 }
 
 type inClient struct {
@@ -36,8 +35,8 @@ type inClient struct {
 
 // NewInProcess returns the runner of job's clients on c.
 func NewInProcess(t testing.TB, c *cache.Cache, job Job) *InProcess {
-	job.Base = nemesis.Mono()
-	return &InProcess{t: t, job: job, c: c, dir: t.TempDir(), faults: map[string]int{}}
+	job.Base = faultrun.Mono()
+	return &InProcess{t: t, job: job, c: c, dir: t.TempDir()}
 }
 
 // Start starts n client goroutines.
@@ -66,8 +65,8 @@ func (p *InProcess) Start(n int) {
 // "gomaxprocs" (GOMAXPROCS 1: every goroutine on one thread, preempted wherever it is,
 // inside the driver's critical sections included) and "gc" (garbage collections back
 // to back, each with its stop-the-world pauses).
-func (p *InProcess) Faults() []nemesis.Fault {
-	return []nemesis.Fault{
+func (p *InProcess) Faults() []faultrun.Fault {
+	return []faultrun.Fault{
 		{Kind: "gomaxprocs", Weight: 2, Do: func(d time.Duration) {
 			prev := runtime.GOMAXPROCS(1)
 			time.Sleep(d)
@@ -82,32 +81,13 @@ func (p *InProcess) Faults() []nemesis.Fault {
 	}
 }
 
-// Run applies a random schedule of faults for dur, as [Harness.Run].
-func (p *InProcess) Run(dur time.Duration, faults []nemesis.Fault) {
-	total := 0
-	for _, f := range faults {
-		total += max(f.Weight, 1)
-	}
-	if total == 0 {
-		time.Sleep(dur)
-		return
-	}
-	for deadline := time.Now().Add(dur); time.Now().Before(deadline); {
-		n := rand.N(total)
-		var f nemesis.Fault
-		for _, f = range faults {
-			if n -= max(f.Weight, 1); n < 0 {
-				break
-			}
-		}
-		f.Do(50*time.Millisecond + rand.N(1450*time.Millisecond))
-		p.faults[f.Kind]++
-		time.Sleep(rand.N(300 * time.Millisecond))
-	}
+// Run applies a random schedule of faults for dur, as [faultrun.Schedule.Run].
+func (p *InProcess) Run(dur time.Duration, faults []faultrun.Fault) {
+	p.sched.Run(dur, faults, nil)
 }
 
 // FaultCounts returns how many faults of each kind were applied.
-func (p *InProcess) FaultCounts() map[string]int { return p.faults }
+func (p *InProcess) FaultCounts() map[string]int { return p.sched.Faults() }
 
 // Finish stops the clients and returns their records.
 func (p *InProcess) Finish() []Record {

@@ -15,7 +15,7 @@ import (
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/drivers/rediscache"
 	"github.com/cachekit/cache/internal/testkit/faultproxy"
-	"github.com/cachekit/cache/internal/testkit/nemesis"
+	"github.com/cachekit/cache/internal/testkit/faultrun"
 	"github.com/cachekit/cache/internal/testkit/redistest"
 )
 
@@ -52,23 +52,10 @@ func TestKnownSentinelFailover(t *testing.T) {
 	requireKnown(t)
 	requireRedis(t)
 	g := redistest.StartSentinelGroup(t)
-	job := baseJob(TargetSentinel, strings.Join(g.Addrs(), ","))
+	job := baseJob(faultrun.TargetSentinel, strings.Join(g.Addrs(), ","))
 	job.Master = g.MasterName()
 	job.NoRetry = true
-	failover := nemesis.Fault{Kind: "kill-master", Weight: 1, Do: func(d time.Duration) {
-		old, err := g.KillMaster()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := g.WaitFailover(30 * time.Second); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(d)
-		if err := g.RestartOld(old); err != nil {
-			t.Fatal(err)
-		}
-		waitHealthy(t, g)
-	}}
+	failover := faultrun.KillMaster(t, g)
 	dur := runFor(t)
 	r := runProcs(t, "sentinel", job, g.Nodes(), func(h *Harness) {
 		faults := append(h.ProxyFaults(), h.PauseClient(), h.KillClient(), failover)
@@ -77,78 +64,6 @@ func TestKnownSentinelFailover(t *testing.T) {
 		h.Run(dur/2, faults)
 	})
 	logKnown(t, r)
-}
-
-// waitHealthy waits until the Sentinels agree on a master and every other data node is
-// its replica with the link up and known to every Sentinel, so that the next failover
-// has a replica to promote.
-func waitHealthy(t *testing.T, g *redistest.SentinelGroup) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second) // a hang detector: it takes seconds
-	var last error
-	for time.Now().Before(deadline) {
-		if last = healthy(g); last == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("the Sentinel group did not settle in 60s: %v", last)
-}
-
-func healthy(g *redistest.SentinelGroup) error {
-	master := g.Master()
-	if master == "" {
-		return fmt.Errorf("no master")
-	}
-	for _, n := range g.Nodes() {
-		if n == master {
-			continue
-		}
-		info, err := replication(n)
-		if err != nil {
-			return fmt.Errorf("%s: %w", n, err)
-		}
-		if info["role"] != "slave" || info["master_link_status"] != "up" || "127.0.0.1:"+info["master_port"] != master {
-			return fmt.Errorf("%s is not yet a replica of %s in sync", n, master)
-		}
-		for _, s := range g.Addrs() {
-			c := redis.NewSentinelClient(&redis.Options{Addr: s, DialTimeout: time.Second, ReadTimeout: time.Second, MaxRetries: -1})
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			rs, err := c.Replicas(ctx, g.MasterName()).Result()
-			cancel()
-			c.Close()
-			if err != nil {
-				return fmt.Errorf("Sentinel %s: %w", s, err)
-			}
-			ok := false
-			for _, r := range rs {
-				ok = ok || r["ip"]+":"+r["port"] == n && r["flags"] == "slave" && r["master-link-status"] == "ok"
-			}
-			if !ok {
-				return fmt.Errorf("Sentinel %s does not know %s as a healthy replica yet", s, n)
-			}
-		}
-	}
-	return nil
-}
-
-// replication returns the fields of a node's INFO replication.
-func replication(addr string) (map[string]string, error) {
-	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second, ReadTimeout: time.Second, MaxRetries: -1})
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	s, err := c.Info(ctx, "replication").Result()
-	if err != nil {
-		return nil, err
-	}
-	f := map[string]string{}
-	for _, l := range strings.Split(s, "\n") {
-		if k, v, ok := strings.Cut(strings.TrimSpace(l), ":"); ok {
-			f[k] = v
-		}
-	}
-	return f, nil
 }
 
 // TestReplyLost: a write whose reply is lost. A proxy delays the link by 150 ms each

@@ -2,21 +2,16 @@ package linearize
 
 import (
 	"flag"
-	"fmt"
 	"math/rand/v2"
-	"net/url"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"go.uber.org/goleak"
 
 	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/drivers/lrucache"
 	"github.com/cachekit/cache/drivers/memorycache"
-	"github.com/cachekit/cache/internal/testkit/nemesis"
+	"github.com/cachekit/cache/internal/testkit/faultrun"
 	"github.com/cachekit/cache/internal/testkit/pgtest"
 	"github.com/cachekit/cache/internal/testkit/redistest"
 )
@@ -44,19 +39,7 @@ const (
 	checkTimeout = 5 * time.Minute
 )
 
-func TestMain(m *testing.M) {
-	ChildMain() // a client process runs its job and exits here
-	flag.Parse()
-	code := m.Run()
-	redistest.StopAll()
-	if code == 0 {
-		if err := goleak.Find(redistest.IgnoreGoroutines()...); err != nil {
-			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { faultrun.Main(m, ChildMain) } // a client process runs its job and exits in ChildMain
 
 // runFor is how long a driver's run lasts: the soak's duration, or -linearize.duration.
 func runFor(t *testing.T) time.Duration {
@@ -80,7 +63,7 @@ func check(t *testing.T, name string, recs []Record, faults map[string]int) Resu
 	t.Helper()
 	start := time.Now()
 	r := Check(recs, CheckOptions{Timeout: checkTimeout, VisualizeDir: *visualize})
-	t.Logf("%s: %v; %s; checked in %v", name, r, nemesis.FaultString(faults), time.Since(start).Round(time.Millisecond))
+	t.Logf("%s: %v; %s; checked in %v", name, r, faultrun.FaultString(faults), time.Since(start).Round(time.Millisecond))
 	for k, n := range r.Errors {
 		t.Logf("  error ×%d: %s", n, k)
 	}
@@ -118,7 +101,7 @@ func runInProcess(t *testing.T, name string, c *cache.Cache, job Job, dur time.D
 	t.Helper()
 	p := NewInProcess(t, c, job)
 	p.Start(goClients)
-	var faults []nemesis.Fault
+	var faults []faultrun.Fault
 	if withFaults {
 		faults = p.Faults()
 	}
@@ -163,8 +146,8 @@ func runProcs(t *testing.T, name string, job Job, targets []string, schedule fun
 // the driver's file locks, or between writing a file and renaming it).
 func TestLinearizableFile(t *testing.T) {
 	dur := runFor(t)
-	r := runProcs(t, "file", baseJob(TargetFile, t.TempDir()), nil, func(h *Harness) {
-		h.Run(dur, []nemesis.Fault{h.PauseClient(), h.KillClient()})
+	r := runProcs(t, "file", baseJob(faultrun.TargetFile, t.TempDir()), nil, func(h *Harness) {
+		h.Run(dur, []faultrun.Fault{h.PauseClient(), h.KillClient()})
 	})
 	assertLinearizable(t, r)
 }
@@ -181,15 +164,15 @@ func TestLinearizableRedis(t *testing.T) {
 	requireRedis(t)
 	srv := startAOFRedis(t)
 	dur := runFor(t)
-	job := baseJob(TargetRedis, srv.Addr())
-	restart := nemesis.Fault{Kind: "restart-redis", Weight: 1, Do: func(d time.Duration) {
+	job := baseJob(faultrun.TargetRedis, srv.Addr())
+	restart := faultrun.Fault{Kind: "restart-redis", Weight: 1, Do: func(d time.Duration) {
 		srv.Kill()
 		time.Sleep(d)
 		srv.Start(t)
 	}}
 	r := runProcs(t, "redis", job, []string{srv.Addr()}, func(h *Harness) {
 		faults := append(h.ProxyFaults(), h.PauseClient(), h.KillClient(),
-			pauseProcess(t, "pause-redis", 2, func() string { return srv.Addr() }), restart)
+			faultrun.PauseListener(t, "pause-redis", 2, func() string { return srv.Addr() }), restart)
 		h.Run(dur/2, faults)
 		h.Apply(restart) // every run has a restart, in the middle
 		h.Run(dur/2, faults)
@@ -205,10 +188,10 @@ func TestLinearizableRedis(t *testing.T) {
 func TestLinearizableCluster(t *testing.T) {
 	requireRedis(t)
 	cl := redistest.StartCluster(t)
-	nodes := clusterNodes(t, cl.URL())
+	nodes := faultrun.ClusterNodes(t, cl.URL())
 	dur := runFor(t)
-	job := baseJob(TargetCluster, strings.Join(nodes, ","))
-	pause := pauseProcess(t, "pause-node", 2, func() string { return nodes[rand.N(len(nodes))] })
+	job := baseJob(faultrun.TargetCluster, strings.Join(nodes, ","))
+	pause := faultrun.PauseListener(t, "pause-node", 2, func() string { return nodes[rand.N(len(nodes))] })
 	r := runProcs(t, "cluster", job, nodes, func(h *Harness) {
 		faults := append(h.ProxyFaults(), h.PauseClient(), h.KillClient(), pause)
 		h.Run(dur/2, faults)
@@ -230,10 +213,10 @@ const pgOpTimeout = 3 * time.Second
 // its restart on the same port with the same data.
 func TestLinearizablePostgres(t *testing.T) {
 	srv := pgtest.Start(t)
-	job := baseJob(TargetPostgres, srv.URL())
+	job := baseJob(faultrun.TargetPostgres, srv.URL())
 	job.OpTimeout = pgOpTimeout
 	dur := runFor(t)
-	pause := nemesis.Fault{Kind: "pause-postgres", Weight: 2, Do: func(d time.Duration) {
+	pause := faultrun.Fault{Kind: "pause-postgres", Weight: 2, Do: func(d time.Duration) {
 		if err := srv.Pause(); err != nil {
 			t.Fatal(err)
 		}
@@ -242,7 +225,7 @@ func TestLinearizablePostgres(t *testing.T) {
 			t.Fatal(err)
 		}
 	}}
-	restart := nemesis.Fault{Kind: "restart-postgres", Weight: 1, Do: func(d time.Duration) {
+	restart := faultrun.Fault{Kind: "restart-postgres", Weight: 1, Do: func(d time.Duration) {
 		srv.Stop()
 		time.Sleep(d)
 		srv.Restart(t)
@@ -274,10 +257,10 @@ func TestNegativeControl(t *testing.T) {
 		assertCaught(t, r)
 	})
 	t.Run("file", func(t *testing.T) {
-		job := baseJob(TargetFile, t.TempDir())
+		job := baseJob(faultrun.TargetFile, t.TempDir())
 		job.Racy = true
 		r := runProcs(t, "control file", job, nil, func(h *Harness) {
-			h.Run(dur, []nemesis.Fault{h.PauseClient()})
+			h.Run(dur, []faultrun.Fault{h.PauseClient()})
 		})
 		assertCaught(t, r)
 	})
@@ -294,43 +277,8 @@ func assertCaught(t *testing.T, r Result) {
 	t.Logf("as it must, the checker reports key %s (and %d others) not linearizable:\n%s", k, len(r.Illegal)-1, r.Reports[k])
 }
 
-// pauseProcess is the fault kind: SIGSTOP the process listening on addr(), SIGCONT it
-// after d.
-func pauseProcess(t *testing.T, kind string, weight int, addr func() string) nemesis.Fault {
-	return nemesis.Fault{Kind: kind, Weight: weight, Do: func(d time.Duration) {
-		a := addr()
-		pid, err := nemesis.ListenerPID(a)
-		if err != nil {
-			t.Fatalf("%s: %v", kind, err)
-		}
-		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-			t.Fatalf("%s: SIGSTOP %d: %v", kind, pid, err)
-		}
-		time.Sleep(d)
-		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
-			t.Fatalf("%s: SIGCONT %d: %v", kind, pid, err)
-		}
-	}}
-}
-
 // requireRedis skips the test without redis-server outside CI (and fails it in CI).
 func requireRedis(t *testing.T) {
 	t.Helper()
-	if redistest.Binary() == "" {
-		if redistest.InCI() {
-			t.Fatal("redis-server is not on PATH; in CI these tests must run (install redis-server)")
-		}
-		t.Skip("no redis-server on PATH")
-	}
-}
-
-// clusterNodes returns the nodes' addresses from a cluster URL
-// (redis://host:port?addr=host:port&addr=host:port).
-func clusterNodes(t *testing.T, raw string) []string {
-	t.Helper()
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return append([]string{u.Host}, u.Query()["addr"]...)
+	faultrun.RequireRedis(t, "these tests")
 }

@@ -1,7 +1,6 @@
 package nemesis
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,18 +102,3 @@ func TestTestdataHistory(t *testing.T) {
 		t.Fatalf("Check = %v; want 3 sections (1 open), 1 overlap, 1 token out of order", r)
 	}
 }
-
-// TestListenerPID finds this process by a socket it listens on.
-func TestListenerPID(t *testing.T) {
-	ln, err := netListen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	pid, err := ListenerPID(ln.Addr().String())
-	if err != nil || pid != os.Getpid() {
-		t.Fatalf("ListenerPID = %d, %v; want %d", pid, err, os.Getpid())
-	}
-}
-
-func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }

@@ -2,39 +2,17 @@ package nemesis
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/url"
-	"os"
 	"strconv"
-	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/cachekit/cache"
-	"github.com/cachekit/cache/drivers/filecache"
-	"github.com/cachekit/cache/drivers/pgcache"
-	"github.com/cachekit/cache/drivers/rediscache"
-	"github.com/cachekit/cache/internal/testkit/faultproxy"
+	"github.com/cachekit/cache/internal/testkit/faultrun"
 )
 
 // Env is the environment variable that carries a holder process's [Job], as JSON.
 const Env = "CACHEKIT_NEMESIS_JOB"
-
-// Targets: the store the holders share.
-const (
-	TargetFile     = "file"     // Job.Addr: the cache directory
-	TargetRedis    = "redis"    // Job.Addr: host:port of a single node
-	TargetCluster  = "cluster"  // Job.Addr: host:port of the nodes, comma-separated
-	TargetSentinel = "sentinel" // Job.Addr: host:port of the Sentinels, comma-separated; Job.Master
-	// TargetPostgres: Job.Addr is the server's URL (postgres://user@host:port/db?...); the
-	// holder dials the route of its host:port instead.
-	TargetPostgres = "postgres"
-)
 
 // Modes of a holder.
 const (
@@ -51,8 +29,8 @@ const (
 // Job is what a holder process does.
 type Job struct {
 	Mode   string `json:"mode"`
-	Target string `json:"target"`
-	Addr   string `json:"addr"`
+	Target string `json:"target"`           // a faultrun.Target constant
+	Addr   string `json:"addr"`             // as faultrun.Store.Addr
 	Master string `json:"master,omitempty"` // the Sentinel master name
 	// LockReplicas is rediscache.Options.LockReplicas (Sentinel).
 	LockReplicas int    `json:"lock_replicas,omitempty"`
@@ -76,149 +54,34 @@ type Job struct {
 // ChildMain runs this process's job and exits if this process is a holder ([Env] is
 // set), and returns otherwise. The package's TestMain calls it first.
 func ChildMain() {
-	raw := os.Getenv(Env)
-	if raw == "" {
-		return
-	}
-	var job Job
-	if err := json.Unmarshal([]byte(raw), &job); err != nil {
-		fmt.Fprintln(os.Stderr, "nemesis holder: job:", err)
-		os.Exit(2)
-	}
-	if err := runChild(job); err != nil {
-		fmt.Fprintf(os.Stderr, "nemesis holder %d (pid %d): %v\n", job.Holder, os.Getpid(), err)
-		os.Exit(1)
-	}
-	os.Exit(0)
-}
-
-// quietLogger drops go-redis's log lines: it logs every failed dial, and the nemesis
-// makes many.
-type quietLogger struct{}
-
-func (quietLogger) Printf(context.Context, string, ...any) {}
-
-// openCache opens the holder's cache on its target, its Redis dials through its routes.
-// The Redis clients are on go-redis's defaults (ContextTimeoutEnabled false: a command
-// waits for its read timeout, 3 s, whatever the ctx), as an application's would be.
-func openCache(job Job) (*cache.Cache, func(), error) {
-	var d cache.Driver
-	var closers []func() error
-	switch job.Target {
-	case TargetFile:
-		fd, err := filecache.New(filecache.Options{Dir: job.Addr})
-		if err != nil {
-			return nil, nil, err
-		}
-		d = fd
-		closers = append(closers, fd.Close)
-	case TargetRedis, TargetCluster, TargetSentinel:
-		routes, err := faultproxy.DecodeRoutes(job.Routes)
-		if err != nil {
-			return nil, nil, err
-		}
-		dial := faultproxy.Dialer(routes)
-		addrs := strings.Split(job.Addr, ",")
-		var client redis.UniversalClient
-		o := rediscache.Options{}
-		switch job.Target {
-		case TargetRedis:
-			client = redis.NewClient(&redis.Options{Addr: addrs[0], Dialer: dial})
-		case TargetCluster:
-			client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, Dialer: dial})
-		case TargetSentinel:
-			client = redis.NewFailoverClient(&redis.FailoverOptions{MasterName: job.Master, SentinelAddrs: addrs, Dialer: dial})
-			setLockReplicas(&o, job.LockReplicas)
-		}
-		o.Client = client
-		rd, err := rediscache.New(o)
-		if err != nil {
-			_ = client.Close()
-			return nil, nil, err
-		}
-		d = rd
-		closers = append(closers, rd.Close, client.Close)
-	case TargetPostgres:
-		u, err := routedURL(job)
-		if err != nil {
-			return nil, nil, err
-		}
-		pd, err := pgcache.New(pgcache.Options{URL: u})
-		if err != nil {
-			return nil, nil, err
-		}
-		d = pd
-		closers = append(closers, pd.Close)
-	default:
-		return nil, nil, fmt.Errorf("unknown target %q", job.Target)
-	}
-	closeAll := func() {
-		for _, f := range closers {
-			_ = f()
-		}
-	}
-	c, err := cache.New(cache.Config{Drivers: map[string]cache.Driver{job.Target: d}, Prefix: job.Prefix})
-	if err != nil {
-		closeAll()
-		return nil, nil, err
-	}
-	return c, func() { _ = c.Close(); closeAll() }, nil
-}
-
-// routedURL returns job.Addr, a PostgreSQL URL, with its host:port replaced by the
-// holder's route to it: pgx then dials the holder's proxy, and every connection of the
-// pool (and Watch's listening one) goes through it.
-func routedURL(job Job) (string, error) {
-	routes, err := faultproxy.DecodeRoutes(job.Routes)
-	if err != nil {
-		return "", err
-	}
-	u, err := url.Parse(job.Addr)
-	if err != nil {
-		return "", err
-	}
-	to, ok := routes[u.Host]
-	if !ok {
-		return "", fmt.Errorf("no route for %s among %v", u.Host, routes)
-	}
-	u.Host = to
-	return u.String(), nil
+	faultrun.ChildMain(Env, "nemesis holder", func(job Job) int { return job.Holder }, runChild)
 }
 
 func runChild(job Job) error {
-	redis.SetLogger(quietLogger{})
 	rec, err := NewRecorder(job.Out, job.Holder)
 	if err != nil {
 		return err
 	}
 	defer rec.CloseFile()
-	c, closeCache, err := openCache(job)
+	c, closeCache, err := faultrun.OpenCache(faultrun.Store{Target: job.Target, Addr: job.Addr, Master: job.Master,
+		Routes: job.Routes, Prefix: job.Prefix, LockReplicas: job.LockReplicas})
 	if err != nil {
 		return err
 	}
 	defer closeCache()
 	// The parent ends the run by closing stdin: finish the section under way, then stop.
-	stop := make(chan struct{})
-	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		close(stop)
-	}()
-	fmt.Println("ready")
 	h := &holder{job: job, c: c, rec: rec}
-	for {
-		select {
-		case <-stop:
-			rec.Summary(h.sum)
-			return rec.Err()
-		default:
-		}
+	err = faultrun.Serve(func() error {
 		if err := h.round(context.Background()); err != nil {
 			return err
 		}
-		if err := rec.Err(); err != nil {
-			return err
-		}
+		return rec.Err()
+	})
+	if err != nil {
+		return err
 	}
+	rec.Summary(h.sum)
+	return rec.Err()
 }
 
 type holder struct {
@@ -263,7 +126,7 @@ func (h *holder) round(ctx context.Context) error {
 		end := time.Now().Add(work)
 		for {
 			sleepAction()
-			t := Mono() // the action's instant, read before the checks that allow it
+			t := faultrun.Mono() // the action's instant, read before the checks that allow it
 			now := time.Now()
 			if job.Mode != ModeIgnoreLease {
 				if fctx.Err() != nil {
@@ -354,7 +217,7 @@ func (h *holder) racy(ctx context.Context, key string, o cache.LockOptions, work
 	opened := false
 	for {
 		sleepAction()
-		t := Mono()
+		t := faultrun.Mono()
 		now := time.Now()
 		if !now.Before(until) || !now.Before(end) {
 			break

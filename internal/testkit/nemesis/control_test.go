@@ -3,6 +3,8 @@ package nemesis
 import (
 	"testing"
 	"time"
+
+	"github.com/cachekit/cache/internal/testkit/faultrun"
 )
 
 // TestNegativeControl proves that the checker sees overlaps when there are some: two
@@ -18,7 +20,7 @@ import (
 func TestNegativeControl(t *testing.T) {
 	for _, mode := range []string{ModeRacy, ModeIgnoreLease} {
 		t.Run(mode, func(t *testing.T) {
-			job := baseJob(TargetFile, t.TempDir())
+			job := baseJob(faultrun.TargetFile, t.TempDir())
 			job.Mode = mode
 			r := run(t, "control "+mode, job, nil, 4*time.Second, func(h *Harness) []Fault {
 				return []Fault{h.PauseHolder()}

@@ -10,8 +10,9 @@
 //
 //   - History ([Recorder], [ReadHistory]): each holder process writes its sections as
 //     JSON lines to a file of its own, one line per action, with the CLOCK_MONOTONIC time
-//     of the action ([Mono]), which is comparable across the processes of one host. Each
-//     line is one write(2), so a holder killed with SIGKILL keeps every action it took.
+//     of the action (faultrun.Mono), which is comparable across the processes of one
+//     host. Each line is one write(2), so a holder killed with SIGKILL keeps every
+//     action it took.
 //   - Holders ([ChildMain], [Job]): the test binary run again. A holder loops: it picks
 //     a key, takes the lock with random options, and inside fn performs actions, each
 //     only after checking its lease clock (cache.HeldLock(ctx).ValidUntil()): a holder acts only
@@ -20,6 +21,10 @@
 //     store through fault proxies of their own (internal/testkit/faultproxy), and applies a
 //     random schedule of faults.
 //   - The checker ([Check]).
+//
+// The child processes, the harness and the history files are internal/testkit/faultrun's,
+// which internal/testkit/linearize shares; this package adds what is the lock's: the
+// holders' job, the sections and the checker.
 //
 // docs/reliability.md describes the fault model and the figures of the runs.
 //

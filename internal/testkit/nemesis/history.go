@@ -1,18 +1,14 @@
 package nemesis
 
 import (
-	"bufio"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"sort"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
+
+	"github.com/cachekit/cache/internal/testkit/faultrun"
 )
 
 // Section is one critical section of one holder: from its first action to its last.
@@ -90,94 +86,55 @@ type line struct {
 	Sum    *Summary `json:"sum,omitempty"`
 }
 
-// Recorder writes a holder's history, one line per write(2) on an unbuffered file: what
-// a line says has happened is on its way to the file before the next action, and stays
-// there if the process is killed.
+// Recorder writes a holder's history ([faultrun.File]): what a line says has happened
+// is on its way to the file before the next action, and stays there if the process is
+// killed.
 type Recorder struct {
-	mu  sync.Mutex
-	f   *os.File
-	buf []byte
-	err error
+	f *faultrun.File
 }
 
 // NewRecorder creates the history file path for holder.
 func NewRecorder(path string, holder int) (*Recorder, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|os.O_APPEND, 0o644)
+	f, err := faultrun.Create(path)
 	if err != nil {
 		return nil, err
 	}
 	r := &Recorder{f: f}
-	r.write(line{Op: "start", Holder: holder, PID: os.Getpid()})
-	return r, r.err
-}
-
-func (r *Recorder) write(l line) {
-	b, err := json.Marshal(l)
-	if err != nil {
-		panic(err) // cannot happen: plain fields
-	}
-	r.raw(b)
-}
-
-func (r *Recorder) raw(b []byte) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.err != nil {
-		return
-	}
-	r.buf = append(append(r.buf[:0], b...), '\n')
-	if _, err := r.f.Write(r.buf); err != nil {
-		r.err = err
-	}
+	r.f.WriteJSON(line{Op: "start", Holder: holder, PID: os.Getpid()})
+	return r, r.f.Err()
 }
 
 // Open records the first action of a section, at t.
 func (r *Recorder) Open(t int64, key string, token int64, ttl time.Duration, autoExtend bool) {
-	r.write(line{Op: "open", T: t, Key: key, Tok: token, TTL: int64(ttl), AE: autoExtend})
+	r.f.WriteJSON(line{Op: "open", T: t, Key: key, Tok: token, TTL: int64(ttl), AE: autoExtend})
 }
 
 // Act records a further action of the open section, at t.
 func (r *Recorder) Act(t int64) {
 	var b [48]byte
-	r.raw(append(strconv.AppendInt(append(b[:0], `{"op":"a","t":`...), t, 10), '}'))
+	r.f.WriteLine(append(strconv.AppendInt(append(b[:0], `{"op":"a","t":`...), t, 10), '}'))
 }
 
 // Close records the end of the open section.
-func (r *Recorder) Close(lost bool) { r.write(line{Op: "close", Lost: lost}) }
+func (r *Recorder) Close(lost bool) { r.f.WriteJSON(line{Op: "close", Lost: lost}) }
 
 // Error records a failed Lock call.
-func (r *Recorder) Error(err error) { r.write(line{Op: "err", T: Mono(), Err: errorKind(err)}) }
+func (r *Recorder) Error(err error) {
+	r.f.WriteJSON(line{Op: "err", T: faultrun.Mono(), Err: errorKind(err)})
+}
 
 // Summary records the holder's counts; the last line of a clean exit.
-func (r *Recorder) Summary(s Summary) { r.write(line{Op: "sum", Sum: &s}) }
+func (r *Recorder) Summary(s Summary) { r.f.WriteJSON(line{Op: "sum", Sum: &s}) }
 
 // Err returns the first write error.
-func (r *Recorder) Err() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.err
-}
+func (r *Recorder) Err() error { return r.f.Err() }
 
 // CloseFile closes the file.
-func (r *Recorder) CloseFile() error {
-	if err := r.f.Close(); err != nil {
-		return err
-	}
-	return r.Err()
-}
+func (r *Recorder) CloseFile() error { return r.f.Close() }
 
 // errorKind shortens an error to its kind, for counting: the text up to the first
 // address or number that varies from call to call.
-func errorKind(err error) string {
-	s := err.Error()
-	if i := strings.Index(s, "127.0.0.1:"); i >= 0 {
-		s = s[:i] + "<addr>"
-	}
-	if len(s) > 140 {
-		s = s[:140]
-	}
-	return s
-}
+func errorKind(err error) string { return faultrun.ErrorKind(err.Error(), 140) }
 
 // History is what one holder's file says.
 type History struct {
@@ -192,53 +149,33 @@ type History struct {
 
 // ReadHistory reads a holder's history file. A last line cut short (the holder was
 // killed while writing it) is ignored; any other line that does not parse is an error.
-func ReadHistory(path string) (History, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return History{}, err
-	}
-	defer f.Close()
-	return readHistory(f)
-}
+func ReadHistory(path string) (History, error) { return faultrun.ReadFile(path, readHistory) }
 
 func readHistory(rd io.Reader) (History, error) {
 	var h History
-	sc := bufio.NewScanner(rd)
-	sc.Buffer(nil, 1<<20)
 	var cur *Section
-	var pending error // a bad line: an error unless it is the last one
-	n := 0
-	for sc.Scan() {
-		n++
-		if pending != nil {
-			return h, pending
-		}
-		var l line
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			pending = fmt.Errorf("line %d: %q: %w", n, sc.Text(), err)
-			continue
-		}
+	err := faultrun.ReadLines(rd, func(n int, l line, _ string) error {
 		switch l.Op {
 		case "start":
 			h.Holder, h.PID = l.Holder, l.PID
 		case "open":
 			if cur != nil {
-				return h, fmt.Errorf("line %d: a section opens inside another", n)
+				return fmt.Errorf("line %d: a section opens inside another", n)
 			}
 			cur = &Section{Holder: h.Holder, PID: h.PID, Key: l.Key, Enter: l.T, Exit: l.T, Token: l.Tok,
 				TTL: time.Duration(l.TTL), AutoExtend: l.AE, Actions: 1}
 		case "a":
 			if cur == nil {
-				return h, fmt.Errorf("line %d: an action outside a section", n)
+				return fmt.Errorf("line %d: an action outside a section", n)
 			}
 			if l.T < cur.Exit {
-				return h, fmt.Errorf("line %d: time goes backwards (%d after %d)", n, l.T, cur.Exit)
+				return fmt.Errorf("line %d: time goes backwards (%d after %d)", n, l.T, cur.Exit)
 			}
 			cur.Exit = l.T
 			cur.Actions++
 		case "close":
 			if cur == nil {
-				return h, fmt.Errorf("line %d: a close outside a section", n)
+				return fmt.Errorf("line %d: a close outside a section", n)
 			}
 			cur.Lost = l.Lost
 			h.Sections = append(h.Sections, *cur)
@@ -252,10 +189,11 @@ func readHistory(rd io.Reader) (History, error) {
 		case "sum":
 			h.Summary = l.Sum
 		default:
-			return h, fmt.Errorf("line %d: unknown op %q", n, l.Op)
+			return fmt.Errorf("line %d: unknown op %q", n, l.Op)
 		}
-	}
-	if err := sc.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return h, err
 	}
 	if cur != nil { // killed inside: every action it took is recorded
@@ -267,21 +205,12 @@ func readHistory(rd io.Reader) (History, error) {
 
 // Histories reads every holder's file and returns their sections, sorted by key then
 // entry, and their counts added up (killed holders' counts are their "err" lines only).
+// A missing file is a holder killed before it opened it: it did nothing.
 func Histories(paths []string) ([]Section, Summary, []History, error) {
+	hs, err := faultrun.ReadFiles(paths, ReadHistory)
 	var all []Section
 	var sum Summary
-	var hs []History
-	var errs []error
-	for _, p := range paths {
-		h, err := ReadHistory(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // killed before it opened its file: it did nothing
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", p, err))
-			continue
-		}
-		hs = append(hs, h)
+	for _, h := range hs {
 		all = append(all, h.Sections...)
 		if h.Summary != nil {
 			sum.add(*h.Summary)
@@ -290,7 +219,7 @@ func Histories(paths []string) ([]Section, Summary, []History, error) {
 		}
 	}
 	sortSections(all)
-	return all, sum, hs, errors.Join(errs...)
+	return all, sum, hs, err
 }
 
 func sortSections(s []Section) {

@@ -3,25 +3,21 @@ package nemesis
 import (
 	"encoding/json"
 	"flag"
-	"fmt"
 	"math/rand/v2"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
+	"github.com/cachekit/cache/internal/testkit/faultrun"
 	"github.com/cachekit/cache/internal/testkit/redistest"
 )
 
 // duration is how long each target's run lasts. The default keeps the whole package
 // (every target) near 110–140 s on a 2-core machine; a soak run sets it longer:
 //
-//	go test ./internal/nemesis -run Nemesis -nemesis.duration=30m -timeout 4h
+//	go test ./internal/testkit/nemesis -run Nemesis -nemesis.duration=30m -timeout 4h
 var duration = flag.Duration("nemesis.duration", 12*time.Second, "how long each target's run lasts")
 
 // dump, if set, is a directory where each run writes its sections and faults as JSON,
@@ -36,19 +32,7 @@ const (
 	maxWait = 200 * time.Millisecond
 )
 
-func TestMain(m *testing.M) {
-	ChildMain() // a holder process runs its job and exits here
-	flag.Parse()
-	code := m.Run()
-	redistest.StopAll()
-	if code == 0 {
-		if err := goleak.Find(redistest.IgnoreGoroutines()...); err != nil {
-			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { faultrun.Main(m, ChildMain) } // a holder process runs its job and exits in ChildMain
 
 func baseJob(target, addr string) Job {
 	return Job{Mode: ModeLock, Target: target, Addr: addr, Keys: keys, MinTTL: minTTL, MaxTTL: maxTTL, MaxWait: maxWait, Prefix: "nem"}
@@ -66,7 +50,7 @@ type result struct {
 func (r result) log(t *testing.T) {
 	t.Helper()
 	t.Logf("%s: %v; %s; %d Lock calls, %d acquired (%d without an action), %d not acquired, %d lost (ErrLockLost), %d lock errors",
-		r.name, r.report, FaultString(r.faults), r.sum.Attempts, r.sum.Acquired, r.sum.NoAction, r.sum.NotAcquired, r.sum.Lost, r.sum.Errors)
+		r.name, r.report, faultrun.FaultString(r.faults), r.sum.Attempts, r.sum.Acquired, r.sum.NoAction, r.sum.NotAcquired, r.sum.Lost, r.sum.Errors)
 	for k, n := range r.sum.ErrorKinds {
 		t.Logf("  lock error ×%d: %s", n, k)
 	}
@@ -114,7 +98,7 @@ func assertSafe(t *testing.T, r result) {
 // TestNemesisFile: the file driver (one directory, holders on one host); faults: pause
 // and kill of holders.
 func TestNemesisFile(t *testing.T) {
-	job := baseJob(TargetFile, t.TempDir())
+	job := baseJob(faultrun.TargetFile, t.TempDir())
 	r := run(t, "file", job, nil, *duration, func(h *Harness) []Fault {
 		return []Fault{h.PauseHolder(), h.KillHolder()}
 	})
@@ -128,10 +112,10 @@ func TestNemesisFile(t *testing.T) {
 // than the longest TTL.
 func TestNemesisRedis(t *testing.T) {
 	srv := startRedis(t)
-	job := baseJob(TargetRedis, srv.Addr())
+	job := baseJob(faultrun.TargetRedis, srv.Addr())
 	r := run(t, "redis", job, []string{srv.Addr()}, *duration, func(h *Harness) []Fault {
 		return append(h.ProxyFaults(), h.PauseHolder(), h.KillHolder(),
-			pauseProcess(t, "pause-redis", 2, func() string { return srv.Addr() }),
+			faultrun.PauseListener(t, "pause-redis", 2, func() string { return srv.Addr() }),
 			Fault{Kind: "restart-redis", Weight: 1, Do: func(d time.Duration) {
 				srv.Stop()
 				// Down for longer than any lease: a lock held when the server died
@@ -150,60 +134,25 @@ func TestNemesisRedis(t *testing.T) {
 func TestNemesisCluster(t *testing.T) {
 	requireRedis(t)
 	cl := redistest.StartCluster(t)
-	nodes := clusterNodes(t, cl.URL())
-	job := baseJob(TargetCluster, strings.Join(nodes, ","))
+	nodes := faultrun.ClusterNodes(t, cl.URL())
+	job := baseJob(faultrun.TargetCluster, strings.Join(nodes, ","))
 	r := run(t, "cluster", job, nodes, *duration, func(h *Harness) []Fault {
 		return append(h.ProxyFaults(), h.PauseHolder(), h.KillHolder(),
-			pauseProcess(t, "pause-node", 2, func() string { return nodes[rand.N(len(nodes))] }))
+			faultrun.PauseListener(t, "pause-node", 2, func() string { return nodes[rand.N(len(nodes))] }))
 	})
 	r.log(t)
 	assertSafe(t, r)
-}
-
-// pauseProcess is the fault kind: SIGSTOP the process listening on addr(), SIGCONT it
-// after d.
-func pauseProcess(t *testing.T, kind string, weight int, addr func() string) Fault {
-	return Fault{Kind: kind, Weight: weight, Do: func(d time.Duration) {
-		a := addr()
-		pid, err := ListenerPID(a)
-		if err != nil {
-			t.Fatalf("%s: %v", kind, err)
-		}
-		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-			t.Fatalf("%s: SIGSTOP %d: %v", kind, pid, err)
-		}
-		time.Sleep(d)
-		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
-			t.Fatalf("%s: SIGCONT %d: %v", kind, pid, err)
-		}
-	}}
 }
 
 // requireRedis skips the test without redis-server outside CI (and fails it in CI):
 // miniredis cannot be paused or run a cluster.
 func requireRedis(t *testing.T) {
 	t.Helper()
-	if redistest.Binary() == "" {
-		if redistest.InCI() {
-			t.Fatal("redis-server is not on PATH; in CI the nemesis must run (install redis-server)")
-		}
-		t.Skip("no redis-server on PATH")
-	}
+	faultrun.RequireRedis(t, "the nemesis")
 }
 
 func startRedis(t *testing.T) *redistest.Server {
 	t.Helper()
 	requireRedis(t)
 	return redistest.Start(t)
-}
-
-// clusterNodes returns the nodes' addresses from a cluster URL
-// (redis://host:port?addr=host:port&addr=host:port).
-func clusterNodes(t *testing.T, raw string) []string {
-	t.Helper()
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return append([]string{u.Host}, u.Query()["addr"]...)
 }

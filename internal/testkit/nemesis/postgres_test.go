@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cachekit/cache/internal/testkit/faultrun"
 	"github.com/cachekit/cache/internal/testkit/pgtest"
 )
 
@@ -22,7 +23,7 @@ const pgAcquireTimeout = 3 * time.Second
 // restart-redis, the server need not stay down for the longest TTL.
 func TestNemesisPostgres(t *testing.T) {
 	srv := pgtest.Start(t)
-	job := baseJob(TargetPostgres, srv.URL())
+	job := baseJob(faultrun.TargetPostgres, srv.URL())
 	job.AcquireTimeout = pgAcquireTimeout
 	pause := Fault{Kind: "pause-postgres", Weight: 2, Do: func(d time.Duration) {
 		if err := srv.Pause(); err != nil {

@@ -48,17 +48,8 @@ import (
 	"github.com/cachekit/cache/internal/testkit/testproc"
 )
 
-var (
-	mu     sync.Mutex // guards shared; held while it starts
-	shared *sharedServer
-)
-
-type sharedServer struct {
-	url  string
-	kind string
-	err  error
-	skip bool // err is a reason to skip (outside CI), not a failure
-}
+// shared holds the server the tests of a binary share: "local".
+var shared testproc.Shared
 
 // Kinds of PostgreSQL, as [Kind] reports them.
 const (
@@ -68,11 +59,7 @@ const (
 
 // Main runs the package's tests, then stops every server the package started, and exits
 // with the tests' exit code.
-func Main(m *testing.M) {
-	code := m.Run()
-	StopAll()
-	os.Exit(code)
-}
+func Main(m *testing.M) { testproc.Main(m) }
 
 // StopAll stops every server started so far, by this package or by the other test
 // packages that start servers (they share one registry). [Main] calls it; a TestMain that
@@ -130,45 +117,26 @@ func versionOf(dir string) int {
 // test (outside CI) or fails it (in CI).
 func URL(tb testing.TB) string {
 	tb.Helper()
-	mu.Lock()
-	if shared == nil {
-		shared = startShared()
-	}
-	s := shared
-	mu.Unlock()
-	switch {
-	case s.err != nil && s.skip:
-		tb.Skipf("pgtest: %v", s.err)
-	case s.err != nil:
-		tb.Fatalf("pgtest: %v", s.err)
-	}
-	return s.url
+	return shared.Get("local", startShared).Use(tb, "pgtest")
 }
 
 // Kind reports where the shared PostgreSQL comes from (KindExternal or KindLocal); ""
 // before [URL] started it, or when it could not.
-func Kind() string {
-	mu.Lock()
-	defer mu.Unlock()
-	if shared == nil {
-		return ""
-	}
-	return shared.kind
-}
+func Kind() string { return shared.Kind("local") }
 
-func startShared() *sharedServer {
+func startShared() *testproc.Server {
 	if u := os.Getenv("POSTGRES_URL"); u != "" {
-		return &sharedServer{url: u, kind: KindExternal}
+		return &testproc.Server{URL: u, Kind: KindExternal}
 	}
 	if err := missing(); err != nil {
-		return &sharedServer{err: err, skip: !InCI()}
+		return &testproc.Server{Err: err, Skip: !InCI()}
 	}
 	s, err := newServer()
 	if err != nil {
-		return &sharedServer{err: err}
+		return &testproc.Server{Err: err}
 	}
 	testproc.OnStop(s.remove)
-	return &sharedServer{url: s.URL(), kind: KindLocal}
+	return &testproc.Server{URL: s.URL(), Kind: KindLocal, Owned: true}
 }
 
 // missing says why no server can be started here, or nil.
@@ -200,10 +168,7 @@ type Server struct {
 func Start(tb testing.TB) *Server {
 	tb.Helper()
 	if err := missing(); err != nil {
-		if InCI() {
-			tb.Fatalf("pgtest: %v", err)
-		}
-		tb.Skipf("pgtest: %v", err)
+		testproc.Missing(tb, "pgtest: "+err.Error(), "pgtest: "+err.Error())
 	}
 	s, err := newServer()
 	if err != nil {
@@ -228,7 +193,7 @@ func (s *Server) Pid() int {
 	if s.p == nil {
 		return 0
 	}
-	return s.p.cmd.Process.Pid
+	return s.p.Cmd.Process.Pid
 }
 
 // Pause stops the whole server with SIGSTOP, as a stalled machine would: the postmaster
@@ -246,7 +211,7 @@ func (s *Server) Pause() error {
 	if s.paused != nil {
 		return nil
 	}
-	pids, err := stopTree(s.p.cmd.Process.Pid)
+	pids, err := stopTree(s.p.Cmd.Process.Pid)
 	if pids != nil {
 		s.paused = pids
 	}
@@ -368,9 +333,8 @@ func childEnv() []string {
 
 // proc is one running postmaster.
 type proc struct {
-	cmd      *exec.Cmd
+	*testproc.Proc
 	log      *os.File
-	done     chan struct{} // closed when the process has exited
 	stopOnce sync.Once
 }
 
@@ -396,47 +360,30 @@ func (s *Server) startProc() (*proc, error) {
 	cmd.Env = childEnv()
 	cmd.Stdout, cmd.Stderr = log, log
 	setProc(cmd, s.who)
-	if err := cmd.Start(); err != nil {
+	tp, err := testproc.Start(cmd)
+	if err != nil {
 		log.Close()
 		return nil, fmt.Errorf("start postgres: %w", err)
 	}
-	p := &proc{cmd: cmd, log: log, done: make(chan struct{})}
-	go p.wait()
+	p := &proc{Proc: tp, log: log}
 	url := s.URL()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if err := ping(url); err == nil {
-			return p, nil
-		}
-		select {
-		case <-p.done:
-			p.stop()
-			return nil, fmt.Errorf("postgres on port %d exited at start: %s", s.port, s.logTail())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			p.stop()
-			return nil, fmt.Errorf("postgres on port %d does not accept connections: %s", s.port, s.logTail())
-		}
+	if err := p.WaitReady(func() error { return ping(url) }, 20*time.Millisecond, 30*time.Second, "does not accept connections"); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("postgres on port %d %v: %s", s.port, err, s.logTail())
 	}
-}
-
-// wait reaps the process. It is the one goroutine a running server costs.
-func (p *proc) wait() {
-	_ = p.cmd.Wait()
-	close(p.done)
+	return p, nil
 }
 
 // stop shuts the server down at once (SIGQUIT: immediate shutdown) and waits for it;
 // SIGKILL if it has not exited after 10 s.
 func (p *proc) stop() {
 	p.stopOnce.Do(func() {
-		_ = quit(p.cmd.Process)
+		_ = quit(p.Cmd.Process)
 		select {
-		case <-p.done:
+		case <-p.Done:
 		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
+			_ = p.Cmd.Process.Kill()
+			<-p.Done
 		}
 		p.log.Close()
 	})

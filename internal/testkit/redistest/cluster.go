@@ -111,10 +111,7 @@ type Cluster struct {
 func StartCluster(tb testing.TB) *Cluster {
 	tb.Helper()
 	if Binary() == "" {
-		if InCI() {
-			tb.Fatal("redistest: redis-server is not on PATH; in CI the Cluster tests must run (install redis-server)")
-		}
-		tb.Skip("redistest: no redis-server on PATH: no Redis Cluster of the test's own")
+		testproc.Missing(tb, "redistest: redis-server is not on PATH; in CI the Cluster tests must run (install redis-server)", "redistest: no redis-server on PATH: no Redis Cluster of the test's own")
 	}
 	c, err := startCluster(3)
 	if err != nil {

@@ -54,26 +54,13 @@ const (
 	KindMiniredis   = "miniredis"    // in-process fallback
 )
 
-var (
-	mu      sync.Mutex // guards single and cluster; held while they start
-	single  *shared
-	cluster *shared
-)
-
-type shared struct {
-	url   string
-	kind  string
-	err   error
-	owned bool
-}
+// shared holds the servers the tests of a binary share: "single", "cluster" and
+// "sentinel".
+var shared testproc.Shared
 
 // Main runs the package's tests, then stops every server the package started, and exits
 // with the tests' exit code.
-func Main(m *testing.M) {
-	code := m.Run()
-	StopAll()
-	os.Exit(code)
-}
+func Main(m *testing.M) { testproc.Main(m) }
 
 // StopAll stops every server started so far, by this package or by the other test
 // packages that start servers (they share one registry). [Main] calls it; a TestMain that
@@ -97,50 +84,34 @@ func Binary() string {
 // use. Tests share it: each must keep to its own keys.
 func URL(tb testing.TB) string {
 	tb.Helper()
-	mu.Lock()
-	if single == nil {
-		single = startShared()
-	}
-	s := single
-	mu.Unlock()
-	if s.err != nil {
-		tb.Fatalf("redistest: %v", s.err)
-	}
-	return s.url
+	return shared.Get("single", startShared).Use(tb, "redistest")
 }
 
 // Kind reports where the shared single-node Redis comes from (KindExternal,
 // KindRedisServer or KindMiniredis); "" before [URL] started it.
-func Kind() string {
-	mu.Lock()
-	defer mu.Unlock()
-	if single == nil {
-		return ""
-	}
-	return single.kind
-}
+func Kind() string { return shared.Kind("single") }
 
-func startShared() *shared {
+func startShared() *testproc.Server {
 	if u := os.Getenv("REDIS_URL"); u != "" {
-		return &shared{url: u, kind: KindExternal}
+		return &testproc.Server{URL: u, Kind: KindExternal}
 	}
 	if Binary() != "" {
 		p, err := startProc(0, nil)
 		if err != nil {
-			return &shared{err: err}
+			return &testproc.Server{Err: err}
 		}
 		testproc.OnStop(p.stop)
-		return &shared{url: p.url(), kind: KindRedisServer, owned: true}
+		return &testproc.Server{URL: p.url(), Kind: KindRedisServer, Owned: true}
 	}
 	if InCI() {
-		return &shared{err: errors.New("redis-server is not on PATH and REDIS_URL is unset; in CI the Redis tests must run (install redis-server)")}
+		return &testproc.Server{Err: errors.New("redis-server is not on PATH and REDIS_URL is unset; in CI the Redis tests must run (install redis-server)")}
 	}
 	m, err := startMini("")
 	if err != nil {
-		return &shared{err: err}
+		return &testproc.Server{Err: err}
 	}
 	testproc.OnStop(m.stop)
-	return &shared{url: m.url(), kind: KindMiniredis, owned: true}
+	return &testproc.Server{URL: m.url(), Kind: KindMiniredis, Owned: true}
 }
 
 // ClusterURL returns a URL of the package's shared 3-master Redis Cluster, in go-redis's
@@ -149,47 +120,32 @@ func startShared() *shared {
 // it in CI.
 func ClusterURL(tb testing.TB) string {
 	tb.Helper()
-	mu.Lock()
-	if cluster == nil {
-		cluster = startSharedCluster()
-	}
-	s := cluster
-	mu.Unlock()
-	switch {
-	case s.err == errNoCluster:
-		tb.Skipf("redistest: %v", s.err)
-	case s.err != nil:
-		tb.Fatalf("redistest: %v", s.err)
-	}
-	return s.url
+	return shared.Get("cluster", startSharedCluster).Use(tb, "redistest")
 }
 
 // ClusterOwned reports whether the shared Cluster was started by this package (so a test
 // may FLUSHDB it), rather than given by REDIS_CLUSTER_URL.
 func ClusterOwned() bool {
-	mu.Lock()
-	defer mu.Unlock()
-	return cluster != nil && cluster.owned
+	s := shared.Started("cluster")
+	return s != nil && s.Owned
 }
 
-var errNoCluster = errors.New("no redis-server on PATH and REDIS_CLUSTER_URL is unset: no Redis Cluster to test against")
-
-func startSharedCluster() *shared {
+func startSharedCluster() *testproc.Server {
 	if u := os.Getenv("REDIS_CLUSTER_URL"); u != "" {
-		return &shared{url: u, kind: KindExternal}
+		return &testproc.Server{URL: u, Kind: KindExternal}
 	}
 	if Binary() == "" {
 		if InCI() {
-			return &shared{err: errors.New("redis-server is not on PATH and REDIS_CLUSTER_URL is unset; in CI the Cluster tests must run (install redis-server)")}
+			return &testproc.Server{Err: errors.New("redis-server is not on PATH and REDIS_CLUSTER_URL is unset; in CI the Cluster tests must run (install redis-server)")}
 		}
-		return &shared{err: errNoCluster}
+		return &testproc.Server{Err: errors.New("no redis-server on PATH and REDIS_CLUSTER_URL is unset: no Redis Cluster to test against"), Skip: true}
 	}
 	c, err := startCluster(3)
 	if err != nil {
-		return &shared{err: err}
+		return &testproc.Server{Err: err}
 	}
 	testproc.OnStop(c.stop)
-	return &shared{url: c.url(), kind: KindRedisServer, owned: true}
+	return &testproc.Server{URL: c.url(), Kind: KindRedisServer, Owned: true}
 }
 
 // Server is a Redis of one test's own, which the test may stop and restart on the same
@@ -232,10 +188,7 @@ func Start(tb testing.TB) *Server {
 func StartWith(tb testing.TB, args ...string) *Server {
 	tb.Helper()
 	if Binary() == "" {
-		if InCI() {
-			tb.Fatal("redistest: redis-server is not on PATH; in CI the Redis tests must run (install redis-server)")
-		}
-		tb.Skip("redistest: redis-server is not on PATH")
+		testproc.Missing(tb, "redistest: redis-server is not on PATH; in CI the Redis tests must run (install redis-server)", "redistest: redis-server is not on PATH")
 	}
 	p, err := startProc(0, func(string) []string { return args })
 	if err != nil {
@@ -322,10 +275,9 @@ func (s *Server) Restart(tb testing.TB) {
 
 // proc is one redis-server process.
 type proc struct {
-	cmd      *exec.Cmd
+	*testproc.Proc
 	dir      string
 	port     int
-	done     chan struct{} // closed when the process has exited
 	stopOnce sync.Once
 }
 
@@ -389,44 +341,26 @@ func tryProc(port int, leading, extra func(dir string) []string) (*proc, error) 
 	}
 	cmd := exec.Command(Binary(), args...)
 	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
+	tp, err := testproc.Start(cmd)
+	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start redis-server: %w", err)
 	}
-	p := &proc{cmd: cmd, dir: dir, port: port, done: make(chan struct{})}
-	go p.wait()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if ping(p.addr()) == nil {
-			return p, nil
-		}
-		select {
-		case <-p.done:
-			err := fmt.Errorf("redis-server on port %d exited at start: %s", port, p.logTail())
-			p.stop()
-			return nil, err
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			err := fmt.Errorf("redis-server on port %d does not answer PING: %s", port, p.logTail())
-			p.stop()
-			return nil, err
-		}
+	p := &proc{Proc: tp, dir: dir, port: port}
+	if err := p.WaitReady(func() error { return ping(p.addr()) }, 10*time.Millisecond, 10*time.Second, "does not answer PING"); err != nil {
+		err = fmt.Errorf("redis-server on port %d %v: %s", port, err, p.logTail())
+		p.stop()
+		return nil, err
 	}
-}
-
-// wait reaps the process. It is the one goroutine a running server costs.
-func (p *proc) wait() {
-	_ = p.cmd.Wait()
-	close(p.done)
+	return p, nil
 }
 
 // stop kills the process, waits for it, and removes its directory.
 func (p *proc) stop() {
 	p.stopOnce.Do(func() {
-		_ = p.cmd.Process.Kill()
+		_ = p.Cmd.Process.Kill()
 		select {
-		case <-p.done:
+		case <-p.Done:
 		case <-time.After(10 * time.Second):
 		}
 		os.RemoveAll(p.dir)
@@ -541,11 +475,11 @@ func (x *mini) stop() {
 }
 
 // IgnoreGoroutines are the goleak options that leave out the goroutines of the servers
-// this package runs (a redis-server's reaper, miniredis's server and clock), for a leak
-// check in a test that restarts a server.
+// this package runs (a redis-server's reaper, in package testproc; miniredis's server and
+// clock), for a leak check in a test that restarts a server.
 func IgnoreGoroutines() []goleak.Option {
 	return []goleak.Option{
-		goleak.IgnoreAnyFunction("github.com/cachekit/cache/internal/testkit/redistest.(*proc).wait"),
+		goleak.IgnoreAnyFunction("github.com/cachekit/cache/internal/testkit/testproc.(*Proc).wait"),
 		goleak.IgnoreAnyFunction("github.com/cachekit/cache/internal/testkit/redistest.(*mini).tick"),
 		goleak.IgnoreAnyFunction("github.com/alicebob/miniredis/v2/server.(*Server).serve"),
 		goleak.IgnoreAnyFunction("github.com/alicebob/miniredis/v2/server.(*Server).servePeer"),

@@ -16,41 +16,25 @@ import (
 // SentinelMaster is the master name the shared Sentinel monitors.
 const SentinelMaster = "mymaster"
 
-var sentinel *shared
-
 // SentinelAddr returns the address of the package's shared Redis Sentinel, which
 // monitors a redis-server master of its own under the name [SentinelMaster], starting
 // both on first use. Build a client with redis.NewFailoverClient. Without redis-server it
 // skips the test outside CI and fails it in CI.
 func SentinelAddr(tb testing.TB) string {
 	tb.Helper()
-	mu.Lock()
-	if sentinel == nil {
-		sentinel = startSentinel()
-	}
-	s := sentinel
-	mu.Unlock()
-	switch {
-	case s.err == errNoSentinel:
-		tb.Skipf("redistest: %v", s.err)
-	case s.err != nil:
-		tb.Fatalf("redistest: %v", s.err)
-	}
-	return s.url
+	return shared.Get("sentinel", startSentinel).Use(tb, "redistest")
 }
 
-var errNoSentinel = errors.New("no redis-server on PATH: no Redis Sentinel to test against")
-
-func startSentinel() *shared {
+func startSentinel() *testproc.Server {
 	if Binary() == "" {
 		if InCI() {
-			return &shared{err: errors.New("redis-server is not on PATH; in CI the Sentinel tests must run (install redis-server)")}
+			return &testproc.Server{Err: errors.New("redis-server is not on PATH; in CI the Sentinel tests must run (install redis-server)")}
 		}
-		return &shared{err: errNoSentinel}
+		return &testproc.Server{Err: errors.New("no redis-server on PATH: no Redis Sentinel to test against"), Skip: true}
 	}
 	master, err := startProc(0, nil)
 	if err != nil {
-		return &shared{err: err}
+		return &testproc.Server{Err: err}
 	}
 	testproc.OnStop(master.stop)
 	s, err := startProcWith(0, func(dir string) []string {
@@ -62,7 +46,7 @@ func startSentinel() *shared {
 		return []string{"--sentinel", "monitor", SentinelMaster, "127.0.0.1", strconv.Itoa(master.port), "1"}
 	})
 	if err != nil {
-		return &shared{err: err}
+		return &testproc.Server{Err: err}
 	}
 	testproc.OnStop(s.stop)
 	// Wait until the Sentinel knows the master.
@@ -79,9 +63,9 @@ func startSentinel() *shared {
 			break
 		}
 		if time.Now().After(deadline) {
-			return &shared{err: fmt.Errorf("Sentinel on %s does not know master %s (port %s): %v", s.addr(), SentinelMaster, want, err)}
+			return &testproc.Server{Err: fmt.Errorf("Sentinel on %s does not know master %s (port %s): %v", s.addr(), SentinelMaster, want, err)}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return &shared{url: s.addr(), kind: KindRedisServer, owned: true}
+	return &testproc.Server{URL: s.addr(), Kind: KindRedisServer, Owned: true}
 }

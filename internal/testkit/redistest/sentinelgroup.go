@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cachekit/cache/internal/testkit/testproc"
 )
 
 // Settings of a [SentinelGroup]'s Sentinels.
@@ -50,10 +52,7 @@ type SentinelGroup struct {
 func StartSentinelGroup(tb testing.TB) *SentinelGroup {
 	tb.Helper()
 	if Binary() == "" {
-		if InCI() {
-			tb.Fatal("redistest: redis-server is not on PATH; in CI the Sentinel tests must run (install redis-server)")
-		}
-		tb.Skip("redistest: no redis-server on PATH: no Sentinel group of the test's own")
+		testproc.Missing(tb, "redistest: redis-server is not on PATH; in CI the Sentinel tests must run (install redis-server)", "redistest: no redis-server on PATH: no Sentinel group of the test's own")
 	}
 	g := &SentinelGroup{nodes: map[string]*proc{}}
 	tb.Cleanup(g.stop)
@@ -249,7 +248,7 @@ func (g *SentinelGroup) RestartOld(addr string) error {
 		return fmt.Errorf("redistest: %s is not a node of the group", addr)
 	}
 	select {
-	case <-old.done:
+	case <-old.Done:
 	default:
 		return fmt.Errorf("redistest: %s still runs", addr)
 	}
@@ -285,7 +284,7 @@ func (g *SentinelGroup) signal(addr string, sig os.Signal) error {
 	if p == nil {
 		return fmt.Errorf("redistest: %s is not a node of the group", addr)
 	}
-	return p.cmd.Process.Signal(sig)
+	return p.Cmd.Process.Signal(sig)
 }
 
 // masterAddr asks a Sentinel for the group's master address.

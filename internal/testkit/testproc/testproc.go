@@ -2,7 +2,12 @@
 // (internal/testkit/redistest, internal/testkit/pgtest) share: one registry of what to stop at the end
 // of a test binary, one allocator of free loopback ports (so that two packages in one
 // binary never hand out the same port), whether the run is in CI, and the tail of a
-// server's log for an error message.
+// server's log for an error message. It also holds what starting a server has in
+// common whatever the server: the process started, reaped and waited for until it
+// answers ([Proc]), the servers a package's tests share, started on first use
+// ([Shared]), and the rule for a server that cannot be had: a failure in CI, a skip
+// elsewhere ([Missing], [Server.Use]). Each server package keeps only what is its
+// server's: its arguments, its readiness probe and its way to stop.
 package testproc
 
 import (
@@ -11,6 +16,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"testing"
 )
 
 var (
@@ -35,6 +41,13 @@ func StopAll() {
 	for i := len(s) - 1; i >= 0; i-- {
 		s[i]()
 	}
+}
+
+// Main runs a test binary's tests, then [StopAll], and exits with the tests' exit code.
+func Main(m *testing.M) {
+	code := m.Run()
+	StopAll()
+	os.Exit(code)
 }
 
 // InCI reports whether the CI environment variable is set (to anything but "", "false"

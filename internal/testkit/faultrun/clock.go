@@ -1,4 +1,4 @@
-package nemesis
+package faultrun
 
 import "golang.org/x/sys/unix"
 
@@ -8,7 +8,7 @@ import "golang.org/x/sys/unix"
 func Mono() int64 {
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		panic("nemesis: clock_gettime(CLOCK_MONOTONIC): " + err.Error())
+		panic("faultrun: clock_gettime(CLOCK_MONOTONIC): " + err.Error())
 	}
 	return ts.Nano()
 }

@@ -1,4 +1,4 @@
-package nemesis
+package faultrun
 
 import (
 	"bufio"
@@ -12,8 +12,8 @@ import (
 
 // ListenerPID returns the id of the process that listens on addr (a loopback
 // host:port), found through /proc (Linux): the socket's inode in /proc/net/tcp, then the
-// process that has it open. It is how the nemesis finds a redis-server to pause, as
-// internal/testkit/redistest does not say.
+// process that has it open. It is how a fault finds a server to pause that
+// internal/testkit/redistest does not give the process of.
 func ListenerPID(addr string) (int, error) {
 	_, ps, err := net.SplitHostPort(addr)
 	if err != nil {
