@@ -36,8 +36,7 @@ func ExampleRedisLogger() {
 	defer c.Close()
 	stop := slogcache.SubscribeWith(c, logger, slogcache.Options{
 		Kinds: []cache.EventKind{
-			cache.EventError, cache.EventLockLost, // at Error
-			cache.EventFinding,                    // at Warn or Error
+			cache.EventError, cache.EventLockLost, cache.EventFinding,
 			cache.EventBreakerOpened, cache.EventBreakerClosed,
 		},
 		Collapse: 30 * time.Second,
