@@ -44,12 +44,13 @@ func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil
 //	Doctor(ctx context.Context) []Finding
 //
 // which cachectl doctor and package cache (for cache.Config.CheckOnStart) discover by
-// type assertion (each declares that method set itself). Doctor connects to the store, reads its settings and returns one finding per
-// check, SeverityOK included. A store it cannot reach is a SeverityError finding (Check
-// "connection"), not a separate error, so that the findings are the whole report. It
-// changes nothing on the store. Without it, cachectl doctor reports that the driver has
-// no checks. [StartChecks] runs it in the background: the cache does at its start with
-// cache.Config.CheckOnStart, and reports each warning and error as an event.
+// type assertion (each declares that method set itself). Doctor connects to the store,
+// reads its settings and returns one finding per check, SeverityOK included. A store it
+// cannot reach is a SeverityError finding (Check "connection"), not a separate error, so
+// that the findings are the whole report. It changes nothing on the store. Without it,
+// cachectl doctor reports that the driver has no checks. [StartChecks] runs it in the
+// background: the cache does at its start with cache.Config.CheckOnStart, and reports
+// each warning and error as an event.
 type Finding struct {
 	// Severity is how much it matters.
 	Severity Severity `json:"severity"`
