@@ -302,7 +302,7 @@ func (c *Cache) Driver(name string) (*Cache, error) {
 }
 
 // Close closes every driver of the manager, once, after cancelling and waiting for the
-// background refreshes of [SWR]. Afterwards every operation of c and of its views returns
+// background refreshes of [SWR] and the checks of Config.CheckOnStart. Afterwards every operation of c and of its views returns
 // an error matching [ErrClosed]. Closing a view closes the manager.
 func (c *Cache) Close() error {
 	m := c.m
