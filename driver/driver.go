@@ -79,11 +79,11 @@
 //     the near tier stops serving copies (it lost what proved them current: a lost
 //     connection, a failed check, a change of the store's nodes), true when it serves
 //     them again after such a drop. The first time it starts serving, after the
-//     driver's start, is not a change and is not reported. Calls alternate (never twice
-//     in a row with the same value, the first one false), are never concurrent, and
-//     come in the order of the changes, from the driver's own goroutines, outside its
-//     locks: fn must be quick and must not call the driver. Absent: no "near.dropped"
-//     or "near.restored" events.
+//     driver's start, is not a change and is not reported. The calls alternate (never
+//     twice in a row with the same value), are never concurrent, and come in the order
+//     of the changes, from the driver's own goroutines, outside its locks: fn must be
+//     quick and must not call the driver. Absent: no "near.dropped" or "near.restored"
+//     events.
 //   - Doctor(ctx context.Context) []Finding: checks of the store's settings against what
 //     locks and Once need. See [Finding]. cachectl doctor runs them, and package cache
 //     does at its start with cache.Config.CheckOnStart ([StartChecks]), reporting each
