@@ -157,6 +157,11 @@ type namedDriver struct {
 	lister driver.Lister
 	near   driver.Near
 	jget   inproc.JoinGetter
+	// The methods whose one consumer is this manager, used at the end of New (nil:
+	// absent): the state changes (stateChanges) and the checks (Config.CheckOnStart).
+	breaker   breakerNotifier
+	nearState nearNotifier
+	doctor    doctor
 
 	metrics *driverMetrics // with Config.Metrics: the driver's counters; set at New
 }
@@ -176,6 +181,9 @@ func newNamedDriver(m *manager, name string, d driver.Driver) *namedDriver {
 	nd.lister, _ = d.(driver.Lister)
 	nd.near, _ = d.(driver.Near)
 	nd.jget, _ = d.(inproc.JoinGetter)
+	nd.breaker, _ = d.(breakerNotifier)
+	nd.nearState, _ = d.(nearNotifier)
+	nd.doctor, _ = d.(doctor)
 	if en, ok := d.(driver.ExpiryNotifier); ok {
 		en.OnExpire(func(key string) { m.expired(nd, key) })
 	}
@@ -245,14 +253,13 @@ func New(cfg Config) (*Cache, error) {
 	for _, nd := range m.drivers {
 		for i := range stateChanges {
 			s := &stateChanges[i]
-			s.discover(nd.d, func(on bool) { m.changed(nd, s, on) })
+			s.register(nd, func(on bool) { m.changed(nd, s, on) })
 		}
 	}
 	if cfg.CheckOnStart {
 		for _, name := range slices.Sorted(maps.Keys(m.drivers)) {
-			nd := m.drivers[name]
-			if dr, ok := nd.d.(doctor); ok {
-				m.stopChecks = append(m.stopChecks, driver.StartChecks(dr.Doctor, func(f driver.Finding) { m.finding(nd, f) }))
+			if nd := m.drivers[name]; nd.doctor != nil {
+				m.stopChecks = append(m.stopChecks, driver.StartChecks(nd.doctor.Doctor, func(f driver.Finding) { m.finding(nd, f) }))
 			}
 		}
 	}
@@ -302,8 +309,9 @@ func (c *Cache) Driver(name string) (*Cache, error) {
 }
 
 // Close closes every driver of the manager, once, after cancelling and waiting for the
-// background refreshes of [SWR] and the checks of Config.CheckOnStart. Afterwards every operation of c and of its views returns
-// an error matching [ErrClosed]. Closing a view closes the manager.
+// background refreshes of [SWR] and the checks of Config.CheckOnStart. Afterwards every
+// operation of c and of its views returns an error matching [ErrClosed]. Closing a view
+// closes the manager.
 func (c *Cache) Close() error {
 	m := c.m
 	m.closeOnce.Do(func() {

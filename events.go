@@ -235,7 +235,7 @@ func (m *manager) expired(d *namedDriver, key string) {
 
 // stateChange is a state of a driver that it reports through a discovered method
 // shaped like OnBreaker (see the package doc of driver, "Methods the manager
-// discovers"): the manager registers a function with discover, and turns each call of
+// discovers"): the manager registers a function with register, and turns each call of
 // it into an event of Op op without a key: on when the state turned true, off when it
 // turned false.
 type stateChange struct {
@@ -243,8 +243,8 @@ type stateChange struct {
 	on, off EventKind
 	// flag is the state's flag in the driver's metrics, or nil for none.
 	flag func(*driverMetrics) *atomic.Bool
-	// discover registers fn with d if d has the method, and reports whether it has.
-	discover func(d driver.Driver, fn func(bool)) bool
+	// register registers fn with d, if d has the method (found by newNamedDriver).
+	register func(d *namedDriver, fn func(bool))
 }
 
 // stateChanges are the states the manager discovers: the circuit breaker (OnBreaker:
@@ -252,20 +252,16 @@ type stateChange struct {
 var stateChanges = [...]stateChange{
 	{op: opBreaker, on: EventBreakerOpened, off: EventBreakerClosed,
 		flag: func(dm *driverMetrics) *atomic.Bool { return &dm.breakerOpen },
-		discover: func(d driver.Driver, fn func(bool)) bool {
-			bn, ok := d.(breakerNotifier)
-			if ok {
-				bn.OnBreaker(fn)
+		register: func(d *namedDriver, fn func(bool)) {
+			if d.breaker != nil {
+				d.breaker.OnBreaker(fn)
 			}
-			return ok
 		}},
 	{op: opNear, on: EventNearRestored, off: EventNearDropped,
-		discover: func(d driver.Driver, fn func(bool)) bool {
-			nn, ok := d.(nearNotifier)
-			if ok {
-				nn.OnNear(fn)
+		register: func(d *namedDriver, fn func(bool)) {
+			if d.nearState != nil {
+				d.nearState.OnNear(fn)
 			}
-			return ok
 		}},
 }
 
