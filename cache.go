@@ -57,6 +57,14 @@ type Config struct {
 	// cannot read (driver.ErrForeign), a closed cache, or a caller whose ctx has ended.
 	// [WithFailOpen] overrides it per call. Default: false. See docs/outages.md.
 	FailOpen bool
+	// CheckOnStart makes New run, once, the checks of each driver that has them (a
+	// Doctor method, see package driver: the Redis and PostgreSQL drivers), in the
+	// background, within driver.DefaultCheckTimeout: New does not wait for the stores.
+	// Each warning and error becomes an [EventFinding] (Op "Doctor", Key the check, Err
+	// the driver.Finding); a subscription made after New gets the findings reported
+	// before it too. Close stops the checks. Default: false, no checks. See
+	// docs/cachectl.md for what the checks look at.
+	CheckOnStart bool
 }
 
 // Cache is the cache manager: a registry of named drivers, one of them current, and the
@@ -101,6 +109,11 @@ type manager struct {
 	hooks    atomic.Pointer[[]hook]
 	metrics  *metrics // nil: off; set once at New
 	failOpen bool     // Config.FailOpen
+
+	// Config.CheckOnStart: the functions that stop the checks, and the findings reported
+	// so far (guarded by hookMu), which a new subscription gets.
+	stopChecks []func()
+	findings   []Event
 }
 
 // breakerNotifier is the method set of a driver with a circuit breaker (see the package
@@ -110,6 +123,23 @@ type manager struct {
 // consumer, this manager, so it is declared here rather than in package driver.
 type breakerNotifier interface {
 	OnBreaker(fn func(open bool))
+}
+
+// nearNotifier is the method set of a driver with a near tier that reports whether it
+// serves copies (see the package doc of driver, "Methods the manager discovers"): the
+// manager calls OnNear once per cache that registers the driver, and turns each call of
+// fn into a "near.dropped" (serving false) or "near.restored" (serving true) event. It
+// has one consumer, this manager, so it is declared here.
+type nearNotifier interface {
+	OnNear(fn func(serving bool))
+}
+
+// doctor is the method set of a driver that checks its store's settings (see
+// driver.Finding): with Config.CheckOnStart the manager runs it once at New and reports
+// each warning and error as an EventFinding. cachectl doctor declares the same method
+// set for itself.
+type doctor interface {
+	Doctor(ctx context.Context) []driver.Finding
 }
 
 // namedDriver is a registered driver with its capabilities discovered once, here: the
@@ -127,6 +157,11 @@ type namedDriver struct {
 	lister driver.Lister
 	near   driver.Near
 	jget   inproc.JoinGetter
+	// The methods whose one consumer is this manager, used at the end of New (nil:
+	// absent): the state changes (stateChanges) and the checks (Config.CheckOnStart).
+	breaker   breakerNotifier
+	nearState nearNotifier
+	doctor    doctor
 
 	metrics *driverMetrics // with Config.Metrics: the driver's counters; set at New
 }
@@ -146,6 +181,9 @@ func newNamedDriver(m *manager, name string, d driver.Driver) *namedDriver {
 	nd.lister, _ = d.(driver.Lister)
 	nd.near, _ = d.(driver.Near)
 	nd.jget, _ = d.(inproc.JoinGetter)
+	nd.breaker, _ = d.(breakerNotifier)
+	nd.nearState, _ = d.(nearNotifier)
+	nd.doctor, _ = d.(doctor)
 	if en, ok := d.(driver.ExpiryNotifier); ok {
 		en.OnExpire(func(key string) { m.expired(nd, key) })
 	}
@@ -207,16 +245,24 @@ func New(cfg Config) (*Cache, error) {
 		hooks = append(hooks, newHook(h))
 	}
 	m.setHooks(hooks)
-	for _, nd := range m.drivers {
-		if bn, ok := nd.d.(breakerNotifier); ok {
-			bn.OnBreaker(func(open bool) { m.breaker(nd, open) })
-		}
-	}
 	nd, ok := m.drivers[def]
 	if !ok {
 		return nil, fmt.Errorf("%w: Default %q: %w", ErrInvalidConfig, def, ErrUnknownDriver)
 	}
 	m.current.Store(nd)
+	for _, nd := range m.drivers {
+		for i := range stateChanges {
+			s := &stateChanges[i]
+			s.register(nd, func(on bool) { m.changed(nd, s, on) })
+		}
+	}
+	if cfg.CheckOnStart {
+		for _, name := range slices.Sorted(maps.Keys(m.drivers)) {
+			if nd := m.drivers[name]; nd.doctor != nil {
+				m.stopChecks = append(m.stopChecks, driver.StartChecks(nd.doctor.Doctor, func(f driver.Finding) { m.finding(nd, f) }))
+			}
+		}
+	}
 	return &Cache{m: m, fixed: m.prefix}, nil
 }
 
@@ -263,8 +309,9 @@ func (c *Cache) Driver(name string) (*Cache, error) {
 }
 
 // Close closes every driver of the manager, once, after cancelling and waiting for the
-// background refreshes of [SWR]. Afterwards every operation of c and of its views returns
-// an error matching [ErrClosed]. Closing a view closes the manager.
+// background refreshes of [SWR] and the checks of Config.CheckOnStart. Afterwards every
+// operation of c and of its views returns an error matching [ErrClosed]. Closing a view
+// closes the manager.
 func (c *Cache) Close() error {
 	m := c.m
 	m.closeOnce.Do(func() {
@@ -273,6 +320,9 @@ func (c *Cache) Close() error {
 		m.bgMu.Unlock()
 		m.bgCancel()
 		m.bg.Wait() // background refreshes end before their drivers close
+		for _, stop := range m.stopChecks {
+			stop() // the checks end before their drivers close, and report nothing after
+		}
 		m.stopSubscriptions()
 		var errs []error
 		for _, name := range slices.Sorted(maps.Keys(m.drivers)) {

@@ -2,8 +2,10 @@ package cache
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
+	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/internal/queue"
 )
 
@@ -18,8 +20,10 @@ type EventKind uint8
 // LockHandle.Release; Expired from the drivers that implement driver.ExpiryNotifier;
 // BreakerOpened and BreakerClosed from the drivers with a circuit breaker (an OnBreaker
 // method, see package driver), once per change; FailedOpen from the reads that failed and
-// were taken as a miss under Config.FailOpen or WithFailOpen. docs/events.md has the
-// full table.
+// were taken as a miss under Config.FailOpen or WithFailOpen; NearDropped and
+// NearRestored from the drivers with a near tier that report it (an OnNear method),
+// once per change; Finding from the checks of Config.CheckOnStart, once per warning or
+// error. docs/events.md has the full table.
 const (
 	EventHit EventKind = iota + 1
 	EventMiss
@@ -35,17 +39,21 @@ const (
 	EventBreakerOpened // a driver's circuit breaker opened: its store does not answer
 	EventBreakerClosed // a driver's circuit breaker closed: its store answers again
 	EventFailedOpen    // a read failed and was taken as a miss (fail-open)
+	EventNearDropped   // a driver's near tier stopped serving copies: its tracking lost its proof
+	EventNearRestored  // a driver's near tier serves copies again, after a drop
+	EventFinding       // a check of Config.CheckOnStart found a warning or an error (Err: the driver.Finding)
 )
 
 // lastKind is the highest EventKind.
-const lastKind = EventFailedOpen
+const lastKind = EventFinding
 
 // allKinds is the mask of every kind: bit k set for kind k.
 const allKinds = uint32(1)<<(lastKind+1) - 2
 
 var eventNames = [...]string{"", "hit", "miss", "set", "removed", "flushed", "error",
 	"lock.acquired", "lock.contended", "lock.released", "lock.lost", "expired",
-	"breaker.opened", "breaker.closed", "failed_open"}
+	"breaker.opened", "breaker.closed", "failed_open", "near.dropped", "near.restored",
+	"finding"}
 
 // String returns the event's name: "hit", "lock.acquired", ...
 func (k EventKind) String() string {
@@ -65,7 +73,8 @@ type Event struct {
 	Driver string
 	// Key is the key as the caller gave it (before the prefix and namespace).
 	Key string
-	// Err is the error of an EventError.
+	// Err is the error of an EventError or an EventFailedOpen, and the driver.Finding
+	// of an EventFinding (errors.As recovers it); nil otherwise.
 	Err error
 	// Time is when it happened.
 	Time time.Time
@@ -224,18 +233,63 @@ func (m *manager) expired(d *namedDriver, key string) {
 	m.end(opExpire, d, key, EventExpired, nil, 0)
 }
 
-// breaker reports that driver d's circuit breaker opened or closed: its state in the
-// metrics, and an event of Op "Breaker" without a key.
-func (m *manager) breaker(d *namedDriver, open bool) {
-	if d.metrics != nil {
-		d.metrics.breakerOpen.Store(open)
+// stateChange is a state of a driver that it reports through a discovered method
+// shaped like OnBreaker (see the package doc of driver, "Methods the manager
+// discovers"): the manager registers a function with register, and turns each call of
+// it into an event of Op op without a key: on when the state turned true, off when it
+// turned false.
+type stateChange struct {
+	op      operation
+	on, off EventKind
+	// flag is the state's flag in the driver's metrics, or nil for none.
+	flag func(*driverMetrics) *atomic.Bool
+	// register registers fn with d, if d has the method (found by newNamedDriver).
+	register func(d *namedDriver, fn func(bool))
+}
+
+// stateChanges are the states the manager discovers: the circuit breaker (OnBreaker:
+// open is true) and the near tier (OnNear: serving is true).
+var stateChanges = [...]stateChange{
+	{op: opBreaker, on: EventBreakerOpened, off: EventBreakerClosed,
+		flag: func(dm *driverMetrics) *atomic.Bool { return &dm.breakerOpen },
+		register: func(d *namedDriver, fn func(bool)) {
+			if d.breaker != nil {
+				d.breaker.OnBreaker(fn)
+			}
+		}},
+	{op: opNear, on: EventNearRestored, off: EventNearDropped,
+		register: func(d *namedDriver, fn func(bool)) {
+			if d.nearState != nil {
+				d.nearState.OnNear(fn)
+			}
+		}},
+}
+
+// changed reports that the state s of driver d turned on or off: its flag in the
+// metrics, and an event of Op s.op without a key.
+func (m *manager) changed(d *namedDriver, s *stateChange, on bool) {
+	if s.flag != nil && d.metrics != nil {
+		s.flag(d.metrics).Store(on)
 	}
-	kind := EventBreakerClosed
-	if open {
-		kind = EventBreakerOpened
+	kind := s.off
+	if on {
+		kind = s.on
 	}
 	if m.wants(kind) {
-		m.end(opBreaker, d, "", kind, nil, 0)
+		m.end(s.op, d, "", kind, nil, 0)
+	}
+}
+
+// finding reports a warning or an error of driver d's checks (Config.CheckOnStart): an
+// event of Op "Doctor" with the check as Key and the finding as Err. The event is
+// kept, so that a subscription made later gets it too (see Cache.Subscribe); hookMu is
+// held while it is kept and delivered, so that a subscription gets it exactly once.
+func (m *manager) finding(d *namedDriver, f driver.Finding) {
+	m.hookMu.Lock()
+	defer m.hookMu.Unlock()
+	m.findings = append(m.findings, Event{Kind: EventFinding, Op: opDoctor.String(), Driver: d.name, Key: f.Check, Err: f, Time: time.Now()})
+	if m.wants(EventFinding) {
+		m.end(opDoctor, d, f.Check, EventFinding, f, 0)
 	}
 }
 

@@ -42,6 +42,8 @@ const (
 	opForceRelease
 	opExpire  // a driver dropped an entry whose TTL passed
 	opBreaker // a driver's circuit breaker opened or closed
+	opNear    // a driver's near tier dropped or restored
+	opDoctor  // a finding of a driver's checks (Config.CheckOnStart)
 )
 
 // timedOps is the number of timed operations: opGet to opDecrement.
@@ -58,6 +60,7 @@ var opNames = [...]string{
 	opSubscribe: "Subscribe", opRestoreLock: "RestoreLock", opRelease: "Release",
 	opExtend: "Extend", opTTL: "TTL", opInspectLock: "InspectLock",
 	opForceRelease: "ForceRelease", opExpire: "Expire", opBreaker: "Breaker",
+	opNear: "Near", opDoctor: "Doctor",
 }
 
 // String returns the operation's name, as users see it: "Get", "Lock", ...

@@ -20,6 +20,11 @@ import (
 // A cache call whose event nobody wants pays one atomic load: subscribe to the kinds
 // you need, such as EventError and the lock events, and hits and misses stay free.
 //
+// The findings of Config.CheckOnStart (EventFinding) are the exception to "now and
+// later": they describe the store rather than an operation, and the checks run in the
+// background from New on, so a subscription that wants them first gets those reported
+// before it was made, in order, then the later ones.
+//
 // A negative buffer size, or a nil fn, is a mistake in the calling code, as a negative
 // size is for make: Subscribe then installs nothing and panics with an error matching
 // [ErrInvalidConfig]. 0 is the default size.
@@ -42,6 +47,11 @@ func (c *Cache) Subscribe(buffer int, fn func(Event), kinds ...EventKind) (stop 
 	q := queue.New(buffer, fn)
 	h := newHook(Hook{Kinds: kinds, Observe: q.Put})
 	h.sub = q
+	if h.mask&kindBit(EventFinding) != 0 {
+		for _, e := range m.findings { // reported before: see Config.CheckOnStart
+			q.Put(e)
+		}
+	}
 	m.setHooks(append(slices.Clone(m.loadHooks()), h))
 	return func() int64 { return m.unsubscribe(q) }
 }

@@ -43,12 +43,14 @@ func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil
 //
 //	Doctor(ctx context.Context) []Finding
 //
-// which cachectl doctor discovers by type assertion (it declares that method set
-// itself). Doctor connects to the store, reads its settings and returns one finding per
-// check, SeverityOK included. A store it cannot reach is a SeverityError finding (Check
-// "connection"), not a separate error, so that the findings are the whole report. It
-// changes nothing on the store. Without it, cachectl doctor reports that the driver has
-// no checks. [StartChecks] runs it at a driver's start.
+// which cachectl doctor and package cache (for cache.Config.CheckOnStart) discover by
+// type assertion (each declares that method set itself). Doctor connects to the store,
+// reads its settings and returns one finding per check, SeverityOK included. A store it
+// cannot reach is a SeverityError finding (Check "connection"), not a separate error, so
+// that the findings are the whole report. It changes nothing on the store. Without it,
+// cachectl doctor reports that the driver has no checks. [StartChecks] runs it in the
+// background: the cache does at its start with cache.Config.CheckOnStart, and reports
+// each warning and error as an event.
 type Finding struct {
 	// Severity is how much it matters.
 	Severity Severity `json:"severity"`
@@ -70,6 +72,11 @@ func (f Finding) String() string {
 	return s
 }
 
+// Error returns the same text as String: a Finding is an error, so that the cache's
+// events carry it in Event.Err (EventFinding, see cache.Config.CheckOnStart), where
+// errors.As recovers it.
+func (f Finding) Error() string { return f.String() }
+
 // Worst returns the most serious severity among findings, SeverityOK for none.
 func Worst(findings []Finding) Severity {
 	w := SeverityOK
@@ -82,10 +89,10 @@ func Worst(findings []Finding) Severity {
 // DefaultCheckTimeout bounds the checks that [StartChecks] runs.
 const DefaultCheckTimeout = 30 * time.Second
 
-// StartChecks runs checks (a driver's Doctor method, see [Finding]) once, in a goroutine of its own, within
-// [DefaultCheckTimeout], and calls fn with each finding that is a warning or an error,
-// from that goroutine: the checks a driver runs at start when its options ask for them.
-// stop cancels the checks and waits for the goroutine; once stop returned, fn is not
+// StartChecks runs checks (a driver's Doctor method, see [Finding]) once, in a goroutine
+// of its own, within [DefaultCheckTimeout], and calls fn with each finding that is a
+// warning or an error, from that goroutine: the checks the cache runs at its start with
+// cache.Config.CheckOnStart. stop cancels the checks and waits for the goroutine; once stop returned, fn is not
 // called again. A nil fn starts nothing.
 func StartChecks(checks func(context.Context) []Finding, fn func(Finding)) (stop func()) {
 	if fn == nil {

@@ -64,8 +64,8 @@
 //
 // # Methods the manager or cachectl discovers
 //
-// Two methods have a single consumer each, which declares the method set and discovers
-// it by type assertion; this package declares no interface for them:
+// These methods are declared by their consumers, which discover them by type assertion;
+// this package declares no interface for them:
 //
 //   - OnBreaker(fn func(open bool)), for a driver with a circuit breaker: package cache
 //     calls it once per cache that registers the driver. The driver calls fn once per
@@ -73,10 +73,22 @@
 //     never twice in a row with the same value), from its own goroutine: fn must be
 //     quick and must not call the driver. Absent: no "breaker.opened" or
 //     "breaker.closed" events, and Metrics.BreakerOpen stays false.
+//   - OnNear(fn func(serving bool)), for a driver with a near tier ([Near]) that knows
+//     when it may serve its copies: package cache calls it once per cache that
+//     registers the driver. The driver calls fn once per change: serving false when
+//     the near tier stops serving copies (it lost what proved them current: a lost
+//     connection, a failed check, a change of the store's nodes), true when it serves
+//     them again after such a drop. The first time it starts serving, after the
+//     driver's start, is not a change and is not reported. The calls alternate (never
+//     twice in a row with the same value), are never concurrent, and come in the order
+//     of the changes, from the driver's own goroutines, outside its locks: fn must be
+//     quick and must not call the driver. Absent: no "near.dropped" or "near.restored"
+//     events.
 //   - Doctor(ctx context.Context) []Finding: checks of the store's settings against what
-//     locks and Once need (cachectl doctor; [StartChecks] runs them at a driver's
-//     start). See [Finding]. Absent: cachectl doctor reports that the driver has no
-//     checks.
+//     locks and Once need. See [Finding]. cachectl doctor runs them, and package cache
+//     does at its start with cache.Config.CheckOnStart ([StartChecks]), reporting each
+//     warning and error as a "finding" event. Absent: cachectl doctor reports that the
+//     driver has no checks, and the cache runs none.
 package driver
 
 import (

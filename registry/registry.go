@@ -4,7 +4,7 @@
 // variables. docs/configuration.md lists every key with its default.
 //
 //	d, err := registry.Open("redis://user:pass@10.0.0.5:6379/0?ttl=10m&near=true")
-//	c, err := registry.FromEnv() // CACHE_DRIVERS, CACHE_DEFAULT, CACHE_PREFIX, CACHE_METRICS, CACHE_FAIL_OPEN
+//	c, err := registry.FromEnv() // CACHE_DRIVERS, CACHE_DEFAULT, CACHE_PREFIX, CACHE_METRICS, CACHE_FAIL_OPEN, CACHE_CHECK_ON_START
 //
 // Built-in schemes, the in-process drivers:
 //
@@ -40,6 +40,9 @@
 //	                 adapters (default: false; booleans are true, false, 1 or 0)
 //	CACHE_FAIL_OPEN  true: reads go on to the loader when the store cannot be reached
 //	                 (cache.Config.FailOpen; default: false)
+//	CACHE_CHECK_ON_START  true: the drivers' checks of their stores run once at start,
+//	                 each warning and error a finding event (cache.Config.CheckOnStart;
+//	                 default: false)
 //
 // An unset or empty variable leaves its field at its default. A value that does not
 // parse, or that the cache refuses, is an error that names the variable, and for a
@@ -439,6 +442,7 @@ var settings = []setting{
 	{"CACHE_PREFIX", func(c *cache.Config) any { return &c.Prefix }, "the global key prefix (default: none)"},
 	{"CACHE_METRICS", func(c *cache.Config) any { return &c.Metrics }, "true to count hits, misses, writes, locks and errors and sample latencies, for Cache.Metrics, promcache and otelcache (default: false)"},
 	{"CACHE_FAIL_OPEN", func(c *cache.Config) any { return &c.FailOpen }, "true to let reads (Get, Remember, SWR) go on to the loader when the store cannot be reached; locks and writes never do (default: false)"},
+	{"CACHE_CHECK_ON_START", func(c *cache.Config) any { return &c.CheckOnStart }, "true to run the drivers' checks of their stores once at start (those of cachectl doctor), each warning and error a finding event (default: false)"},
 }
 
 // Variable is an environment variable that [FromEnv] reads.
@@ -543,11 +547,11 @@ func ConfigFromEnv() (Config, error) { return ConfigFromLookup(os.LookupEnv) }
 
 // ConfigFromLookup reads a Config from variables: CACHE_DRIVERS (see [ParseDrivers]),
 // and one variable per cache.Config field that text can express (see [Variables]):
-// CACHE_DEFAULT, CACHE_PREFIX, CACHE_METRICS, CACHE_FAIL_OPEN. A variable that is unset
-// or empty leaves its field at its default; a value that does not parse is an error
-// that names the variable and matches [ErrBadConfig]. It opens nothing: the values the
-// cache would refuse, and the driver URLs that do not open, are reported by
-// [FromLookup] and [New].
+// CACHE_DEFAULT, CACHE_PREFIX, CACHE_METRICS, CACHE_FAIL_OPEN, CACHE_CHECK_ON_START. A
+// variable that is unset or empty leaves its field at its default; a value that does
+// not parse is an error that names the variable and matches [ErrBadConfig]. It opens
+// nothing: the values the cache would refuse, and the driver URLs that do not open, are
+// reported by [FromLookup] and [New].
 func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	var cfg Config
 	raw, ok := lookup(DriversVar)
@@ -583,6 +587,8 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 //	                 otelcache (default: false)
 //	CACHE_FAIL_OPEN  true, false, 1 or 0: reads go on to the loader when the store
 //	                 cannot be reached (default: false)
+//	CACHE_CHECK_ON_START  true, false, 1 or 0: the drivers' checks of their stores run
+//	                 once at start, each warning and error a finding event (default: false)
 //
 // The URL parameters of each scheme are in the package doc and docs/configuration.md; a
 // network driver's scheme needs its package imported (or registry/all). Errors name the

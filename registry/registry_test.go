@@ -168,6 +168,36 @@ func TestFromLookup(t *testing.T) {
 	}
 }
 
+// TestCheckOnStartFromEnv: CACHE_CHECK_ON_START=true runs the drivers' checks at start;
+// a subscription made after FromLookup returned gets their findings (an evicting
+// maxmemory-policy here) as events.
+func TestCheckOnStartFromEnv(t *testing.T) {
+	srv := redistest.StartWith(t, "--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru")
+	env := map[string]string{"CACHE_DRIVERS": "redis=" + srv.URL(), "CACHE_CHECK_ON_START": "true"}
+	c, err := registry.FromLookup(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := make(chan cache.Event, 64)
+	defer c.Subscribe(0, func(e cache.Event) { got <- e }, cache.EventFinding)()
+	timeout := time.After(time.Minute) // a hang detector
+	for {
+		select {
+		case e := <-got:
+			var f driver.Finding
+			if !errors.As(e.Err, &f) || e.Driver != "redis" {
+				t.Fatalf("finding event %+v", e)
+			}
+			if e.Key == "maxmemory-policy" {
+				return
+			}
+		case <-timeout:
+			t.Fatal("no maxmemory-policy finding within a minute")
+		}
+	}
+}
+
 // TestRegister: Register replaces the factory of a scheme already registered; the last
 // call wins, and schemes are case-insensitive.
 func TestRegister(t *testing.T) {

@@ -81,6 +81,7 @@ func (s *session) open() int {
 	}
 	cc := cfg.Cache
 	cc.Drivers = s.drivers
+	cc.CheckOnStart = false // the application's setting; cachectl doctor runs the checks
 	c, err := cache.New(cc)
 	if err != nil {
 		s.closeDrivers()

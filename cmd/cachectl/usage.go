@@ -155,13 +155,18 @@ func topics() []string {
 func environmentHelp() string {
 	var b strings.Builder
 	b.WriteString("environment (without --url, as registry.FromEnv reads it):\n")
-	for _, v := range registry.Variables() {
+	vars := registry.Variables()
+	width := 0 // of the longest name
+	for _, v := range vars {
+		width = max(width, len(v.Name))
+	}
+	for _, v := range vars {
 		words := strings.Fields(v.Doc)
-		line := fmt.Sprintf("  %-15s ", v.Name)
+		line := fmt.Sprintf("  %-*s ", width, v.Name)
 		for i, w := range words {
 			if i > 0 && len(line)+1+len(w) > 88 {
 				b.WriteString(strings.TrimRight(line, " ") + "\n")
-				line = strings.Repeat(" ", 18)
+				line = strings.Repeat(" ", width+3)
 			} else if i > 0 {
 				line += " "
 			}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/drivers/pgcache"
 	"github.com/cachekit/cache/internal/testkit/pgtest"
@@ -166,25 +167,37 @@ func TestConnectErrorShort(t *testing.T) {
 	}
 }
 
+// TestCheckOnStart: with cache.Config.CheckOnStart the manager runs the driver's checks
+// once and reports the UNLOGGED table's warning as an EventFinding; after Close, nothing.
 func TestCheckOnStart(t *testing.T) {
 	table := scope("doctor")
 	create(t, newDriver(t, pgcache.Options{Table: table, Unlogged: true}))
-	got := make(chan driver.Finding, 16)
-	d := newDriver(t, pgcache.Options{Table: table, CheckOnStart: func(f driver.Finding) { got <- f }})
+	got := make(chan cache.Event, 16)
+	c, err := cache.New(cache.Config{
+		Drivers:      map[string]cache.Driver{"pg": newDriver(t, pgcache.Options{Table: table})},
+		CheckOnStart: true,
+		Hooks: []cache.Hook{{Kinds: []cache.EventKind{cache.EventFinding}, Observe: func(e cache.Event) {
+			got <- e
+		}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	select {
-	case f := <-got:
-		if f.Check != "unlogged" || f.Severity != driver.SeverityWarning {
-			t.Errorf("CheckOnStart reported %v; want the unlogged warning", f)
+	case e := <-got:
+		var f driver.Finding
+		if !errors.As(e.Err, &f) || f.Check != "unlogged" || f.Severity != driver.SeverityWarning || e.Key != "unlogged" || e.Driver != "pg" {
+			t.Errorf("CheckOnStart reported %+v; want the unlogged warning", e)
 		}
 	case <-time.After(time.Minute): // a hang detector
 		t.Fatal("CheckOnStart reported nothing within a minute")
 	}
-	if err := d.Close(); err != nil {
+	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case f := <-got:
-		t.Errorf("a second finding: %v", f)
+	case e := <-got:
+		t.Errorf("a second finding: %+v", e)
 	default:
 	}
 }

@@ -170,14 +170,6 @@ type Options struct {
 	// SweepBatch is the most expired rows one sweep statement deletes; a pass runs at most
 	// ten. Default: 1000.
 	SweepBatch int
-	// CheckOnStart, when set, makes New run the checks of [Driver.Doctor] once, in the
-	// background (New does not wait for the database), and call CheckOnStart with each
-	// finding that is a warning or an error, from that goroutine, within
-	// driver.DefaultCheckTimeout: an UNLOGGED table, synchronous_commit off, a missing
-	// table or privilege, and the others Doctor lists. Close cancels the checks; after
-	// Close, CheckOnStart is not called. slogcache.LogFindings logs them. Default: nil,
-	// no checks.
-	CheckOnStart func(driver.Finding)
 }
 
 // Default sweep settings.
@@ -213,8 +205,6 @@ type Driver struct {
 	sweepStop context.CancelFunc
 	sweepDone chan struct{}
 	closeOnce sync.Once
-
-	stopChecks func() // stops Options.CheckOnStart's checks
 }
 
 var (
@@ -286,7 +276,6 @@ func New(o Options) (*Driver, error) {
 		d.sweepStop, d.sweepDone = cancel, make(chan struct{})
 		go d.sweepLoop(ctx, interval, batch)
 	}
-	d.stopChecks = driver.StartChecks(d.Doctor, o.CheckOnStart)
 	return d, nil
 }
 
@@ -339,7 +328,6 @@ func (d *Driver) OnExpire(fn func(key string)) { d.hooks.OnExpire(fn) }
 func (d *Driver) Close() error {
 	d.closeOnce.Do(func() {
 		d.closed.Store(true)
-		d.stopChecks()
 		if d.sweepStop != nil {
 			d.sweepStop()
 			<-d.sweepDone

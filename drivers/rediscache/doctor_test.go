@@ -2,6 +2,7 @@ package rediscache_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cachekit/cache"
 	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/drivers/rediscache"
 	"github.com/cachekit/cache/internal/testkit/redistest"
@@ -153,33 +155,64 @@ func TestDoctorUnreachable(t *testing.T) {
 	wantFinding(t, fs, "connection", driver.SeverityError, "cannot reach Redis")
 }
 
+// TestCheckOnStart: with cache.Config.CheckOnStart the manager runs the driver's checks
+// once and reports each warning and error as an EventFinding, whose Err is the finding
+// (errors.As recovers it); without it, no check runs and no finding is reported. The two
+// caches share the driver and start together, so once the first has its findings the
+// second would have had them too.
 func TestCheckOnStart(t *testing.T) {
-	srv := redistest.StartWith(t, "--maxmemory", "100mb", "--maxmemory-policy", "volatile-lru")
-	got := make(chan driver.Finding, 16)
-	d := newDriver(t, rediscache.Options{URL: srv.URL(), CheckOnStart: func(f driver.Finding) { got <- f }})
-	checks := map[string]driver.Severity{}
+	srv := redistest.StartWith(t, "--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru")
+	d := newDriver(t, rediscache.Options{URL: srv.URL()})
+	newCache := func(on bool, got chan cache.Event) *cache.Cache {
+		c, err := cache.New(cache.Config{
+			Drivers:      map[string]cache.Driver{"redis": d},
+			CheckOnStart: on,
+			Hooks: []cache.Hook{{Kinds: []cache.EventKind{cache.EventFinding}, Observe: func(e cache.Event) {
+				select {
+				case got <- e:
+				default:
+				}
+			}}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	got, none := make(chan cache.Event, 64), make(chan cache.Event, 64)
+	off := newCache(false, none)
+	on := newCache(true, got)
+	checks := map[string]driver.Finding{}
 	timeout := time.After(time.Minute) // a hang detector
-	for len(checks) < 2 {
+	for checks["maxmemory-policy"].Check == "" || checks["persistence"].Check == "" {
 		select {
-		case f := <-got:
-			if f.Severity == driver.SeverityOK {
-				t.Errorf("CheckOnStart was given an OK finding: %v", f)
+		case e := <-got:
+			var f driver.Finding
+			if !errors.As(e.Err, &f) {
+				t.Fatalf("the finding event's Err %#v is not a driver.Finding", e.Err)
 			}
-			checks[f.Check] = f.Severity
+			if e.Kind != cache.EventFinding || e.Op != "Doctor" || e.Driver != "redis" || e.Key != f.Check || f.Severity == driver.SeverityOK {
+				t.Errorf("finding event %+v", e)
+			}
+			checks[f.Check] = f
 		case <-timeout:
-			t.Fatalf("after a minute CheckOnStart had reported %v; want maxmemory-policy and persistence", checks)
+			t.Fatalf("after a minute the findings were %v; want maxmemory-policy and persistence", checks)
 		}
 	}
-	if checks["maxmemory-policy"] != driver.SeverityError || checks["persistence"] != driver.SeverityWarning {
-		t.Errorf("CheckOnStart reported %v; want maxmemory-policy: error, persistence: warning", checks)
+	if f := checks["maxmemory-policy"]; f.Severity != driver.SeverityError || !strings.Contains(f.Message, "allkeys-lru") {
+		t.Errorf("maxmemory-policy finding %v; want an error that names allkeys-lru", f)
 	}
-	if err := d.Close(); err != nil {
+	if checks["persistence"].Severity != driver.SeverityWarning {
+		t.Errorf("persistence finding %v; want a warning", checks["persistence"])
+	}
+	if err := on.Close(); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case f := <-got:
-		t.Errorf("a finding after the two: %v", f)
-	default:
+	if err := off.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(none) > 0 {
+		t.Errorf("a finding without CheckOnStart: %+v", <-none)
 	}
 }
 

@@ -126,11 +126,23 @@ type near struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the Cluster's master watcher
 
-	mu       sync.Mutex // guards trackers and the stores of confirmed
+	mu       sync.Mutex // guards trackers, the stores of confirmed, serving and served
 	trackers []*tracker
 	cluster  *redis.ClusterClient // nil: one tracker
 	data     *redis.Client        // the driver's client, when not a Cluster
 	stopped  bool
+	serving  bool // confirmed is not 0
+	served   bool // confirmed has been set since the start
+
+	// The changes of serving for OnNear (see setConfirmed and report): queued counts the
+	// changes so far, reported those handed to onNear. The changes alternate, dropped
+	// first, so the count alone says which one is next. reporting is set while a
+	// goroutine hands them over, outside every lock but this small one.
+	emu       sync.Mutex
+	onNear    []func(serving bool)
+	queued    uint64
+	reported  uint64
+	reporting bool
 }
 
 type stripe struct {
@@ -336,7 +348,7 @@ func (n *near) stop() error {
 	n.mu.Lock()
 	ts := n.trackers
 	n.trackers, n.stopped = nil, true
-	n.confirmed.Store(0)
+	n.setConfirmed(0) // stopped: not a change that OnNear reports
 	n.mu.Unlock()
 	var errs []error
 	for _, t := range ts {
@@ -432,26 +444,99 @@ func (n *near) evictAll() {
 	}
 }
 
-// recompute sets confirmed to the oldest of the trackers'.
+// recompute sets confirmed to the oldest of the trackers', and reports a change of
+// serving to OnNear's functions.
 func (n *near) recompute() {
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.stopped || len(n.trackers) == 0 {
-		n.confirmed.Store(0)
+	oldest := int64(0)
+	if !n.stopped {
+		for i, t := range n.trackers {
+			c := t.confirmed.Load()
+			if c == 0 {
+				oldest = 0
+				break
+			}
+			if i == 0 || c < oldest {
+				oldest = c
+			}
+		}
+	}
+	changed := n.setConfirmed(oldest)
+	n.mu.Unlock()
+	if changed {
+		n.report()
+	}
+}
+
+// setConfirmed stores confirmed, holding mu: every store goes through here, so that
+// serving follows it. It reports whether serving changed in a way that OnNear reports
+// (queued for report, which the caller calls once it has released mu): a drop, or a
+// restore after a drop. The first confirmation since the start is not a change, and
+// neither is the drop of stop.
+func (n *near) setConfirmed(c int64) bool {
+	n.confirmed.Store(c)
+	serving := c != 0
+	if serving == n.serving {
+		return false
+	}
+	n.serving = serving
+	if n.stopped || (serving && !n.served) {
+		n.served = true
+		return false
+	}
+	n.emu.Lock()
+	n.queued++
+	n.emu.Unlock()
+	return true
+}
+
+// report hands the changes queued by setConfirmed to OnNear's functions, in order, one
+// at a time, without holding a lock while they run: the goroutine that finds nobody
+// reporting reports every change queued until none is left, and the others return at
+// once (their change is queued, and will be reported by it). Changes are queued in the
+// order of the stores of confirmed (under mu), so the functions see them in that order,
+// alternating: dropped (false), restored (true), dropped, ...
+func (n *near) report() {
+	n.emu.Lock()
+	if n.reporting {
+		n.emu.Unlock()
 		return
 	}
-	oldest := int64(0)
-	for i, t := range n.trackers {
-		c := t.confirmed.Load()
-		if c == 0 {
-			oldest = 0
-			break
+	n.reporting = true
+	for n.reported < n.queued {
+		serving := n.reported%2 == 1 // the first change is a drop
+		n.reported++
+		fns := n.onNear
+		n.emu.Unlock()
+		for _, fn := range fns {
+			fn(serving)
 		}
-		if i == 0 || c < oldest {
-			oldest = c
-		}
+		n.emu.Lock()
 	}
-	n.confirmed.Store(oldest)
+	n.reporting = false
+	n.emu.Unlock()
+}
+
+// OnNear adds fn to the functions called when the near tier stops serving copies
+// (serving false: the tracking lost what proved them current, because its connection
+// was lost, a check of the node it tracks failed, or a Cluster's masters changed) and
+// when it serves them again after such a drop (serving true). The first time it serves
+// after New is not reported, nor is Close. The calls alternate, never run concurrently
+// and come in the order of the changes, from the driver's goroutines and outside its
+// locks: fn must be quick and must not call the driver. The manager (package cache)
+// registers one, which reports the changes as "near.dropped" and "near.restored"
+// events. Without Options.Near fn is never called.
+//
+// A drop is reported when the tracking loses its proof, not when the proof grows old:
+// a server that stops answering without closing the connection is reported once the
+// tracking connection is given up (after ten times MaxStaleness, at least 2 s), while
+// reads stop using the copies after MaxStaleness.
+func (d *Driver) OnNear(fn func(serving bool)) {
+	if n := d.near; n != nil {
+		n.emu.Lock()
+		n.onNear = append(n.onNear, fn)
+		n.emu.Unlock()
+	}
 }
 
 // watchMasters follows a Cluster's master set.
@@ -480,7 +565,10 @@ func (n *near) refreshMasters(first bool) error {
 	if err != nil {
 		return nil // keep what is tracked; freshness says whether it is enough
 	}
-	added, gone := n.swapTrackers(masters)
+	added, gone, changed := n.swapTrackers(masters)
+	if changed {
+		n.report()
+	}
 	if len(added) == 0 && len(gone) == 0 {
 		return nil
 	}
@@ -513,12 +601,13 @@ func (n *near) masters(ctx context.Context) (map[string]*redis.Client, error) {
 }
 
 // swapTrackers makes the trackers those of masters: it returns the trackers added (not
-// started) and those gone (not stopped). Any change voids the confirmation.
-func (n *near) swapTrackers(masters map[string]*redis.Client) (added, gone []*tracker) {
+// started) and those gone (not stopped). Any change voids the confirmation; changed
+// says that OnNear's functions are to be told (see setConfirmed).
+func (n *near) swapTrackers(masters map[string]*redis.Client) (added, gone []*tracker, changed bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.stopped {
-		return nil, nil
+		return nil, nil, false
 	}
 	var keep []*tracker
 	have := make(map[string]bool)
@@ -537,9 +626,9 @@ func (n *near) swapTrackers(masters map[string]*redis.Client) (added, gone []*tr
 	}
 	if len(added) > 0 || len(gone) > 0 {
 		n.trackers = append(keep, added...)
-		n.confirmed.Store(0)
+		changed = n.setConfirmed(0)
 	}
-	return added, gone
+	return added, gone, changed
 }
 
 // NearGet implements driver.Near: the value kept for key, if the tracking connections

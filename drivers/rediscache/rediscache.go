@@ -211,13 +211,6 @@ type Options struct {
 	// Breaker configures the circuit breaker that makes the driver fail fast while Redis
 	// cannot be reached. See [BreakerOptions].
 	Breaker BreakerOptions
-	// CheckOnStart, when set, makes New run the checks of [Driver.Doctor] once, in the
-	// background (New does not wait for Redis), and call CheckOnStart with each finding
-	// that is a warning or an error, from that goroutine, within driver.DefaultCheckTimeout:
-	// an evicting maxmemory-policy, no persistence, replicas without LockReplicas, and
-	// the others Doctor lists. Close cancels the checks; after Close, CheckOnStart is
-	// not called. slogcache.LogFindings logs them. Default: nil, no checks.
-	CheckOnStart func(driver.Finding)
 }
 
 // ErrSharedDatabase is returned, wrapped, by Flush when Options.OwnsDatabase is false. It
@@ -245,7 +238,6 @@ type Driver struct {
 	lockOnce    processor     // lockc, without go-redis's retries
 	near        *near         // Options.Near; nil: off
 	brk         *breaker      // Options.Breaker; nil: off
-	stopChecks  func()        // stops Options.CheckOnStart's checks
 }
 
 // topology decides how multi-key commands are split.
@@ -269,6 +261,7 @@ var (
 	_ driver.Encoder                          = (*Driver)(nil)
 	_ driver.TTLReader                        = (*Driver)(nil)
 	_ interface{ OnBreaker(func(open bool)) } = (*Driver)(nil) // the manager's breaker events
+	_ interface{ OnNear(func(serving bool)) } = (*Driver)(nil) // the manager's near tier events
 )
 
 var (
@@ -347,7 +340,6 @@ func New(o Options) (*Driver, error) {
 		}
 		d.near = n
 	}
-	d.stopChecks = driver.StartChecks(d.Doctor, o.CheckOnStart)
 	return d, nil
 }
 
@@ -367,9 +359,6 @@ func (d *Driver) DefaultTTL() time.Duration { return d.defaultTTL }
 func (d *Driver) Close() error {
 	if d.closed.Swap(true) {
 		return nil
-	}
-	if d.stopChecks != nil {
-		d.stopChecks()
 	}
 	var errs []error
 	d.brk.stop()

@@ -15,9 +15,9 @@ const (
 	CacheLine = 64
 	// Shards is the number of shards of [Counters] and [Flags].
 	Shards = 16
-	// Slots is the number of counters of a [Counters]: 16 int64s, two whole cache lines
-	// per shard.
-	Slots = 16
+	// Slots is the number of counters of a [Counters]: 24 int64s, three whole cache
+	// lines per shard.
+	Slots = 24
 )
 
 // Counters are Slots counters, sharded: concurrent adds on several cores mostly go to

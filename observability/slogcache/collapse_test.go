@@ -13,7 +13,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cachekit/cache"
-	"github.com/cachekit/cache/driver"
 	"github.com/cachekit/cache/drivers/memorycache"
 	"github.com/cachekit/cache/observability/slogcache"
 )
@@ -189,16 +188,4 @@ func TestRedisLogger(t *testing.T) {
 		time.Sleep(slogcache.DefaultCollapse) // the timers end
 	})
 	redis.SetLogger(slogcache.RedisLogger(slog.New(slog.DiscardHandler), -1)) // it is a go-redis logger
-}
-
-func TestLogFindings(t *testing.T) {
-	var buf bytes.Buffer
-	log := slogcache.LogFindings(slog.New(slog.NewJSONHandler(&buf, nil)).With("driver", "redis"))
-	log(driver.Finding{Severity: driver.SeverityError, Check: "maxmemory-policy", Message: "evicts", Fix: "noeviction"})
-	log(driver.Finding{Severity: driver.SeverityWarning, Check: "persistence", Message: "none"})
-	got := records(t, &buf)
-	if len(got) != 2 || got[0]["level"] != "ERROR" || got[0]["check"] != "maxmemory-policy" || got[0]["driver"] != "redis" ||
-		got[1]["level"] != "WARN" || got[1]["severity"] != "warning" {
-		t.Fatalf("records %v", got)
-	}
 }

@@ -5,9 +5,18 @@
 //
 // Each [cache.Event] becomes one record, with the message "cache <kind>" ("cache hit",
 // "cache lock.acquired") and the attributes kind, op, driver, key and, for errors and
-// lost locks, err. The record's time is the event's. Errors (cache.EventError) and lost
-// locks (cache.EventLockLost) are logged at slog.LevelError when that is above level;
-// every other event at level.
+// lost locks, err. The record's time is the event's. Every event is logged at the level
+// given, or at its kind's own level when that is above it:
+//
+//   - slog.LevelError: errors (cache.EventError), lost locks (cache.EventLockLost), and
+//     the findings of the checks at start (cache.EventFinding, with
+//     cache.Config.CheckOnStart) that are errors;
+//   - slog.LevelWarn: the findings that are warnings, and a near tier that stopped
+//     serving its copies (cache.EventNearDropped);
+//   - slog.LevelInfo: a near tier that serves them again (cache.EventNearRestored).
+//
+// A finding's record has the check as its key, and the attributes severity, message
+// and, when there is one, fix, instead of err.
 //
 // # Repeated errors
 //
@@ -34,13 +43,13 @@
 //
 // # Beyond events
 //
-// [LogFindings] logs the findings of a driver's checks at start (the drivers' Options
-// CheckOnStart). [RedisLogger] routes go-redis's own log lines (one per failed dial
-// during an outage) to a slog.Logger, collapsed the same way.
+// [RedisLogger] routes go-redis's own log lines (one per failed dial during an outage)
+// to a slog.Logger, collapsed the same way.
 package slogcache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -55,8 +64,9 @@ const DefaultCollapse = time.Minute
 
 // Options configure [SubscribeWith].
 type Options struct {
-	// Level is the level of the records; errors and lost locks are logged at
-	// slog.LevelError when that is above it. Default: slog.LevelInfo.
+	// Level is the level of the records; the kinds with a level of their own (errors,
+	// lost locks, findings, the near tier's changes: see the package doc) are logged at
+	// it when that is above Level. Default: slog.LevelInfo.
 	Level slog.Level
 	// Kinds are the event kinds to log. Default: none, every kind.
 	Kinds []cache.EventKind
@@ -84,10 +94,7 @@ func SubscribeWith(c *cache.Cache, l *slog.Logger, o Options) (stop func() (drop
 	ctx := context.Background()
 	col := newCollapser(o.Collapse, func(r slog.Record) { _ = h.Handle(ctx, r) })
 	unsubscribe := c.Subscribe(0, func(e cache.Event) {
-		lvl := o.Level
-		if (e.Kind == cache.EventError || e.Kind == cache.EventLockLost) && lvl < slog.LevelError {
-			lvl = slog.LevelError
-		}
+		lvl := levelOf(e, o.Level)
 		if !h.Enabled(ctx, lvl) {
 			return
 		}
@@ -99,7 +106,12 @@ func SubscribeWith(c *cache.Cache, l *slog.Logger, o Options) (stop func() (drop
 			slog.String("driver", e.Driver),
 			slog.String("key", e.Key),
 		)
-		if e.Err != nil {
+		if f, ok := finding(e); ok {
+			r.AddAttrs(slog.String("severity", f.Severity.String()), slog.String("message", f.Message))
+			if f.Fix != "" {
+				r.AddAttrs(slog.String("fix", f.Fix))
+			}
+		} else if e.Err != nil {
 			r.AddAttrs(slog.Any("err", e.Err))
 		}
 		if e.Kind != cache.EventError {
@@ -140,23 +152,31 @@ func errorKind(err error) string {
 	return fmt.Sprintf("%T: %v", err, err)
 }
 
-// LogFindings returns a function for a driver's Options.CheckOnStart that logs each
-// finding to l (nil: slog.Default()): a warning at slog.LevelWarn, an error at
-// slog.LevelError, with the message "cache check" and the attributes check, severity,
-// message and fix. Add the driver's name with l.With("driver", name).
-//
-//	rediscache.Options{URL: url, CheckOnStart: slogcache.LogFindings(slog.Default().With("driver", "redis"))}
-func LogFindings(l *slog.Logger) func(driver.Finding) {
-	if l == nil {
-		l = slog.Default()
-	}
-	return func(f driver.Finding) {
-		lvl := slog.LevelWarn
-		if f.Severity >= driver.SeverityError {
-			lvl = slog.LevelError
+// levelOf is the level of e's record: level, or the level of e's kind when that is
+// above it: slog.LevelError for errors, lost locks and findings of errors,
+// slog.LevelWarn for findings of warnings and a near tier's drop, slog.LevelInfo for its
+// restore.
+func levelOf(e cache.Event, level slog.Level) slog.Level {
+	floor := level
+	switch e.Kind {
+	case cache.EventError, cache.EventLockLost:
+		floor = slog.LevelError
+	case cache.EventFinding:
+		floor = slog.LevelWarn
+		if f, ok := finding(e); ok && f.Severity >= driver.SeverityError {
+			floor = slog.LevelError
 		}
-		l.LogAttrs(context.Background(), lvl, "cache check",
-			slog.String("check", f.Check), slog.String("severity", f.Severity.String()),
-			slog.String("message", f.Message), slog.String("fix", f.Fix))
+	case cache.EventNearDropped:
+		floor = slog.LevelWarn
+	case cache.EventNearRestored:
+		floor = slog.LevelInfo
 	}
+	return max(level, floor)
+}
+
+// finding is the driver.Finding of an EventFinding.
+func finding(e cache.Event) (driver.Finding, bool) {
+	var f driver.Finding
+	ok := e.Kind == cache.EventFinding && errors.As(e.Err, &f)
+	return f, ok
 }
