@@ -39,8 +39,13 @@ type asyncAutoPipeliner interface {
 // The caller's context bounds its wait, as it bounds a plain command with
 // ContextTimeoutEnabled: a queued command cannot be taken back, but a caller whose
 // context ends stops waiting and returns the context's error (the command may still
-// run, as a plain command cut short by a deadline may have been written). After such an
-// error the command is still in flight and is never read.
+// run, as a plain command cut short by a deadline may have been written). A queued read
+// also stops waiting when the circuit breaker opens, and returns [ErrUnavailable]:
+// go-redis sends its batches on a context of their own, and when Redis stops, a batch
+// keeps redialing (and the batches queued behind it wait) well after the breaker has
+// decided that Redis is unreachable, while reads not yet queued fail at once. A write
+// (a noRetry command) waits for its own outcome, bounded by the caller's context. After
+// such an error the command is still in flight and is never read.
 //
 // go-redis caches one deferred autopipeliner per client (the first caller's options
 // win) and stops it when the client is closed; the driver never closes it itself, since
@@ -48,6 +53,7 @@ type asyncAutoPipeliner interface {
 type autoPipe struct {
 	ap   *redis.AutoPipeliner
 	busy atomic.Int64 // callers in send
+	brk  *breaker     // the driver's circuit breaker (nil: off), set by installBreaker
 }
 
 // newAutoPipe returns c's autopipeliner, or nil when c cannot batch: a client of
@@ -77,7 +83,18 @@ func (p *autoPipe) send(ctx context.Context, direct processor, cmd redis.Cmder) 
 		// the users of the client: the client itself may still work.
 		return direct.Process(ctx, cmd)
 	}
-	return p.ap.Submit(ctx, cmd).WaitContext(ctx)
+	f := p.ap.Submit(ctx, cmd)
+	if p.brk == nil || isNoRetry(cmd) {
+		return f.WaitContext(ctx)
+	}
+	return p.brk.waitQueued(ctx, f)
+}
+
+// isNoRetry reports whether cmd is one that go-redis must not send twice: a write (see
+// noRetry).
+func isNoRetry(cmd redis.Cmder) bool {
+	nr, ok := cmd.(interface{ NoRetry() bool })
+	return ok && nr.NoRetry()
 }
 
 // batched is a processor on an autoPipe whose fast path is direct.

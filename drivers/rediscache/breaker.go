@@ -89,6 +89,10 @@ type breaker struct {
 	probing  atomic.Bool // a probe goroutine runs: checking (closed) or probing (open)
 	answered atomic.Bool // a command got an answer from Redis while a check ran
 
+	// opening is cancelled when the breaker opens, and replaced by a live one when it
+	// closes: the queued reads that wait for a batch stop waiting then (see waitQueued).
+	opening atomic.Pointer[opening]
+
 	mu       sync.Mutex        // the fields below; never taken by a command that succeeds
 	checked  time.Time         // when the last check started
 	verdict  chan struct{}     // closed when the last check has decided; nil before the first
@@ -115,7 +119,11 @@ func (d *Driver) installBreaker(o BreakerOptions) {
 	if b.probeTimeout <= 0 {
 		b.probeTimeout = DefaultBreakerProbeTimeout
 	}
+	b.opening.Store(newOpening())
 	d.brk = b
+	if q, ok := d.exec.(batched); ok {
+		q.p.brk = b // the queued reads stop waiting when the breaker opens
+	}
 	d.exec = guarded{b, d.exec}
 	d.release = guarded{b, d.release}
 }
@@ -345,12 +353,45 @@ func (b *breaker) setOpen(open bool) {
 	if b.open.Swap(open) == open {
 		return
 	}
+	if open {
+		b.opening.Load().cancel()
+	} else {
+		b.opening.Store(newOpening())
+	}
 	b.mu.Lock()
 	fns := b.onChange
 	b.mu.Unlock()
 	for _, fn := range fns {
 		fn(open)
 	}
+}
+
+// opening is a context that ends when the breaker opens.
+type opening struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func newOpening() *opening {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &opening{ctx, cancel}
+}
+
+// waitQueued waits for f, a read queued on the driver's autopipeliner, until ctx ends
+// or the breaker opens, whichever comes first; when the breaker opens first, it
+// returns ErrUnavailable, as the read would have if it had come a moment later. The
+// command stays in flight and must not be read then (see autoPipe).
+func (b *breaker) waitQueued(ctx context.Context, f redis.AutoFuture) error {
+	o := b.opening.Load()
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(o.ctx, cancel)
+	defer stop()
+	err := f.WaitContext(wctx)
+	if err != nil && ctx.Err() == nil && o.ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return ErrUnavailable
+	}
+	return err
 }
 
 func (b *breaker) ping() error {

@@ -672,3 +672,143 @@ func TestBreakerEvents(t *testing.T) {
 		t.Errorf("metrics after the restart: BreakerOpen %v, BreakerClosed %d; want false, 1", m.BreakerOpen, m.BreakerClosed)
 	}
 }
+
+// gateDialer is a Dialer that, once closed, holds every dial until it is opened again
+// (or the dial's context ends), as an unreachable host that drops connection attempts
+// would; open, it dials.
+type gateDialer struct {
+	mu     sync.Mutex
+	gate   chan struct{} // nil: open
+	waits  atomic.Int64  // dials held so far
+	dialer net.Dialer
+}
+
+func (g *gateDialer) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.gate == nil {
+		g.gate = make(chan struct{})
+	}
+}
+
+func (g *gateDialer) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.gate != nil {
+		close(g.gate)
+		g.gate = nil
+	}
+}
+
+func (g *gateDialer) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	g.mu.Lock()
+	gate := g.gate
+	g.mu.Unlock()
+	if gate != nil {
+		g.waits.Add(1)
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return g.dialer.DialContext(ctx, network, addr)
+}
+
+// TestBreakerEndsQueuedReads: reads queued behind a batch that cannot reach Redis stop
+// waiting when the breaker opens, and fail with ErrUnavailable like the reads that come
+// after; a queued write waits for its own outcome. Redis is stopped and its dials held,
+// so that go-redis's batch stays in flight; a read cut by its short deadline makes the
+// breaker check, and the probe, held too, opens it at its ProbeTimeout.
+func TestBreakerEndsQueuedReads(t *testing.T) {
+	srv := redistest.Start(t)
+	g := new(gateDialer)
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr(), Dialer: g.Dial, ContextTimeoutEnabled: true})
+	d, err := New(Options{Client: client, Breaker: BreakerOptions{Cooldown: time.Minute, ProbeTimeout: 100 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.open(); _ = d.Close(); _ = client.Close() })
+	ctx := context.Background()
+	if err := d.Set(ctx, driver.Entry{Key: "warm", Value: []byte(`"v"`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := d.exec.(guarded).p.(batched); !ok {
+		t.Fatalf("the driver's commands are not batched (%T): nothing is queued", d.exec)
+	}
+
+	// waitFor is a hang detector, not a speed target.
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within a minute", what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	// Each call has a minute: without the breaker's end, a queued read would wait for
+	// the held dials, and end at its deadline.
+	call := func(f func(context.Context) error) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			cctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			done <- f(cctx)
+		}()
+		return done
+	}
+	get := func(key string) func(context.Context) error {
+		return func(ctx context.Context) error { _, _, err := d.Get(ctx, key); return err }
+	}
+
+	srv.Stop()
+	g.close()
+	first := call(get("first")) // alone: sent directly, and held in its dial
+	waitFor("the first read dials", func() bool { return g.waits.Load() >= 1 })
+	var reads []<-chan error
+	for i := range 5 {
+		reads = append(reads, call(get(fmt.Sprint("queued.", i))))
+	}
+	write := call(func(ctx context.Context) error {
+		return d.Set(ctx, driver.Entry{Key: "w", Value: []byte(`"v"`), TTL: time.Minute})
+	})
+	p := d.exec.(guarded).p.(batched).p
+	waitFor("the reads and the write are queued", func() bool { return p.busy.Load() == 1+5+1 })
+
+	cut, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	_, _, err = d.Get(cut, "cut") // queued too, and cut by its deadline: the breaker checks
+	cancel()
+	if err == nil || errors.Is(err, ErrUnavailable) {
+		t.Fatalf("the read cut by its deadline: %v; want its deadline's error", err)
+	}
+	waitFor("the breaker opens", d.BreakerOpen)
+	for i, r := range reads {
+		select {
+		case err := <-r:
+			if !errors.Is(err, ErrUnavailable) {
+				t.Errorf("queued read %d: %v; want ErrUnavailable", i, err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("queued read %d did not return within a minute of the breaker's opening", i)
+		}
+	}
+	select {
+	case err := <-write:
+		t.Errorf("the queued write returned (%v) before its dial was let through; want it to wait for its outcome", err)
+	default:
+	}
+
+	g.open() // the held dials go on, to a stopped Redis
+	for name, r := range map[string]<-chan error{"the first read": first, "the queued write": write} {
+		select {
+		case err := <-r:
+			if err == nil || errors.Is(err, ErrUnavailable) {
+				t.Errorf("%s, once its dial was let through: %v; want the dial's error", name, err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("%s did not return within a minute of its dial's release", name)
+		}
+	}
+}
