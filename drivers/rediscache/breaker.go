@@ -48,7 +48,9 @@ const (
 //
 // While open, every command that the breaker guards fails at once, without sending
 // anything, with an error matching [ErrUnavailable], and the breaker sends a PING
-// every Cooldown; the first that is answered closes it. Only the commands that fail
+// every Cooldown; the first that is answered closes it. When it opens, the reads
+// already queued in a batch (see Options.NoBatch) stop waiting for it and fail the same
+// way; a queued write waits for its own outcome. Only the commands that fail
 // while Redis is unreachable wait for a probe; the others never do.
 //
 // Each failed command has already been retried by go-redis (its DialerRetries dials,
