@@ -385,10 +385,13 @@ func newOpening() *opening {
 // command stays in flight and must not be read then (see autoPipe).
 func (b *breaker) waitQueued(ctx context.Context, f redis.AutoFuture) error {
 	o := b.opening.Load()
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(o.ctx, cancel)
-	defer stop()
+	wctx := o.ctx // when ctx never ends, the breaker's opening alone ends the wait
+	if ctx.Done() != nil {
+		c, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(o.ctx, cancel)()
+		wctx = c
+	}
 	err := f.WaitContext(wctx)
 	if err != nil && ctx.Err() == nil && o.ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		return ErrUnavailable

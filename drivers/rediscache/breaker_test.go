@@ -723,7 +723,8 @@ func (g *gateDialer) Dial(ctx context.Context, network, addr string) (net.Conn, 
 func TestBreakerEndsQueuedReads(t *testing.T) {
 	srv := redistest.Start(t)
 	g := new(gateDialer)
-	client := redis.NewClient(&redis.Options{Addr: srv.Addr(), Dialer: g.Dial, ContextTimeoutEnabled: true})
+	// DialTimeout a minute: a held dial stays held until the gate opens.
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr(), Dialer: g.Dial, DialTimeout: time.Minute, ContextTimeoutEnabled: true})
 	d, err := New(Options{Client: client, Breaker: BreakerOptions{Cooldown: time.Minute, ProbeTimeout: 100 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
@@ -748,8 +749,8 @@ func TestBreakerEndsQueuedReads(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	// Each call has a minute: without the breaker's end, a queued read would wait for
-	// the held dials, and end at its deadline.
+	// Each call but one has a minute: without the breaker's end, a queued read would
+	// wait for the held dials, and end at its deadline.
 	call := func(f func(context.Context) error) <-chan error {
 		done := make(chan error, 1)
 		go func() {
@@ -771,11 +772,14 @@ func TestBreakerEndsQueuedReads(t *testing.T) {
 	for i := range 5 {
 		reads = append(reads, call(get(fmt.Sprint("queued.", i))))
 	}
+	background := make(chan error, 1) // a read whose context never ends
+	go func() { _, _, err := d.Get(ctx, "queued.background"); background <- err }()
+	reads = append(reads, background)
 	write := call(func(ctx context.Context) error {
 		return d.Set(ctx, driver.Entry{Key: "w", Value: []byte(`"v"`), TTL: time.Minute})
 	})
 	p := d.exec.(guarded).p.(batched).p
-	waitFor("the reads and the write are queued", func() bool { return p.busy.Load() == 1+5+1 })
+	waitFor("the reads and the write are queued", func() bool { return p.busy.Load() == 1+6+1 })
 
 	cut, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	_, _, err = d.Get(cut, "cut") // queued too, and cut by its deadline: the breaker checks
