@@ -70,7 +70,7 @@ func TestOutageSignals(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	stopLog := slogcache.SubscribeWith(c, logger, slogcache.Options{Kinds: outageLogKinds})
+	stopLog := slogcache.SubscribeWith(c, logger, slogcache.Options{}) // the defaults
 
 	col, err := promcache.NewCollector(c, "outage")
 	if err != nil {
@@ -193,10 +193,6 @@ func TestOutageSignals(t *testing.T) {
 			len(lines), opened, closed, outageMaxLines)
 	}
 }
-
-// outageLogKinds are the kinds a busy service logs: what goes wrong and the breaker's
-// changes, not a line per hit, miss or write.
-var outageLogKinds = []cache.EventKind{cache.EventError, cache.EventLockLost, cache.EventBreakerOpened, cache.EventBreakerClosed}
 
 // outageLines splits the JSON log into its lines and counts those of the breaker's
 // changes.

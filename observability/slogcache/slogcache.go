@@ -3,6 +3,12 @@
 //	stop := slogcache.Subscribe(c, slog.Default(), slog.LevelDebug)
 //	defer stop()
 //
+// Without kinds, it logs [DefaultKinds]: what an operator must see (errors, lost locks,
+// the breaker opening and closing, the near tier dropped and restored, the findings of
+// the checks at start), and none of the events that every operation makes; so a cache
+// under load logs nothing until something goes wrong, and an outage logs a handful of
+// lines (see "Repeated errors"). Pass the kinds you want, or [AllKinds], to log more.
+//
 // Each [cache.Event] becomes one record, with the message "cache <kind>" ("cache hit",
 // "cache lock.acquired") and the attributes kind, op, driver, key and, for errors and
 // lost locks, err. The record's time is the event's. Every event is logged at the level
@@ -11,9 +17,12 @@
 //   - slog.LevelError: errors (cache.EventError), lost locks (cache.EventLockLost), and
 //     the findings of the checks at start (cache.EventFinding, with
 //     cache.Config.CheckOnStart) that are errors;
-//   - slog.LevelWarn: the findings that are warnings, and a near tier that stopped
-//     serving its copies (cache.EventNearDropped);
-//   - slog.LevelInfo: a near tier that serves them again (cache.EventNearRestored).
+//   - slog.LevelWarn: the findings that are warnings, a circuit breaker that opened
+//     (cache.EventBreakerOpened), a near tier that stopped serving its copies
+//     (cache.EventNearDropped), and a read taken as a miss under fail-open
+//     (cache.EventFailedOpen, when asked for);
+//   - slog.LevelInfo: a breaker that closed (cache.EventBreakerClosed), and a near tier
+//     that serves its copies again (cache.EventNearRestored).
 //
 // A finding's record has the check as its key, and the attributes severity, message
 // and, when there is one, fix, instead of err.
@@ -21,7 +30,8 @@
 // # Repeated errors
 //
 // During an outage every call fails the same way, and a line per failure says nothing
-// the first one did not. By default, errors that repeat (the same operation, driver and
+// the first one did not. By default, errors (and the reads taken as misses under
+// fail-open, when asked for) that repeat (the same kind of event, operation, driver and
 // kind of error: the type and text of the innermost cause, so "connection refused" on
 // two keys is one kind) are collapsed: the first is logged at once; the others within
 // [DefaultCollapse] (a minute) are counted, and when that interval ends one record
@@ -35,11 +45,10 @@
 // The records are written by the subscription's goroutine, never by the cache call
 // (and a collapsed interval's record by a timer's): a slow handler delays the log, not
 // the cache, and when the subscription's buffer (1024 events) is full, events are
-// dropped and counted: stop returns how many. Hits and misses are events too, so on a
-// busy cache pass the kinds you want to log: with slogcache.Subscribe(c, l, level,
-// cache.EventError, cache.EventLockLost) a hit or a miss costs the cache call one
-// atomic load and nothing else. A record the handler would not log costs one Enabled
-// call, on the subscription's goroutine.
+// dropped and counted: stop returns how many. A kind that is not asked for costs the
+// cache call one atomic load and nothing else, which is why the default leaves out
+// hits, misses and writes. A record the handler would not log costs one Enabled call,
+// on the subscription's goroutine.
 //
 // # Beyond events
 //
@@ -68,7 +77,8 @@ type Options struct {
 	// lost locks, findings, the near tier's changes: see the package doc) are logged at
 	// it when that is above Level. Default: slog.LevelInfo.
 	Level slog.Level
-	// Kinds are the event kinds to log. Default: none, every kind.
+	// Kinds are the event kinds to log. Default: none given, [DefaultKinds]; [AllKinds]
+	// logs every event, hits and misses included.
 	Kinds []cache.EventKind
 	// Collapse is the interval over which repeated errors are collapsed (see the
 	// package doc). Default: 0, [DefaultCollapse]; a negative interval logs every
@@ -77,7 +87,7 @@ type Options struct {
 }
 
 // Subscribe logs the events of c (of every driver of its manager) of the given kinds
-// (every kind when none is given) to l (nil: slog.Default()) until the subscription is
+// ([DefaultKinds] when none is given) to l (nil: slog.Default()) until the subscription is
 // stopped or c is closed, collapsing repeated errors over [DefaultCollapse]. stop
 // stops the subscription, as [cache.Cache.Subscribe]'s does, logs what is pending, and
 // returns how many events were dropped.
@@ -85,10 +95,32 @@ func Subscribe(c *cache.Cache, l *slog.Logger, level slog.Level, kinds ...cache.
 	return SubscribeWith(c, l, Options{Level: level, Kinds: kinds})
 }
 
+// DefaultKinds returns the kinds that Subscribe logs when none is given: errors, lost
+// locks, the circuit breaker's and the near tier's changes, and the findings of the
+// checks at start.
+func DefaultKinds() []cache.EventKind {
+	return []cache.EventKind{cache.EventError, cache.EventLockLost, cache.EventBreakerOpened,
+		cache.EventBreakerClosed, cache.EventNearDropped, cache.EventNearRestored, cache.EventFinding}
+}
+
+// AllKinds returns every event kind: hits, misses, writes and the lock's events
+// included, for a cache whose every operation should be logged (a test, a debugging
+// session).
+func AllKinds() []cache.EventKind {
+	var ks []cache.EventKind
+	for k := cache.EventKind(1); k.String() != "unknown"; k++ {
+		ks = append(ks, k)
+	}
+	return ks
+}
+
 // SubscribeWith is [Subscribe] with [Options].
 func SubscribeWith(c *cache.Cache, l *slog.Logger, o Options) (stop func() (dropped int64)) {
 	if l == nil {
 		l = slog.Default()
+	}
+	if len(o.Kinds) == 0 {
+		o.Kinds = DefaultKinds()
 	}
 	h := l.Handler()
 	ctx := context.Background()
@@ -114,11 +146,11 @@ func SubscribeWith(c *cache.Cache, l *slog.Logger, o Options) (stop func() (drop
 		} else if e.Err != nil {
 			r.AddAttrs(slog.Any("err", e.Err))
 		}
-		if e.Kind != cache.EventError {
+		if e.Kind != cache.EventError && e.Kind != cache.EventFailedOpen {
 			_ = h.Handle(ctx, r)
 			return
 		}
-		col.log(e.Op+"\x00"+e.Driver+"\x00"+errorKind(e.Err), r)
+		col.log(kind+"\x00"+e.Op+"\x00"+e.Driver+"\x00"+errorKind(e.Err), r)
 	}, o.Kinds...)
 	return func() int64 {
 		n := unsubscribe()
@@ -153,9 +185,7 @@ func errorKind(err error) string {
 }
 
 // levelOf is the level of e's record: level, or the level of e's kind when that is
-// above it: slog.LevelError for errors, lost locks and findings of errors,
-// slog.LevelWarn for findings of warnings and a near tier's drop, slog.LevelInfo for its
-// restore.
+// above it (see the package doc).
 func levelOf(e cache.Event, level slog.Level) slog.Level {
 	floor := level
 	switch e.Kind {
@@ -166,9 +196,9 @@ func levelOf(e cache.Event, level slog.Level) slog.Level {
 		if f, ok := finding(e); ok && f.Severity >= driver.SeverityError {
 			floor = slog.LevelError
 		}
-	case cache.EventNearDropped:
+	case cache.EventBreakerOpened, cache.EventNearDropped, cache.EventFailedOpen:
 		floor = slog.LevelWarn
-	case cache.EventNearRestored:
+	case cache.EventBreakerClosed, cache.EventNearRestored:
 		floor = slog.LevelInfo
 	}
 	return max(level, floor)

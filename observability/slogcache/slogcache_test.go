@@ -48,7 +48,7 @@ func TestSubscribe(t *testing.T) {
 	var buf bytes.Buffer
 	l := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	before := time.Now()
-	sub := slogcache.Subscribe(c, l, slog.LevelDebug)
+	sub := slogcache.Subscribe(c, l, slog.LevelDebug, slogcache.AllKinds()...)
 
 	if err := c.Set(ctx, "user.1", "alice", time.Minute); err != nil {
 		t.Fatal(err)
@@ -106,7 +106,7 @@ func TestLevel(t *testing.T) {
 	c := newCache(t)
 	ctx := context.Background()
 	var buf bytes.Buffer
-	sub := slogcache.Subscribe(c, slog.New(slog.NewJSONHandler(&buf, nil)), slog.LevelDebug)
+	sub := slogcache.Subscribe(c, slog.New(slog.NewJSONHandler(&buf, nil)), slog.LevelDebug, slogcache.AllKinds()...)
 	_ = c.Set(ctx, "k", "v", time.Minute)
 	var n int
 	_, _ = c.Get(ctx, "k", &n)
@@ -117,11 +117,31 @@ func TestLevel(t *testing.T) {
 	}
 
 	buf.Reset()
-	sub = slogcache.Subscribe(c, slog.New(slog.NewJSONHandler(&buf, nil)), slog.LevelWarn)
+	sub = slogcache.Subscribe(c, slog.New(slog.NewJSONHandler(&buf, nil)), slog.LevelWarn, slogcache.AllKinds()...)
 	_, _ = c.Get(ctx, "k", new(string))
 	sub()
 	if got := records(t, &buf); len(got) != 1 || got[0]["level"] != "WARN" || got[0]["kind"] != "hit" {
 		t.Fatalf("records at level Warn = %v; want the hit at WARN", got)
+	}
+}
+
+// TestDefaultKinds: without kinds, the operations' events are not logged, whatever
+// the level; errors are.
+func TestDefaultKinds(t *testing.T) {
+	c := newCache(t)
+	ctx := context.Background()
+	var buf bytes.Buffer
+	sub := slogcache.Subscribe(c, slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), slog.LevelDebug)
+	_ = c.Set(ctx, "k", "v", time.Minute)
+	_, _ = c.Get(ctx, "k", new(string))
+	_, _ = c.Get(ctx, "k", new(int))
+	sub()
+	if got := records(t, &buf); len(got) != 1 || got[0]["kind"] != "error" {
+		t.Fatalf("records with the default kinds = %v; want the error alone", got)
+	}
+	all := slogcache.AllKinds()
+	if len(all) < len(slogcache.DefaultKinds()) || all[0] != cache.EventHit || all[len(all)-1].String() == "unknown" {
+		t.Errorf("AllKinds = %v", all)
 	}
 }
 
