@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -175,6 +176,10 @@ func (d *Driver) probe() func(ctx context.Context) error {
 	return func(ctx context.Context) error { return c.Ping(ctx).Err() }
 }
 
+// secondLook is how long rawPing reads again after its deadline passed, for a reply
+// that came in time but was not read in time.
+const secondLook = 10 * time.Millisecond
+
 // errNotRedis is rawPing's error when the first byte that comes back cannot begin a
 // RESP reply.
 var errNotRedis = errors.New("the reply to PING is not a Redis reply")
@@ -186,7 +191,9 @@ var errNotRedis = errors.New("the reply to PING is not a Redis reply")
 // then closes it (before or after the PING arrives: the reply is read even when the
 // PING could not be written). Any such reply says that Redis answers. It returns an
 // error when the dial fails, when nothing comes back before ctx ends, or when what
-// comes back is not RESP.
+// comes back is not RESP. A reply that came before ctx ended but was read late (the
+// process starved) counts: after the deadline it looks once more, briefly, at what the
+// socket holds.
 func rawPing(ctx context.Context, o *redis.Options) error {
 	conn, err := o.Dialer(ctx, o.Network, o.Addr)
 	if err != nil {
@@ -201,7 +208,17 @@ func rawPing(ctx context.Context, o *redis.Options) error {
 	_, werr := conn.Write([]byte("PING\r\n"))
 	var b [1]byte
 	if _, err := io.ReadFull(conn, b[:]); err != nil {
-		return errors.Join(err, werr)
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return errors.Join(err, werr)
+		}
+		// The deadline passed; on a starved machine the timer may have fired before this
+		// goroutine ran, with Redis's answer already in the socket's buffer. A second
+		// look tells "Redis did not answer in time" from "we were late to read".
+		stop()
+		_ = conn.SetReadDeadline(time.Now().Add(secondLook))
+		if _, err2 := io.ReadFull(conn, b[:]); err2 != nil {
+			return errors.Join(err, werr)
+		}
 	}
 	if !strings.ContainsRune("+-:$*_,#!=(%~>|", rune(b[0])) {
 		return errNotRedis

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/redis/go-redis/v9"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -814,5 +815,42 @@ func TestBreakerEndsQueuedReads(t *testing.T) {
 		case <-time.After(time.Minute):
 			t.Fatalf("%s did not return within a minute of its dial's release", name)
 		}
+	}
+}
+
+// TestRawPingReadsALateLook: a reply that arrived before the probe's deadline, but that
+// the probe did not read before it (a starved process: the deadline's timer ran first),
+// is an answer. Here the deadline has passed before the probe even starts, and the reply
+// is already in the socket's buffer.
+func TestRawPingReadsALateLook(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	written := make(chan struct{})
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = c.Write([]byte("+PONG\r\n"))
+		close(written)
+		_, _ = io.Copy(io.Discard, c)
+	}()
+	o := &redis.Options{Addr: ln.Addr().String(), Network: "tcp",
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := net.Dial(network, addr)
+			if err == nil {
+				<-written
+				time.Sleep(10 * time.Millisecond) // the reply crosses the loopback
+			}
+			return c, err
+		}}
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	if err := rawPing(ctx, o); err != nil {
+		t.Fatalf("rawPing with the reply waiting in the socket: %v; want an answer", err)
 	}
 }
