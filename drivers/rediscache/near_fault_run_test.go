@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -166,6 +167,8 @@ type sentinelRig struct {
 	run *faultRun
 
 	failovers int
+	// clients are the client names (CLIENT SETNAME) of the run's processes and writer.
+	clients []string
 }
 
 func sentinelFaults(t *testing.T, until time.Time, minFailovers int) {
@@ -178,7 +181,7 @@ func sentinelFaults(t *testing.T, until time.Time, minFailovers int) {
 	procs := []*nearProc{newNearProc(t, h, 0, fo), newNearProc(t, h, 1, fo)}
 	w := fo("nf-writer", nil)
 	t.Cleanup(func() { _ = w.Close() })
-	s := &sentinelRig{t: t, g: g, h: h}
+	s := &sentinelRig{t: t, g: g, h: h, clients: []string{procs[0].name, procs[1].name, "nf-writer"}}
 	s.run = startFaultRun(h, w, procs, 2)
 	defer s.run.stop()
 	time.Sleep(time.Second)
@@ -297,6 +300,8 @@ func (s *sentinelRig) settled(old string) error {
 
 // failover is SENTINEL FAILOVER, a planned failover.
 func (s *sentinelRig) failover() error {
+	unlock := s.holdWrites()
+	defer unlock()
 	old := s.g.Master()
 	sc := redis.NewSentinelClient(&redis.Options{Addr: s.g.Addrs()[0]})
 	defer sc.Close()
@@ -316,7 +321,61 @@ func (s *sentinelRig) failover() error {
 		time.Sleep(200 * time.Millisecond)
 	}
 	s.failovers++
+	if err := s.switched(old); err != nil {
+		return err
+	}
+	unlock()
 	return s.settled(old)
+}
+
+// holdWrites stops the run's writes (its writers wait) until the function it returns
+// is called, which may be called more than once.
+//
+// The failovers hold them until every client of the run has left the old master
+// (switched). A client learns of a new master from its own Sentinel connection, and
+// clients learn of it at different times: a writer that has switched writes on the new
+// master while a reader that has not still reads the old one, which answers with the
+// old value, with or without a near cache (docs/near-cache.md: what the near cache
+// cannot do better than the client). That window is go-redis's and Redis's, not the
+// near cache's, and on a starved machine it passes MaxStaleness. The writes resume
+// once every client is on the new master, while the old one may still think itself
+// a master: a near cache that kept tracking the old master would miss them.
+func (s *sentinelRig) holdWrites() (unlock func()) {
+	s.h.gate.Lock()
+	var once sync.Once
+	return func() { once.Do(s.h.gate.Unlock) }
+}
+
+// switched waits until the Sentinels report a master other than old and no client of
+// the run has a connection to old any more (go-redis closes a client's connections to
+// the old master when it switches). A hang detector of two minutes.
+func (s *sentinelRig) switched(old string) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	c := nodeClient(old, 0)
+	defer c.Close()
+	for {
+		m := s.g.Master()
+		var left []string
+		if m != "" && m != old {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			list, err := c.ClientList(ctx).Result()
+			cancel()
+			for line := range strings.Lines(list) {
+				for _, name := range s.clients {
+					if strings.Contains(line, " name="+name+" ") && strings.Contains(line, " flags=N ") {
+						left = append(left, name)
+					}
+				}
+			}
+			if err == nil && len(left) == 0 {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("hang detector: two minutes after a failover, the Sentinels report %q (was %q) and clients still on the old master: %v", m, old, left)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // kill kills the master (SIGKILL); once a replica is promoted, the old master comes
@@ -343,6 +402,8 @@ func (s *sentinelRig) kill() error {
 // pause stops the master (SIGSTOP) for 0.2 to 1.5 s: past the Sentinels' down-after
 // (0.5 s), they may fail over.
 func (s *sentinelRig) pause() error {
+	unlock := s.holdWrites() // see holdWrites: a pause may fail over
+	defer unlock()
 	m := s.g.Master()
 	if err := s.g.Pause(m); err != nil {
 		return err
@@ -354,8 +415,13 @@ func (s *sentinelRig) pause() error {
 	time.Sleep(2 * redistest.GroupDownAfter) // a failover under way shows
 	if s.g.Master() != m {
 		s.failovers++
+		if err := s.switched(m); err != nil {
+			return err
+		}
+		unlock()
 		return s.settled(m)
 	}
+	unlock()
 	return s.settled("")
 }
 
