@@ -262,6 +262,13 @@ func rememberOrOnce(ctx context.Context, w *Worker) error {
 		}
 		loads.Add(1)
 		time.Sleep(100 * time.Millisecond)
+		if job.Mode == "remember" && !job.Distributed {
+			// The negative control: this load is not stored until another process's
+			// load has begun, so that a starved machine, which may run one process's
+			// whole load before the others read, cannot hide that each process loads
+			// on its own. (With Distributed the others would wait for this one.)
+			waitLoads(ctx, c, 2)
+		}
 		return fmt.Sprintf("load %d by pid %d", n, os.Getpid()), nil
 	}
 	var wg sync.WaitGroup
@@ -299,6 +306,19 @@ func rememberOrOnce(ctx context.Context, w *Worker) error {
 	res.N, res.Ran = int(loads.Load()), int(ran.Load())
 	w.Send(res)
 	return nil
+}
+
+// waitLoads waits until the count of loads in c ("lx.loads") reaches n, or for a
+// minute (a hang detector: the test then fails on its count).
+func waitLoads(ctx context.Context, c *cache.Cache, n int64) {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		var got int64
+		if ok, err := c.Get(ctx, "lx.loads", &got); err == nil && ok && got >= n {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // Tally is the value the modify processes increment: a struct with a map, which a
