@@ -350,47 +350,80 @@ func (s *sentinelRig) holdWrites() (unlock func()) {
 // the run has a connection to old any more (go-redis closes a client's connections to
 // the old master when it switches). A hang detector of two minutes.
 func (s *sentinelRig) switched(old string) error {
+	return s.waitClients(old, func(m string) ([]string, bool) {
+		if m == "" || m == old {
+			return nil, false
+		}
+		on, err := s.clientsOn(old)
+		return on, err == nil && len(on) == 0
+	})
+}
+
+// arrived waits until the Sentinels report a master other than old and every client of
+// the run has a connection to it: each has switched, and none will dial old again. A
+// hang detector of two minutes.
+func (s *sentinelRig) arrived(old string) error {
+	return s.waitClients(old, func(m string) ([]string, bool) {
+		if m == "" || m == old {
+			return nil, false
+		}
+		on, err := s.clientsOn(m)
+		return on, err == nil && len(on) == len(s.clients)
+	})
+}
+
+// waitClients polls done with the master the Sentinels report until it says so, for
+// two minutes at most (a hang detector); done also returns the clients it found, for
+// the error.
+func (s *sentinelRig) waitClients(old string, done func(master string) (found []string, ok bool)) error {
 	deadline := time.Now().Add(2 * time.Minute)
-	c := nodeClient(old, 0)
-	defer c.Close()
 	for {
 		m := s.g.Master()
-		var left []string
-		if m != "" && m != old {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			list, err := c.ClientList(ctx).Result()
-			cancel()
-			for line := range strings.Lines(list) {
-				for _, name := range s.clients {
-					if strings.Contains(line, " name="+name+" ") && strings.Contains(line, " flags=N ") {
-						left = append(left, name)
-					}
-				}
-			}
-			if err == nil && len(left) == 0 {
-				return nil
-			}
+		found, ok := done(m)
+		if ok {
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("hang detector: two minutes after a failover, the Sentinels report %q (was %q) and clients still on the old master: %v", m, old, left)
+			return fmt.Errorf("hang detector: two minutes after a failover, the Sentinels report %q (was %q); clients of the run found: %v", m, old, found)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-// kill kills the master (SIGKILL); once a replica is promoted, the old master comes
-// back, empty, as its replica.
+// clientsOn returns the clients of the run (by name) that have a normal connection
+// (not the tracking one) to addr.
+func (s *sentinelRig) clientsOn(addr string) ([]string, error) {
+	c := nodeClient(addr, 0)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	list, err := c.ClientList(ctx).Result()
+	if err != nil {
+		return nil, err
+	}
+	var on []string
+	for _, name := range s.clients {
+		for line := range strings.Lines(list) {
+			if strings.Contains(line, " name="+name+" ") && strings.Contains(line, " flags=N ") {
+				on = append(on, name)
+				break
+			}
+		}
+	}
+	return on, nil
+}
+
+// kill kills the master (SIGKILL); once a replica is promoted and every client of the
+// run is on it, the old master comes back, empty, as its replica. (A client that had
+// not switched yet would dial the old address again and read the empty replica: the
+// client's window, as in holdWrites, not the near cache's.)
 func (s *sentinelRig) kill() error {
 	old, err := s.g.KillMaster()
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for m := s.g.Master(); m == old || m == ""; m = s.g.Master() {
-		if time.Now().After(deadline) {
-			return errors.New("no failover 60s after the master was killed")
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := s.arrived(old); err != nil {
+		return err
 	}
 	s.failovers++
 	if err := s.g.RestartOld(old); err != nil {
