@@ -90,13 +90,6 @@ func (p *autoPipe) send(ctx context.Context, direct processor, cmd redis.Cmder) 
 	return p.brk.waitQueued(ctx, f)
 }
 
-// isNoRetry reports whether cmd is one that go-redis must not send twice: a write (see
-// noRetry).
-func isNoRetry(cmd redis.Cmder) bool {
-	nr, ok := cmd.(interface{ NoRetry() bool })
-	return ok && nr.NoRetry()
-}
-
 // batched is a processor on an autoPipe whose fast path is direct.
 type batched struct {
 	p      *autoPipe

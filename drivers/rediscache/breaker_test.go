@@ -555,12 +555,7 @@ func killClients(ctx context.Context, cn *redis.Conn) (int, error) {
 		return 0, err
 	}
 	n := 0
-	for line := range strings.Lines(list) {
-		f := make(map[string]string)
-		for _, kv := range strings.Fields(line) {
-			k, v, _ := strings.Cut(kv, "=")
-			f[k] = v
-		}
+	for _, f := range redistest.ParseClientList(list) {
 		if f["id"] == strconv.FormatInt(me, 10) || strings.HasPrefix(f["name"], "sentinel-") || strings.ContainsAny(f["flags"], "SMP") {
 			continue
 		}

@@ -397,17 +397,14 @@ func (s *sentinelRig) clientsOn(addr string) ([]string, error) {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	list, err := c.ClientList(ctx).Result()
-	if err != nil {
-		return nil, err
-	}
 	var on []string
 	for _, name := range s.clients {
-		for line := range strings.Lines(list) {
-			if strings.Contains(line, " name="+name+" ") && strings.Contains(line, " flags=N ") {
-				on = append(on, name)
-				break
-			}
+		ids, err := clientIDs(ctx, c, name, false)
+		if err != nil {
+			return nil, err
+		}
+		if len(ids) > 0 {
+			on = append(on, name)
 		}
 	}
 	return on, nil

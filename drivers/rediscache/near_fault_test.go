@@ -18,6 +18,7 @@ import (
 	"github.com/cachekit/cache/drivers/rediscache"
 	"github.com/cachekit/cache/internal/testkit/faultproxy"
 	"github.com/cachekit/cache/internal/testkit/nearcheck"
+	"github.com/cachekit/cache/internal/testkit/redistest"
 )
 
 // The near cache's fault suite: the pieces. Processes (each a driver with its own near
@@ -395,12 +396,7 @@ func clientIDs(ctx context.Context, c *redis.Client, name string, tracking bool)
 		return nil, err
 	}
 	var ids []int64
-	for line := range strings.Lines(list) {
-		f := map[string]string{}
-		for _, kv := range strings.Fields(line) {
-			k, v, _ := strings.Cut(kv, "=")
-			f[k] = v
-		}
+	for _, f := range redistest.ParseClientList(list) {
 		if f["name"] != name || strings.Contains(f["flags"], "P") != tracking {
 			continue
 		}

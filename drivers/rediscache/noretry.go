@@ -57,6 +57,13 @@ func (noRetryInt) NoRetry() bool    { return true }
 func (noRetryString) NoRetry() bool { return true }
 func (noRetryScript) NoRetry() bool { return true }
 
+// isNoRetry reports whether cmd is one that go-redis must not send twice: a write
+// (noRetryCmd marks them).
+func isNoRetry(cmd redis.Cmder) bool {
+	nr, ok := cmd.(interface{ NoRetry() bool })
+	return ok && nr.NoRetry()
+}
+
 // noRetryCmd is cmd as a command go-redis does not send twice (see noRetry).
 func noRetryCmd(cmd redis.Cmder) redis.Cmder {
 	switch c := cmd.(type) {
