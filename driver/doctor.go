@@ -92,8 +92,8 @@ const DefaultCheckTimeout = 30 * time.Second
 // StartChecks runs checks (a driver's Doctor method, see [Finding]) once, in a goroutine
 // of its own, within [DefaultCheckTimeout], and calls fn with each finding that is a
 // warning or an error, from that goroutine: the checks the cache runs at its start with
-// cache.Config.CheckOnStart. stop cancels the checks and waits for the goroutine; once stop returned, fn is not
-// called again. A nil fn starts nothing.
+// cache.Config.CheckOnStart. stop cancels the checks and waits for the goroutine; once
+// stop returned, fn is not called again. A nil fn starts nothing.
 func StartChecks(checks func(context.Context) []Finding, fn func(Finding)) (stop func()) {
 	if fn == nil {
 		return func() {}

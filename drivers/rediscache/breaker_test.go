@@ -126,14 +126,8 @@ func holdSecondProbe(t *testing.T, d *Driver) (held, release func()) {
 		return probe(ctx)
 	}
 	held = func() {
-		// A hang detector, not a speed target.
-		deadline := time.Now().Add(time.Minute)
-		for probes.Load() < 2 {
-			if time.Now().After(deadline) {
-				t.Fatal("the breaker did not probe again within a minute")
-			}
-			time.Sleep(time.Millisecond)
-		}
+		t.Helper()
+		waitFor(t, "the breaker probes again", func() bool { return probes.Load() >= 2 })
 	}
 	return held, release
 }
@@ -173,14 +167,8 @@ func TestBreakerFailsFastAndRecovers(t *testing.T) {
 
 	srv.Restart(t)
 	release()
-	// A hang detector, not a speed target: the breaker closes at its next probe.
-	deadline := time.Now().Add(time.Minute)
-	for d.BreakerOpen() {
-		if time.Now().After(deadline) {
-			t.Fatal("the breaker was still open a minute after the restart")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	// The breaker closes at its next probe.
+	waitFor(t, "the breaker closes after the restart", func() bool { return !d.BreakerOpen() })
 	if _, _, err := d.Get(ctx, "k"); err != nil {
 		t.Fatalf("Get with the breaker closed again: %v", err)
 	}
@@ -653,14 +641,8 @@ func TestBreakerEvents(t *testing.T) {
 	}
 
 	srv.Restart(t)
-	// A hang detector, not a speed target: the breaker closes at its next probe.
-	deadline := time.Now().Add(time.Minute)
-	for len(kinds()) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("no second breaker event within a minute of the restart")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	// The breaker closes at its next probe.
+	waitFor(t, "a second breaker event after the restart", func() bool { return len(kinds()) >= 2 })
 	if ks := kinds(); len(ks) != 2 || ks[1] != cache.EventBreakerClosed {
 		t.Fatalf("breaker events after the restart: %v; want breaker.opened, breaker.closed", ks)
 	}
@@ -733,18 +715,6 @@ func TestBreakerEndsQueuedReads(t *testing.T) {
 	if _, ok := d.exec.(guarded).p.(batched); !ok {
 		t.Fatalf("the driver's commands are not batched (%T): nothing is queued", d.exec)
 	}
-
-	// waitFor is a hang detector, not a speed target.
-	waitFor := func(what string, ok func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(time.Minute)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within a minute", what)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
 	// Each call but one has a minute: without the breaker's end, a queued read would
 	// wait for the held dials, and end at its deadline.
 	call := func(f func(context.Context) error) <-chan error {
@@ -763,7 +733,7 @@ func TestBreakerEndsQueuedReads(t *testing.T) {
 	srv.Stop()
 	g.close()
 	first := call(get("first")) // alone: sent directly, and held in its dial
-	waitFor("the first read dials", func() bool { return g.waits.Load() >= 1 })
+	waitFor(t, "the first read dials", func() bool { return g.waits.Load() >= 1 })
 	var reads []<-chan error
 	for i := range 5 {
 		reads = append(reads, call(get(fmt.Sprint("queued.", i))))
@@ -775,7 +745,7 @@ func TestBreakerEndsQueuedReads(t *testing.T) {
 		return d.Set(ctx, driver.Entry{Key: "w", Value: []byte(`"v"`), TTL: time.Minute})
 	})
 	p := d.exec.(guarded).p.(batched).p
-	waitFor("the reads and the write are queued", func() bool { return p.busy.Load() == 1+6+1 })
+	waitFor(t, "the reads and the write are queued", func() bool { return p.busy.Load() == 1+6+1 })
 
 	cut, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	_, _, err = d.Get(cut, "cut") // queued too, and cut by its deadline: the breaker checks
@@ -783,7 +753,7 @@ func TestBreakerEndsQueuedReads(t *testing.T) {
 	if err == nil || errors.Is(err, ErrUnavailable) {
 		t.Fatalf("the read cut by its deadline: %v; want its deadline's error", err)
 	}
-	waitFor("the breaker opens", d.BreakerOpen)
+	waitFor(t, "the breaker opens", d.BreakerOpen)
 	for i, r := range reads {
 		select {
 		case err := <-r:
@@ -847,5 +817,18 @@ func TestRawPingReadsALateLook(t *testing.T) {
 	defer cancel()
 	if err := rawPing(ctx, o); err != nil {
 		t.Fatalf("rawPing with the reply waiting in the socket: %v; want an answer", err)
+	}
+}
+
+// waitFor polls ok every millisecond until it holds, and fails t after a minute: a hang
+// detector, not a speed target.
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("hang detector: a minute and still not: %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

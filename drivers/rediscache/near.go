@@ -126,12 +126,11 @@ type near struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the Cluster's master watcher
 
-	mu       sync.Mutex // guards trackers, the stores of confirmed, serving and served
+	mu       sync.Mutex // guards trackers, the stores of confirmed, and served
 	trackers []*tracker
 	cluster  *redis.ClusterClient // nil: one tracker
 	data     *redis.Client        // the driver's client, when not a Cluster
 	stopped  bool
-	serving  bool // confirmed is not 0
 	served   bool // confirmed has been set since the start
 
 	// The changes of serving for OnNear (see setConfirmed and report): queued counts the
@@ -469,17 +468,15 @@ func (n *near) recompute() {
 }
 
 // setConfirmed stores confirmed, holding mu: every store goes through here, so that
-// serving follows it. It reports whether serving changed in a way that OnNear reports
-// (queued for report, which the caller calls once it has released mu): a drop, or a
-// restore after a drop. The first confirmation since the start is not a change, and
-// neither is the drop of stop.
+// whether the tier serves (confirmed is not 0) changes only here. It reports whether
+// that changed in a way that OnNear reports (queued for report, which the caller calls
+// once it has released mu): a drop, or a restore after a drop. The first confirmation
+// since the start is not a change, and neither is the drop of stop.
 func (n *near) setConfirmed(c int64) bool {
-	n.confirmed.Store(c)
 	serving := c != 0
-	if serving == n.serving {
+	if was := n.confirmed.Swap(c) != 0; serving == was {
 		return false
 	}
-	n.serving = serving
 	if n.stopped || (serving && !n.served) {
 		n.served = true
 		return false

@@ -350,10 +350,7 @@ func (s *sentinelRig) holdWrites() (unlock func()) {
 // the run has a connection to old any more (go-redis closes a client's connections to
 // the old master when it switches). A hang detector of two minutes.
 func (s *sentinelRig) switched(old string) error {
-	return s.waitClients(old, func(m string) ([]string, bool) {
-		if m == "" || m == old {
-			return nil, false
-		}
+	return s.waitClients(old, func(string) ([]string, bool) {
 		on, err := s.clientsOn(old)
 		return on, err == nil && len(on) == 0
 	})
@@ -364,22 +361,23 @@ func (s *sentinelRig) switched(old string) error {
 // hang detector of two minutes.
 func (s *sentinelRig) arrived(old string) error {
 	return s.waitClients(old, func(m string) ([]string, bool) {
-		if m == "" || m == old {
-			return nil, false
-		}
 		on, err := s.clientsOn(m)
 		return on, err == nil && len(on) == len(s.clients)
 	})
 }
 
-// waitClients polls done with the master the Sentinels report until it says so, for
-// two minutes at most (a hang detector); done also returns the clients it found, for
-// the error.
+// waitClients waits until the Sentinels report a master other than old and done,
+// called with it, says so, for two minutes at most (a hang detector); done also returns
+// the clients it found, for the error.
 func (s *sentinelRig) waitClients(old string, done func(master string) (found []string, ok bool)) error {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		m := s.g.Master()
-		found, ok := done(m)
+		var found []string
+		ok := false
+		if m != "" && m != old {
+			found, ok = done(m)
+		}
 		if ok {
 			return nil
 		}

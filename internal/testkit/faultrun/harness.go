@@ -2,7 +2,6 @@ package faultrun
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cachekit/cache/internal/testkit/faultproxy"
+	"github.com/cachekit/cache/internal/testkit/testproc"
 )
 
 // Config is what a [Harness] needs to know of a suite's children.
@@ -70,31 +70,10 @@ type proc struct {
 	out    string
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	stderr *buffer
+	stderr *testproc.Stderr
 	ready  chan struct{}
 	done   chan struct{}
 	err    error
-}
-
-// buffer keeps the first MiB of a child's stderr, for the test's messages.
-type buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.b.Len() > 1<<20 {
-		return len(p), nil
-	}
-	return b.b.Write(p)
-}
-
-func (b *buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // NewHarness returns the harness of a run of cfg's children.
@@ -159,7 +138,7 @@ func (h *Harness) spawn(s *slot) *proc {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	p := &proc{id: id, out: out, cmd: exec.Command(exe, "-test.run=^$"), stderr: &buffer{}, ready: make(chan struct{}), done: make(chan struct{})}
+	p := &proc{id: id, out: out, cmd: exec.Command(exe, "-test.run=^$"), stderr: &testproc.Stderr{}, ready: make(chan struct{}), done: make(chan struct{})}
 	// The race runtime sleeps a second at exit by default: not needed by a child that
 	// has closed everything it started.
 	p.cmd.Env = append(os.Environ(), h.cfg.Env+"="+string(raw), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))

@@ -2,16 +2,16 @@ package xproc
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/cachekit/cache/internal/testkit/testproc"
 )
 
 // Proc is a running child process.
@@ -21,27 +21,9 @@ type Proc struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	lines  chan string
-	stderr *buffer
+	stderr *testproc.Stderr
 	done   chan struct{} // closed when the process has exited
 	err    error         // its exit, once done is closed
-}
-
-// buffer is a bytes.Buffer that the process's stderr copier and the test may share.
-type buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // Start starts a child process on job; it is killed at the end of the test if it is
@@ -57,7 +39,7 @@ func Start(t *testing.T, job Job) *Proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proc{t: t, job: job, cmd: exec.Command(exe, "-test.run=^$"), lines: make(chan string, 1024), stderr: &buffer{}, done: make(chan struct{})}
+	p := &Proc{t: t, job: job, cmd: exec.Command(exe, "-test.run=^$"), lines: make(chan string, 1024), stderr: &testproc.Stderr{}, done: make(chan struct{})}
 	// The race runtime sleeps a second at exit by default: not needed by processes that
 	// have closed everything they started.
 	p.cmd.Env = append(os.Environ(), Env+"="+string(raw), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
